@@ -1,0 +1,53 @@
+package actors
+
+import (
+	"errors"
+
+	"github.com/tokenserver/tokenserver/tlsio"
+	"github.com/tokenserver/tokenserver/wire"
+)
+
+// Codes of ErrorOccurred, one per kind of cause.
+const (
+	CodeInvalidEscape = "invalid_escape"
+	CodeTokenTooLarge = "token_too_large"
+	CodeHandshake     = "handshake"
+	CodeSlowConsumer  = "slow_consumer"
+	CodeQueueFull     = "queue_full"
+	CodeListen        = "listen"
+	CodeDial          = "dial"
+	CodeConnection    = "connection"
+	CodeTooManyConns  = "too_many_connections"
+	CodeHandlerPanic  = "handler_panic"
+	CodeForcedClose   = "forced_close"
+	CodeOther         = "error"
+)
+
+// ErrorCode returns the ErrorOccurred code for err.
+func ErrorCode(err error) string {
+	switch {
+	case errors.Is(err, wire.ErrInvalidEscape):
+		return CodeInvalidEscape
+	case errors.Is(err, wire.ErrTokenTooLarge):
+		return CodeTokenTooLarge
+	case errors.Is(err, tlsio.ErrWriteTimeout):
+		return CodeSlowConsumer
+	case errors.Is(err, ErrHandshake):
+		return CodeHandshake
+	case errors.Is(err, ErrQueueFull):
+		return CodeQueueFull
+	case errors.Is(err, ErrListen):
+		return CodeListen
+	case errors.Is(err, ErrDial):
+		return CodeDial
+	case errors.Is(err, ErrTooManyConnections):
+		return CodeTooManyConns
+	case errors.Is(err, ErrHandlerPanic):
+		return CodeHandlerPanic
+	case errors.Is(err, ErrForcedClose):
+		return CodeForcedClose
+	case errors.Is(err, ErrConnection):
+		return CodeConnection
+	}
+	return CodeOther
+}

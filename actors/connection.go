@@ -1,0 +1,128 @@
+package actors
+
+import (
+	"crypto/tls"
+	"net"
+	"sync/atomic"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tokenserver/tokenserver/wire"
+)
+
+// Connection is the handle of one connection: the original's Connection
+// (token event, send, close, remoteClose, isDead). It is safe for concurrent
+// use, and none of its methods blocks on the network: they post messages to
+// the connection actor that owns the socket.
+type Connection struct {
+	id     uint64
+	pid    *actor.PID // set by the spawner before the handle is shared
+	root   *actor.RootContext
+	shared *connShared
+	remote net.Addr
+	local  net.Addr
+	tls    atomic.Pointer[tls.ConnectionState]
+}
+
+// connShared is the little state the handle and the connection actor both
+// see: whether the connection still takes tokens, and how many bytes wait in
+// its outbound queue.
+type connShared struct {
+	dead   atomic.Bool
+	queued atomic.Int64
+	hwm    int64
+}
+
+var connIDs atomic.Uint64
+
+func newConnection(root *actor.RootContext, conn net.Conn, hwm int) *Connection {
+	c := &Connection{
+		id:     connIDs.Add(1),
+		root:   root,
+		shared: &connShared{hwm: int64(hwm)},
+	}
+	if conn != nil {
+		c.remote, c.local = conn.RemoteAddr(), conn.LocalAddr()
+	}
+	return c
+}
+
+// ID is a number unique to this connection within the process.
+func (c *Connection) ID() uint64 { return c.id }
+
+// PID is the connection actor's PID. Send it SendToken or CloseConnection
+// from any actor, local or remote.
+func (c *Connection) PID() *actor.PID { return c.pid }
+
+// RemoteAddr is the peer's address.
+func (c *Connection) RemoteAddr() net.Addr { return c.remote }
+
+// LocalAddr is our end's address.
+func (c *Connection) LocalAddr() net.Addr { return c.local }
+
+// TLSState returns the TLS connection state once the handshake is done (the
+// peer's certificates among it), and false for a connection that is not TLS
+// or has not finished its handshake.
+func (c *Connection) TLSState() (tls.ConnectionState, bool) {
+	if s := c.tls.Load(); s != nil {
+		return *s, true
+	}
+	return tls.ConnectionState{}, false
+}
+
+// IsDead reports whether the connection no longer takes tokens: it was
+// closed, by either side, or failed.
+func (c *Connection) IsDead() bool { return c.shared.dead.Load() }
+
+// Queued is the number of bytes waiting in the outbound queue.
+func (c *Connection) Queued() int { return int(c.shared.queued.Load()) }
+
+// Send queues token for sending and reports whether it was taken: false if
+// the connection is dead, or if the outbound queue would pass its high-water
+// mark, in which case the connection fails with ErrQueueFull (the peer does
+// not keep up). A single token is always taken by an empty queue, whatever its
+// size. Send copies token: the caller may reuse it at once.
+func (c *Connection) Send(token []byte) bool {
+	n := wire.EncodedLen(token)
+	if !c.reserve(n) {
+		return false
+	}
+	c.root.Send(c.pid, outFrame(wire.AppendToken(make([]byte, 0, n), token)))
+	return true
+}
+
+// RemoteClose sends the remoteClose control frame, asking the peer to close
+// its side. It returns false if the connection is dead.
+func (c *Connection) RemoteClose() bool {
+	if !c.reserve(2) {
+		return false
+	}
+	c.root.Send(c.pid, outFrame(wire.AppendRemoteClose(nil)))
+	return true
+}
+
+// Close closes the connection cleanly: what was sent before is written, then
+// our side is shut and the socket closed once the peer closes too (or after
+// the close timeout). It returns true if the connection was alive, false if
+// it was already dead.
+func (c *Connection) Close() bool {
+	if !c.shared.dead.CompareAndSwap(false, true) {
+		return false
+	}
+	c.root.Send(c.pid, closeRequest{})
+	return true
+}
+
+// reserve claims n bytes of the outbound queue.
+func (c *Connection) reserve(n int) bool {
+	s := c.shared
+	if s.dead.Load() {
+		return false
+	}
+	after := s.queued.Add(int64(n))
+	if after > s.hwm && after != int64(n) {
+		s.queued.Add(-int64(n))
+		c.root.Send(c.pid, queueFull{})
+		return false
+	}
+	return true
+}

@@ -1,0 +1,93 @@
+package actors
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tokenserver/tokenserver/wire"
+)
+
+// events delivers the events of one server, client or standalone connection
+// to the user: to the callbacks and to the handler PID. It runs inside the
+// owning actor, so callbacks never run concurrently with each other.
+type events struct {
+	handler *actor.PID
+	log     *slog.Logger
+}
+
+// call runs a user callback, turning a panic into an error. It reports
+// whether the callback returned normally.
+func (e *events) call(what string, f func()) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("%w: %s: %v", ErrHandlerPanic, what, v)
+			e.log.Error("handler panicked", "callback", what, "value", v)
+		}
+	}()
+	f()
+	return nil
+}
+
+// tell sends an event message to the handler PID, if there is one.
+func (e *events) tell(ctx actor.Context, msg any) {
+	if e.handler != nil {
+		ctx.Send(e.handler, msg)
+	}
+}
+
+func errorEvent(c *Connection, err error) *ErrorOccurred {
+	ev := &ErrorOccurred{Code: ErrorCode(err), Message: err.Error()}
+	if c != nil {
+		ev.Conn, ev.ConnID = c.pid, c.id
+	}
+	return ev
+}
+
+func closedEvent(c *Connection, hadError bool) *Closed {
+	ev := &Closed{HadError: hadError}
+	if c != nil {
+		ev.Conn, ev.ConnID = c.pid, c.id
+	}
+	return ev
+}
+
+func connectedEvent(c *Connection) *Connected {
+	return &Connected{Conn: c.pid, ConnID: c.id, RemoteAddr: addrString(c.remote), LocalAddr: addrString(c.local)}
+}
+
+func addrString(a interface{ String() string }) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
+}
+
+// deliver hands the frames of one read chunk to the user, in order, then
+// lets the connection read on. A callback that panics closes the connection
+// with ErrHandlerPanic (the error event, then close) and the rest of the batch
+// is dropped. onRemoteClose nil means remoteClose frames are ignored, as the
+// original server does.
+func (e *events) deliver(ctx actor.Context, m connFrames,
+	onToken func([]byte, *Connection), onRemoteClose func(*Connection)) {
+	defer ctx.Send(m.c.pid, framesDone{})
+	for _, f := range m.frames {
+		var err error
+		if f.Kind == wire.KindRemoteClose {
+			if onRemoteClose == nil {
+				continue
+			}
+			err = e.call("OnRemoteClose", func() { onRemoteClose(m.c) })
+			e.tell(ctx, &RemoteClosed{Conn: m.c.pid, ConnID: m.c.id})
+		} else {
+			if onToken != nil {
+				err = e.call("OnToken", func() { onToken(f.Token, m.c) })
+			}
+			e.tell(ctx, &TokenReceived{Conn: m.c.pid, ConnID: m.c.id, Data: f.Token})
+		}
+		if err != nil {
+			ctx.Send(m.c.pid, forceClose{err})
+			return
+		}
+	}
+}

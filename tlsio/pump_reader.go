@@ -1,0 +1,118 @@
+package tlsio
+
+import (
+	"net"
+	"sync"
+)
+
+// Read pump defaults.
+const (
+	// DefaultReadBufferSize is the largest read a ReadPump makes at once.
+	DefaultReadBufferSize = 64 << 10
+	// DefaultReadWindow is how many chunks a ReadPump may have handed on and
+	// not yet seen released before it stops reading.
+	DefaultReadWindow = 4
+	// minReadBufferSize is the read buffer an idle connection starts with; it
+	// grows while reads fill it, so idle connections stay small.
+	minReadBufferSize = 4 << 10
+)
+
+// ReadConfig configures a ReadPump.
+type ReadConfig struct {
+	// BufferSize is the largest read at once (default DefaultReadBufferSize).
+	BufferSize int
+	// Window is the number of chunks handed on and not yet released after
+	// which the pump stops reading (default DefaultReadWindow). While it does
+	// not read, TCP flow control pushes back on the peer.
+	Window int
+	// Before, if set, runs first in the pump's goroutine (for example the TLS
+	// handshake). If it fails, the pump stops with its error and reads nothing.
+	Before func() error
+}
+
+// ReadPump is the goroutine that reads a socket for the actor that owns it.
+// Every successful read is copied into a new slice of exactly the bytes read
+// and passed to the onChunk function given to StartReadPump; the slice then
+// belongs to the receiver. When reading ends (error, EOF, or the owner closing
+// the socket) onStop is called once with the cause and the goroutine exits.
+type ReadPump struct {
+	credits chan struct{}
+	done    chan struct{}
+	stop    chan struct{}
+	once    sync.Once
+}
+
+// StartReadPump starts reading conn in a new goroutine. onChunk and onStop are
+// called from that goroutine; they should only post a message to the owner.
+func StartReadPump(conn net.Conn, cfg ReadConfig, onChunk func([]byte), onStop func(error)) *ReadPump {
+	if cfg.BufferSize <= 0 {
+		cfg.BufferSize = DefaultReadBufferSize
+	}
+	if cfg.Window <= 0 {
+		cfg.Window = DefaultReadWindow
+	}
+	p := &ReadPump{
+		credits: make(chan struct{}, cfg.Window),
+		done:    make(chan struct{}),
+		stop:    make(chan struct{}),
+	}
+	for i := 0; i < cfg.Window; i++ {
+		p.credits <- struct{}{}
+	}
+	go p.run(conn, cfg, onChunk, onStop)
+	return p
+}
+
+func (p *ReadPump) run(conn net.Conn, cfg ReadConfig, onChunk func([]byte), onStop func(error)) {
+	defer close(p.done)
+	if cfg.Before != nil {
+		if err := cfg.Before(); err != nil {
+			onStop(err)
+			return
+		}
+	}
+	size := min(minReadBufferSize, cfg.BufferSize)
+	buf := make([]byte, size)
+	for {
+		select {
+		case <-p.credits:
+		case <-p.stop:
+			onStop(nil)
+			return
+		}
+		n, err := conn.Read(buf)
+		if n > 0 {
+			chunk := make([]byte, n)
+			copy(chunk, buf[:n])
+			onChunk(chunk)
+			if n == len(buf) && len(buf) < cfg.BufferSize {
+				buf = make([]byte, min(2*len(buf), cfg.BufferSize))
+			}
+		} else {
+			p.Release() // nothing was handed on: the credit is still ours
+		}
+		if err != nil {
+			onStop(err)
+			return
+		}
+	}
+}
+
+// Release gives back the credit of one chunk the owner has finished with.
+// It never blocks; extra releases are ignored.
+func (p *ReadPump) Release() {
+	select {
+	case p.credits <- struct{}{}:
+	default:
+	}
+}
+
+// Stop asks the pump to stop before its next read. A read already in progress
+// is ended only by closing the socket (or a read deadline), which the owner
+// does; either way onStop is called once.
+func (p *ReadPump) Stop() {
+	p.once.Do(func() { close(p.stop) })
+}
+
+// Done is closed when the pump's goroutine has exited.
+func (p *ReadPump) Done() <-chan struct{} { return p.done }

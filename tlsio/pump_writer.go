@@ -1,0 +1,92 @@
+package tlsio
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+)
+
+// DefaultWriteTimeout is how long a peer may read nothing while we have data
+// for it before its connection counts as a slow consumer.
+const DefaultWriteTimeout = 10 * time.Second
+
+// writeSlice is the largest piece written under one deadline, so that a big
+// buffer sent to a peer that reads slowly but steadily is not a timeout.
+const writeSlice = 256 << 10
+
+// ErrWriteTimeout reports a slow consumer: the peer read nothing for the
+// write timeout while data was waiting for it.
+var ErrWriteTimeout = errors.New("tlsio: write timed out: peer is not reading (slow consumer)")
+
+// WritePump is the goroutine that writes a socket for the actor that owns it.
+// The owner hands it one buffer at a time with Write and waits for onWritten
+// before handing the next, so frames queued meanwhile leave in one write.
+type WritePump struct {
+	in   chan []byte
+	done chan struct{}
+	once sync.Once
+}
+
+// StartWritePump starts the writer goroutine for conn. After each buffer is
+// written in full, onWritten(len) is called; on the first error, or after
+// Close, onStop is called once (nil after Close) and the goroutine exits.
+// timeout <= 0 disables the write deadline.
+func StartWritePump(conn net.Conn, timeout time.Duration, onWritten func(n int), onStop func(error)) *WritePump {
+	p := &WritePump{in: make(chan []byte, 1), done: make(chan struct{})}
+	go p.run(conn, timeout, onWritten, onStop)
+	return p
+}
+
+func (p *WritePump) run(conn net.Conn, timeout time.Duration, onWritten func(int), onStop func(error)) {
+	defer close(p.done)
+	for b := range p.in {
+		if err := writeAll(conn, b, timeout); err != nil {
+			onStop(err)
+			return
+		}
+		onWritten(len(b))
+	}
+	onStop(nil)
+}
+
+func writeAll(conn net.Conn, b []byte, timeout time.Duration) error {
+	for len(b) > 0 {
+		piece := b[:min(len(b), writeSlice)]
+		if timeout > 0 {
+			if err := conn.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
+				return fmt.Errorf("tlsio: set write deadline: %w", err)
+			}
+		}
+		n, err := conn.Write(piece)
+		b = b[n:]
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return fmt.Errorf("%w (%v)", ErrWriteTimeout, timeout)
+			}
+			return fmt.Errorf("tlsio: write: %w", err)
+		}
+	}
+	return nil
+}
+
+// Write hands b to the pump. It never blocks: it returns false if a buffer
+// is still waiting to be picked up. It must not be called after Close.
+func (p *WritePump) Write(b []byte) bool {
+	select {
+	case p.in <- b:
+		return true
+	default:
+		return false
+	}
+}
+
+// Close lets the pump finish the buffer it has, then stop.
+func (p *WritePump) Close() {
+	p.once.Do(func() { close(p.in) })
+}
+
+// Done is closed when the pump's goroutine has exited.
+func (p *WritePump) Done() <-chan struct{} { return p.done }

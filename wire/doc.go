@@ -1,0 +1,17 @@
+// Package wire implements token/1, the framing of npm token-server 1.0.10.
+//
+// A token is any byte string, the empty one included. On the wire a token is
+// its escaped body followed by one newline (0x0A). Escaping turns a backslash
+// (0x5C) into two backslashes and a newline into a backslash followed by "n";
+// every other byte is copied. The frame whose body is exactly one backslash
+// ("\\\n") is the remoteClose control frame: the server is going away and asks
+// the client to close its side.
+//
+// The package is pure Go with no I/O of its own and no actors: an append-style
+// encoder ([AppendToken]), a [Writer] helper over an io.Writer, and a
+// streaming [Decoder] that is fed chunks split anywhere and yields frames in
+// order. The decoder enforces a maximum decoded token size so that a peer that
+// never sends a newline cannot make it buffer without bound, and reports
+// protocol errors as typed values that can be matched with errors.Is and
+// errors.As.
+package wire
