@@ -1,0 +1,110 @@
+package tlsio
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+)
+
+// DefaultHandshakeTimeout is the handshake timeout used by [Handshake] and
+// [Dial] when none is given.
+const DefaultHandshakeTimeout = 10 * time.Second
+
+// Handshake runs the TLS handshake of c (client or server side), bounded by
+// ctx and by timeout: 0 means [DefaultHandshakeTimeout], a negative value
+// means no timeout beyond ctx.
+//
+// When the timeout expires first, the error wraps both [ErrHandshakeTimeout]
+// and context.DeadlineExceeded. When ctx ends first, the error wraps ctx's
+// error (context.Canceled or context.DeadlineExceeded) but not
+// ErrHandshakeTimeout. Any other failure (a bad certificate, a protocol
+// error, a closed connection) is wrapped as "tlsio: TLS handshake: %w".
+//
+// When the handshake is interrupted by the timeout or ctx, crypto/tls has
+// already closed the underlying connection. In every case the caller still
+// owns c and should Close it after a failure.
+func Handshake(ctx context.Context, c *tls.Conn, timeout time.Duration) error {
+	if timeout == 0 {
+		timeout = DefaultHandshakeTimeout
+	}
+	hctx := ctx
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		hctx, cancel = context.WithTimeoutCause(ctx, timeout, ErrHandshakeTimeout)
+		defer cancel()
+	}
+	err := c.HandshakeContext(hctx)
+	if err == nil {
+		return nil
+	}
+	// Our own timer fired first (not the parent's deadline or cancellation):
+	// the cause of hctx is then ErrHandshakeTimeout.
+	if timeout > 0 && errors.Is(context.Cause(hctx), ErrHandshakeTimeout) {
+		return fmt.Errorf("%w after %v: %w", ErrHandshakeTimeout, timeout, context.DeadlineExceeded)
+	}
+	if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+		// The handshake failed because ctx ended (the connection was
+		// closed under it); report the context's error too.
+		return fmt.Errorf("tlsio: TLS handshake: %w: %w", ctx.Err(), err)
+	}
+	return fmt.Errorf("tlsio: TLS handshake: %w", err)
+}
+
+// DialConfig configures [Dial].
+type DialConfig struct {
+	// HandshakeTimeout bounds the TLS handshake: 0 means
+	// [DefaultHandshakeTimeout], a negative value means no timeout beyond
+	// the context given to Dial.
+	HandshakeTimeout time.Duration
+
+	// KeepAlive is the TCP keep-alive period. 0 means Go's default (15s);
+	// a negative value turns keep-alives off.
+	KeepAlive time.Duration
+}
+
+// Dial connects to addr ("host:port") over TCP, bounded by ctx, and runs the
+// client side of the TLS handshake with cfg, bounded by ctx and
+// dc.HandshakeTimeout (see [Handshake]).
+//
+// cfg is cloned, never modified; nil means an empty config. When its
+// ServerName is empty, the host part of addr is used, so the server
+// certificate must be valid for the name or IP address that was dialed.
+//
+// On failure the socket is closed and the error, which names addr, wraps the
+// cause (for example [ErrHandshakeTimeout], a *net.OpError, or a
+// *tls.CertificateVerificationError).
+func Dial(ctx context.Context, addr string, cfg *tls.Config, dc DialConfig) (*tls.Conn, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("tlsio: dial %s: %w", addr, err)
+	}
+	var c *tls.Config
+	if cfg != nil {
+		c = cfg.Clone()
+	} else {
+		c = &tls.Config{}
+	}
+	if c.ServerName == "" {
+		// An IPv6 zone ("fe80::1%eth0") is not part of any certificate.
+		if i := strings.IndexByte(host, '%'); i >= 0 {
+			host = host[:i]
+		}
+		c.ServerName = host
+	}
+
+	d := net.Dialer{KeepAlive: dc.KeepAlive}
+	raw, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("tlsio: dial %s: %w", addr, err)
+	}
+	tc := tls.Client(raw, c)
+	if err := Handshake(ctx, tc, dc.HandshakeTimeout); err != nil {
+		tc.Close()
+		return nil, fmt.Errorf("tlsio: dial %s: %w", addr, err)
+	}
+	return tc, nil
+}

@@ -1,0 +1,36 @@
+package tlsio
+
+import "errors"
+
+// Errors returned while building a *tls.Config from [Options] or while
+// loading PEM files. They are wrapped with more detail (which input, which
+// file, the underlying parse error); match them with errors.Is.
+var (
+	// ErrBadPEM means a key, certificate or CA input could not be parsed:
+	// no PEM block of the expected type, a block whose contents do not parse,
+	// or an encrypted private key (passphrases are not supported). The
+	// wrapping error says which input ("key", "cert" or "ca") was at fault.
+	ErrBadPEM = errors.New("tlsio: bad PEM")
+
+	// ErrKeyMismatch means the private key does not belong to the
+	// certificate. The error from tls.X509KeyPair is wrapped as well.
+	ErrKeyMismatch = errors.New("tlsio: private key does not match certificate")
+
+	// ErrIncompleteKeyPair means only one of Options.Key and Options.Cert
+	// was given. Both are needed to present a certificate.
+	ErrIncompleteKeyPair = errors.New("tlsio: key and cert must be given together")
+
+	// ErrNoCA means a server was asked to require and verify client
+	// certificates (RequestCert with RejectUnauthorized true) but has no CA
+	// to verify them against: neither Options.CA nor TLSConfig.ClientCAs.
+	ErrNoCA = errors.New("tlsio: client certificates required but no CA to verify them against")
+
+	// ErrNoCertificate means a server configuration has no certificate to
+	// present: no Options.Key/Cert, and the TLSConfig escape hatch provides
+	// neither Certificates, GetCertificate nor GetConfigForClient.
+	ErrNoCertificate = errors.New("tlsio: server has no certificate")
+
+	// ErrHandshakeTimeout means a TLS handshake did not complete within its
+	// timeout. See [Handshake].
+	ErrHandshakeTimeout = errors.New("tlsio: TLS handshake timed out")
+)

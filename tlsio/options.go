@@ -1,0 +1,102 @@
+package tlsio
+
+import (
+	"crypto/tls"
+	"fmt"
+	"os"
+)
+
+// Options are the TLS options of npm token-server (which passes them to
+// node's tls module): key, cert, ca, requestCert and rejectUnauthorized, plus
+// a client-side ServerName and an escape hatch for any other TLS setting.
+//
+// Turn them into a *tls.Config with [ServerConfig] or [ClientConfig].
+type Options struct {
+	// Key and Cert are the PEM-encoded private key and certificate (chain)
+	// this side presents: the server certificate for a server, the client
+	// certificate for a client. They must be given together or not at all.
+	// Cert may hold intermediate certificates after the leaf.
+	Key, Cert []byte
+
+	// CA is PEM and may hold several certificates. A server verifies client
+	// certificates against it; a client verifies the server certificate
+	// against it (the system roots are used when CA is empty).
+	CA []byte
+
+	// RequestCert makes a server ask for a client certificate. Ignored by
+	// clients.
+	RequestCert bool
+
+	// RejectUnauthorized controls verification of the peer's certificate.
+	// nil means true, as in Node; use [Bool] to set it.
+	//
+	// Server with RequestCert: true requires a client certificate and
+	// verifies it against CA; false asks for one but accepts any, or none
+	// (see [ServerConfig]). Client: true verifies the server certificate
+	// against CA (or the system roots) and checks its name; false skips all
+	// verification. Setting it to false logs a warning once.
+	RejectUnauthorized *bool
+
+	// ServerName is the name a client verifies the server certificate
+	// against (and sends as SNI). Empty means the host being dialed: [Dial]
+	// fills it in. Ignored by servers.
+	ServerName string
+
+	// TLSConfig is an escape hatch for any other TLS setting. It is cloned,
+	// never modified, and the fields above are applied on top of the clone
+	// only where they are set. MinVersion is always raised to at least
+	// TLS 1.2.
+	TLSConfig *tls.Config
+}
+
+// Bool returns a pointer to b, for Options.RejectUnauthorized.
+func Bool(b bool) *bool { return &b }
+
+// rejectUnauthorized reports the effective RejectUnauthorized (nil = true).
+func (o Options) rejectUnauthorized() bool {
+	return o.RejectUnauthorized == nil || *o.RejectUnauthorized
+}
+
+// LoadFiles reads PEM files into the Key, Cert and CA of an Options. An empty
+// path skips that file. Each file read is checked to hold PEM of the expected
+// kind (a private key, certificates); whether key and certificate match is
+// checked later, by [ServerConfig] and [ClientConfig]. Errors name the file
+// and wrap the underlying error (for example fs.ErrNotExist or [ErrBadPEM]).
+func LoadFiles(keyFile, certFile, caFile string) (Options, error) {
+	var o Options
+	var err error
+	if keyFile != "" {
+		if o.Key, err = readPEMFile("key", keyFile); err != nil {
+			return Options{}, err
+		}
+		if _, err := parseKey(o.Key); err != nil {
+			return Options{}, fmt.Errorf("tlsio: key file %s: %w", keyFile, err)
+		}
+	}
+	if certFile != "" {
+		if o.Cert, err = readPEMFile("cert", certFile); err != nil {
+			return Options{}, err
+		}
+		if _, err := parseCerts("cert", o.Cert); err != nil {
+			return Options{}, fmt.Errorf("tlsio: cert file %s: %w", certFile, err)
+		}
+	}
+	if caFile != "" {
+		if o.CA, err = readPEMFile("ca", caFile); err != nil {
+			return Options{}, err
+		}
+		if _, err := parseCerts("ca", o.CA); err != nil {
+			return Options{}, fmt.Errorf("tlsio: ca file %s: %w", caFile, err)
+		}
+	}
+	return o, nil
+}
+
+func readPEMFile(what, name string) ([]byte, error) {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		// The *fs.PathError names the file; say which option it was for.
+		return nil, fmt.Errorf("tlsio: read %s file: %w", what, err)
+	}
+	return b, nil
+}

@@ -1,0 +1,81 @@
+package tlsio
+
+import (
+	"bytes"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestBool(t *testing.T) {
+	if p := Bool(false); p == nil || *p {
+		t.Error("Bool(false)")
+	}
+	if p := Bool(true); p == nil || !*p {
+		t.Error("Bool(true)")
+	}
+	if Bool(true) == Bool(true) {
+		t.Error("Bool returns a shared pointer")
+	}
+	if !(Options{}).rejectUnauthorized() || !(Options{RejectUnauthorized: Bool(true)}).rejectUnauthorized() ||
+		(Options{RejectUnauthorized: Bool(false)}).rejectUnauthorized() {
+		t.Error("rejectUnauthorized: nil must mean true")
+	}
+}
+
+func TestLoadFiles(t *testing.T) {
+	d := tlsTestDevCerts(t)
+	dir := t.TempDir()
+	if err := d.WriteFiles(dir, false); err != nil {
+		t.Fatal(err)
+	}
+	p := func(name string) string { return filepath.Join(dir, name) }
+
+	o, err := LoadFiles(p("server.key"), p("server.crt"), p("ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(o.Key, d.ServerKey) || !bytes.Equal(o.Cert, d.ServerCert) || !bytes.Equal(o.CA, d.CACert) {
+		t.Error("LoadFiles returned other contents")
+	}
+	if o.RequestCert || o.RejectUnauthorized != nil || o.TLSConfig != nil || o.ServerName != "" {
+		t.Errorf("LoadFiles set more than Key, Cert, CA: %+v", o)
+	}
+
+	o, err = LoadFiles("", "", p("ca.crt"))
+	if err != nil || o.Key != nil || o.Cert != nil || o.CA == nil {
+		t.Errorf("CA only: %+v, %v", o, err)
+	}
+	if o, err := LoadFiles("", "", ""); err != nil || o.Key != nil || o.Cert != nil || o.CA != nil {
+		t.Errorf("no files: %+v, %v", o, err)
+	}
+
+	missing := p("missing.key")
+	_, err = LoadFiles(missing, p("server.crt"), "")
+	if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), missing) || !strings.Contains(err.Error(), "key") {
+		t.Errorf("missing file: err = %v, want fs.ErrNotExist naming %s", err, missing)
+	}
+
+	junk := p("junk.pem")
+	if err := os.WriteFile(junk, []byte("not PEM\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][3]string{
+		{junk, "", ""}, {"", junk, ""}, {"", "", junk},
+		{p("server.crt"), "", ""}, // a certificate is not a key
+		{"", p("server.key"), ""}, // a key is not a certificate
+	} {
+		_, err := LoadFiles(args[0], args[1], args[2])
+		if !errors.Is(err, ErrBadPEM) {
+			t.Errorf("LoadFiles%q: err = %v, want ErrBadPEM", args, err)
+			continue
+		}
+		name := args[0] + args[1] + args[2]
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("LoadFiles%q: err %q does not name the file", args, err)
+		}
+	}
+}
