@@ -1,0 +1,136 @@
+package tlsio
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"time"
+)
+
+func pumpWait[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(5 * time.Second):
+		t.Fatalf("timed out waiting for %s", what)
+		panic("unreachable")
+	}
+}
+
+func TestReadPumpDeliversChunksAndStopsOnEOF(t *testing.T) {
+	a, b := net.Pipe()
+	chunks := make(chan []byte, 16)
+	stopped := make(chan error, 1)
+	p := StartReadPump(a, ReadConfig{}, func(c []byte) { chunks <- c }, func(err error) { stopped <- err })
+	go func() {
+		b.Write([]byte("hello\n"))
+		b.Write([]byte("world\n"))
+		b.Close()
+	}()
+	var got []byte
+	for len(got) < 12 {
+		c := pumpWait(t, chunks, "chunk")
+		got = append(got, c...)
+		p.Release()
+	}
+	if string(got) != "hello\nworld\n" {
+		t.Fatalf("got %q", got)
+	}
+	if err := pumpWait(t, stopped, "stop"); !errors.Is(err, io.EOF) {
+		t.Fatalf("stop error = %v, want EOF", err)
+	}
+	pumpWait(t, p.Done(), "pump exit")
+	a.Close()
+}
+
+func TestReadPumpStopsReadingWhenWindowIsFull(t *testing.T) {
+	a, b := net.Pipe()
+	defer b.Close()
+	chunks := make(chan []byte, 16)
+	stopped := make(chan error, 1)
+	p := StartReadPump(a, ReadConfig{Window: 2}, func(c []byte) { chunks <- c }, func(err error) { stopped <- err })
+	// Two writes fill the window; the third write must block because the
+	// pump does not read (net.Pipe is unbuffered) until a chunk is released.
+	b.Write([]byte("1"))
+	b.Write([]byte("2"))
+	pumpWait(t, chunks, "chunk 1")
+	pumpWait(t, chunks, "chunk 2")
+	third := make(chan struct{})
+	go func() { b.Write([]byte("3")); close(third) }()
+	select {
+	case <-third:
+		t.Fatal("pump read past its window")
+	case <-time.After(100 * time.Millisecond): // a bounded wait for a non-event
+	}
+	p.Release()
+	pumpWait(t, third, "third write after release")
+	if c := pumpWait(t, chunks, "chunk 3"); string(c) != "3" {
+		t.Fatalf("chunk 3 = %q", c)
+	}
+	// Out of credits, the pump waits without reading: Stop ends it.
+	p.Stop()
+	a.Close()
+	pumpWait(t, stopped, "stop")
+	pumpWait(t, p.Done(), "pump exit")
+}
+
+func TestReadPumpBeforeFailureStopsWithoutReading(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	boom := errors.New("handshake failed")
+	stopped := make(chan error, 1)
+	p := StartReadPump(a, ReadConfig{Before: func() error { return boom }},
+		func([]byte) { t.Error("no chunk expected") }, func(err error) { stopped <- err })
+	if err := pumpWait(t, stopped, "stop"); !errors.Is(err, boom) {
+		t.Fatalf("stop error = %v", err)
+	}
+	pumpWait(t, p.Done(), "pump exit")
+}
+
+func TestWritePumpWritesBuffersInOrderThenStopsOnClose(t *testing.T) {
+	a, b := net.Pipe()
+	defer b.Close()
+	written := make(chan int, 4)
+	stopped := make(chan error, 1)
+	p := StartWritePump(a, time.Second, func(n int) { written <- n }, func(err error) { stopped <- err })
+	got := make(chan []byte, 1)
+	go func() {
+		all, _ := io.ReadAll(b)
+		got <- all
+	}()
+	if !p.Write([]byte("abc\n")) {
+		t.Fatal("Write refused on an idle pump")
+	}
+	if n := pumpWait(t, written, "written"); n != 4 {
+		t.Fatalf("written %d", n)
+	}
+	p.Write(bytes.Repeat([]byte("x"), 600<<10)) // more than one write slice
+	if n := pumpWait(t, written, "written"); n != 600<<10 {
+		t.Fatalf("written %d", n)
+	}
+	p.Close()
+	if err := pumpWait(t, stopped, "stop"); err != nil {
+		t.Fatalf("stop error = %v", err)
+	}
+	a.Close()
+	if all := pumpWait(t, got, "reader"); len(all) != 4+600<<10 || string(all[:4]) != "abc\n" {
+		t.Fatalf("peer read %d bytes", len(all))
+	}
+}
+
+func TestWritePumpReportsSlowConsumer(t *testing.T) {
+	a, b := net.Pipe() // nobody reads b
+	defer a.Close()
+	defer b.Close()
+	stopped := make(chan error, 1)
+	p := StartWritePump(a, 50*time.Millisecond, func(int) {}, func(err error) { stopped <- err })
+	p.Write([]byte("never read\n"))
+	if err := pumpWait(t, stopped, "stop"); !errors.Is(err, ErrWriteTimeout) {
+		t.Fatalf("stop error = %v, want ErrWriteTimeout", err)
+	}
+	pumpWait(t, p.Done(), "pump exit")
+}
