@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tokenserver/tokenserver/supervisor"
 	"github.com/tokenserver/tokenserver/tlsio"
 )
 
@@ -25,6 +26,13 @@ type Client struct {
 	conn   atomic.Pointer[Connection]
 	done   chan struct{}
 	gone   atomic.Bool
+
+	// Reconnection and its buffer.
+	reconnect bool
+	bufLimit  int64
+	bufBytes  atomic.Int64 // bytes taken by Send and not yet sent or dropped
+	routed    atomic.Int64 // tokens on their way through the client actor
+	cycling   atomic.Bool  // reconnection is active: Send may buffer
 }
 
 // NewClient checks the options, builds the TLS configuration and starts the
@@ -46,8 +54,21 @@ func NewClient(opts ClientOptions) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
 	}
+	if r := opts.Reconnect; r != nil {
+		if err := r.Policy.Validate(); err != nil {
+			return nil, fmt.Errorf("%w: reconnect: %w", ErrInvalidOptions, err)
+		}
+		if r.BufferSize < 0 {
+			return nil, fmt.Errorf("%w: reconnect buffer size %d is negative", ErrInvalidOptions, r.BufferSize)
+		}
+	}
 	system, log, owned := opts.Runtime.resolve()
 	c := &Client{system: system, owned: owned, done: make(chan struct{})}
+	if opts.Reconnect != nil {
+		c.reconnect = true
+		c.bufLimit = int64(opts.Reconnect.BufferSize)
+		c.cycling.Store(true)
+	}
 	c.status.store(CONNECTING)
 	a := &clientActor{
 		c: c, opts: opts, limits: limits, tls: cfg,
@@ -67,25 +88,47 @@ func (c *Client) Status() Status { return c.status.load() }
 // Connection returns the live connection, or nil when not connected.
 func (c *Client) Connection() *Connection { return c.conn.Load() }
 
-// Send sends token to the server. It returns false when not connected, and
-// otherwise as Connection.Send.
+// Buffered is the number of bytes of tokens waiting in the reconnect buffer.
+func (c *Client) Buffered() int { return int(c.bufBytes.Load()) }
+
+// Send sends token to the server. Connected, it returns as Connection.Send.
+// Not connected, it returns false, as in the original, unless reconnection is
+// on with a buffer: then the token waits in the reconnect buffer and is sent,
+// in order, once connected; if the buffer is full Send returns false and the
+// token is also reported by OnDropped. Send copies token.
 func (c *Client) Send(token []byte) bool {
-	if conn := c.conn.Load(); conn != nil {
-		return conn.Send(token)
+	if conn := c.conn.Load(); conn != nil && c.routed.Load() == 0 {
+		if conn.Send(token) {
+			return true
+		}
 	}
-	return false
+	if c.bufLimit == 0 || !c.cycling.Load() {
+		return false
+	}
+	n := int64(len(token))
+	tok := append([]byte(nil), token...)
+	if after := c.bufBytes.Add(n); after > c.bufLimit && after != n {
+		c.bufBytes.Add(-n)
+		c.system.Root.Send(c.pid, tokensDropped{[][]byte{tok}, ErrBufferFull})
+		return false
+	}
+	c.routed.Add(1)
+	c.system.Root.Send(c.pid, bufferedToken(tok))
+	return true
 }
 
-// Close closes the connection cleanly, or stops a connect in progress, and
-// then emits close. It returns true the first time, false when the client is
-// already closed or offline.
+// Close closes the connection cleanly, or stops a connect in progress or a
+// reconnection waiting for its delay, and then emits close. Tokens still in
+// the reconnect buffer are reported by OnDropped. It returns true the first
+// time, false when the client is already closed or offline.
 func (c *Client) Close() bool {
 	for {
 		st := c.status.load()
-		if st <= CLOSED {
+		if st <= CLOSED && !(st == OFFLINE && c.cycling.Load()) {
 			return false
 		}
 		if c.status.cas(st, CLOSED) {
+			c.cycling.Store(false)
 			c.system.Root.Send(c.pid, closeRequest{})
 			return true
 		}
@@ -93,10 +136,13 @@ func (c *Client) Close() bool {
 }
 
 // Connect connects again after delay. It returns false if the client is
-// connected, connecting or closing, or was shut down.
+// connected, connecting, reconnecting or closing, or was shut down.
 func (c *Client) Connect(delay time.Duration) bool {
-	if c.gone.Load() || !c.status.cas(OFFLINE, CONNECTING) {
+	if c.gone.Load() || c.cycling.Load() || !c.status.cas(OFFLINE, CONNECTING) {
 		return false
+	}
+	if c.reconnect {
+		c.cycling.Store(true)
 	}
 	c.system.Root.Send(c.pid, connectRequest{delay})
 	return true
@@ -121,12 +167,24 @@ func (c *Client) Shutdown(ctx context.Context) error {
 // Done is closed once Shutdown has finished.
 func (c *Client) Done() <-chan struct{} { return c.done }
 
-type dialResult struct {
-	conn *tls.Conn
-	err  error
-}
+// Messages of the client actor.
+type (
+	dialResult struct {
+		conn *tls.Conn
+		err  error
+	}
+	// bufferedToken: a token Send routed through the client actor.
+	bufferedToken []byte
+	// tokensDropped: tokens to report as dropped.
+	tokensDropped struct {
+		tokens [][]byte
+		reason error
+	}
+)
 
-// clientActor owns the dialing goroutine and at most one connection.
+// clientActor owns the client's link: one link actor, or with reconnection
+// a supervisor actor that restarts links with backoff. It keeps the reconnect
+// buffer and delivers the events.
 type clientActor struct {
 	c      *Client
 	opts   ClientOptions
@@ -135,11 +193,17 @@ type clientActor struct {
 	addr   string
 	ev     events
 
-	gen        int
-	timer      *time.Timer
-	cancelDial context.CancelFunc // set while dialing
-	live       *Connection        // spawned connection, until connDown
-	hadError   bool
+	gen       int
+	timer     *time.Timer
+	runner    *actor.PID  // the link, or the supervisor of links
+	linkUp    bool        // a link is running
+	live      *Connection // the connection, until connDown
+	published bool        // live is visible to Send
+	buffer    [][]byte
+	hadError  bool
+	closeOwed bool   // Close was asked while no link ran: emit close when the runner ends
+	lastCause string // why the last link ended
+
 	shutdown   bool
 	stoppedYet bool
 }
@@ -148,34 +212,50 @@ type clientActor struct {
 func (a *clientActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
-		a.dial(ctx)
+		a.startRunner(ctx)
 	case connectRequest:
 		a.hadError = false
 		a.gen++
 		if m.delay <= 0 {
-			a.dial(ctx)
+			a.startRunner(ctx)
 		} else {
 			root, self, msg := ctx.ActorSystem().Root, ctx.Self(), listenNow{a.gen}
 			a.timer = time.AfterFunc(m.delay, func() { root.Send(self, msg) })
 		}
 	case listenNow:
-		if m.gen == a.gen {
+		if m.gen == a.gen && a.timer != nil {
 			a.timer = nil
-			a.dial(ctx)
+			a.startRunner(ctx)
 		}
-	case dialResult:
-		a.onDialed(ctx, m)
-	case connUp:
-		if !a.c.status.cas(CONNECTING, ONLINE) {
-			return // Close came first and is closing this connection
+	case *supervisor.Started:
+		a.linkUp = true
+	case *supervisor.Restarting:
+		if a.c.status.cas(OFFLINE, CONNECTING) {
+			a.hadError = false
 		}
-		a.c.conn.Store(m.c)
-		a.ev.call("OnConnect", func() {
-			if a.opts.OnConnect != nil {
-				a.opts.OnConnect()
+		a.ev.call("OnReconnecting", func() {
+			if a.opts.OnReconnecting != nil {
+				a.opts.OnReconnecting(m.Attempt, m.Delay, a.lastCause)
 			}
 		})
-		a.ev.tell(ctx, connectedEvent(m.c))
+		a.ev.tell(ctx, &Reconnecting{Attempt: m.Attempt, Delay: m.Delay, Cause: a.lastCause})
+	case *supervisor.GaveUp:
+		a.c.cycling.Store(false)
+		a.c.status.cas(CONNECTING, OFFLINE)
+		a.dropBuffer(ctx, fmt.Errorf("%w after %d attempts: %s", ErrGaveUp, m.Attempts, m.Cause))
+		a.ev.call("OnGaveUp", func() {
+			if a.opts.OnGaveUp != nil {
+				a.opts.OnGaveUp(m.Attempts, m.Cause)
+			}
+		})
+		a.ev.tell(ctx, &ReconnectGaveUp{Attempts: m.Attempts, Cause: m.Cause})
+	case *supervisor.Stopped:
+		a.lastCause = m.Cause
+	case linkDialFailed:
+		a.hadError = true
+		a.emitError(ctx, m.err)
+	case connUp:
+		a.onUp(ctx, m.c)
 	case connFrames:
 		a.ev.deliver(ctx, m, a.opts.OnToken, func(c *Connection) {
 			if a.opts.OnRemoteClose != nil {
@@ -186,10 +266,34 @@ func (a *clientActor) Receive(ctx actor.Context) {
 		a.hadError = true
 		a.emitError(ctx, m.err)
 	case connDown:
-		a.live = nil
+		a.live, a.published = nil, false
 		a.c.conn.Store(nil)
-		a.c.status.store(OFFLINE)
+	case linkEnded:
+		a.linkUp = false
+		a.closeOwed = false
+		if st := a.c.status.load(); st == CONNECTING || st == ONLINE || st == CLOSED {
+			a.c.status.store(OFFLINE)
+		}
+		if !a.c.reconnect || !a.c.cycling.Load() {
+			a.c.cycling.Store(false)
+			a.dropBuffer(ctx, ErrClientClosed)
+		}
 		a.emitClose(ctx)
+	case *actor.Terminated:
+		// Only the supervisor's end matters; a lone link's end is linkEnded.
+		if a.opts.Reconnect != nil && a.runner != nil && m.Who.Equal(a.runner) {
+			a.runner, a.linkUp = nil, false
+			if a.closeOwed {
+				a.closeOwed = false
+				a.c.status.store(OFFLINE)
+				a.emitClose(ctx)
+			}
+			a.maybeStop(ctx)
+		}
+	case bufferedToken:
+		a.onBuffered(ctx, m)
+	case tokensDropped:
+		a.emitDropped(ctx, m.tokens, m.reason)
 	case closeRequest:
 		a.onClose(ctx)
 	case shutdownRequest:
@@ -203,44 +307,85 @@ func (a *clientActor) Receive(ctx actor.Context) {
 	}
 }
 
-func (a *clientActor) dial(ctx actor.Context) {
-	if a.c.status.load() != CONNECTING || a.cancelDial != nil {
+func (a *clientActor) startRunner(ctx actor.Context) {
+	if a.c.status.load() != CONNECTING || a.runner != nil {
 		return
 	}
-	dctx, cancel := context.WithCancel(context.Background())
-	a.cancelDial = cancel
-	root, self := ctx.ActorSystem().Root, ctx.Self()
-	addr, cfg := a.addr, a.tls
-	dc := tlsio.DialConfig{HandshakeTimeout: a.limits.HandshakeTimeout, KeepAlive: a.limits.KeepAlive}
-	go func() {
-		conn, err := tlsio.Dial(dctx, addr, cfg, dc)
-		root.Send(self, dialResult{conn, err})
-	}()
+	if a.opts.Reconnect == nil {
+		a.runner = ctx.Spawn(linkProps(ctx.Self(), a.addr, a.tls, a.limits, a.ev.log, false))
+		a.linkUp = true
+		return
+	}
+	props, err := supervisor.NewProps(
+		linkProps(ctx.Self(), a.addr, a.tls, a.limits, a.ev.log, true),
+		supervisor.Config{Policy: a.opts.Reconnect.Policy, Listener: ctx.Self()})
+	if err != nil { // validated in NewClient
+		panic(err)
+	}
+	a.c.cycling.Store(true)
+	a.runner = ctx.Spawn(props)
 }
 
-func (a *clientActor) onDialed(ctx actor.Context, m dialResult) {
-	a.cancelDial()
-	a.cancelDial = nil
-	switch {
-	case a.c.status.load() == CLOSED: // Close was called while dialing
-		if m.conn != nil {
-			_ = m.conn.Close()
-		}
-		a.c.status.store(OFFLINE)
-		a.emitClose(ctx)
-	case m.err != nil:
-		a.hadError = true
-		a.emitError(ctx, fmt.Errorf("%w: %w", ErrDial, m.err))
-		a.c.status.store(OFFLINE)
-		a.emitClose(ctx)
-	default:
-		h := newConnection(ctx.ActorSystem().Root, m.conn, a.limits.HighWaterMark)
-		a.live = h
-		h.pid = ctx.Spawn(connProps(h, m.conn, false, a.limits, ctx.Self(), a.ev.log))
+// onUp publishes a new connection once the reconnect buffer is flushed into
+// it, so that tokens keep their order.
+func (a *clientActor) onUp(ctx actor.Context, c *Connection) {
+	if a.c.status.load() == CLOSED {
+		c.Close() // Close came first
+		return
 	}
+	a.live = c
+	a.c.status.store(ONLINE)
+	a.flushBuffer()
+	a.ev.call("OnConnect", func() {
+		if a.opts.OnConnect != nil {
+			a.opts.OnConnect()
+		}
+	})
+	a.ev.tell(ctx, connectedEvent(c))
+}
+
+func (a *clientActor) flushBuffer() {
+	for len(a.buffer) > 0 {
+		tok := a.buffer[0]
+		if !a.live.Send(tok) {
+			return // the connection died already: keep the rest for the next one
+		}
+		a.c.bufBytes.Add(-int64(len(tok)))
+		a.buffer[0] = nil
+		a.buffer = a.buffer[1:]
+	}
+	a.buffer = nil
+	a.published = true
+	a.c.conn.Store(a.live)
+}
+
+func (a *clientActor) onBuffered(ctx actor.Context, tok []byte) {
+	defer a.c.routed.Add(-1)
+	switch {
+	case a.published && a.live.Send(tok):
+		a.c.bufBytes.Add(-int64(len(tok)))
+	case !a.c.cycling.Load():
+		a.c.bufBytes.Add(-int64(len(tok)))
+		a.emitDropped(ctx, [][]byte{tok}, ErrClientClosed)
+	default:
+		a.buffer = append(a.buffer, tok)
+	}
+}
+
+func (a *clientActor) dropBuffer(ctx actor.Context, reason error) {
+	if len(a.buffer) == 0 {
+		return
+	}
+	tokens := a.buffer
+	a.buffer = nil
+	for _, t := range tokens {
+		a.c.bufBytes.Add(-int64(len(t)))
+	}
+	a.emitDropped(ctx, tokens, reason)
 }
 
 func (a *clientActor) onClose(ctx actor.Context) {
+	a.dropBuffer(ctx, ErrClientClosed)
 	if a.timer != nil { // waiting to connect again
 		a.timer.Stop()
 		a.timer = nil
@@ -249,17 +394,16 @@ func (a *clientActor) onClose(ctx actor.Context) {
 		a.emitClose(ctx)
 		return
 	}
-	if a.cancelDial != nil {
-		a.cancelDial() // the dial result emits close
-		return
+	switch {
+	case a.linkUp:
+		ctx.Send(a.runner, closeRequest{}) // its linkEnded emits close
+	case a.runner != nil: // a supervisor waiting for its delay
+		a.closeOwed = true
+		ctx.Send(a.runner, &supervisor.StopChild{})
+	default: // nothing runs
+		a.c.status.store(OFFLINE)
+		a.emitClose(ctx)
 	}
-	if a.live != nil {
-		a.live.Close() // connDown emits close; false means it is closing already
-		return
-	}
-	// Close came before the first dial started.
-	a.c.status.store(OFFLINE)
-	a.emitClose(ctx)
 }
 
 func (a *clientActor) emitError(ctx actor.Context, err error) {
@@ -273,18 +417,31 @@ func (a *clientActor) emitError(ctx actor.Context, err error) {
 
 func (a *clientActor) emitClose(ctx actor.Context) {
 	had := a.hadError
+	a.hadError = false
 	a.ev.call("OnClose", func() {
 		if a.opts.OnClose != nil {
 			a.opts.OnClose(had)
 		}
 	})
 	a.ev.tell(ctx, closedEvent(nil, had))
+	if a.opts.Reconnect == nil {
+		a.runner = nil
+	}
 	a.maybeStop(ctx)
+}
+
+func (a *clientActor) emitDropped(ctx actor.Context, tokens [][]byte, reason error) {
+	a.ev.call("OnDropped", func() {
+		if a.opts.OnDropped != nil {
+			a.opts.OnDropped(tokens, reason)
+		}
+	})
+	a.ev.tell(ctx, &TokensDropped{Tokens: tokens, Code: ErrorCode(reason), Message: reason.Error()})
 }
 
 // maybeStop ends the actor after Shutdown once nothing is left running.
 func (a *clientActor) maybeStop(ctx actor.Context) {
-	if !a.shutdown || a.stoppedYet || a.cancelDial != nil || a.live != nil {
+	if !a.shutdown || a.stoppedYet || a.runner != nil || a.linkUp || a.c.routed.Load() > 0 {
 		return
 	}
 	if st := a.c.status.load(); st != OFFLINE {

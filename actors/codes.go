@@ -20,6 +20,9 @@ const (
 	CodeTooManyConns  = "too_many_connections"
 	CodeHandlerPanic  = "handler_panic"
 	CodeForcedClose   = "forced_close"
+	CodeBufferFull    = "buffer_full"
+	CodeGaveUp        = "gave_up"
+	CodeClientClosed  = "client_closed"
 	CodeOther         = "error"
 )
 
@@ -46,6 +49,12 @@ func ErrorCode(err error) string {
 		return CodeHandlerPanic
 	case errors.Is(err, ErrForcedClose):
 		return CodeForcedClose
+	case errors.Is(err, ErrBufferFull):
+		return CodeBufferFull
+	case errors.Is(err, ErrGaveUp):
+		return CodeGaveUp
+	case errors.Is(err, ErrClientClosed):
+		return CodeClientClosed
 	case errors.Is(err, ErrConnection):
 		return CodeConnection
 	}

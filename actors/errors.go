@@ -29,6 +29,14 @@ var (
 	// ErrHandlerPanic reports a user callback that panicked; the value is in
 	// the message.
 	ErrHandlerPanic = errors.New("tokenserver: handler panicked")
+	// ErrBufferFull: a token did not fit in the client's reconnect buffer.
+	ErrBufferFull = errors.New("tokenserver: reconnect buffer full")
+	// ErrGaveUp: the client's reconnection policy gave up; buffered tokens
+	// are dropped with it.
+	ErrGaveUp = errors.New("tokenserver: reconnection gave up")
+	// ErrClientClosed: the client was closed while tokens waited in its
+	// reconnect buffer.
+	ErrClientClosed = errors.New("tokenserver: client closed")
 	// ErrForcedClose reports a connection that did not close by itself within
 	// the server's close deadline and was closed by force.
 	ErrForcedClose = errors.New("tokenserver: connection force-closed after the close deadline")

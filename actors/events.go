@@ -1,6 +1,10 @@
 package actors
 
-import "github.com/asynkron/protoactor-go/actor"
+import (
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
 
 // The event messages a handler PID receives. They carry plain data only
 // (bytes, strings, numbers, PIDs) so that they can be defined as protobuf
@@ -63,3 +67,26 @@ type SendToken struct {
 
 // CloseConnection asks the connection actor it is sent to to close cleanly.
 type CloseConnection struct{}
+
+// Reconnecting: the client lost its connection or failed to connect, and
+// connects again after Delay. Attempt counts from 1 in a series of failures.
+type Reconnecting struct {
+	Attempt int
+	Delay   time.Duration
+	Cause   string
+}
+
+// ReconnectGaveUp: the client's reconnection policy gave up after Attempts.
+type ReconnectGaveUp struct {
+	Attempts int
+	Cause    string
+}
+
+// TokensDropped carries tokens the client took and will never send: its
+// reconnect buffer was full, the reconnection gave up, or Close was called
+// while they waited. Code says which (see the Code constants).
+type TokensDropped struct {
+	Tokens  [][]byte
+	Code    string
+	Message string
+}

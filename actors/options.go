@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tokenserver/tokenserver/supervisor"
 	"github.com/tokenserver/tokenserver/tlsio"
 	"github.com/tokenserver/tokenserver/wire"
 )
@@ -161,4 +162,39 @@ type ClientOptions struct {
 	OnError func(err error)
 	// OnClose: the connection closed or the connect attempt ended.
 	OnClose func(hadError bool)
+
+	// Reconnect turns on supervised reconnection (off by default, as in the
+	// original): see ReconnectOptions.
+	Reconnect *ReconnectOptions
+	// OnReconnecting: a connect attempt failed or the connection was lost
+	// (or the server sent remoteClose); the next attempt comes after delay.
+	OnReconnecting func(attempt int, delay time.Duration, cause string)
+	// OnGaveUp: the reconnection policy gave up.
+	OnGaveUp func(attempts int, cause string)
+	// OnDropped: tokens the client took and will never send (reason is
+	// ErrBufferFull, ErrGaveUp or ErrClientClosed). Nothing is dropped
+	// silently.
+	OnDropped func(tokens [][]byte, reason error)
+}
+
+// DefaultReconnectBuffer is the default size of the reconnect buffer.
+const DefaultReconnectBuffer = 8 << 20
+
+// ReconnectOptions configures the client's supervised reconnection. While it
+// is on, the client connects again after a failed connect, a lost connection
+// or remoteClose, with the delays of Policy, until Close or until the policy
+// gives up. Every attempt is an event (OnReconnecting, Reconnecting).
+type ReconnectOptions struct {
+	// Policy: delays, retry limit, reset after a stable period.
+	Policy supervisor.Policy
+	// BufferSize is how many bytes of tokens Send keeps while not connected,
+	// to be sent in order once connected. 0 turns the buffer off: Send
+	// returns false while not connected, as in the original.
+	BufferSize int
+}
+
+// DefaultReconnect returns reconnection with supervisor.DefaultPolicy and a
+// buffer of DefaultReconnectBuffer bytes.
+func DefaultReconnect() *ReconnectOptions {
+	return &ReconnectOptions{Policy: supervisor.DefaultPolicy(), BufferSize: DefaultReconnectBuffer}
 }
