@@ -14,4 +14,14 @@
 // never sends a newline cannot make it buffer without bound, and reports
 // protocol errors as typed values that can be matched with errors.Is and
 // errors.As.
+//
+// The decoder's limit counts decoded bytes: a token of exactly the maximum
+// size is accepted, and a frame in progress fails with [ErrTokenTooLarge] as
+// soon as its decoded bytes, plus one for a backslash still waiting for its
+// partner, exceed the maximum, without waiting for the newline. Protocol
+// errors are final for a decoder; there is no resynchronisation.
+//
+// Decoding is zero-copy where it can be: a token frame that lies wholly inside
+// one chunk and contains no escapes is returned as a sub-slice of that chunk,
+// so a steady stream of such frames decodes without allocating.
 package wire

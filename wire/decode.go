@@ -1,0 +1,339 @@
+package wire
+
+import "bytes"
+
+// FrameKind says what a decoded [Frame] is.
+type FrameKind uint8
+
+const (
+	// KindToken is a data frame; [Frame.Token] holds the decoded token.
+	KindToken FrameKind = iota
+	// KindRemoteClose is the remoteClose control frame (0x5C 0x0A): the
+	// server is closing and asks the client to close its side.
+	// [Frame.Token] is nil.
+	KindRemoteClose
+)
+
+// String returns "token", "remoteClose", or "FrameKind(n)" for other values.
+func (k FrameKind) String() string {
+	switch k {
+	case KindToken:
+		return "token"
+	case KindRemoteClose:
+		return "remoteClose"
+	}
+	return "FrameKind(" + itoa(int(k)) + ")"
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b [20]byte
+	i := len(b)
+	for n > 0 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return string(b[i:])
+}
+
+// Frame is one decoded frame.
+type Frame struct {
+	// Kind is the frame's kind.
+	Kind FrameKind
+	// Token is the decoded token of a KindToken frame (non-nil, possibly
+	// empty) and nil for a KindRemoteClose frame. Its capacity equals its
+	// length. It may alias the chunk passed to [Decoder.AppendFrames]; see
+	// there for when.
+	Token []byte
+}
+
+// Decoder is a streaming token/1 decoder. Feed it the byte stream in chunks
+// of any size, split anywhere, with [Decoder.AppendFrames]; it returns the
+// complete frames in order and keeps the frame in progress.
+//
+// The frame in progress is held in decoded (unescaped) form plus a flag for a
+// pending backslash, so a decoder never holds more than its maximum token size
+// (see [Decoder.Buffered]), and it fails as soon as the frame in progress goes
+// over that size instead of waiting for the newline.
+//
+// Protocol errors ([*InvalidEscapeError], [*TokenTooLargeError]) are sticky:
+// the decoder does not resynchronise, and every later call returns the same
+// error. A Decoder is not safe for concurrent use; the zero value is not
+// usable, make one with [NewDecoder].
+type Decoder struct {
+	limit   int
+	offset  int64  // stream offset of the next byte to be fed
+	buf     []byte // decoded bytes of the frame in progress
+	pending bool   // the frame in progress ends with an unpaired backslash
+	err     error  // sticky protocol error
+}
+
+// NewDecoder returns a decoder that accepts decoded tokens of at most
+// maxTokenSize bytes (a token of exactly maxTokenSize bytes is accepted). It
+// returns [ErrInvalidLimit] when maxTokenSize <= 0. [DefaultMaxTokenSize] is
+// the usual choice.
+func NewDecoder(maxTokenSize int) (*Decoder, error) {
+	if maxTokenSize <= 0 {
+		return nil, ErrInvalidLimit
+	}
+	return &Decoder{limit: maxTokenSize}, nil
+}
+
+// MaxTokenSize returns the decoder's maximum decoded token size in bytes.
+func (d *Decoder) MaxTokenSize() int { return d.limit }
+
+// Buffered returns the number of bytes of the frame in progress that the
+// decoder currently holds: its decoded bytes, plus one for a pending backslash
+// whose partner has not arrived yet. It is zero between frames and after an
+// error, and never more than [Decoder.MaxTokenSize].
+func (d *Decoder) Buffered() int {
+	if d.pending {
+		return len(d.buf) + 1
+	}
+	return len(d.buf)
+}
+
+// AppendFrames decodes chunk (any size, split anywhere, including inside an
+// escape pair) and appends every frame it completes to dst, in order, and
+// returns the extended slice.
+//
+// A token frame that lies wholly inside chunk and needs no unescaping is
+// returned as a sub-slice of chunk, without copying or allocating; its
+// capacity is cut to its length so that appending to it cannot overwrite
+// chunk. Such tokens are only valid as long as the caller keeps chunk
+// unchanged. Tokens with escapes, or of frames that span chunks, are freshly
+// allocated. The decoder keeps no reference to chunk after it returns: the
+// frame in progress is copied.
+//
+// On a protocol error AppendFrames returns the frames decoded before the error
+// together with the error, which is an [*InvalidEscapeError] or a
+// [*TokenTooLargeError]. The decoder then stays failed: every later call
+// returns dst unchanged and the same error.
+func (d *Decoder) AppendFrames(dst []Frame, chunk []byte) ([]Frame, error) {
+	if d.err != nil {
+		return dst, d.err
+	}
+	base := d.offset
+	i := 0
+	for i < len(chunk) {
+		rest := chunk[i:]
+		nl := bytes.IndexByte(rest, frameEnd)
+		if nl < 0 {
+			// The chunk ends inside a frame: keep its decoded bytes.
+			var err error
+			if d.buf, err = d.unescape(d.buf, rest, base+int64(i), true); err != nil {
+				return dst, d.fail(err)
+			}
+			break
+		}
+		body := rest[:nl]
+		var tok []byte
+		if len(d.buf) == 0 && !d.pending {
+			// A frame that starts and ends inside chunk.
+			bs := bytes.IndexByte(body, escapeChar)
+			if bs < 0 {
+				if nl > d.limit {
+					return dst, d.fail(d.tooLarge(base + int64(i+d.limit)))
+				}
+				dst = append(dst, Frame{Kind: KindToken, Token: body[:nl:nl]})
+				i += nl + 1
+				continue
+			}
+			if nl == 1 {
+				dst = append(dst, Frame{Kind: KindRemoteClose})
+				i += 2
+				continue
+			}
+			if bs > d.limit {
+				return dst, d.fail(d.tooLarge(base + int64(i+d.limit)))
+			}
+			// Unescaping never grows the body, and the limit bounds the
+			// result, so this allocation is the only one for the frame.
+			tok = make([]byte, bs, min(nl, d.limit))
+			copy(tok, body[:bs])
+			var err error
+			if nl <= shortFrame && nl <= d.limit {
+				tok, err = d.unescapeShort(tok, body[bs:], base+int64(i+bs))
+			} else {
+				tok, err = d.unescape(tok, body[bs:], base+int64(i+bs), false)
+			}
+			if err != nil {
+				return dst, d.fail(err)
+			}
+		} else {
+			// The frame in progress ends inside chunk.
+			var err error
+			if d.buf, err = d.unescape(d.buf, body, base+int64(i), true); err != nil {
+				return dst, d.fail(err)
+			}
+			if cap(d.buf) > maxRetainedPartial {
+				// Hand a large buffer over instead of copying it.
+				tok, d.buf = d.buf, nil
+			} else if !d.pending {
+				tok = append([]byte(nil), d.buf...)
+				d.buf = d.buf[:0]
+			} else {
+				tok = d.buf // only its length matters below
+				d.buf = d.buf[:0]
+			}
+		}
+		if d.pending {
+			d.pending = false
+			if len(tok) != 0 {
+				return dst, d.fail(&InvalidEscapeError{Offset: base + int64(i+nl), Byte: frameEnd})
+			}
+			dst = append(dst, Frame{Kind: KindRemoteClose})
+		} else {
+			if tok == nil {
+				tok = []byte{}
+			}
+			dst = append(dst, Frame{Kind: KindToken, Token: tok[:len(tok):len(tok)]})
+		}
+		i += nl + 1
+	}
+	d.offset += int64(len(chunk))
+	return dst, nil
+}
+
+// fail records err as the decoder's sticky error, releases the frame in
+// progress and returns err.
+func (d *Decoder) fail(err error) error {
+	d.err = err
+	d.buf = nil
+	d.pending = false
+	return err
+}
+
+func (d *Decoder) tooLarge(offset int64) error {
+	return &TokenTooLargeError{Limit: d.limit, Offset: offset}
+}
+
+// unescape appends the decoded form of src, a piece of a frame body without
+// newlines that starts at stream offset off, to out and returns it. It
+// completes a backslash left pending by an earlier piece and leaves d.pending
+// set when src ends in an unpaired backslash. Clean runs are found with
+// bytes.IndexByte and copied in bulk.
+//
+// The frame in progress may never hold more than d.limit bytes, counting a
+// pending backslash as one: going over is a [*TokenTooLargeError] at the
+// offset of the first input byte of decoded byte d.limit+1. When grow is set
+// out is the decoder's own buffer and is grown geometrically with its capacity
+// capped at d.limit; otherwise out must already have room for the result.
+func (d *Decoder) unescape(out, src []byte, off int64, grow bool) ([]byte, error) {
+	i := 0
+	if d.pending && len(src) > 0 {
+		c, ok := unescapeByte(src[0])
+		if !ok {
+			return out, &InvalidEscapeError{Offset: off, Byte: src[0]}
+		}
+		d.pending = false
+		// The pending backslash was already counted against the limit.
+		if grow {
+			out = d.ensure(out, 1)
+		}
+		out = append(out, c)
+		i = 1
+	}
+	for i < len(src) {
+		j := bytes.IndexByte(src[i:], escapeChar)
+		run := src[i:]
+		if j >= 0 {
+			run = run[:j]
+		}
+		if len(out)+len(run) > d.limit {
+			return out, d.tooLarge(off + int64(i+d.limit-len(out)))
+		}
+		if grow {
+			out = d.ensure(out, len(run))
+		}
+		out = append(out, run...)
+		if j < 0 {
+			break
+		}
+		i += j
+		if len(out) >= d.limit {
+			return out, d.tooLarge(off + int64(i))
+		}
+		if i+1 == len(src) {
+			d.pending = true
+			break
+		}
+		c, ok := unescapeByte(src[i+1])
+		if !ok {
+			return out, &InvalidEscapeError{Offset: off + int64(i+1), Byte: src[i+1]}
+		}
+		if grow {
+			out = d.ensure(out, 1)
+		}
+		out = append(out, c)
+		i += 2
+	}
+	return out, nil
+}
+
+// shortFrame is the body length up to which a frame with escapes is decoded
+// with a plain byte loop: for short bodies the per-call cost of the
+// vectorised searches outweighs what they save.
+const shortFrame = 32
+
+// unescapeShort is [Decoder.unescape] for a short piece of a frame body that
+// starts a frame, with no pending backslash on entry and no limit checks: the
+// caller guarantees that the whole body fits the limit, and neither the
+// decoded bytes nor a trailing pending backslash can outgrow the body. out must
+// have room for the result.
+func (d *Decoder) unescapeShort(out, src []byte, off int64) ([]byte, error) {
+	for i := 0; i < len(src); i++ {
+		c := src[i]
+		if c != escapeChar {
+			out = append(out, c)
+			continue
+		}
+		if i+1 == len(src) {
+			d.pending = true
+			break
+		}
+		e, ok := unescapeByte(src[i+1])
+		if !ok {
+			return out, &InvalidEscapeError{Offset: off + int64(i+1), Byte: src[i+1]}
+		}
+		out = append(out, e)
+		i++
+	}
+	return out, nil
+}
+
+// unescapeByte returns the byte that the escape pair backslash+c stands for.
+func unescapeByte(c byte) (byte, bool) {
+	switch c {
+	case escapeChar:
+		return escapeChar, true
+	case 'n':
+		return frameEnd, true
+	}
+	return 0, false
+}
+
+// maxRetainedPartial is the largest frame-in-progress buffer a decoder keeps
+// for the next frame; a bigger one becomes the token it was grown for.
+const maxRetainedPartial = 64 << 10
+
+// minGrow is the smallest capacity the decoder allocates for a frame in
+// progress.
+const minGrow = 512
+
+// ensure returns buf with room for n more bytes. len(buf)+n must not exceed
+// d.limit; the capacity grows geometrically but never beyond d.limit.
+func (d *Decoder) ensure(buf []byte, n int) []byte {
+	need := len(buf) + n
+	if need <= cap(buf) {
+		return buf
+	}
+	c := max(2*cap(buf), need, minGrow)
+	c = min(c, d.limit)
+	nb := make([]byte, len(buf), c)
+	copy(nb, buf)
+	return nb
+}

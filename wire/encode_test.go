@@ -1,0 +1,80 @@
+package wire
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"testing"
+)
+
+func TestAppendTokenMatchesReference(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	for iter := range 5000 {
+		tok := randomToken(r, []int{8, 100, 3000}[iter%3])
+		// Sprinkle specials at varying densities to exercise both the
+		// search-based and the table-based paths.
+		if len(tok) > 0 && iter%5 == 0 {
+			for range r.IntN(len(tok)/8 + 1) {
+				tok[r.IntN(len(tok))] = []byte{'\\', '\n'}[r.IntN(2)]
+			}
+		}
+		want := refEncode(tok)
+		check.Equal(t, want, AppendToken(nil, tok))
+		check.Equal(t, len(want), EncodedLen(tok))
+		check.Equal(t, want, escapeWith(tok, false))
+		check.Equal(t, want, escapeWith(tok, true))
+	}
+}
+
+// escapeWith encodes tok with one of the two escaping loops.
+func escapeWith(tok []byte, dense bool) []byte {
+	out := make([]byte, EncodedLen(tok))
+	var w int
+	if dense {
+		w = escapeDense(out, tok)
+	} else {
+		w = escapeSparse(out, tok, bytes.Count(tok, escapeSep), bytes.Count(tok, endSep))
+	}
+	out[w] = '\n'
+	return out[:w+1]
+}
+
+func TestAppendTokenKeepsPrefix(t *testing.T) {
+	for _, tok := range []string{"", "abc", "a\nb\\c", "\\\\\\\n\n\n"} {
+		dst := make([]byte, 3, 5)
+		copy(dst, "pre")
+		got := AppendToken(dst, []byte(tok))
+		check.Equal(t, append([]byte("pre"), refEncode([]byte(tok))...), got)
+		check.Equal(t, []byte("pre"), dst)
+	}
+}
+
+func TestAppendTokenGrowsOnce(t *testing.T) {
+	toks := [][]byte{
+		bytes.Repeat([]byte("x"), 1000),
+		bytes.Repeat([]byte("x\\y\nz"), 200),
+		bytes.Repeat([]byte("\n"), 1000),
+	}
+	for _, tok := range toks {
+		allocs := testing.AllocsPerRun(50, func() { _ = AppendToken(nil, tok) })
+		check.Equal(t, 1.0, allocs)
+		buf := make([]byte, 0, EncodedLen(tok))
+		allocs = testing.AllocsPerRun(50, func() { buf = AppendToken(buf[:0], tok) })
+		check.Equal(t, 0.0, allocs)
+		check.Equal(t, len(buf), cap(buf))
+	}
+}
+
+func TestAppendRemoteClose(t *testing.T) {
+	check.Equal(t, []byte{0x5c, 0x0a}, AppendRemoteClose(nil))
+	check.Equal(t, []byte{'a', 0x5c, 0x0a}, AppendRemoteClose([]byte("a")))
+	// A token that is one backslash is not the control frame.
+	check.Equal(t, []byte{0x5c, 0x5c, 0x0a}, AppendToken(nil, []byte{0x5c}))
+}
+
+func TestEncodedLenWorstCase(t *testing.T) {
+	for _, n := range []int{0, 1, 7, 1000} {
+		check.Equal(t, 2*n+1, EncodedLen(bytes.Repeat([]byte{'\\'}, n)))
+		check.Equal(t, 2*n+1, EncodedLen(bytes.Repeat([]byte{'\n'}, n)))
+		check.Equal(t, n+1, EncodedLen(bytes.Repeat([]byte{'n'}, n)))
+	}
+}
