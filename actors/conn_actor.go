@@ -160,16 +160,16 @@ func (a *connActor) onChunk(ctx actor.Context, data []byte) {
 func (a *connActor) onReadEnded(ctx actor.Context, err error) {
 	a.readerDone = true
 	switch {
+	case a.phase == phaseOpen && errors.Is(err, ErrHandshake):
+		// A handshake cut short by the peer ends in EOF too: still an error.
+		a.fail(ctx, err)
 	case a.phase == phaseOpen && (err == nil || errors.Is(err, io.EOF)):
 		// The peer closed its side: as Node does (allowHalfOpen false), we
 		// finish writing and close ours.
 		a.h.shared.dead.Store(true)
 		a.drain(ctx)
 	case a.phase == phaseOpen:
-		if !errors.Is(err, ErrHandshake) {
-			err = fmt.Errorf("%w: read: %w", ErrConnection, err)
-		}
-		a.fail(ctx, err)
+		a.fail(ctx, fmt.Errorf("%w: read: %w", ErrConnection, err))
 	default:
 		a.maybeFinish(ctx)
 	}
