@@ -12,6 +12,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/tokenserver/tokenserver/supervisor"
 	"github.com/tokenserver/tokenserver/tlsio"
+	"github.com/tokenserver/tokenserver/wire"
 )
 
 // Client is the handle of a token client: the original's TokenClient. It
@@ -129,6 +130,10 @@ func (c *Client) Close() bool {
 		}
 		if c.status.cas(st, CLOSED) {
 			c.cycling.Store(false)
+			// As in the original, Send returns false from now on.
+			if conn := c.conn.Swap(nil); conn != nil {
+				conn.Close()
+			}
 			c.system.Root.Send(c.pid, closeRequest{})
 			return true
 		}
@@ -201,7 +206,8 @@ type clientActor struct {
 	published bool        // live is visible to Send
 	buffer    [][]byte
 	hadError  bool
-	closeOwed bool   // Close was asked while no link ran: emit close when the runner ends
+	closing   bool   // Close was asked; the supervisor must not restart links
+	closeOwed bool   // Close was asked and no close event followed yet
 	lastCause string // why the last link ended
 
 	shutdown   bool
@@ -229,7 +235,14 @@ func (a *clientActor) Receive(ctx actor.Context) {
 		}
 	case *supervisor.Started:
 		a.linkUp = true
+		if a.closing { // Close raced with this restart
+			ctx.Send(a.runner, &supervisor.StopChild{})
+		}
 	case *supervisor.Restarting:
+		if a.closing {
+			ctx.Send(a.runner, &supervisor.StopChild{})
+			return
+		}
 		if a.c.status.cas(OFFLINE, CONNECTING) {
 			a.hadError = false
 		}
@@ -282,7 +295,7 @@ func (a *clientActor) Receive(ctx actor.Context) {
 	case *actor.Terminated:
 		// Only the supervisor's end matters; a lone link's end is linkEnded.
 		if a.opts.Reconnect != nil && a.runner != nil && m.Who.Equal(a.runner) {
-			a.runner, a.linkUp = nil, false
+			a.runner, a.linkUp, a.closing = nil, false, false
 			if a.closeOwed {
 				a.closeOwed = false
 				a.c.status.store(OFFLINE)
@@ -290,6 +303,8 @@ func (a *clientActor) Receive(ctx actor.Context) {
 			}
 			a.maybeStop(ctx)
 		}
+	case connUnsent:
+		a.onUnsent(ctx, m.frames)
 	case bufferedToken:
 		a.onBuffered(ctx, m)
 	case tokensDropped:
@@ -372,6 +387,33 @@ func (a *clientActor) onBuffered(ctx actor.Context, tok []byte) {
 	}
 }
 
+// onUnsent takes back tokens a closing connection never wrote: ahead of the
+// reconnect buffer, which holds newer ones, or reported as dropped.
+func (a *clientActor) onUnsent(ctx actor.Context, frames []byte) {
+	dec, err := wire.NewDecoder(len(frames) + 1)
+	if err != nil {
+		return
+	}
+	decoded, _ := dec.AppendFrames(nil, frames)
+	tokens := make([][]byte, 0, len(decoded))
+	for _, f := range decoded {
+		if f.Kind == wire.KindToken {
+			tokens = append(tokens, f.Token)
+		}
+	}
+	if len(tokens) == 0 {
+		return
+	}
+	if a.c.bufLimit == 0 || !a.c.cycling.Load() {
+		a.emitDropped(ctx, tokens, ErrNotSent)
+		return
+	}
+	for _, t := range tokens {
+		a.c.bufBytes.Add(int64(len(t)))
+	}
+	a.buffer = append(tokens, a.buffer...)
+}
+
 func (a *clientActor) dropBuffer(ctx actor.Context, reason error) {
 	if len(a.buffer) == 0 {
 		return
@@ -386,6 +428,10 @@ func (a *clientActor) dropBuffer(ctx actor.Context, reason error) {
 
 func (a *clientActor) onClose(ctx actor.Context) {
 	a.dropBuffer(ctx, ErrClientClosed)
+	if a.runner != nil && a.opts.Reconnect != nil {
+		a.closing = true
+		a.closeOwed = true // until a linkEnded emits the close
+	}
 	if a.timer != nil { // waiting to connect again
 		a.timer.Stop()
 		a.timer = nil
@@ -398,7 +444,6 @@ func (a *clientActor) onClose(ctx actor.Context) {
 	case a.linkUp:
 		ctx.Send(a.runner, closeRequest{}) // its linkEnded emits close
 	case a.runner != nil: // a supervisor waiting for its delay
-		a.closeOwed = true
 		ctx.Send(a.runner, &supervisor.StopChild{})
 	default: // nothing runs
 		a.c.status.store(OFFLINE)

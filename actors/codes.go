@@ -23,6 +23,7 @@ const (
 	CodeBufferFull    = "buffer_full"
 	CodeGaveUp        = "gave_up"
 	CodeClientClosed  = "client_closed"
+	CodeNotSent       = "not_sent"
 	CodeOther         = "error"
 )
 
@@ -55,6 +56,8 @@ func ErrorCode(err error) string {
 		return CodeGaveUp
 	case errors.Is(err, ErrClientClosed):
 		return CodeClientClosed
+	case errors.Is(err, ErrNotSent):
+		return CodeNotSent
 	case errors.Is(err, ErrConnection):
 		return CodeConnection
 	}

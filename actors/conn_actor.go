@@ -38,10 +38,14 @@ type connActor struct {
 	reader *tlsio.ReadPump
 	writer *tlsio.WritePump
 
-	writing  bool   // a buffer is with the writer
-	pending  []byte // frames queued while the writer is busy
-	spare    []byte // a written buffer kept for reuse
-	inFlight []byte // the buffer the writer has
+	writing      bool   // a buffer is with the writer
+	writerClosed bool   // the writer takes nothing more
+	pending      []byte // frames queued while the writer is busy
+	spare        []byte // a written buffer kept for reuse
+	inFlight     []byte // the buffer the writer has
+
+	delivering int  // batches handed to the owner and not yet delivered
+	peerClosed bool // the peer shut its side; drain once delivering is 0
 
 	phase      phase
 	up         bool
@@ -69,7 +73,11 @@ func (a *connActor) Receive(ctx actor.Context) {
 	case chunkRead:
 		a.onChunk(ctx, m.data)
 	case framesDone:
+		a.delivering--
 		a.reader.Release()
+		if a.peerClosed && a.delivering == 0 {
+			a.drain(ctx)
+		}
 	case readEnded:
 		a.onReadEnded(ctx, m.err)
 	case outFrame:
@@ -148,6 +156,7 @@ func (a *connActor) onChunk(ctx actor.Context, data []byte) {
 	}
 	frames, err := a.dec.AppendFrames(nil, data)
 	if len(frames) > 0 {
+		a.delivering++
 		ctx.Send(a.owner, connFrames{a.h, frames})
 	} else {
 		a.reader.Release()
@@ -165,9 +174,12 @@ func (a *connActor) onReadEnded(ctx actor.Context, err error) {
 		a.fail(ctx, err)
 	case a.phase == phaseOpen && (err == nil || errors.Is(err, io.EOF)):
 		// The peer closed its side: as Node does (allowHalfOpen false), we
-		// finish writing and close ours.
-		a.h.shared.dead.Store(true)
-		a.drain(ctx)
+		// finish writing and close ours, once the owner has delivered every
+		// token read, so that replies to them still go out.
+		a.peerClosed = true
+		if a.delivering == 0 {
+			a.drain(ctx)
+		}
 	case a.phase == phaseOpen:
 		a.fail(ctx, fmt.Errorf("%w: read: %w", ErrConnection, err))
 	default:
@@ -189,8 +201,9 @@ func (a *connActor) sendFromMessage(ctx actor.Context, token []byte) {
 }
 
 func (a *connActor) enqueue(ctx actor.Context, frame []byte) {
-	if a.phase == phaseClosed || a.writerDone {
-		a.h.shared.queued.Add(-int64(len(frame)))
+	if a.phase == phaseClosed || a.writerClosed {
+		// Send saw the connection alive, but it closed meanwhile.
+		a.unsent(ctx, frame)
 		return
 	}
 	if !a.writing {
@@ -226,16 +239,33 @@ func (a *connActor) onWritten(ctx actor.Context, n int) {
 		return
 	}
 	if a.phase == phaseDraining {
-		a.writer.Close()
+		a.closeWriter()
 	}
+}
+
+func (a *connActor) closeWriter() {
+	a.writerClosed = true
+	a.writer.Close()
+}
+
+// unsent hands frames that will never be written back to the owner, which
+// knows what to do with them (the client buffers or reports them).
+func (a *connActor) unsent(ctx actor.Context, frames []byte) {
+	if len(frames) == 0 {
+		return
+	}
+	a.h.shared.queued.Add(-int64(len(frames)))
+	ctx.Send(a.owner, connUnsent{a.h, frames})
 }
 
 func (a *connActor) onWriteEnded(ctx actor.Context, err error) {
 	a.writerDone = true
-	if a.writing {
-		a.h.shared.queued.Add(-int64(len(a.inFlight) + len(a.pending)))
-		a.writing, a.inFlight, a.pending = false, nil, nil
+	if a.writing { // what the writer had may be partly written: unknown
+		a.h.shared.queued.Add(-int64(len(a.inFlight)))
+		a.writing, a.inFlight = false, nil
 	}
+	a.unsent(ctx, a.pending)
+	a.pending = nil
 	if err != nil && a.phase != phaseClosed {
 		if !errors.Is(err, tlsio.ErrWriteTimeout) {
 			err = fmt.Errorf("%w: %w", ErrConnection, err)
@@ -256,12 +286,13 @@ func (a *connActor) drain(ctx actor.Context) {
 		return
 	}
 	a.phase = phaseDraining
+	a.h.shared.dead.Store(true)
 	if !a.up {
 		a.fail(ctx, nil)
 		return
 	}
 	if !a.writing {
-		a.writer.Close()
+		a.closeWriter()
 	}
 }
 
@@ -294,7 +325,9 @@ func (a *connActor) fail(ctx actor.Context, err error) {
 	}
 	_ = a.conn.Close()
 	a.reader.Stop()
-	a.writer.Close()
+	a.closeWriter()
+	a.unsent(ctx, a.pending)
+	a.pending = nil
 	a.maybeFinish(ctx)
 }
 

@@ -37,6 +37,9 @@ var (
 	// ErrClientClosed: the client was closed while tokens waited in its
 	// reconnect buffer.
 	ErrClientClosed = errors.New("tokenserver: client closed")
+	// ErrNotSent: the connection closed before these tokens were written,
+	// and there is no reconnect buffer to keep them for the next one.
+	ErrNotSent = errors.New("tokenserver: connection closed before the tokens were written")
 	// ErrForcedClose reports a connection that did not close by itself within
 	// the server's close deadline and was closed by force.
 	ErrForcedClose = errors.New("tokenserver: connection force-closed after the close deadline")

@@ -84,7 +84,7 @@ func (l *linkActor) Receive(ctx actor.Context) {
 			l.cause = m.err.Error()
 		}
 		ctx.Send(l.client, m)
-	case connUp:
+	case connUp, connUnsent:
 		ctx.Send(l.client, m)
 	case connDown:
 		ctx.Send(l.client, m)

@@ -47,6 +47,13 @@ type (
 		c   *Connection
 		err error
 	}
+	// connUnsent: encoded frames Send took that were never written (the
+	// connection closed first). Frames the writer had are not among them:
+	// whether they reached the peer is unknown.
+	connUnsent struct {
+		c      *Connection
+		frames []byte
+	}
 	// connDown: the connection is closed and its pumps have exited.
 	connDown struct {
 		c        *Connection

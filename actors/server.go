@@ -101,7 +101,8 @@ func (s *Server) Close() bool {
 	}
 }
 
-// Connect listens again after delay. It returns false if the server is
+// Connect listens again after delay, on the port it had before (also when
+// Port was 0 and the system picked it). It returns false if the server is
 // listening, connecting or closing, or was shut down.
 func (s *Server) Connect(delay time.Duration) bool {
 	if s.gone.Load() || !s.status.cas(OFFLINE, CONNECTING) {
@@ -273,6 +274,9 @@ func (a *serverActor) listen(ctx actor.Context) {
 	a.closing = false
 	if tcp, ok := ln.Addr().(*net.TCPAddr); ok {
 		a.s.addr.Store(tcp)
+		// Listening again (Connect) uses the same port, also when Port was 0
+		// and the system picked it: clients that reconnect find it there.
+		a.addr = net.JoinHostPort(a.opts.Host, strconv.Itoa(tcp.Port))
 	}
 	a.s.status.store(ONLINE)
 	a.accepting = true
@@ -346,10 +350,8 @@ func (a *serverActor) beginClose(ctx actor.Context) {
 		_ = a.ln.Close()
 	}
 	for c, live := range a.conns {
-		if live {
+		if live { // those still in their handshake get it when they are up
 			c.RemoteClose()
-		} else {
-			ctx.Send(c.pid, forceClose{fmt.Errorf("%w: server closing", ErrHandshake)})
 		}
 	}
 	a.gen++

@@ -3,6 +3,7 @@ package actors
 import (
 	"fmt"
 	"net"
+	"strconv"
 
 	"github.com/asynkron/protoactor-go/actor"
 )
@@ -45,7 +46,13 @@ func NewConnection(conn net.Conn, opts ConnectionOptions) (*Connection, error) {
 	owner := root.Spawn(actor.PropsFromProducer(func() actor.Actor {
 		return &standaloneActor{opts: opts, ev: events{handler: opts.Handler, log: log}, system: system, owned: owned}
 	}))
-	h.pid = root.Spawn(connProps(h, conn, opts.Handshake, limits, owner, log))
+	// The PID is set before the actor can hand the handle to anyone.
+	name := "tokenserver-conn-" + strconv.FormatUint(h.id, 10)
+	h.pid = actor.NewPID(system.Address(), name)
+	if _, err := root.SpawnNamed(connProps(h, conn, opts.Handshake, limits, owner, log), name); err != nil {
+		root.Stop(owner)
+		return nil, fmt.Errorf("tokenserver: spawn connection actor: %w", err)
+	}
 	return h, nil
 }
 

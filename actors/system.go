@@ -2,6 +2,7 @@ package actors
 
 import (
 	"log/slog"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 )
@@ -10,9 +11,12 @@ import (
 // everything (its default writes to stderr). Pass it in Runtime.System to share
 // one system between servers and clients.
 func NewQuietSystem() *actor.ActorSystem {
-	return actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
-		return discardLogger
-	}))
+	return actor.NewActorSystem(
+		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return discardLogger }),
+		// The dead-letter log throttle keeps a goroutine for one interval;
+		// nothing is logged, so keep that short.
+		actor.WithDeadLetterThrottleInterval(10*time.Millisecond),
+	)
 }
 
 var discardLogger = slog.New(slog.DiscardHandler)

@@ -1,0 +1,247 @@
+package chaos
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"github.com/tokenserver/tokenserver/actors"
+)
+
+// A server closed and started again on the same port while a client with
+// reconnection keeps sending: every token either comes back or is reported
+// dropped, counted exactly, and the buffered ones arrive after the reconnect.
+func TestServerRestartWhileClientSends(t *testing.T) {
+	c := certs(t)
+	srv := echoServer(t, c, 0, nil)
+	p := port(srv)
+
+	var mu sync.Mutex
+	echoed := map[string]int{}
+	dropped := map[string]int{}
+	connects := make(chan struct{}, 16)
+	reconnecting := make(chan int, 64)
+	cli, err := actors.NewClient(actors.ClientOptions{
+		Host: "127.0.0.1", Port: p, TLS: c.ClientOptions(),
+		Runtime:   actors.Runtime{System: actors.NewQuietSystem()},
+		Reconnect: fastPolicy(),
+		OnConnect: func() { connects <- struct{}{} },
+		OnToken: func(tok []byte, _ *actors.Connection) {
+			mu.Lock()
+			echoed[string(tok)]++
+			mu.Unlock()
+		},
+		OnDropped: func(toks [][]byte, reason error) {
+			mu.Lock()
+			for _, tok := range toks {
+				dropped[string(tok)]++
+			}
+			mu.Unlock()
+		},
+		OnReconnecting: func(attempt int, _ time.Duration, _ string) { reconnecting <- attempt },
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { shutdown(t, cli.Shutdown) })
+	wait(t, connects, "first connect")
+
+	sent := 0
+	send := func(n int) {
+		for i := 0; i < n; i++ {
+			tok := fmt.Sprintf("token %d\nwith \\ escapes", sent)
+			if cli.Send([]byte(tok)) {
+				sent++
+			} else {
+				t.Fatalf("Send refused token %d while reconnecting with a buffer", sent)
+			}
+		}
+	}
+	send(200)
+	for round := 0; round < 3; round++ {
+		closed := make(chan bool, 1)
+		srv2 := srv
+		require.True(t, srv2.Close())
+		_ = closed
+		// Keep sending while the server is down: these wait in the buffer.
+		wait(t, reconnecting, "reconnecting event")
+		send(100)
+		require.Eventually(t, func() bool { return srv2.Status() == actors.OFFLINE }, deadline, time.Millisecond)
+		require.True(t, srv2.Connect(0), "server connects again on the same port")
+		wait(t, connects, "reconnect")
+		send(100)
+	}
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, v := range echoed {
+			n += v
+		}
+		for _, v := range dropped {
+			n += v
+		}
+		return n == sent
+	}, deadline, 5*time.Millisecond, "every token echoed or reported dropped")
+	mu.Lock()
+	defer mu.Unlock()
+	for tok, n := range echoed {
+		require.Equal(t, 1, n, "token %q echoed once", tok)
+		require.Zero(t, dropped[tok], "token %q both echoed and dropped", tok)
+	}
+	t.Logf("sent %d, echoed %d, dropped %d", sent, len(echoed), len(dropped))
+}
+
+// Buffered tokens are written in order once connected.
+func TestBufferedTokensArriveInOrder(t *testing.T) {
+	c := certs(t)
+	// A port where nothing listens yet.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	p := ln.Addr().(*net.TCPAddr).Port
+	require.NoError(t, ln.Close())
+
+	got := make(chan []byte, 100)
+	connected := make(chan struct{}, 4)
+	cli, err := actors.NewClient(actors.ClientOptions{
+		Host: "127.0.0.1", Port: p, TLS: c.ClientOptions(),
+		Runtime:   actors.Runtime{System: actors.NewQuietSystem()},
+		Reconnect: fastPolicy(),
+		OnConnect: func() { connected <- struct{}{} },
+		OnToken:   func(tok []byte, _ *actors.Connection) { got <- tok },
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { shutdown(t, cli.Shutdown) })
+	for i := 0; i < 50; i++ {
+		require.True(t, cli.Send([]byte(fmt.Sprint(i))))
+	}
+	require.Positive(t, cli.Buffered())
+	echoServer(t, c, p, nil)
+	wait(t, connected, "connect")
+	for i := 0; i < 50; i++ {
+		require.Equal(t, fmt.Sprint(i), string(wait(t, got, "echo")))
+	}
+	require.Zero(t, cli.Buffered())
+}
+
+// Tokens that do not fit in the buffer are refused and reported; Close
+// reports what is left in it; nothing is lost silently.
+func TestDroppedTokensAreReported(t *testing.T) {
+	c := certs(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	p := ln.Addr().(*net.TCPAddr).Port
+	require.NoError(t, ln.Close())
+
+	type drop struct {
+		toks   [][]byte
+		reason error
+	}
+	drops := make(chan drop, 16)
+	closed := make(chan bool, 4)
+	r := fastPolicy()
+	r.BufferSize = 10
+	cli, err := actors.NewClient(actors.ClientOptions{
+		Host: "127.0.0.1", Port: p, TLS: c.ClientOptions(),
+		Runtime:   actors.Runtime{System: actors.NewQuietSystem()},
+		Reconnect: r,
+		OnDropped: func(toks [][]byte, reason error) { drops <- drop{toks, reason} },
+		OnClose:   func(had bool) { closed <- had },
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { shutdown(t, cli.Shutdown) })
+	require.True(t, cli.Send([]byte("12345")))
+	require.True(t, cli.Send([]byte("67890")))
+	require.False(t, cli.Send([]byte("x")), "buffer full")
+	d := wait(t, drops, "buffer-full drop")
+	require.ErrorIs(t, d.reason, actors.ErrBufferFull)
+	require.Equal(t, [][]byte{[]byte("x")}, d.toks)
+
+	require.True(t, cli.Close())
+	d = wait(t, drops, "drop on close")
+	require.ErrorIs(t, d.reason, actors.ErrClientClosed)
+	require.Equal(t, [][]byte{[]byte("12345"), []byte("67890")}, d.toks)
+	// Close during the backoff wait ends with a close event.
+	for {
+		if had := wait(t, closed, "close"); !had {
+			break
+		}
+	}
+	require.Equal(t, actors.OFFLINE, cli.Status())
+}
+
+// The retry limit gives up with an event, and the buffer is reported.
+func TestReconnectGivesUp(t *testing.T) {
+	c := certs(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	p := ln.Addr().(*net.TCPAddr).Port
+	require.NoError(t, ln.Close())
+
+	gaveUp := make(chan int, 1)
+	drops := make(chan error, 4)
+	attempts := make(chan int, 16)
+	r := fastPolicy()
+	r.Policy.Unlimited = false
+	r.Policy.MaxRetries = 3
+	cli, err := actors.NewClient(actors.ClientOptions{
+		Host: "127.0.0.1", Port: p, TLS: c.ClientOptions(),
+		Runtime:        actors.Runtime{System: actors.NewQuietSystem()},
+		Reconnect:      r,
+		OnReconnecting: func(a int, _ time.Duration, _ string) { attempts <- a },
+		OnGaveUp:       func(n int, _ string) { gaveUp <- n },
+		OnDropped:      func(_ [][]byte, reason error) { drops <- reason },
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { shutdown(t, cli.Shutdown) })
+	require.True(t, cli.Send([]byte("never delivered")))
+	for want := 1; want <= 3; want++ {
+		require.Equal(t, want, wait(t, attempts, "attempt"))
+	}
+	require.Equal(t, 4, wait(t, gaveUp, "gave up"))
+	require.ErrorIs(t, wait(t, drops, "drop"), actors.ErrGaveUp)
+	require.Equal(t, actors.OFFLINE, cli.Status())
+	require.False(t, cli.Send([]byte("after giving up")))
+}
+
+// A callback that panics on one connection is reported and does not take
+// the server or the other connections down.
+func TestPanickingHandlerLeavesOthersRunning(t *testing.T) {
+	c := certs(t)
+	connErrs := make(chan error, 4)
+	srv := echoServer(t, c, 0, func(o *actors.ServerOptions) {
+		o.OnToken = func(tok []byte, conn *actors.Connection) {
+			if bytes.Equal(tok, []byte("boom")) {
+				panic("handler exploded")
+			}
+			conn.Send(tok)
+		}
+		o.OnConnectionError = func(_ *actors.Connection, err error) { connErrs <- err }
+	})
+	dial := func() (*actors.Client, chan []byte) {
+		got := make(chan []byte, 8)
+		up := make(chan struct{}, 1)
+		cli, err := actors.NewClient(actors.ClientOptions{
+			Host: "127.0.0.1", Port: port(srv), TLS: c.ClientOptions(),
+			Runtime:   actors.Runtime{System: actors.NewQuietSystem()},
+			OnConnect: func() { up <- struct{}{} },
+			OnToken:   func(tok []byte, _ *actors.Connection) { got <- tok },
+		})
+		require.NoError(t, err)
+		t.Cleanup(func() { shutdown(t, cli.Shutdown) })
+		wait(t, up, "connect")
+		return cli, got
+	}
+	bad, _ := dial()
+	good, goodGot := dial()
+	require.True(t, bad.Send([]byte("boom")))
+	err := wait(t, connErrs, "panic reported")
+	require.True(t, errors.Is(err, actors.ErrHandlerPanic), "got %v", err)
+	require.Contains(t, err.Error(), "handler exploded")
+	require.True(t, good.Send([]byte("still here")))
+	require.Equal(t, "still here", string(wait(t, goodGot, "echo on the healthy connection")))
+	require.Equal(t, actors.ONLINE, srv.Status())
+}
