@@ -39,14 +39,14 @@ func echoServer(t *testing.T, c *tlsio.DevCerts, port int, opts func(*actors.Ser
 	up := make(chan struct{}, 1)
 	o := actors.ServerOptions{
 		Host: "127.0.0.1", Port: port, TLS: c.ServerOptions(),
-		Runtime:   actors.Runtime{System: actors.NewQuietSystem()},
+		Runtime: actors.Runtime{System: actors.NewQuietSystem()},
 		OnConnect: func() {
 			select {
 			case up <- struct{}{}:
 			default: // listening again later: nobody waits
 			}
 		},
-		OnToken:   func(tok []byte, conn *actors.Connection) { conn.Send(tok) },
+		OnToken: func(tok []byte, conn *actors.Connection) { conn.Send(tok) },
 	}
 	if opts != nil {
 		opts(&o)
