@@ -207,7 +207,6 @@ type clientActor struct {
 	buffer    [][]byte
 	hadError  bool
 	closing   bool   // Close was asked; the supervisor must not restart links
-	closeOwed bool   // Close was asked and no close event followed yet
 	lastCause string // why the last link ended
 
 	shutdown   bool
@@ -274,6 +273,10 @@ func (a *clientActor) Receive(ctx actor.Context) {
 			if a.opts.OnRemoteClose != nil {
 				a.opts.OnRemoteClose(c)
 			}
+		}, func(_ *Connection, err error) {
+			if a.opts.OnError != nil {
+				a.opts.OnError(err)
+			}
 		})
 	case connFailed:
 		a.hadError = true
@@ -283,7 +286,15 @@ func (a *clientActor) Receive(ctx actor.Context) {
 		a.c.conn.Store(nil)
 	case linkEnded:
 		a.linkUp = false
-		a.closeOwed = false
+		a.live, a.published = nil, false
+		a.c.conn.Store(nil)
+		if a.opts.Reconnect != nil && a.closing {
+			// After Close, one close event comes, once the supervisor is gone.
+			if a.runner == nil {
+				a.runnerGone(ctx)
+			}
+			return
+		}
 		if st := a.c.status.load(); st == CONNECTING || st == ONLINE || st == CLOSED {
 			a.c.status.store(OFFLINE)
 		}
@@ -295,13 +306,10 @@ func (a *clientActor) Receive(ctx actor.Context) {
 	case *actor.Terminated:
 		// Only the supervisor's end matters; a lone link's end is linkEnded.
 		if a.opts.Reconnect != nil && a.runner != nil && m.Who.Equal(a.runner) {
-			a.runner, a.linkUp, a.closing = nil, false, false
-			if a.closeOwed {
-				a.closeOwed = false
-				a.c.status.store(OFFLINE)
-				a.emitClose(ctx)
+			a.runner = nil
+			if !a.linkUp { // else its linkEnded, still queued, finishes
+				a.runnerGone(ctx)
 			}
-			a.maybeStop(ctx)
 		}
 	case connUnsent:
 		a.onUnsent(ctx, m.frames)
@@ -429,8 +437,7 @@ func (a *clientActor) dropBuffer(ctx actor.Context, reason error) {
 func (a *clientActor) onClose(ctx actor.Context) {
 	a.dropBuffer(ctx, ErrClientClosed)
 	if a.runner != nil && a.opts.Reconnect != nil {
-		a.closing = true
-		a.closeOwed = true // until a linkEnded emits the close
+		a.closing = true // the close event comes when the supervisor is gone
 	}
 	if a.timer != nil { // waiting to connect again
 		a.timer.Stop()
@@ -449,6 +456,18 @@ func (a *clientActor) onClose(ctx actor.Context) {
 		a.c.status.store(OFFLINE)
 		a.emitClose(ctx)
 	}
+}
+
+// runnerGone finishes after the supervisor of links has stopped: the close
+// event owed to Close, then maybe the end of the actor.
+func (a *clientActor) runnerGone(ctx actor.Context) {
+	if a.closing {
+		a.closing = false
+		a.c.status.store(OFFLINE)
+		a.emitClose(ctx)
+		return
+	}
+	a.maybeStop(ctx)
 }
 
 func (a *clientActor) emitError(ctx actor.Context, err error) {

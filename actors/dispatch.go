@@ -64,12 +64,16 @@ func addrString(a interface{ String() string }) string {
 }
 
 // deliver hands the frames of one read chunk to the user, in order, then
-// lets the connection read on. A callback that panics closes the connection
-// with ErrHandlerPanic (the error event, then close) and the rest of the batch
-// is dropped. onRemoteClose nil means remoteClose frames are ignored, as the
-// original server does.
+// lets the connection read on. onRemoteClose nil means remoteClose frames are
+// ignored, as the original server does.
+//
+// A callback that panics is recovered: the panic is reported to onPanic and
+// to the handler PID as an error (ErrHandlerPanic, with the value), the token
+// that caused it is skipped, and delivery goes on with the next one. The
+// connection stays open: the handler failed, not the connection, so this
+// error event is the one not followed by close.
 func (e *events) deliver(ctx actor.Context, m connFrames,
-	onToken func([]byte, *Connection), onRemoteClose func(*Connection)) {
+	onToken func([]byte, *Connection), onRemoteClose func(*Connection), onPanic func(*Connection, error)) {
 	defer ctx.Send(m.c.pid, framesDone{})
 	for _, f := range m.frames {
 		var err error
@@ -86,8 +90,10 @@ func (e *events) deliver(ctx actor.Context, m connFrames,
 			e.tell(ctx, &TokenReceived{Conn: m.c.pid, ConnID: m.c.id, Data: f.Token})
 		}
 		if err != nil {
-			ctx.Send(m.c.pid, forceClose{err})
-			return
+			if onPanic != nil {
+				_ = e.call("error callback", func() { onPanic(m.c, err) })
+			}
+			e.tell(ctx, errorEvent(m.c, err))
 		}
 	}
 }

@@ -29,6 +29,7 @@ type linkActor struct {
 	conn       *Connection
 	userClose  bool   // the client asked this link to close
 	cause      string // why the connection ended, if not asked to
+	ended      bool   // linkEnded was sent
 }
 
 // Messages between the link and the client actor.
@@ -103,8 +104,14 @@ func (l *linkActor) Receive(ctx actor.Context) {
 			l.conn.Close() // connDown ends the link
 		}
 	case *actor.Stopping:
+		// Stopped from outside (the supervisor stopping): the client still
+		// learns that this link is gone.
 		if l.cancelDial != nil {
 			l.cancelDial()
+		}
+		if !l.ended {
+			l.ended = true
+			ctx.Send(l.client, linkEnded{})
 		}
 	}
 }
@@ -127,6 +134,7 @@ func (l *linkActor) end(ctx actor.Context, cause string) {
 	if l.supervised && cause != "" && !l.userClose {
 		ctx.Send(ctx.Parent(), &supervisor.Fail{Cause: cause})
 	}
+	l.ended = true
 	ctx.Send(l.client, linkEnded{})
 	ctx.Stop(ctx.Self())
 }

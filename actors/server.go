@@ -209,7 +209,7 @@ func (a *serverActor) Receive(ctx actor.Context) {
 			m.c.RemoteClose()
 		}
 	case connFrames:
-		a.ev.deliver(ctx, m, a.opts.OnToken, nil)
+		a.ev.deliver(ctx, m, a.opts.OnToken, nil, a.opts.OnConnectionError)
 	case connFailed:
 		a.ev.call("OnConnectionError", func() {
 			if a.opts.OnConnectionError != nil {

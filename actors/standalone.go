@@ -76,6 +76,10 @@ func (a *standaloneActor) Receive(ctx actor.Context) {
 			if a.opts.OnRemoteClose != nil {
 				a.opts.OnRemoteClose(c)
 			}
+		}, func(_ *Connection, err error) {
+			if a.opts.OnError != nil {
+				a.opts.OnError(err)
+			}
 		})
 	case connFailed:
 		a.hadError = true

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/stretchr/testify/require"
 	"github.com/tokenserver/tokenserver/actors"
 )
@@ -207,8 +208,8 @@ func TestReconnectGivesUp(t *testing.T) {
 	require.False(t, cli.Send([]byte("after giving up")))
 }
 
-// A callback that panics on one connection is reported and does not take
-// the server or the other connections down.
+// A callback that panics on one connection is reported with its value and
+// takes down neither the server, nor that connection, nor the others.
 func TestPanickingHandlerLeavesOthersRunning(t *testing.T) {
 	c := certs(t)
 	connErrs := make(chan error, 4)
@@ -235,13 +236,58 @@ func TestPanickingHandlerLeavesOthersRunning(t *testing.T) {
 		wait(t, up, "connect")
 		return cli, got
 	}
-	bad, _ := dial()
+	bad, badGot := dial()
 	good, goodGot := dial()
 	require.True(t, bad.Send([]byte("boom")))
 	err := wait(t, connErrs, "panic reported")
 	require.True(t, errors.Is(err, actors.ErrHandlerPanic), "got %v", err)
 	require.Contains(t, err.Error(), "handler exploded")
+	// The token that caused it is not retried; the connection goes on.
+	require.True(t, bad.Send([]byte("after the panic")))
+	require.Equal(t, "after the panic", string(wait(t, badGot, "echo on the connection whose handler panicked")))
 	require.True(t, good.Send([]byte("still here")))
 	require.Equal(t, "still here", string(wait(t, goodGot, "echo on the healthy connection")))
 	require.Equal(t, actors.ONLINE, srv.Status())
+}
+
+// A handler actor that panics is restarted by its supervisor (Proto.Actor's
+// default strategy here) and the message that caused it is not retried: the
+// next tokens are handled, on the same connection.
+func TestPanickingHandlerActorIsRestarted(t *testing.T) {
+	c := certs(t)
+	sys := actors.NewQuietSystem()
+	starts := make(chan struct{}, 8)
+	handler := sys.Root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
+		switch m := ctx.Message().(type) {
+		case *actor.Started:
+			starts <- struct{}{}
+		case *actors.TokenReceived:
+			if string(m.Data) == "boom" {
+				panic("handler actor exploded")
+			}
+			ctx.Send(m.Conn, actors.SendToken{Data: m.Data})
+		}
+	}))
+	t.Cleanup(func() { _ = sys.Root.StopFuture(handler).Wait() })
+	wait(t, starts, "handler started")
+	srv := echoServer(t, c, 0, func(o *actors.ServerOptions) {
+		o.OnToken = nil
+		o.Handler = handler
+		o.Runtime.System = sys // PIDs are only meaningful within one system
+	})
+	got := make(chan []byte, 8)
+	up := make(chan struct{}, 1)
+	cli, err := actors.NewClient(actors.ClientOptions{
+		Host: "127.0.0.1", Port: port(srv), TLS: c.ClientOptions(),
+		Runtime:   actors.Runtime{System: sys},
+		OnConnect: func() { up <- struct{}{} },
+		OnToken:   func(tok []byte, _ *actors.Connection) { got <- tok },
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { shutdown(t, cli.Shutdown) })
+	wait(t, up, "connect")
+	require.True(t, cli.Send([]byte("boom")))
+	wait(t, starts, "handler restarted")
+	require.True(t, cli.Send([]byte("after")))
+	require.Equal(t, "after", string(wait(t, got, "reply from the restarted handler")))
 }
