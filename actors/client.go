@@ -264,6 +264,10 @@ func (a *clientActor) Receive(ctx actor.Context) {
 	case *supervisor.Stopped:
 		a.lastCause = m.Cause
 	case linkDialFailed:
+		if a.closing { // an attempt Close is cancelling: no news to the user
+			a.ev.log.Debug("connect attempt failed while closing", "err", m.err)
+			return
+		}
 		a.hadError = true
 		a.emitError(ctx, m.err)
 	case connUp:

@@ -134,6 +134,16 @@ type ServerOptions struct {
 	OnConnectionError func(c *Connection, err error)
 	// OnConnectionClose: one connection closed.
 	OnConnectionClose func(c *Connection, hadError bool)
+
+	// ListenRetry, if set, makes a server whose listen fails (a port in use)
+	// listen again after the policy's delays, until Close or until the policy
+	// gives up. Each failure still gives error then close; each retry is an
+	// OnListenRetry event (and a Reconnecting message).
+	ListenRetry *supervisor.Policy
+	// OnListenRetry: listening failed; the next try comes after delay.
+	OnListenRetry func(attempt int, delay time.Duration, cause string)
+	// OnGaveUp: the ListenRetry policy gave up.
+	OnGaveUp func(attempts int, cause string)
 }
 
 // ClientOptions configures NewClient: the options of the original

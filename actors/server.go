@@ -4,12 +4,14 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"strconv"
 	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tokenserver/tokenserver/supervisor"
 	"github.com/tokenserver/tokenserver/tlsio"
 )
 
@@ -45,6 +47,11 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	if opts.MaxConnections < 0 {
 		return nil, fmt.Errorf("%w: MaxConnections %d is negative", ErrInvalidOptions, opts.MaxConnections)
 	}
+	if opts.ListenRetry != nil {
+		if err := opts.ListenRetry.Validate(); err != nil {
+			return nil, fmt.Errorf("%w: listen retry: %w", ErrInvalidOptions, err)
+		}
+	}
 	cfg, err := tlsio.ServerConfig(opts.TLS)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
@@ -58,6 +65,9 @@ func NewServer(opts ServerOptions) (*Server, error) {
 		addr:  net.JoinHostPort(opts.Host, strconv.Itoa(opts.Port)),
 		ev:    events{handler: opts.Handler, log: log},
 		conns: map[*Connection]bool{},
+	}
+	if opts.ListenRetry != nil {
+		a.retry = supervisor.NewBackoff(*opts.ListenRetry, rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())))
 	}
 	s.pid = system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return a }))
 	return s, nil
@@ -157,6 +167,7 @@ type serverActor struct {
 	hadError   bool
 	gen        int // invalidates timers of an earlier cycle
 	cancel     func()
+	retry      *supervisor.Backoff // ListenRetry, or nil
 	shutdown   bool
 	stoppedYet bool
 }
@@ -263,12 +274,17 @@ func (a *serverActor) listen(ctx actor.Context) {
 	}
 	ln, err := tlsio.Listen(context.Background(), a.addr, tlsio.ListenConfig{KeepAlive: a.limits.KeepAlive})
 	if err != nil {
+		err = fmt.Errorf("%w: %w", ErrListen, err)
 		a.hadError = true
-		a.emitError(ctx, fmt.Errorf("%w: %w", ErrListen, err))
+		a.emitError(ctx, err)
 		a.s.status.store(OFFLINE)
 		a.emitClose(ctx)
+		a.retryListen(ctx, err)
 		a.maybeStop(ctx)
 		return
+	}
+	if a.retry != nil {
+		a.retry.Up(time.Now())
 	}
 	a.ln = ln
 	a.closing = false
@@ -297,6 +313,36 @@ func (a *serverActor) listen(ctx actor.Context) {
 		}
 	})
 	a.ev.tell(ctx, &Listening{Addr: ln.Addr().String()})
+}
+
+// retryListen schedules the next listen under the ListenRetry policy.
+func (a *serverActor) retryListen(ctx actor.Context, cause error) {
+	if a.retry == nil || a.shutdown {
+		return
+	}
+	attempt, delay, ok := a.retry.Next(time.Now())
+	if !ok {
+		a.retry.Reset()
+		a.ev.call("OnGaveUp", func() {
+			if a.opts.OnGaveUp != nil {
+				a.opts.OnGaveUp(attempt, cause.Error())
+			}
+		})
+		a.ev.tell(ctx, &ReconnectGaveUp{Attempts: attempt, Cause: cause.Error()})
+		return
+	}
+	if !a.s.status.cas(OFFLINE, CONNECTING) {
+		return
+	}
+	a.hadError = false
+	a.gen++
+	a.after(ctx, delay, listenNow{a.gen})
+	a.ev.call("OnListenRetry", func() {
+		if a.opts.OnListenRetry != nil {
+			a.opts.OnListenRetry(attempt, delay, cause.Error())
+		}
+	})
+	a.ev.tell(ctx, &Reconnecting{Attempt: attempt, Delay: delay, Cause: cause.Error()})
 }
 
 func (a *serverActor) onAccepted(ctx actor.Context, raw net.Conn) {

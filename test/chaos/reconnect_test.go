@@ -291,3 +291,92 @@ func TestPanickingHandlerActorIsRestarted(t *testing.T) {
 	require.True(t, cli.Send([]byte("after")))
 	require.Equal(t, "after", string(wait(t, got, "reply from the restarted handler")))
 }
+
+// A server whose port is taken retries listening under its policy, with an
+// event per retry, and listens once the port is free.
+func TestServerRetriesListeningWhilePortIsTaken(t *testing.T) {
+	c := certs(t)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	p := taken.Addr().(*net.TCPAddr).Port
+	policy := fastPolicy().Policy
+	errs := make(chan error, 64)
+	closes := make(chan bool, 64)
+	retries := make(chan int, 64)
+	up := make(chan struct{}, 1)
+	srv, err := actors.NewServer(actors.ServerOptions{
+		Host: "127.0.0.1", Port: p, TLS: c.ServerOptions(),
+		Runtime:       actors.Runtime{System: actors.NewQuietSystem()},
+		ListenRetry:   &policy,
+		OnError:       func(err error) { errs <- err },
+		OnClose:       func(had bool) { closes <- had },
+		OnListenRetry: func(attempt int, _ time.Duration, _ string) { retries <- attempt },
+		OnConnect:     func() { up <- struct{}{} },
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { shutdown(t, srv.Shutdown) })
+	require.ErrorIs(t, wait(t, errs, "listen error"), actors.ErrListen)
+	require.True(t, wait(t, closes, "close after the error"))
+	require.Equal(t, 1, wait(t, retries, "first retry"))
+	require.Equal(t, 2, wait(t, retries, "second retry"))
+	require.NoError(t, taken.Close())
+	wait(t, up, "listening once the port is free")
+	require.Equal(t, actors.ONLINE, srv.Status())
+	require.Equal(t, p, port(srv))
+}
+
+// Close during the retry wait stops everything: a close event, no listen.
+func TestServerCloseDuringListenRetry(t *testing.T) {
+	c := certs(t)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer taken.Close()
+	policy := fastPolicy().Policy
+	policy.Initial, policy.Max = time.Hour, time.Hour
+	closes := make(chan bool, 4)
+	retries := make(chan int, 4)
+	srv, err := actors.NewServer(actors.ServerOptions{
+		Host: "127.0.0.1", Port: taken.Addr().(*net.TCPAddr).Port, TLS: c.ServerOptions(),
+		Runtime:       actors.Runtime{System: actors.NewQuietSystem()},
+		ListenRetry:   &policy,
+		OnClose:       func(had bool) { closes <- had },
+		OnListenRetry: func(attempt int, _ time.Duration, _ string) { retries <- attempt },
+	})
+	require.NoError(t, err)
+	require.True(t, wait(t, closes, "close after the failed listen"))
+	wait(t, retries, "retry scheduled")
+	require.Equal(t, actors.CONNECTING, srv.Status())
+	require.True(t, srv.Close())
+	require.False(t, wait(t, closes, "close after Close"))
+	require.Equal(t, actors.OFFLINE, srv.Status())
+	shutdown(t, srv.Shutdown)
+}
+
+// Close during a client's backoff wait stops everything, promptly.
+func TestClientCloseDuringBackoff(t *testing.T) {
+	c := certs(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	p := ln.Addr().(*net.TCPAddr).Port
+	require.NoError(t, ln.Close())
+	r := fastPolicy()
+	r.Policy.Initial, r.Policy.Max = time.Hour, time.Hour
+	closes := make(chan bool, 4)
+	retries := make(chan int, 4)
+	cli, err := actors.NewClient(actors.ClientOptions{
+		Host: "127.0.0.1", Port: p, TLS: c.ClientOptions(),
+		Runtime:        actors.Runtime{System: actors.NewQuietSystem()},
+		Reconnect:      r,
+		OnClose:        func(had bool) { closes <- had },
+		OnReconnecting: func(a int, _ time.Duration, _ string) { retries <- a },
+	})
+	require.NoError(t, err)
+	require.True(t, wait(t, closes, "close after the failed connect"))
+	wait(t, retries, "backoff wait")
+	start := time.Now()
+	require.True(t, cli.Close())
+	require.False(t, wait(t, closes, "close after Close"))
+	require.Less(t, time.Since(start), 5*time.Second)
+	require.Equal(t, actors.OFFLINE, cli.Status())
+	shutdown(t, cli.Shutdown)
+}
