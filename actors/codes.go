@@ -2,6 +2,7 @@ package actors
 
 import (
 	"errors"
+	"io"
 
 	"github.com/tokenserver/tokenserver/tlsio"
 	"github.com/tokenserver/tokenserver/wire"
@@ -24,6 +25,7 @@ const (
 	CodeGaveUp        = "gave_up"
 	CodeClientClosed  = "client_closed"
 	CodeNotSent       = "not_sent"
+	CodeTruncated     = "truncated_frame"
 	CodeOther         = "error"
 )
 
@@ -56,6 +58,8 @@ func ErrorCode(err error) string {
 		return CodeGaveUp
 	case errors.Is(err, ErrClientClosed):
 		return CodeClientClosed
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return CodeTruncated
 	case errors.Is(err, ErrNotSent):
 		return CodeNotSent
 	case errors.Is(err, ErrConnection):

@@ -38,11 +38,11 @@ type connActor struct {
 	reader *tlsio.ReadPump
 	writer *tlsio.WritePump
 
-	writing      bool   // a buffer is with the writer
-	writerClosed bool   // the writer takes nothing more
-	pending      []byte // frames queued while the writer is busy
-	spare        []byte // a written buffer kept for reuse
-	inFlight     []byte // the buffer the writer has
+	writing      bool     // a buffer is with the writer
+	writerClosed bool     // the writer takes nothing more
+	out          outbox   // frames queued while the writer is busy
+	inFlight     [][]byte // the batch the writer has
+	inFlightSize int
 
 	delivering int  // batches handed to the owner and not yet delivered
 	peerClosed bool // the peer shut its side; drain once delivering is 0
@@ -58,7 +58,7 @@ type connActor struct {
 // owner. The decoder limit was validated with the options.
 func connProps(h *Connection, conn net.Conn, handshake bool, limits Limits, owner *actor.PID, log *slog.Logger) *actor.Props {
 	return actor.PropsFromProducer(func() actor.Actor {
-		return &connActor{h: h, conn: conn, handshake: handshake, limits: limits, owner: owner, log: log}
+		return &connActor{h: h, conn: conn, handshake: handshake, limits: limits, owner: owner, log: log, out: newOutbox()}
 	})
 }
 
@@ -172,6 +172,10 @@ func (a *connActor) onReadEnded(ctx actor.Context, err error) {
 	case a.phase == phaseOpen && errors.Is(err, ErrHandshake):
 		// A handshake cut short by the peer ends in EOF too: still an error.
 		a.fail(ctx, err)
+	case a.phase == phaseOpen && errors.Is(err, io.EOF) && a.dec.Buffered() > 0:
+		// The peer closed in the middle of a frame: that token is lost.
+		a.fail(ctx, fmt.Errorf("%w: connection closed inside a frame (%d bytes): %w",
+			ErrProtocol, a.dec.Buffered(), io.ErrUnexpectedEOF))
 	case a.phase == phaseOpen && (err == nil || errors.Is(err, io.EOF)):
 		// The peer closed its side: as Node does (allowHalfOpen false), we
 		// finish writing and close ours, once the owner has delivered every
@@ -207,35 +211,29 @@ func (a *connActor) enqueue(ctx actor.Context, frame []byte) {
 		return
 	}
 	if !a.writing {
-		a.handToWriter(frame)
+		a.handToWriter([][]byte{frame}, len(frame))
 		return
 	}
-	if a.pending == nil {
-		a.pending, a.spare = a.spare[:0], nil
-	}
-	a.pending = append(a.pending, frame...)
+	a.out.push(frame)
 }
 
-func (a *connActor) handToWriter(b []byte) {
+func (a *connActor) handToWriter(batch [][]byte, size int) {
 	a.writing = true
-	a.inFlight = b
-	a.writer.Write(b)
+	a.inFlight, a.inFlightSize = batch, size
+	a.writer.Write(batch...)
 }
 
 func (a *connActor) onWritten(ctx actor.Context, n int) {
 	a.h.shared.queued.Add(-int64(n))
 	a.writing = false
-	if cap(a.inFlight) <= 2*a.limits.ReadBufferSize && cap(a.inFlight) > cap(a.spare) {
-		a.spare = a.inFlight[:0] // keep a modest buffer for the next batch
-	}
-	a.inFlight = nil
+	a.out.recycle(a.inFlight)
+	a.inFlight, a.inFlightSize = nil, 0
 	if a.phase == phaseClosed {
 		return
 	}
-	if len(a.pending) > 0 {
-		b := a.pending
-		a.pending = nil
-		a.handToWriter(b)
+	if !a.out.empty() {
+		size := a.out.size
+		a.handToWriter(a.out.take(), size)
 		return
 	}
 	if a.phase == phaseDraining {
@@ -261,11 +259,10 @@ func (a *connActor) unsent(ctx actor.Context, frames []byte) {
 func (a *connActor) onWriteEnded(ctx actor.Context, err error) {
 	a.writerDone = true
 	if a.writing { // what the writer had may be partly written: unknown
-		a.h.shared.queued.Add(-int64(len(a.inFlight)))
-		a.writing, a.inFlight = false, nil
+		a.h.shared.queued.Add(-int64(a.inFlightSize))
+		a.writing, a.inFlight, a.inFlightSize = false, nil, 0
 	}
-	a.unsent(ctx, a.pending)
-	a.pending = nil
+	a.unsent(ctx, a.out.flatten())
 	if err != nil && a.phase != phaseClosed {
 		if !errors.Is(err, tlsio.ErrWriteTimeout) {
 			err = fmt.Errorf("%w: %w", ErrConnection, err)
@@ -326,8 +323,7 @@ func (a *connActor) fail(ctx actor.Context, err error) {
 	_ = a.conn.Close()
 	a.reader.Stop()
 	a.closeWriter()
-	a.unsent(ctx, a.pending)
-	a.pending = nil
+	a.unsent(ctx, a.out.flatten())
 	a.maybeFinish(ctx)
 }
 

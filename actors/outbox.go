@@ -1,0 +1,74 @@
+package actors
+
+// coalesceSize is the size of the buffers small frames are gathered in, so
+// that many small tokens leave in few TLS records; a frame at least
+// coalesceMin long is queued as it is, without a copy.
+const (
+	coalesceSize = 64 << 10
+	coalesceMin  = 8 << 10
+	keepSpare    = 2
+)
+
+// outbox holds the frames a connection actor has for the writer while the
+// writer is busy. It is owned by that actor alone.
+type outbox struct {
+	segs  [][]byte
+	tail  int // index in segs of the buffer small frames go to; -1: none
+	size  int // bytes queued
+	spare [][]byte
+}
+
+func newOutbox() outbox { return outbox{tail: -1} }
+
+// push queues one encoded frame.
+func (o *outbox) push(frame []byte) {
+	o.size += len(frame)
+	if len(frame) >= coalesceMin {
+		o.segs = append(o.segs, frame)
+		o.tail = -1
+		return
+	}
+	if o.tail < 0 || len(o.segs[o.tail])+len(frame) > coalesceSize {
+		var buf []byte
+		if n := len(o.spare); n > 0 {
+			buf, o.spare = o.spare[n-1][:0], o.spare[:n-1]
+		} else {
+			buf = make([]byte, 0, coalesceSize)
+		}
+		o.segs = append(o.segs, buf)
+		o.tail = len(o.segs) - 1
+	}
+	o.segs[o.tail] = append(o.segs[o.tail], frame...)
+}
+
+// take returns every queued segment, in order, and empties the outbox.
+func (o *outbox) take() [][]byte {
+	segs := o.segs
+	o.segs, o.tail, o.size = nil, -1, 0
+	return segs
+}
+
+// recycle keeps written coalescing buffers for reuse.
+func (o *outbox) recycle(segs [][]byte) {
+	for _, s := range segs {
+		if cap(s) == coalesceSize && len(o.spare) < keepSpare {
+			o.spare = append(o.spare, s[:0])
+		}
+	}
+}
+
+// empty reports whether nothing is queued.
+func (o *outbox) empty() bool { return o.size == 0 }
+
+// flatten returns the queued bytes as one slice and empties the outbox.
+func (o *outbox) flatten() []byte {
+	if o.empty() {
+		o.take()
+		return nil
+	}
+	out := make([]byte, 0, o.size)
+	for _, s := range o.take() {
+		out = append(out, s...)
+	}
+	return out
+}
