@@ -7,7 +7,7 @@ FUZZTIME  ?= 10s
 FUZZLONG  ?= 2m
 BENCHTIME ?= 1s
 # Fuzz targets as package:Target pairs, run one at a time (go test -fuzz takes one).
-FUZZ_TARGETS := ./wire:FuzzDecode ./wire:FuzzRoundTrip
+FUZZ_TARGETS := ./wire:FuzzDecode ./wire:FuzzRoundTrip ./test/fuzz:FuzzServerConnection
 INTEROP_DIR  := test/interop
 
 .PHONY: all run test fmt-check vet unit fuzz-short fuzz bench interop-deps
