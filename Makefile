@@ -6,11 +6,13 @@ FUZZTIME  ?= 10s
 # Longer fuzzing for `make fuzz`.
 FUZZLONG  ?= 2m
 BENCHTIME ?= 1s
+# Duration of `make soak`.
+SOAK      ?= 60s
 # Fuzz targets as package:Target pairs, run one at a time (go test -fuzz takes one).
 FUZZ_TARGETS := ./wire:FuzzDecode ./wire:FuzzRoundTrip ./test/fuzz:FuzzServerConnection
 INTEROP_DIR  := test/interop
 
-.PHONY: all run test fmt-check vet unit fuzz-short fuzz bench interop-deps
+.PHONY: all run test fmt-check vet unit fuzz-short fuzz bench interop-deps soak
 
 all: test
 
@@ -27,6 +29,7 @@ fmt-check:
 
 vet:
 	$(GO) vet ./...
+	$(GO) vet -tags soak ./test/soak
 
 # The interop tests drive the real npm token-server; install it from the lock file.
 interop-deps:
@@ -51,3 +54,8 @@ fuzz:
 ## bench: Go micro-benchmarks with allocation counts.
 bench:
 	$(GO) test -run=NONE -bench=. -benchmem -benchtime=$(BENCHTIME) ./...
+
+## soak: reconnecting clients against a server restarted under load; every
+## token must come back or be reported dropped (SOAK=5m make soak).
+soak:
+	$(GO) test -tags soak -count=1 -timeout 0 -run TestSoak -v ./test/soak -soak.duration=$(SOAK)
