@@ -439,6 +439,12 @@ func (a *clientActor) dropBuffer(ctx actor.Context, reason error) {
 }
 
 func (a *clientActor) onClose(ctx actor.Context) {
+	if a.c.status.load() != CLOSED {
+		// A stale request: the close it asked for has already been emitted
+		// (the connection ended by itself meanwhile), and the client may even
+		// be connecting again.
+		return
+	}
 	a.dropBuffer(ctx, ErrClientClosed)
 	if a.runner != nil && a.opts.Reconnect != nil {
 		a.closing = true // the close event comes when the supervisor is gone

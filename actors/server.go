@@ -200,7 +200,9 @@ func (a *serverActor) Receive(ctx actor.Context) {
 		}
 		a.maybeClosed(ctx)
 	case closeRequest:
-		a.beginClose(ctx)
+		if a.s.status.load() == CLOSED { // else stale: that close was emitted
+			a.beginClose(ctx)
+		}
 	case closeDeadline:
 		if m.gen == a.gen && a.closing {
 			for c := range a.conns {
@@ -277,9 +279,12 @@ func (a *serverActor) listen(ctx actor.Context) {
 		err = fmt.Errorf("%w: %w", ErrListen, err)
 		a.hadError = true
 		a.emitError(ctx, err)
+		closed := a.s.status.load() == CLOSED // Close was called in OnError
 		a.s.status.store(OFFLINE)
 		a.emitClose(ctx)
-		a.retryListen(ctx, err)
+		if !closed {
+			a.retryListen(ctx, err)
+		}
 		a.maybeStop(ctx)
 		return
 	}

@@ -21,32 +21,37 @@ const writeSlice = 256 << 10
 var ErrWriteTimeout = errors.New("tlsio: write timed out: peer is not reading (slow consumer)")
 
 // WritePump is the goroutine that writes a socket for the actor that owns it.
-// The owner hands it one buffer at a time with Write and waits for onWritten
-// before handing the next, so frames queued meanwhile leave in one write.
+// The owner hands it one batch of buffers at a time with Write and waits for
+// onWritten before handing the next, so frames queued meanwhile leave
+// together.
 type WritePump struct {
-	in   chan []byte
+	in   chan [][]byte
 	done chan struct{}
 	once sync.Once
 }
 
-// StartWritePump starts the writer goroutine for conn. After each buffer is
-// written in full, onWritten(len) is called; on the first error, or after
+// StartWritePump starts the writer goroutine for conn. After each batch is
+// written in full, onWritten(total length) is called; on the first error, or after
 // Close, onStop is called once (nil after Close) and the goroutine exits.
 // timeout <= 0 disables the write deadline.
 func StartWritePump(conn net.Conn, timeout time.Duration, onWritten func(n int), onStop func(error)) *WritePump {
-	p := &WritePump{in: make(chan []byte, 1), done: make(chan struct{})}
+	p := &WritePump{in: make(chan [][]byte, 1), done: make(chan struct{})}
 	go p.run(conn, timeout, onWritten, onStop)
 	return p
 }
 
 func (p *WritePump) run(conn net.Conn, timeout time.Duration, onWritten func(int), onStop func(error)) {
 	defer close(p.done)
-	for b := range p.in {
-		if err := writeAll(conn, b, timeout); err != nil {
-			onStop(err)
-			return
+	for batch := range p.in {
+		n := 0
+		for _, b := range batch {
+			if err := writeAll(conn, b, timeout); err != nil {
+				onStop(err)
+				return
+			}
+			n += len(b)
 		}
-		onWritten(len(b))
+		onWritten(n)
 	}
 	onStop(nil)
 }
@@ -72,11 +77,12 @@ func writeAll(conn net.Conn, b []byte, timeout time.Duration) error {
 	return nil
 }
 
-// Write hands b to the pump. It never blocks: it returns false if a buffer
-// is still waiting to be picked up. It must not be called after Close.
-func (p *WritePump) Write(b []byte) bool {
+// Write hands a batch of buffers to the pump, to be written in order. It
+// never blocks: it returns false if a batch is still waiting to be picked up.
+// It must not be called after Close.
+func (p *WritePump) Write(batch ...[]byte) bool {
 	select {
-	case p.in <- b:
+	case p.in <- batch:
 		return true
 	default:
 		return false
