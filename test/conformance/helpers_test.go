@@ -504,7 +504,7 @@ type vectorFile struct {
 
 func loadVectors(t *testing.T) vectorFile {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "..", "..", "shared", "wire-vectors.json"))
+	raw, err := os.ReadFile(filepath.Join("..", "..", "wire", "testdata", "wire-vectors.json"))
 	require.NoError(t, err)
 	var f vectorFile
 	require.NoError(t, json.Unmarshal(raw, &f))

@@ -21,7 +21,9 @@ import (
 
 // vectorsPath is the vector file produced by the original implementation,
 // relative to this package.
-const vectorsPath = "../../../shared/wire-vectors.json"
+// vectorsPath is the copy, in the repository, of ../shared/wire-vectors.json:
+// vectors recorded from the original implementation.
+const vectorsPath = "../../wire/testdata/wire-vectors.json"
 
 // echoCase is one token to send and get back.
 type echoCase struct {
