@@ -273,7 +273,7 @@ func (a *clientActor) Receive(ctx actor.Context) {
 	case connUp:
 		a.onUp(ctx, m.c)
 	case connFrames:
-		a.ev.deliver(ctx, m, a.opts.OnToken, func(c *Connection) {
+		a.ev.deliver(ctx, m, nil, a.opts.OnToken, func(c *Connection) {
 			if a.opts.OnRemoteClose != nil {
 				a.opts.OnRemoteClose(c)
 			}

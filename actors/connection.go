@@ -90,6 +90,25 @@ func (c *Connection) Send(token []byte) bool {
 	return true
 }
 
+// SendBatch queues tokens for sending, in order, as one message to the
+// connection actor: the cheap way to send many small tokens at once. It takes
+// all of them or none, on the same terms as Send.
+func (c *Connection) SendBatch(tokens [][]byte) bool {
+	n := 0
+	for _, t := range tokens {
+		n += wire.EncodedLen(t)
+	}
+	if n == 0 || !c.reserve(n) {
+		return n == 0 && !c.IsDead()
+	}
+	buf := make([]byte, 0, n)
+	for _, t := range tokens {
+		buf = wire.AppendToken(buf, t)
+	}
+	c.root.Send(c.pid, outFrame(buf))
+	return true
+}
+
 // RemoteClose sends the remoteClose control frame, asking the peer to close
 // its side. It returns false if the connection is dead.
 func (c *Connection) RemoteClose() bool {

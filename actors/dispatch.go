@@ -72,9 +72,13 @@ func addrString(a interface{ String() string }) string {
 // that caused it is skipped, and delivery goes on with the next one. The
 // connection stays open: the handler failed, not the connection, so this
 // error event is the one not followed by close.
-func (e *events) deliver(ctx actor.Context, m connFrames,
+func (e *events) deliver(ctx actor.Context, m connFrames, onTokens func([][]byte, *Connection),
 	onToken func([]byte, *Connection), onRemoteClose func(*Connection), onPanic func(*Connection, error)) {
 	defer ctx.Send(m.c.pid, framesDone{})
+	if onTokens != nil {
+		e.deliverBatch(ctx, m, onTokens, onPanic)
+		return
+	}
 	for _, f := range m.frames {
 		var err error
 		if f.Kind == wire.KindRemoteClose {
@@ -95,5 +99,25 @@ func (e *events) deliver(ctx actor.Context, m connFrames,
 			}
 			e.tell(ctx, errorEvent(m.c, err))
 		}
+	}
+}
+
+// deliverBatch hands every token of the batch to onTokens in one call (the
+// server's OnTokens; remoteClose frames from a client are ignored, as by the
+// original server).
+func (e *events) deliverBatch(ctx actor.Context, m connFrames,
+	onTokens func([][]byte, *Connection), onPanic func(*Connection, error)) {
+	tokens := make([][]byte, 0, len(m.frames))
+	for _, f := range m.frames {
+		if f.Kind == wire.KindToken {
+			tokens = append(tokens, f.Token)
+			e.tell(ctx, &TokenReceived{Conn: m.c.pid, ConnID: m.c.id, Data: f.Token})
+		}
+	}
+	if err := e.call("OnTokens", func() { onTokens(tokens, m.c) }); err != nil {
+		if onPanic != nil {
+			_ = e.call("error callback", func() { onPanic(m.c, err) })
+		}
+		e.tell(ctx, errorEvent(m.c, err))
 	}
 }

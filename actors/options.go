@@ -128,6 +128,10 @@ type ServerOptions struct {
 	OnClose func(hadError bool)
 	// OnToken: a token from a client. The token belongs to the callee.
 	OnToken func(token []byte, c *Connection)
+	// OnTokens, if set, replaces OnToken: it gets all the tokens of one read
+	// at once, in order, which with Connection.SendBatch makes one message
+	// per read both ways. The slice and the tokens belong to the callee.
+	OnTokens func(tokens [][]byte, c *Connection)
 	// OnConnectionError: the error event of one connection (a failed
 	// handshake, bad input, a slow consumer...). Always followed by
 	// OnConnectionClose(c, true).

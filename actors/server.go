@@ -222,7 +222,7 @@ func (a *serverActor) Receive(ctx actor.Context) {
 			m.c.RemoteClose()
 		}
 	case connFrames:
-		a.ev.deliver(ctx, m, a.opts.OnToken, nil, a.opts.OnConnectionError)
+		a.ev.deliver(ctx, m, a.opts.OnTokens, a.opts.OnToken, nil, a.opts.OnConnectionError)
 	case connFailed:
 		a.ev.call("OnConnectionError", func() {
 			if a.opts.OnConnectionError != nil {

@@ -72,7 +72,7 @@ func (a *standaloneActor) Receive(ctx actor.Context) {
 	case connUp:
 		a.ev.tell(ctx, connectedEvent(m.c))
 	case connFrames:
-		a.ev.deliver(ctx, m, a.opts.OnToken, func(c *Connection) {
+		a.ev.deliver(ctx, m, nil, a.opts.OnToken, func(c *Connection) {
 			if a.opts.OnRemoteClose != nil {
 				a.opts.OnRemoteClose(c)
 			}

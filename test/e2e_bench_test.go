@@ -55,6 +55,8 @@ func shutdown(tb testing.TB, f func(context.Context) error) {
 	}
 }
 
+func timeout() <-chan time.Time { return time.After(10 * time.Second) }
+
 func waitClosed(tb testing.TB, ch <-chan struct{}, what string) {
 	tb.Helper()
 	select {
