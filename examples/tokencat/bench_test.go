@@ -1,0 +1,213 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tokenserver/tokenserver/tlsio"
+)
+
+// benchJSON is the part of bench --json the tests look at.
+type benchJSON struct {
+	Target    string `json:"target"`
+	Mode      string `json:"mode"`
+	Tokens    int64  `json:"tokens"`
+	StoppedBy string `json:"stopped_by"`
+	Latency   struct {
+		P50, P99, Max float64
+	} `json:"latency_us"`
+}
+
+func TestBenchSelfAndBaselineBinaryVerify(t *testing.T) {
+	t.Parallel()
+	for _, target := range []string{"--self", "--baseline"} {
+		for _, mode := range []string{"roundtrip", "pipeline"} {
+			r := mustRun(t, 0, 2*time.Minute, "", "bench", target, "--mode", mode,
+				"--count", "300", "--conns", "3", "--size", "40", "--window", "16", "--json")
+			var res benchJSON
+			if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
+				t.Fatalf("%s %s: bad JSON %q: %v", target, mode, r.stdout, err)
+			}
+			if res.Tokens != 300 || res.StoppedBy != "count" || res.Mode != mode {
+				t.Errorf("%s %s: %+v", target, mode, res)
+			}
+			if res.Latency.P50 <= 0 || res.Latency.P50 > res.Latency.P99 || res.Latency.P99 > res.Latency.Max {
+				t.Errorf("%s %s: latency %+v", target, mode, res.Latency)
+			}
+			if r.stderr != "" { // not a terminal: no progress
+				t.Errorf("%s %s: stderr %q", target, mode, r.stderr)
+			}
+		}
+	}
+	// The table, and a run stopped by --duration.
+	r := mustRun(t, 0, 2*time.Minute, "", "bench", "--self", "--mode", "pipeline", "--duration", "300ms", "--size", "0")
+	for _, want := range []string{"target   self: actors.Server", "stopped by duration", "tokens/s", "MB/s", "p50", "p90", "p99", "max"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("table lacks %q:\n%s", want, r.stdout)
+		}
+	}
+}
+
+func TestBenchBinaryDetectsCorruptReply(t *testing.T) {
+	t.Parallel()
+	certs, err := tlsio.GenerateDevCerts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "certs")
+	if err := certs.WriteFiles(dir, false); err != nil {
+		t.Fatal(err)
+	}
+	srv := startEvilServer(t, certs, flipReply(5))
+	for _, mode := range []string{"roundtrip", "pipeline"} {
+		args := append([]string{"bench", "--addr", srv.addr(), "--mode", mode, "--count", "50", "--size", "32"}, tlsArgs(dir, "client")...)
+		r := tokencat(t, time.Minute, "", args...)
+		if r.code == 0 {
+			t.Fatalf("%s: bench passed against a server that corrupts reply 5:\n%s", mode, r.stdout)
+		}
+		if !strings.Contains(r.stderr, "verification failed: connection 1, reply to token 5: byte 0 is") {
+			t.Errorf("%s: stderr does not name the token: %q", mode, r.stderr)
+		}
+	}
+}
+
+func TestRunBenchInProcess(t *testing.T) {
+	t.Parallel()
+	certs, err := tlsio.GenerateDevCerts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ccfg, err := tlsio.ClientConfig(certs.ClientOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	scfg, err := tlsio.ServerConfig(certs.ServerOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := startBaselineServer(scfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer base.close()
+	self, err := startSelfServer(certs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer self.close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for _, addr := range []string{base.addr(), self.addr} {
+		for _, mode := range []string{modeRoundtrip, modePipeline} {
+			for _, size := range []int{0, 1, 3, 100, 70000} {
+				res, err := runBench(ctx, benchConfig{
+					addr: addr, tls: ccfg, mode: mode, size: size, count: 200, conns: 2, window: 7,
+				})
+				if err != nil {
+					t.Fatalf("%s %s size %d: %v", addr, mode, size, err)
+				}
+				if res.Tokens != 200 || res.StoppedBy != "count" {
+					t.Errorf("%s %s size %d: %d tokens, stopped by %s", addr, mode, size, res.Tokens, res.StoppedBy)
+				}
+			}
+		}
+	}
+}
+
+func TestRunBenchDetectsBadServers(t *testing.T) {
+	t.Parallel()
+	certs, err := tlsio.GenerateDevCerts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ccfg, err := tlsio.ClientConfig(certs.ClientOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	swap := func(n int, tok []byte) [][]byte { return [][]byte{tok} }
+	var held []byte
+	swap = func(n int, tok []byte) [][]byte {
+		switch n {
+		case 3:
+			held = append([]byte(nil), tok...)
+			return nil
+		case 4:
+			return [][]byte{tok, held}
+		}
+		return [][]byte{tok}
+	}
+	cases := []struct {
+		name   string
+		mangle func(int, []byte) [][]byte
+		mode   string
+		want   string
+	}{
+		{"flipped byte", flipReply(5), modeRoundtrip, "connection 1, reply to token 5: byte 0 is"},
+		{"out of order", swap, modePipeline, "reply to token 3: byte 0 is 0x03, expected 0x02 (it is the reply to token 4: out of order)"},
+		{"missing reply", func(n int, tok []byte) [][]byte {
+			if n == 2 {
+				return nil
+			}
+			return [][]byte{tok}
+		}, modeRoundtrip, "no reply to token 2 within 300ms"},
+		{"extra reply", func(n int, tok []byte) [][]byte {
+			if n == 6 {
+				return [][]byte{tok, tok}
+			}
+			return [][]byte{tok}
+		}, modeRoundtrip, "2 replies to token 6"},
+		{"longer reply", func(n int, tok []byte) [][]byte {
+			if n == 7 {
+				return [][]byte{append(tok, 'x')}
+			}
+			return [][]byte{tok}
+		}, modePipeline, "reply to token 7: 33 bytes, expected 32"},
+	}
+	for _, c := range cases {
+		srv := startEvilServer(t, certs, c.mangle)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		_, err := runBench(ctx, benchConfig{
+			addr: srv.addr(), tls: ccfg, mode: c.mode, size: 32, count: 20, conns: 1, window: 10,
+			timeout: 300 * time.Millisecond,
+		})
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want one containing %q", c.name, err, c.want)
+		}
+	}
+}
+
+func TestHistogramPercentiles(t *testing.T) {
+	t.Parallel()
+	var h histogram
+	for i := 1; i <= 100000; i++ {
+		h.record(time.Duration(i) * time.Microsecond)
+	}
+	check := func(p float64, want time.Duration) {
+		got := h.percentile(p)
+		if got < want || float64(got) > float64(want)*(1+1.0/64) {
+			t.Errorf("p%v = %v, want %v within 1/64", p*100, got, want)
+		}
+	}
+	check(0.5, 50*time.Millisecond)
+	check(0.9, 90*time.Millisecond)
+	check(0.99, 99*time.Millisecond)
+	if h.percentile(1) != 100*time.Millisecond || time.Duration(h.max) != 100*time.Millisecond {
+		t.Errorf("max %v, p100 %v", time.Duration(h.max), h.percentile(1))
+	}
+	for v := int64(0); v < 1<<20; v = v*3/2 + 1 {
+		i := histIndex(v)
+		if v > histUpper(i) || (i > 0 && v <= histUpper(i-1)) {
+			t.Fatalf("value %d in bucket %d [%d, %d]", v, i, histUpper(i-1)+1, histUpper(i))
+		}
+	}
+	var empty histogram
+	if empty.percentile(0.5) != 0 {
+		t.Error("empty histogram")
+	}
+}

@@ -1,0 +1,210 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// tokencatBin is the binary built once by TestMain (with -race when the tests
+// run with -race).
+var tokencatBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "tokencat-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	tokencatBin = filepath.Join(dir, "tokencat")
+	args := []string{"build", "-o", tokencatBin}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, ".")...)
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building tokencat:", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		os.RemoveAll(dir)
+		os.Exit(code)
+	}))
+}
+
+// result of one run of the binary.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// tokencat runs the binary with args and stdin, bounded by timeout.
+func tokencat(t *testing.T, timeout time.Duration, stdin string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, tokencatBin, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("tokencat %s: did not finish within %v\nstderr:\n%s", strings.Join(args, " "), timeout, errb.String())
+	}
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("tokencat %s: %v", strings.Join(args, " "), err)
+	}
+	return result{out.String(), errb.String(), code}
+}
+
+// mustRun runs tokencat and fails the test unless it exits with want.
+func mustRun(t *testing.T, want int, timeout time.Duration, stdin string, args ...string) result {
+	t.Helper()
+	r := tokencat(t, timeout, stdin, args...)
+	if r.code != want {
+		t.Fatalf("tokencat %s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), r.code, want, r.stdout, r.stderr)
+	}
+	return r
+}
+
+// certDir writes a fresh set of certificates with "tokencat certs".
+func certDir(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "certs")
+	mustRun(t, 0, 30*time.Second, "", "certs", dir)
+	return dir
+}
+
+// tlsArgs are --ca --cert --key for side "server" or "client" of dir.
+func tlsArgs(dir, side string) []string {
+	return []string{
+		"--ca", filepath.Join(dir, "ca.crt"),
+		"--cert", filepath.Join(dir, side+".crt"),
+		"--key", filepath.Join(dir, side+".key"),
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer goroutine and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// serveProc is a running "tokencat serve".
+type serveProc struct {
+	cmd    *exec.Cmd
+	addr   string
+	stderr *syncBuffer
+	done   chan struct{} // closed when the process has exited
+	err    error         // Wait's result, after done
+}
+
+var listeningLine = regexp.MustCompile(`^listening on (127\.0\.0\.1:[0-9]+)\n$`)
+
+// startServe starts "tokencat serve --listen 127.0.0.1:0" with the server
+// certificates of dir and extra flags, and waits for its first stdout line.
+// The process is killed at the end of the test if still running.
+func startServe(t *testing.T, dir string, extra ...string) *serveProc {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	args := append([]string{"serve", "--listen", "127.0.0.1:0"}, tlsArgs(dir, "server")...)
+	args = append(args, extra...)
+	cmd := exec.CommandContext(ctx, tokencatBin, args...)
+	p := &serveProc{cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
+	cmd.Stderr = p.stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	lines := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(stdout).ReadString('\n')
+		lines <- line
+		io.Copy(io.Discard, stdout) // nothing more is expected; drain anyway
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			_ = cmd.Process.Kill()
+			<-p.done
+		}
+		cancel()
+		if t.Failed() {
+			t.Logf("serve stderr:\n%s", p.stderr.String())
+		}
+	})
+	select {
+	case line := <-lines:
+		m := listeningLine.FindStringSubmatch(line)
+		if m == nil {
+			t.Fatalf("first line of serve is %q, want \"listening on 127.0.0.1:PORT\"\nstderr:\n%s", line, p.stderr.String())
+		}
+		p.addr = m[1]
+	case <-time.After(30 * time.Second):
+		t.Fatalf("serve printed no line within 30s\nstderr:\n%s", p.stderr.String())
+	}
+	return p
+}
+
+// wait waits for the process to exit and returns its exit code.
+func (p *serveProc) wait(t *testing.T, timeout time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		t.Fatalf("serve did not exit within %v\nstderr:\n%s", timeout, p.stderr.String())
+	}
+	var ee *exec.ExitError
+	if errors.As(p.err, &ee) {
+		return ee.ExitCode()
+	}
+	if p.err != nil {
+		t.Fatalf("serve: %v", p.err)
+	}
+	return 0
+}
+
+// sendArgs builds "send --addr ADDR <client tls of dir> extra...".
+func sendArgs(addr, dir string, extra ...string) []string {
+	args := append([]string{"send", "--addr", addr}, tlsArgs(dir, "client")...)
+	return append(args, extra...)
+}

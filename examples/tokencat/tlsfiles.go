@@ -1,0 +1,36 @@
+package main
+
+import (
+	"crypto/tls"
+
+	"github.com/tokenserver/tokenserver/tlsio"
+)
+
+// tlsFlags are the --ca, --cert and --key flags that serve, send and bench
+// share.
+type tlsFlags struct {
+	ca, cert, key *string
+}
+
+func addTLSFlags(f *cmdFlags, side string) tlsFlags {
+	return tlsFlags{
+		ca:   f.String("ca", "", "PEM `FILE` of the CA that signed the peer's certificate"),
+		cert: f.String("cert", "", "PEM `FILE` of the "+side+" certificate"),
+		key:  f.String("key", "", "PEM `FILE` of the "+side+" private key"),
+	}
+}
+
+// load reads the three files.
+func (t tlsFlags) load() (tlsio.Options, error) {
+	return tlsio.LoadFiles(*t.key, *t.cert, *t.ca)
+}
+
+// clientConfig loads the files as a client's TLS configuration (for bench,
+// which dials with crypto/tls directly).
+func (t tlsFlags) clientConfig() (*tls.Config, error) {
+	o, err := t.load()
+	if err != nil {
+		return nil, err
+	}
+	return tlsio.ClientConfig(o)
+}
