@@ -81,6 +81,7 @@ func (a *connActor) Receive(ctx actor.Context) {
 	case readEnded:
 		a.onReadEnded(ctx, m.err)
 	case outFrame:
+		a.h.shared.queued.Add(-msgOverhead) // the message is out of the mailbox
 		a.enqueue(ctx, m)
 	case SendToken:
 		a.sendFromMessage(ctx, m.Data)
@@ -197,11 +198,12 @@ func (a *connActor) sendFromMessage(ctx actor.Context, token []byte) {
 	if a.phase != phaseOpen || a.h.shared.dead.Load() {
 		return
 	}
-	n := wire.EncodedLen(token)
-	if !a.h.reserve(n) {
+	frame := wire.AppendToken(nil, token)
+	if !a.h.reserve(len(frame)) {
 		return
 	}
-	a.enqueue(ctx, wire.AppendToken(make([]byte, 0, n), token))
+	a.h.shared.queued.Add(-msgOverhead) // no message waits: it is this one
+	a.enqueue(ctx, frame)
 }
 
 func (a *connActor) enqueue(ctx actor.Context, frame []byte) {

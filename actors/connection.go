@@ -82,11 +82,14 @@ func (c *Connection) Queued() int { return int(c.shared.queued.Load()) }
 // not keep up). A single token is always taken by an empty queue, whatever its
 // size. Send copies token: the caller may reuse it at once.
 func (c *Connection) Send(token []byte) bool {
-	n := wire.EncodedLen(token)
-	if !c.reserve(n) {
+	if c.shared.dead.Load() {
 		return false
 	}
-	c.root.Send(c.pid, outFrame(wire.AppendToken(make([]byte, 0, n), token)))
+	frame := wire.AppendToken(nil, token) // sized exactly
+	if !c.reserve(len(frame)) {
+		return false
+	}
+	c.root.Send(c.pid, outFrame(frame))
 	return true
 }
 
@@ -94,16 +97,22 @@ func (c *Connection) Send(token []byte) bool {
 // connection actor: the cheap way to send many small tokens at once. It takes
 // all of them or none, on the same terms as Send.
 func (c *Connection) SendBatch(tokens [][]byte) bool {
+	if c.shared.dead.Load() {
+		return false
+	}
+	if len(tokens) == 0 {
+		return true
+	}
 	n := 0
 	for _, t := range tokens {
-		n += wire.EncodedLen(t)
+		n += len(t) + 1
 	}
-	if n == 0 || !c.reserve(n) {
-		return n == 0 && !c.IsDead()
-	}
-	buf := make([]byte, 0, n)
+	buf := make([]byte, 0, n+n/8) // room for some escapes; grows if need be
 	for _, t := range tokens {
 		buf = wire.AppendToken(buf, t)
+	}
+	if !c.reserve(len(buf)) {
+		return false
 	}
 	c.root.Send(c.pid, outFrame(buf))
 	return true
@@ -131,12 +140,18 @@ func (c *Connection) Close() bool {
 	return true
 }
 
-// reserve claims n bytes of the outbound queue.
+// msgOverhead is what one queued message costs beyond its frame bytes (the
+// mailbox node, the boxed slice): counted in the queue while the message
+// waits, so that a flood of tiny tokens is bounded by memory, not bytes.
+const msgOverhead = 64
+
+// reserve claims n bytes, and one message, of the outbound queue.
 func (c *Connection) reserve(n int) bool {
 	s := c.shared
 	if s.dead.Load() {
 		return false
 	}
+	n += msgOverhead
 	after := s.queued.Add(int64(n))
 	if after > s.hwm && after != int64(n) {
 		s.queued.Add(-int64(n))

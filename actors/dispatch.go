@@ -91,7 +91,9 @@ func (e *events) deliver(ctx actor.Context, m connFrames, onTokens func([][]byte
 			if onToken != nil {
 				err = e.call("OnToken", func() { onToken(f.Token, m.c) })
 			}
-			e.tell(ctx, &TokenReceived{Conn: m.c.pid, ConnID: m.c.id, Data: f.Token})
+			if e.handler != nil {
+				ctx.Send(e.handler, &TokenReceived{Conn: m.c.pid, ConnID: m.c.id, Data: f.Token})
+			}
 		}
 		if err != nil {
 			if onPanic != nil {
@@ -111,7 +113,9 @@ func (e *events) deliverBatch(ctx actor.Context, m connFrames,
 	for _, f := range m.frames {
 		if f.Kind == wire.KindToken {
 			tokens = append(tokens, f.Token)
-			e.tell(ctx, &TokenReceived{Conn: m.c.pid, ConnID: m.c.id, Data: f.Token})
+			if e.handler != nil {
+				ctx.Send(e.handler, &TokenReceived{Conn: m.c.pid, ConnID: m.c.id, Data: f.Token})
+			}
 		}
 	}
 	if err := e.call("OnTokens", func() { onTokens(tokens, m.c) }); err != nil {

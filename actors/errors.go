@@ -27,7 +27,8 @@ var (
 	// already has its maximum number of connections.
 	ErrTooManyConnections = errors.New("tokenserver: too many connections")
 	// ErrHandlerPanic reports a user callback that panicked; the value is in
-	// the message.
+	// the message. It is the one error event not followed by close: the
+	// token is skipped and the connection goes on.
 	ErrHandlerPanic = errors.New("tokenserver: handler panicked")
 	// ErrBufferFull: a token did not fit in the client's reconnect buffer.
 	ErrBufferFull = errors.New("tokenserver: reconnect buffer full")

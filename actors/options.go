@@ -134,7 +134,9 @@ type ServerOptions struct {
 	OnTokens func(tokens [][]byte, c *Connection)
 	// OnConnectionError: the error event of one connection (a failed
 	// handshake, bad input, a slow consumer...). Always followed by
-	// OnConnectionClose(c, true).
+	// OnConnectionClose(c, true), except for ErrHandlerPanic: a callback that
+	// panicked is reported here with its value, its token is skipped, and the
+	// connection goes on (the handler failed, not the connection).
 	OnConnectionError func(c *Connection, err error)
 	// OnConnectionClose: one connection closed.
 	OnConnectionClose func(c *Connection, hadError bool)
@@ -172,7 +174,8 @@ type ClientOptions struct {
 	// OnRemoteClose: the server is closing and asks us to close.
 	OnRemoteClose func(c *Connection)
 	// OnError: dialing or the connection failed. Always followed by
-	// OnClose(true).
+	// OnClose(true), except for ErrHandlerPanic (a callback panicked; the
+	// connection goes on, see ServerOptions.OnConnectionError).
 	OnError func(err error)
 	// OnClose: the connection closed or the connect attempt ended.
 	OnClose func(hadError bool)

@@ -23,7 +23,8 @@ type ConnectionOptions struct {
 	OnToken func(token []byte, c *Connection)
 	// OnRemoteClose: the peer sent the remoteClose control frame.
 	OnRemoteClose func(c *Connection)
-	// OnError: the connection failed. Always followed by OnClose(true).
+	// OnError: the connection failed. Always followed by OnClose(true),
+	// except for ErrHandlerPanic (a callback panicked; the connection goes on).
 	OnError func(err error)
 	// OnClose: the connection closed.
 	OnClose func(hadError bool)
