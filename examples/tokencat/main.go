@@ -7,6 +7,7 @@
 //	tokencat serve --listen HOST:PORT --ca FILE --cert FILE --key FILE [--echo | --exec CMD] [limits]
 //	tokencat send  --addr HOST:PORT --ca FILE --cert FILE --key FILE [--timeout D] [TOKEN ...]
 //	tokencat bench (--addr HOST:PORT --ca FILE --cert FILE --key FILE | --self | --baseline) [flags]
+//	tokencat compare [--duration D] [--reps N]
 //
 // Exit codes: 0 success, 1 runtime failure, 2 usage error.
 package main
@@ -48,6 +49,7 @@ var commands = []command{
 	{"serve", "run a token server with client certificates required (echo, or a command per token)", cmdServe},
 	{"send", "send tokens to a server and print the replies", cmdSend},
 	{"bench", "measure a server's throughput and latency (or of a built-in one, or a plain TLS baseline)", cmdBench},
+	{"compare", "measure the actors server against the plain TLS baseline, every target load, as ratios", cmdCompare},
 }
 
 func main() {
