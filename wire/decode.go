@@ -68,6 +68,7 @@ type Decoder struct {
 	offset  int64  // stream offset of the next byte to be fed
 	buf     []byte // decoded bytes of the frame in progress
 	pending bool   // the frame in progress ends with an unpaired backslash
+	hint    int    // size of the last large token: the next one's first guess
 	err     error  // sticky protocol error
 }
 
@@ -122,7 +123,12 @@ func (d *Decoder) AppendFrames(dst []Frame, chunk []byte) ([]Frame, error) {
 		rest := chunk[i:]
 		nl := bytes.IndexByte(rest, frameEnd)
 		if nl < 0 {
-			// The chunk ends inside a frame: keep its decoded bytes.
+			// The chunk ends inside a frame: keep its decoded bytes. A frame
+			// that starts here is likely as large as the last large one:
+			// size its buffer for that once rather than growing it.
+			if len(d.buf) == 0 && !d.pending && cap(d.buf) < d.hint {
+				d.buf = make([]byte, 0, d.hint)
+			}
 			var err error
 			if d.buf, err = d.unescape(d.buf, rest, base+int64(i), true); err != nil {
 				return dst, d.fail(err)
@@ -169,12 +175,12 @@ func (d *Decoder) AppendFrames(dst []Frame, chunk []byte) ([]Frame, error) {
 			if d.buf, err = d.unescape(d.buf, body, base+int64(i), true); err != nil {
 				return dst, d.fail(err)
 			}
-			if cap(d.buf) > maxRetainedPartial {
-				// Hand a large buffer over instead of copying it.
+			if !d.pending {
+				// Hand the buffer over rather than copy it out: a copy would
+				// allocate as much. The next frame that spans chunks gets a
+				// buffer sized like this one.
 				tok, d.buf = d.buf, nil
-			} else if !d.pending {
-				tok = append([]byte(nil), d.buf...)
-				d.buf = d.buf[:0]
+				d.hint = min(len(tok), maxSizeHint, d.limit)
 			} else {
 				tok = d.buf // only its length matters below
 				d.buf = d.buf[:0]
@@ -316,9 +322,10 @@ func unescapeByte(c byte) (byte, bool) {
 	return 0, false
 }
 
-// maxRetainedPartial is the largest frame-in-progress buffer a decoder keeps
-// for the next frame; a bigger one becomes the token it was grown for.
-const maxRetainedPartial = 64 << 10
+// maxSizeHint caps the buffer a decoder sizes in advance for a frame that
+// spans chunks, so that one large token does not make every later partial
+// frame of the connection cost that much before its bytes arrive.
+const maxSizeHint = 1 << 20
 
 // minGrow is the smallest capacity the decoder allocates for a frame in
 // progress.
