@@ -228,7 +228,7 @@ func (a *connActor) handToWriter(batch [][]byte, size int) {
 func (a *connActor) onWritten(ctx actor.Context, n int) {
 	a.h.shared.queued.Add(-int64(n))
 	a.writing = false
-	a.out.recycle(a.inFlight)
+	release(a.inFlight)
 	a.inFlight, a.inFlightSize = nil, 0
 	if a.phase == phaseClosed {
 		return

@@ -85,7 +85,7 @@ func (c *Connection) Send(token []byte) bool {
 	if c.shared.dead.Load() {
 		return false
 	}
-	frame := wire.AppendToken(nil, token) // sized exactly
+	frame := wire.AppendToken(frameBuf(len(token)+len(token)/8+1), token)
 	if !c.reserve(len(frame)) {
 		return false
 	}
@@ -107,7 +107,7 @@ func (c *Connection) SendBatch(tokens [][]byte) bool {
 	for _, t := range tokens {
 		n += len(t) + 1
 	}
-	buf := make([]byte, 0, n+n/8) // room for some escapes; grows if need be
+	buf := frameBuf(n + n/8) // room for some escapes; grows if need be
 	for _, t := range tokens {
 		buf = wire.AppendToken(buf, t)
 	}

@@ -6,16 +6,14 @@ package actors
 const (
 	coalesceSize = 64 << 10
 	coalesceMin  = 8 << 10
-	keepSpare    = 2
 )
 
 // outbox holds the frames a connection actor has for the writer while the
 // writer is busy. It is owned by that actor alone.
 type outbox struct {
-	segs  [][]byte
-	tail  int // index in segs of the buffer small frames go to; -1: none
-	size  int // bytes queued
-	spare [][]byte
+	segs [][]byte
+	tail int // index in segs of the buffer small frames go to; -1: none
+	size int // bytes queued
 }
 
 func newOutbox() outbox { return outbox{tail: -1} }
@@ -29,16 +27,11 @@ func (o *outbox) push(frame []byte) {
 		return
 	}
 	if o.tail < 0 || len(o.segs[o.tail])+len(frame) > coalesceSize {
-		var buf []byte
-		if n := len(o.spare); n > 0 {
-			buf, o.spare = o.spare[n-1][:0], o.spare[:n-1]
-		} else {
-			buf = make([]byte, 0, coalesceSize)
-		}
-		o.segs = append(o.segs, buf)
+		o.segs = append(o.segs, frameBuf(coalesceSize))
 		o.tail = len(o.segs) - 1
 	}
 	o.segs[o.tail] = append(o.segs[o.tail], frame...)
+	releaseFrame(frame) // copied: its buffer can serve again
 }
 
 // take returns every queued segment, in order, and empties the outbox.
@@ -48,12 +41,10 @@ func (o *outbox) take() [][]byte {
 	return segs
 }
 
-// recycle keeps written coalescing buffers for reuse.
-func (o *outbox) recycle(segs [][]byte) {
+// release gives written buffers back for reuse by Send and push.
+func release(segs [][]byte) {
 	for _, s := range segs {
-		if cap(s) == coalesceSize && len(o.spare) < keepSpare {
-			o.spare = append(o.spare, s[:0])
-		}
+		releaseFrame(s)
 	}
 }
 
