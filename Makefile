@@ -51,9 +51,13 @@ fuzz-short:
 fuzz:
 	@$(MAKE) --no-print-directory fuzz-short FUZZTIME=$(FUZZLONG)
 
-## bench: Go micro-benchmarks with allocation counts.
+## bench: Go micro-benchmarks with allocation counts, then the end-to-end
+## comparison with a plain crypto/tls echo loop (tokencat compare), as ratios.
+COMPARE_DURATION ?= 2s
+COMPARE_REPS     ?= 3
 bench:
 	$(GO) test -run=NONE -bench=. -benchmem -benchtime=$(BENCHTIME) ./...
+	$(GO) run ./examples/tokencat compare --duration $(COMPARE_DURATION) --reps $(COMPARE_REPS)
 
 ## soak: reconnecting clients against a server restarted under load; every
 ## token must come back or be reported dropped (SOAK=5m make soak).

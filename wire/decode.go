@@ -118,6 +118,7 @@ func (d *Decoder) AppendFrames(dst []Frame, chunk []byte) ([]Frame, error) {
 		return dst, d.err
 	}
 	base := d.offset
+	var arena []byte // room for the unescaped tokens of this chunk
 	i := 0
 	for i < len(chunk) {
 		rest := chunk[i:]
@@ -157,8 +158,14 @@ func (d *Decoder) AppendFrames(dst []Frame, chunk []byte) ([]Frame, error) {
 				return dst, d.fail(d.tooLarge(base + int64(i+d.limit)))
 			}
 			// Unescaping never grows the body, and the limit bounds the
-			// result, so this allocation is the only one for the frame.
-			tok = make([]byte, bs, min(nl, d.limit))
+			// result. The escaped frames of one chunk share one allocation,
+			// the arena, each token taking the next bytes of it.
+			need := min(nl, d.limit)
+			if cap(arena)-len(arena) < need {
+				arena = make([]byte, 0, max(need, len(rest)))
+			}
+			a := len(arena)
+			tok = arena[a : a+bs : a+need]
 			copy(tok, body[:bs])
 			var err error
 			if nl <= shortFrame && nl <= d.limit {
@@ -166,6 +173,7 @@ func (d *Decoder) AppendFrames(dst []Frame, chunk []byte) ([]Frame, error) {
 			} else {
 				tok, err = d.unescape(tok, body[bs:], base+int64(i+bs), false)
 			}
+			arena = arena[:a+len(tok)]
 			if err != nil {
 				return dst, d.fail(err)
 			}
