@@ -53,12 +53,12 @@ func TestUsageErrorsExit2(t *testing.T) {
 func TestHelpOnEverySubcommand(t *testing.T) {
 	t.Parallel()
 	r := mustRun(t, 0, 30*time.Second, "", "--help")
-	for _, name := range []string{"certs", "serve", "send", "bench"} {
+	for _, name := range []string{"certs", "serve", "send", "bench", "compare"} {
 		if !strings.Contains(r.stdout, "  "+name+" ") {
 			t.Errorf("main help does not list %s:\n%s", name, r.stdout)
 		}
 	}
-	for _, name := range []string{"certs", "serve", "send", "bench"} {
+	for _, name := range []string{"certs", "serve", "send", "bench", "compare"} {
 		for _, form := range [][]string{{name, "--help"}, {name, "-h"}, {"help", name}} {
 			r := mustRun(t, 0, 30*time.Second, "", form...)
 			if !strings.HasPrefix(r.stdout, "Usage:\n  tokencat "+name+" ") {

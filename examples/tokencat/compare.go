@@ -43,7 +43,7 @@ var compareCases = []compareCase{
 }
 
 func cmdCompare(e *env, args []string) error {
-	f := newFlags(e, "compare", "compare [--duration D] [--reps N]", `
+	f := newFlags(e, "compare", "compare [--duration D] [--reps N] [--max-size BYTES]", `
 Measures the project's actors.Server against a plain crypto/tls echo loop with
 the same framing and no actors (the baseline), both started in this process on
 127.0.0.1, with the same load generator as bench, for each load of the
@@ -54,6 +54,7 @@ the machine is noisy, so speed is reported as a ratio measured in one run.
 Prints one table; every reply is verified as in bench.`)
 	duration := f.Duration("duration", 2*time.Second, "length of each run `D`")
 	reps := f.Int("reps", 3, "runs of each load against each server `N`")
+	maxSize := f.Int("max-size", 0, "skip the loads whose tokens are larger than `BYTES` (0: none skipped)")
 	pos, err := f.parse(args)
 	if err != nil {
 		return err
@@ -61,8 +62,8 @@ Prints one table; every reply is verified as in bench.`)
 	if len(pos) != 0 {
 		return usageErrorf("unexpected argument %q", pos[0])
 	}
-	if *duration <= 0 || *reps <= 0 {
-		return usageErrorf("--duration and --reps must be positive")
+	if *duration <= 0 || *reps <= 0 || *maxSize < 0 {
+		return usageErrorf("--duration and --reps must be positive, --max-size not negative")
 	}
 
 	certs, err := tlsio.GenerateDevCerts()
@@ -85,7 +86,11 @@ Prints one table; every reply is verified as in bench.`)
 	if err != nil {
 		return errors.Join(err, self.close())
 	}
-	rows, err := runComparison(e, clientTLS, self.addr, base.addr(), *duration, *reps)
+	cases := compareCases
+	if *maxSize > 0 {
+		cases = slices.DeleteFunc(slices.Clone(cases), func(c compareCase) bool { return c.size > *maxSize })
+	}
+	rows, err := runComparison(e, cases, clientTLS, self.addr, base.addr(), *duration, *reps)
 	err = errors.Join(err, self.close(), base.close())
 	if err != nil {
 		return err
@@ -102,9 +107,9 @@ type compareRow struct {
 	baseRuns, runs int
 }
 
-func runComparison(e *env, clientTLS *tls.Config, selfAddr, baseAddr string, d time.Duration, reps int) ([]compareRow, error) {
+func runComparison(e *env, cases []compareCase, clientTLS *tls.Config, selfAddr, baseAddr string, d time.Duration, reps int) ([]compareRow, error) {
 	var rows []compareRow
-	for _, c := range compareCases {
+	for _, c := range cases {
 		var baseVals, selfVals []float64
 		for i := 0; i < reps; i++ {
 			for _, t := range []struct {

@@ -7,7 +7,7 @@
 //	tokencat serve --listen HOST:PORT --ca FILE --cert FILE --key FILE [--echo | --exec CMD] [limits]
 //	tokencat send  --addr HOST:PORT --ca FILE --cert FILE --key FILE [--timeout D] [TOKEN ...]
 //	tokencat bench (--addr HOST:PORT --ca FILE --cert FILE --key FILE | --self | --baseline) [flags]
-//	tokencat compare [--duration D] [--reps N]
+//	tokencat compare [--duration D] [--reps N] [--max-size BYTES]
 //
 // Exit codes: 0 success, 1 runtime failure, 2 usage error.
 package main
