@@ -20,13 +20,8 @@ import (
 // handler PID of its options. Its methods are safe for concurrent use and
 // never block on the network.
 type Client struct {
-	pid    *actor.PID
-	system *actor.ActorSystem
-	owned  bool
-	status statusCell
-	conn   atomic.Pointer[Connection]
-	done   chan struct{}
-	gone   atomic.Bool
+	lifecycle
+	conn atomic.Pointer[Connection]
 
 	// Reconnection and its buffer.
 	reconnect bool
@@ -64,27 +59,23 @@ func NewClient(opts ClientOptions) (*Client, error) {
 		}
 	}
 	system, log, owned := opts.Runtime.resolve()
-	c := &Client{system: system, owned: owned, done: make(chan struct{})}
+	c := &Client{}
+	c.init(system, owned)
 	if opts.Reconnect != nil {
 		c.reconnect = true
 		c.bufLimit = int64(opts.Reconnect.BufferSize)
 		c.cycling.Store(true)
 	}
-	c.status.store(CONNECTING)
 	a := &clientActor{
 		c: c, opts: opts, limits: limits, tls: cfg,
 		addr: net.JoinHostPort(host, strconv.Itoa(opts.Port)),
 		ev:   events{handler: opts.Handler, log: log},
+		deliver: delivery{onToken: opts.OnToken, onRemoteClose: opts.OnRemoteClose, remoteClose: true,
+			onError: withoutConn(opts.OnError)},
 	}
 	c.pid = system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return a }))
 	return c, nil
 }
-
-// PID is the client actor's PID.
-func (c *Client) PID() *actor.PID { return c.pid }
-
-// Status returns OFFLINE, CLOSED, CONNECTING or ONLINE.
-func (c *Client) Status() Status { return c.status.load() }
 
 // Connection returns the live connection, or nil when not connected.
 func (c *Client) Connection() *Connection { return c.conn.Load() }
@@ -156,21 +147,7 @@ func (c *Client) Connect(delay time.Duration) bool {
 // Shutdown closes the client if it is open, waits until its close event has
 // been delivered and every actor and goroutine it started has stopped, then
 // ends the client for good. It returns ctx's error if ctx ends first.
-func (c *Client) Shutdown(ctx context.Context) error {
-	c.Close()
-	if c.gone.CompareAndSwap(false, true) {
-		c.system.Root.Send(c.pid, shutdownRequest{})
-	}
-	select {
-	case <-c.done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// Done is closed once Shutdown has finished.
-func (c *Client) Done() <-chan struct{} { return c.done }
+func (c *Client) Shutdown(ctx context.Context) error { return c.shutdown(ctx, c.Close) }
 
 // Messages of the client actor.
 type (
@@ -180,6 +157,9 @@ type (
 	}
 	// bufferedToken: a token Send routed through the client actor.
 	bufferedToken []byte
+	// runnerDone: the supervisor of links has stopped, and every message
+	// its links sent has been handled.
+	runnerDone struct{ pid *actor.PID }
 	// tokensDropped: tokens to report as dropped.
 	tokensDropped struct {
 		tokens [][]byte
@@ -191,12 +171,13 @@ type (
 // a supervisor actor that restarts links with backoff. It keeps the reconnect
 // buffer and delivers the events.
 type clientActor struct {
-	c      *Client
-	opts   ClientOptions
-	limits Limits
-	tls    *tls.Config
-	addr   string
-	ev     events
+	c       *Client
+	opts    ClientOptions
+	limits  Limits
+	tls     *tls.Config
+	addr    string
+	ev      events
+	deliver delivery
 
 	gen       int
 	timer     *time.Timer
@@ -232,13 +213,14 @@ func (a *clientActor) Receive(ctx actor.Context) {
 			a.timer = nil
 			a.startRunner(ctx)
 		}
-	case *supervisor.Started:
+	case linkStarted:
 		a.linkUp = true
-		if a.closing { // Close raced with this restart
+	case *supervisor.Started:
+		if a.closingNow() { // Close raced with this restart
 			ctx.Send(a.runner, &supervisor.StopChild{})
 		}
 	case *supervisor.Restarting:
-		if a.closing {
+		if a.closingNow() {
 			ctx.Send(a.runner, &supervisor.StopChild{})
 			return
 		}
@@ -264,7 +246,7 @@ func (a *clientActor) Receive(ctx actor.Context) {
 	case *supervisor.Stopped:
 		a.lastCause = m.Cause
 	case linkDialFailed:
-		if a.closing { // an attempt Close is cancelling: no news to the user
+		if a.closingNow() { // an attempt Close is cancelling: no news to the user
 			a.ev.log.Debug("connect attempt failed while closing", "err", m.err)
 			return
 		}
@@ -273,15 +255,7 @@ func (a *clientActor) Receive(ctx actor.Context) {
 	case connUp:
 		a.onUp(ctx, m.c)
 	case connFrames:
-		a.ev.deliver(ctx, m, nil, a.opts.OnToken, func(c *Connection) {
-			if a.opts.OnRemoteClose != nil {
-				a.opts.OnRemoteClose(c)
-			}
-		}, func(_ *Connection, err error) {
-			if a.opts.OnError != nil {
-				a.opts.OnError(err)
-			}
-		})
+		a.ev.deliver(ctx, m, &a.deliver)
 	case connFailed:
 		a.hadError = true
 		a.emitError(ctx, m.err)
@@ -292,11 +266,9 @@ func (a *clientActor) Receive(ctx actor.Context) {
 		a.linkUp = false
 		a.live, a.published = nil, false
 		a.c.conn.Store(nil)
-		if a.opts.Reconnect != nil && a.closing {
-			// After Close, one close event comes, once the supervisor is gone.
-			if a.runner == nil {
-				a.runnerGone(ctx)
-			}
+		if a.opts.Reconnect != nil && a.closingNow() {
+			// After Close (even one whose request is still on its way), one
+			// close event comes, once the supervisor is gone.
 			return
 		}
 		if st := a.c.status.load(); st == CONNECTING || st == ONLINE || st == CLOSED {
@@ -309,11 +281,15 @@ func (a *clientActor) Receive(ctx actor.Context) {
 		a.emitClose(ctx)
 	case *actor.Terminated:
 		// Only the supervisor's end matters; a lone link's end is linkEnded.
+		// Terminated overtakes ordinary messages: queue a marker behind
+		// those the links sent before they ended, and finish on it.
 		if a.opts.Reconnect != nil && a.runner != nil && m.Who.Equal(a.runner) {
-			a.runner = nil
-			if !a.linkUp { // else its linkEnded, still queued, finishes
-				a.runnerGone(ctx)
-			}
+			ctx.Send(ctx.Self(), runnerDone{m.Who})
+		}
+	case runnerDone:
+		if a.runner != nil && m.pid.Equal(a.runner) {
+			a.runner, a.linkUp = nil, false
+			a.runnerGone(ctx)
 		}
 	case connUnsent:
 		a.onUnsent(ctx, m.frames)
@@ -327,10 +303,7 @@ func (a *clientActor) Receive(ctx actor.Context) {
 		a.shutdown = true
 		a.maybeStop(ctx)
 	case *actor.Stopped:
-		if a.c.owned {
-			a.c.system.Shutdown()
-		}
-		close(a.c.done)
+		a.c.stopped()
 	}
 }
 
@@ -340,7 +313,7 @@ func (a *clientActor) startRunner(ctx actor.Context) {
 	}
 	if a.opts.Reconnect == nil {
 		a.runner = ctx.Spawn(linkProps(ctx.Self(), a.addr, a.tls, a.limits, a.ev.log, false))
-		a.linkUp = true
+		a.linkUp = true // before its linkStarted: Close must find it
 		return
 	}
 	props, err := supervisor.NewProps(
@@ -466,6 +439,12 @@ func (a *clientActor) onClose(ctx actor.Context) {
 		a.c.status.store(OFFLINE)
 		a.emitClose(ctx)
 	}
+}
+
+// closingNow reports whether Close was called: processed already, or with
+// its request still on its way (the status says CLOSED first).
+func (a *clientActor) closingNow() bool {
+	return a.closing || a.c.status.load() == CLOSED
 }
 
 // runnerGone finishes after the supervisor of links has stopped: the close

@@ -63,52 +63,65 @@ func addrString(a interface{ String() string }) string {
 	return a.String()
 }
 
+// delivery says how an owner hands the frames of its connections to the
+// user.
+type delivery struct {
+	onTokens      func([][]byte, *Connection) // all tokens of a read at once (server)
+	onToken       func([]byte, *Connection)
+	onRemoteClose func(*Connection)
+	remoteClose   bool // report remoteClose frames (clients); the server ignores them
+	onError       func(*Connection, error)
+}
+
+// withoutConn adapts an error callback that takes no connection.
+func withoutConn(f func(error)) func(*Connection, error) {
+	if f == nil {
+		return nil
+	}
+	return func(_ *Connection, err error) { f(err) }
+}
+
 // deliver hands the frames of one read chunk to the user, in order, then
-// lets the connection read on. onRemoteClose nil means remoteClose frames are
-// ignored, as the original server does.
+// lets the connection read on.
 //
-// A callback that panics is recovered: the panic is reported to onPanic and
+// A callback that panics is recovered: the panic is reported to onError and
 // to the handler PID as an error (ErrHandlerPanic, with the value), the token
 // that caused it is skipped, and delivery goes on with the next one. The
 // connection stays open: the handler failed, not the connection, so this
 // error event is the one not followed by close.
-func (e *events) deliver(ctx actor.Context, m connFrames, onTokens func([][]byte, *Connection),
-	onToken func([]byte, *Connection), onRemoteClose func(*Connection), onPanic func(*Connection, error)) {
+func (e *events) deliver(ctx actor.Context, m connFrames, d *delivery) {
 	defer ctx.Send(m.c.pid, framesDone{})
-	if onTokens != nil {
-		e.deliverBatch(ctx, m, onTokens, onPanic)
+	if d.onTokens != nil {
+		e.deliverBatch(ctx, m, d)
 		return
 	}
 	for _, f := range m.frames {
 		var err error
 		if f.Kind == wire.KindRemoteClose {
-			if onRemoteClose == nil {
+			if !d.remoteClose {
 				continue
 			}
-			err = e.call("OnRemoteClose", func() { onRemoteClose(m.c) })
+			if d.onRemoteClose != nil {
+				err = e.call("OnRemoteClose", func() { d.onRemoteClose(m.c) })
+			}
 			e.tell(ctx, &RemoteClosed{Conn: m.c.pid, ConnID: m.c.id})
 		} else {
-			if onToken != nil {
-				err = e.call("OnToken", func() { onToken(f.Token, m.c) })
+			if d.onToken != nil {
+				err = e.call("OnToken", func() { d.onToken(f.Token, m.c) })
 			}
 			if e.handler != nil {
 				ctx.Send(e.handler, &TokenReceived{Conn: m.c.pid, ConnID: m.c.id, Data: f.Token})
 			}
 		}
 		if err != nil {
-			if onPanic != nil {
-				_ = e.call("error callback", func() { onPanic(m.c, err) })
-			}
-			e.tell(ctx, errorEvent(m.c, err))
+			e.reportPanic(ctx, m.c, d, err)
 		}
 	}
 }
 
-// deliverBatch hands every token of the batch to onTokens in one call (the
-// server's OnTokens; remoteClose frames from a client are ignored, as by the
-// original server).
-func (e *events) deliverBatch(ctx actor.Context, m connFrames,
-	onTokens func([][]byte, *Connection), onPanic func(*Connection, error)) {
+// deliverBatch hands every token of the batch to onTokens in one call
+// (remoteClose frames from a client are ignored, as by the original server).
+func (e *events) deliverBatch(ctx actor.Context, m connFrames, d *delivery) {
 	tokens := make([][]byte, 0, len(m.frames))
 	for _, f := range m.frames {
 		if f.Kind == wire.KindToken {
@@ -118,10 +131,14 @@ func (e *events) deliverBatch(ctx actor.Context, m connFrames,
 			}
 		}
 	}
-	if err := e.call("OnTokens", func() { onTokens(tokens, m.c) }); err != nil {
-		if onPanic != nil {
-			_ = e.call("error callback", func() { onPanic(m.c, err) })
-		}
-		e.tell(ctx, errorEvent(m.c, err))
+	if err := e.call("OnTokens", func() { d.onTokens(tokens, m.c) }); err != nil {
+		e.reportPanic(ctx, m.c, d, err)
 	}
+}
+
+func (e *events) reportPanic(ctx actor.Context, c *Connection, d *delivery, err error) {
+	if d.onError != nil {
+		_ = e.call("error callback", func() { d.onError(c, err) })
+	}
+	e.tell(ctx, errorEvent(c, err))
 }

@@ -34,6 +34,8 @@ type linkActor struct {
 
 // Messages between the link and the client actor.
 type (
+	// linkStarted: a link began; linkEnded follows, always.
+	linkStarted struct{}
 	// linkDialFailed: the attempt failed; the link stops after sending it.
 	linkDialFailed struct{ err error }
 	// linkEnded: the link has nothing left running and stops.
@@ -50,6 +52,7 @@ func linkProps(client *actor.PID, addr string, cfg *tls.Config, limits Limits, l
 func (l *linkActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
+		ctx.Send(l.client, linkStarted{}) // before anything else this link sends
 		l.dial(ctx)
 	case dialResult:
 		l.cancelDial()

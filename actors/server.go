@@ -20,14 +20,9 @@ import (
 // PID of its options. Its methods are safe for concurrent use and never block
 // on the network.
 type Server struct {
-	pid    *actor.PID
-	system *actor.ActorSystem
-	owned  bool
-	status statusCell
-	addr   atomic.Pointer[net.TCPAddr]
-	conns  atomic.Pointer[[]*Connection]
-	done   chan struct{}
-	gone   atomic.Bool
+	lifecycle
+	addr  atomic.Pointer[net.TCPAddr]
+	conns atomic.Pointer[[]*Connection]
 }
 
 // NewServer checks the options, builds the TLS configuration and starts the
@@ -57,14 +52,16 @@ func NewServer(opts ServerOptions) (*Server, error) {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
 	}
 	system, log, owned := opts.Runtime.resolve()
-	s := &Server{system: system, owned: owned, done: make(chan struct{})}
+	s := &Server{}
+	s.init(system, owned)
 	s.conns.Store(&[]*Connection{})
-	s.status.store(CONNECTING)
 	a := &serverActor{
 		s: s, opts: opts, limits: limits, tls: cfg,
 		addr:  net.JoinHostPort(opts.Host, strconv.Itoa(opts.Port)),
 		ev:    events{handler: opts.Handler, log: log},
 		conns: map[*Connection]bool{},
+		deliver: delivery{onTokens: opts.OnTokens, onToken: opts.OnToken,
+			onError: opts.OnConnectionError},
 	}
 	if opts.ListenRetry != nil {
 		a.retry = supervisor.NewBackoff(*opts.ListenRetry, rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())))
@@ -72,12 +69,6 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	s.pid = system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return a }))
 	return s, nil
 }
-
-// PID is the server actor's PID.
-func (s *Server) PID() *actor.PID { return s.pid }
-
-// Status returns OFFLINE, CLOSED, CONNECTING or ONLINE.
-func (s *Server) Status() Status { return s.status.load() }
 
 // Addr is the address the server listens on (with the port picked when Port
 // was 0), or nil while it does not listen.
@@ -125,21 +116,7 @@ func (s *Server) Connect(delay time.Duration) bool {
 // Shutdown closes the server if it is open, waits until its close event has
 // been delivered and every actor and goroutine it started has stopped, then
 // ends the server for good. It returns ctx's error if ctx ends first.
-func (s *Server) Shutdown(ctx context.Context) error {
-	s.Close()
-	if s.gone.CompareAndSwap(false, true) {
-		s.system.Root.Send(s.pid, shutdownRequest{})
-	}
-	select {
-	case <-s.done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// Done is closed once Shutdown has finished.
-func (s *Server) Done() <-chan struct{} { return s.done }
+func (s *Server) Shutdown(ctx context.Context) error { return s.shutdown(ctx, s.Close) }
 
 // Messages of the server and client actors.
 type (
@@ -153,12 +130,13 @@ type (
 
 // serverActor owns the listener, the accept goroutine and the connections.
 type serverActor struct {
-	s      *Server
-	opts   ServerOptions
-	limits Limits
-	tls    *tls.Config
-	addr   string
-	ev     events
+	s       *Server
+	opts    ServerOptions
+	limits  Limits
+	tls     *tls.Config
+	addr    string
+	ev      events
+	deliver delivery
 
 	ln         net.Listener
 	accepting  bool // the accept goroutine runs
@@ -222,7 +200,7 @@ func (a *serverActor) Receive(ctx actor.Context) {
 			m.c.RemoteClose()
 		}
 	case connFrames:
-		a.ev.deliver(ctx, m, a.opts.OnTokens, a.opts.OnToken, nil, a.opts.OnConnectionError)
+		a.ev.deliver(ctx, m, &a.deliver)
 	case connFailed:
 		a.ev.call("OnConnectionError", func() {
 			if a.opts.OnConnectionError != nil {
@@ -244,10 +222,7 @@ func (a *serverActor) Receive(ctx actor.Context) {
 		a.shutdown = true
 		a.maybeStop(ctx)
 	case *actor.Stopped:
-		if a.s.owned {
-			a.s.system.Shutdown()
-		}
-		close(a.s.done)
+		a.s.stopped()
 	}
 }
 

@@ -73,15 +73,8 @@ func (a *standaloneActor) Receive(ctx actor.Context) {
 	case connUp:
 		a.ev.tell(ctx, connectedEvent(m.c))
 	case connFrames:
-		a.ev.deliver(ctx, m, nil, a.opts.OnToken, func(c *Connection) {
-			if a.opts.OnRemoteClose != nil {
-				a.opts.OnRemoteClose(c)
-			}
-		}, func(_ *Connection, err error) {
-			if a.opts.OnError != nil {
-				a.opts.OnError(err)
-			}
-		})
+		a.ev.deliver(ctx, m, &delivery{onToken: a.opts.OnToken, onRemoteClose: a.opts.OnRemoteClose,
+			remoteClose: true, onError: withoutConn(a.opts.OnError)})
 	case connFailed:
 		a.hadError = true
 		a.ev.call("OnError", func() {
