@@ -166,14 +166,17 @@ func TestConnectionStopsReadingWhileHandlerIsBehind(t *testing.T) {
 func TestConnectionCloseIsCleanAndFlushes(t *testing.T) {
 	p := newPipeConn(t, Limits{}, nil)
 	read := make(chan []byte, 1)
+	closedByUs := make(chan struct{})
 	go func() {
 		buf := make([]byte, len("last\\nwords\n"))
 		_, _ = io.ReadFull(p.peer, buf)
 		read <- buf
+		<-closedByUs   // else its close would come first and Close return false
 		p.peer.Close() // the peer closes its side once it has read
 	}()
 	require.True(t, p.c.Send([]byte("last\nwords")))
 	require.True(t, p.c.Close())
+	close(closedByUs)
 	require.False(t, p.c.Close())
 	require.True(t, p.c.IsDead())
 	require.False(t, p.c.Send([]byte("x")))
