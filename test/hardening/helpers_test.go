@@ -1,7 +1,6 @@
 package hardening
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -141,5 +140,3 @@ func readUntilClosed(c net.Conn, limit time.Duration) error {
 		}
 	}
 }
-
-var _ = bytes.Equal

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"testing"
@@ -159,5 +158,3 @@ func countFDs(t *testing.T) int {
 	require.NoError(t, err)
 	return len(entries)
 }
-
-var _ = io.EOF
