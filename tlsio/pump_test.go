@@ -134,3 +134,30 @@ func TestWritePumpReportsSlowConsumer(t *testing.T) {
 	}
 	pumpWait(t, p.Done(), "pump exit")
 }
+
+func TestWritePumpReportsBytesWrittenBeforeFailure(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	stopped := make(chan error, 1)
+	p := StartWritePump(a, 5*time.Second, func(int) {}, func(err error) { stopped <- err })
+	first, second := []byte("first\n"), bytes.Repeat([]byte("y"), 100)
+	p.Write(first, second)
+	// The peer reads the first buffer whole, then closes: the second fails.
+	buf := make([]byte, len(first))
+	if _, err := io.ReadFull(b, buf); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	err := pumpWait(t, stopped, "stop")
+	var we *WriteError
+	if !errors.As(err, &we) {
+		t.Fatalf("stop error = %v, want a *WriteError", err)
+	}
+	if we.Written != len(first) {
+		t.Fatalf("Written = %d, want %d", we.Written, len(first))
+	}
+	if !errors.Is(err, io.ErrClosedPipe) {
+		t.Fatalf("stop error = %v, want it to wrap io.ErrClosedPipe", err)
+	}
+	pumpWait(t, p.Done(), "pump exit")
+}

@@ -13,12 +13,27 @@ import (
 const DefaultWriteTimeout = 10 * time.Second
 
 // writeSlice is the largest piece written under one deadline, so that a big
-// buffer sent to a peer that reads slowly but steadily is not a timeout.
-const writeSlice = 256 << 10
+// buffer sent to a peer that reads slowly but steadily is not a timeout: such
+// a peer only has to take 64 KiB per write timeout.
+const writeSlice = 64 << 10
 
 // ErrWriteTimeout reports a slow consumer: the peer read nothing for the
 // write timeout while data was waiting for it.
 var ErrWriteTimeout = errors.New("tlsio: write timed out: peer is not reading (slow consumer)")
+
+// WriteError is the error a WritePump stops with when a write fails. Written
+// is how many bytes of the batch in hand were written in full before the
+// failure; the rest of the batch may have reached the peer in part, or not.
+type WriteError struct {
+	Written int
+	Err     error
+}
+
+// Error returns the cause's text.
+func (e *WriteError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the cause (ErrWriteTimeout, for example).
+func (e *WriteError) Unwrap() error { return e.Err }
 
 // WritePump is the goroutine that writes a socket for the actor that owns it.
 // The owner hands it one batch of buffers at a time with Write and waits for
@@ -32,7 +47,8 @@ type WritePump struct {
 
 // StartWritePump starts the writer goroutine for conn. After each batch is
 // written in full, onWritten(total length) is called; on the first error, or after
-// Close, onStop is called once (nil after Close) and the goroutine exits.
+// Close, onStop is called once and the goroutine exits: with nil after Close,
+// with a *WriteError after a failed write.
 // timeout <= 0 disables the write deadline.
 func StartWritePump(conn net.Conn, timeout time.Duration, onWritten func(n int), onStop func(error)) *WritePump {
 	p := &WritePump{in: make(chan [][]byte, 1), done: make(chan struct{})}
@@ -45,36 +61,41 @@ func (p *WritePump) run(conn net.Conn, timeout time.Duration, onWritten func(int
 	for batch := range p.in {
 		n := 0
 		for _, b := range batch {
-			if err := writeAll(conn, b, timeout); err != nil {
-				onStop(err)
+			w, err := writeAll(conn, b, timeout)
+			n += w
+			if err != nil {
+				onStop(&WriteError{Written: n, Err: err})
 				return
 			}
-			n += len(b)
 		}
 		onWritten(n)
 	}
 	onStop(nil)
 }
 
-func writeAll(conn net.Conn, b []byte, timeout time.Duration) error {
+// writeAll writes b in slices, each under its own deadline, and returns how
+// many bytes were written.
+func writeAll(conn net.Conn, b []byte, timeout time.Duration) (int, error) {
+	written := 0
 	for len(b) > 0 {
 		piece := b[:min(len(b), writeSlice)]
 		if timeout > 0 {
 			if err := conn.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
-				return fmt.Errorf("tlsio: set write deadline: %w", err)
+				return written, fmt.Errorf("tlsio: set write deadline: %w", err)
 			}
 		}
 		n, err := conn.Write(piece)
 		b = b[n:]
+		written += n
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
-				return fmt.Errorf("%w (%v)", ErrWriteTimeout, timeout)
+				return written, fmt.Errorf("%w (%v)", ErrWriteTimeout, timeout)
 			}
-			return fmt.Errorf("tlsio: write: %w", err)
+			return written, fmt.Errorf("tlsio: write: %w", err)
 		}
 	}
-	return nil
+	return written, nil
 }
 
 // Write hands a batch of buffers to the pump, to be written in order. It
