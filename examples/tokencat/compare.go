@@ -108,11 +108,10 @@ func runCompare(e *env, d time.Duration, reps, maxSize int) error {
 }
 
 type compareRow struct {
-	c              compareCase
-	base, self     float64
-	ratio          float64
-	ok             bool
-	baseRuns, runs int
+	c          compareCase
+	base, self float64
+	ratio      float64
+	ok         bool
 }
 
 func runComparison(e *env, cases []compareCase, clientTLS *tls.Config, selfAddr, baseAddr string, d time.Duration, reps int) ([]compareRow, error) {
