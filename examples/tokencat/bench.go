@@ -28,6 +28,7 @@ type benchOptions struct {
 	asJSON   bool
 }
 
+// newBenchCommand returns "tokencat bench".
 func newBenchCommand(e *env) *cobra.Command {
 	var o benchOptions
 	cmd := &cobra.Command{

@@ -14,6 +14,7 @@ import (
 // certFiles are the files certs writes, in the order it lists them.
 var certFiles = []string{"ca.crt", "ca.key", "server.crt", "server.key", "client.crt", "client.key"}
 
+// newCertsCommand returns "tokencat certs".
 func newCertsCommand(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "certs DIR [flags]",

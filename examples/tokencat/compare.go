@@ -44,6 +44,7 @@ var compareCases = []compareCase{
 		measure: func(r benchResult) float64 { return r.Seconds / float64(r.Tokens) }},
 }
 
+// newCompareCommand returns "tokencat compare".
 func newCompareCommand(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "compare [flags]",

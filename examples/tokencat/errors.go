@@ -11,8 +11,10 @@ import (
 // usageError is a command line that cannot work: tokencat exits 2.
 type usageError struct{ msg string }
 
+// Error returns the message, without the command name.
 func (e *usageError) Error() string { return e.msg }
 
+// usageErrorf returns a usage error with a formatted message.
 func usageErrorf(format string, args ...any) error {
 	return &usageError{fmt.Sprintf(format, args...)}
 }
@@ -22,8 +24,10 @@ func usageErrorf(format string, args ...any) error {
 // (unknown commands and flags, bad arguments) exit 2.
 type failure struct{ err error }
 
+// Error returns the message of the command's error.
 func (f *failure) Error() string { return f.err.Error() }
 
+// Unwrap returns the command's error.
 func (f *failure) Unwrap() error { return f.err }
 
 // failuresExit1 wraps the body of a subcommand so that the errors it returns

@@ -27,6 +27,7 @@ type sendOptions struct {
 	timeout time.Duration
 }
 
+// newSendCommand returns "tokencat send".
 func newSendCommand(e *env) *cobra.Command {
 	var o sendOptions
 	cmd := &cobra.Command{

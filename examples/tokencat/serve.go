@@ -37,6 +37,7 @@ type serveOptions struct {
 	keepAlive        time.Duration
 }
 
+// newServeCommand returns "tokencat serve".
 func newServeCommand(e *env) *cobra.Command {
 	var o serveOptions
 	cmd := &cobra.Command{
