@@ -6,12 +6,35 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"github.com/tokenserver/tokenserver/tlsio"
 )
 
-func cmdBench(e *env, args []string) error {
-	f := newFlags(e, "bench", "bench (--addr HOST:PORT --ca FILE --cert FILE --key FILE | --self | --baseline) [flags]", `
-Load generator. Opens --conns TLS connections (with a client certificate) and
+// benchOptions are the flags of bench.
+type benchOptions struct {
+	addr     string
+	tls      tlsFlags
+	self     bool
+	baseline bool
+	mode     string
+	size     int
+	count    int64
+	conns    int
+	duration time.Duration
+	window   int
+	timeout  time.Duration
+	asJSON   bool
+}
+
+// newBenchCommand returns "tokencat bench".
+func newBenchCommand(e *env) *cobra.Command {
+	var o benchOptions
+	cmd := &cobra.Command{
+		Use:   "bench (--addr HOST:PORT --ca FILE --cert FILE --key FILE | --self | --baseline) [flags]",
+		Short: "measure a server's throughput and latency (or of a built-in one, or a plain TLS baseline)",
+		Long: `Load generator. Opens --conns TLS connections (with a client certificate) and
 sends tokens of --size random bytes, each with newlines and backslashes in it,
 and verifies every reply byte for byte and in order per connection: a reply
 that differs, is missing, or takes longer than --timeout is an error (exit 1,
@@ -28,28 +51,31 @@ at 4 MiB of encoded bytes). The run stops after --count tokens in total across
 connections, or after --duration, whichever comes first (--duration defaults to
 10s when neither is given). Prints tokens/s, MB/s (payload bytes echoed per
 second, one way) and latency percentiles (send to reply), as a table or, with
---json, as JSON. Progress goes to stderr once a second when it is a terminal.`)
-	addr := f.String("addr", "", "`HOST:PORT` of a running server to measure")
-	tf := addTLSFlags(f, "client")
-	self := f.Bool("self", false, "measure the project's actors.Server, started in this process")
-	baseline := f.Bool("baseline", false, "measure a plain crypto/tls echo loop (no actors), started in this process")
-	mode := f.String("mode", modeRoundtrip, "`MODE`: roundtrip or pipeline")
-	size := f.Int("size", 64, "payload size of each token in `BYTES`")
-	count := f.Int64("count", 0, "stop after `N` tokens in total (0: no limit)")
-	conns := f.Int("conns", 1, "number of connections `N`")
-	duration := f.Duration("duration", 0, "stop after `D` (0: no limit, or 10s when --count is not given either)")
-	window := f.Int("window", 1000, "pipeline: at most `N` tokens outstanding per connection")
-	timeout := f.Duration("timeout", 10*time.Second, "fail when a reply takes longer than `D`")
-	asJSON := f.Bool("json", false, "print the result as JSON")
-	pos, err := f.parse(args)
-	if err != nil {
-		return err
+--json, as JSON. Progress goes to stderr once a second when it is a terminal.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runBenchCommand(e, cmd.Flags(), &o) },
 	}
-	if len(pos) != 0 {
-		return usageErrorf("unexpected argument %q", pos[0])
-	}
+	f := cmd.Flags()
+	f.StringVar(&o.addr, "addr", "", "`HOST:PORT` of a running server to measure")
+	addTLSFlags(f, &o.tls, "client")
+	f.BoolVar(&o.self, "self", false, "measure the project's actors.Server, started in this process")
+	f.BoolVar(&o.baseline, "baseline", false, "measure a plain crypto/tls echo loop (no actors), started in this process")
+	f.StringVar(&o.mode, "mode", modeRoundtrip, "`MODE`: roundtrip or pipeline")
+	f.IntVar(&o.size, "size", 64, "payload size of each token in `BYTES`")
+	f.Int64Var(&o.count, "count", 0, "stop after `N` tokens in total (0: no limit)")
+	f.IntVar(&o.conns, "conns", 1, "number of connections `N`")
+	f.DurationVar(&o.duration, "duration", 0, "stop after `D` (0: no limit, or 10s when --count is not given either)")
+	f.IntVar(&o.window, "window", 1000, "pipeline: at most `N` tokens outstanding per connection")
+	f.DurationVar(&o.timeout, "timeout", 10*time.Second, "fail when a reply takes longer than `D`")
+	f.BoolVar(&o.asJSON, "json", false, "print the result as JSON")
+	return cmd
+}
+
+// runBenchCommand checks the flags f parsed into o, starts the target when
+// it is in-process, runs the load and prints the result.
+func runBenchCommand(e *env, f *pflag.FlagSet, o *benchOptions) error {
 	targets := 0
-	for _, set := range []bool{f.given("addr"), *self, *baseline} {
+	for _, set := range []bool{f.Changed("addr"), o.self, o.baseline} {
 		if set {
 			targets++
 		}
@@ -57,43 +83,43 @@ second, one way) and latency percentiles (send to reply), as a table or, with
 	if targets != 1 {
 		return usageErrorf("give exactly one of --addr, --self and --baseline")
 	}
-	if f.given("addr") {
-		if err := f.require("addr", "ca", "cert", "key"); err != nil {
+	if f.Changed("addr") {
+		if err := requireFlags(f, "addr", "ca", "cert", "key"); err != nil {
 			return err
 		}
-		if _, _, err := splitHostPort("addr", *addr); err != nil {
+		if _, _, err := splitHostPort("addr", o.addr); err != nil {
 			return err
 		}
-	} else if *tf.ca != "" || *tf.cert != "" || *tf.key != "" {
+	} else if o.tls.ca != "" || o.tls.cert != "" || o.tls.key != "" {
 		return usageErrorf("--ca, --cert and --key go with --addr only")
 	}
 	switch {
-	case *mode != modeRoundtrip && *mode != modePipeline:
-		return usageErrorf("--mode %q: want roundtrip or pipeline", *mode)
-	case *size < 0:
+	case o.mode != modeRoundtrip && o.mode != modePipeline:
+		return usageErrorf("--mode %q: want roundtrip or pipeline", o.mode)
+	case o.size < 0:
 		return usageErrorf("--size must not be negative")
-	case *count < 0:
+	case o.count < 0:
 		return usageErrorf("--count must not be negative")
-	case *conns <= 0:
+	case o.conns <= 0:
 		return usageErrorf("--conns must be positive")
-	case *duration < 0:
+	case o.duration < 0:
 		return usageErrorf("--duration must not be negative")
-	case *window <= 0:
+	case o.window <= 0:
 		return usageErrorf("--window must be positive")
-	case *timeout <= 0:
+	case o.timeout <= 0:
 		return usageErrorf("--timeout must be positive")
 	}
 
 	cfg := benchConfig{
-		addr: *addr, mode: *mode, size: *size, count: *count, conns: *conns,
-		duration: *duration, window: *window, timeout: *timeout,
+		addr: o.addr, mode: o.mode, size: o.size, count: o.count, conns: o.conns,
+		duration: o.duration, window: o.window, timeout: o.timeout,
 	}
 	if e.stderrIsTerminal {
 		cfg.progress = e.stderr
 	}
 	var stop func() error
 	switch {
-	case *self || *baseline:
+	case o.self || o.baseline:
 		certs, err := tlsio.GenerateDevCerts()
 		if err != nil {
 			return err
@@ -101,7 +127,7 @@ second, one way) and latency percentiles (send to reply), as a table or, with
 		if cfg.tls, err = tlsio.ClientConfig(certs.ClientOptions()); err != nil {
 			return err
 		}
-		if *self {
+		if o.self {
 			s, err := startSelfServer(certs)
 			if err != nil {
 				return err
@@ -122,10 +148,10 @@ second, one way) and latency percentiles (send to reply), as a table or, with
 		}
 	default:
 		var err error
-		if cfg.tls, err = tf.clientConfig(); err != nil {
+		if cfg.tls, err = o.tls.clientConfig(); err != nil {
 			return err
 		}
-		cfg.target = *addr
+		cfg.target = o.addr
 	}
 
 	res, err := runBench(e.ctx, cfg)
@@ -137,7 +163,7 @@ second, one way) and latency percentiles (send to reply), as a table or, with
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if o.asJSON {
 		return writeJSON(e.stdout, res)
 	}
 	writeTable(e.stdout, res)

@@ -129,9 +129,8 @@ func TestRunBenchDetectsBadServers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	swap := func(n int, tok []byte) [][]byte { return [][]byte{tok} }
 	var held []byte
-	swap = func(n int, tok []byte) [][]byte {
+	swap := func(n int, tok []byte) [][]byte {
 		switch n {
 		case 3:
 			held = append([]byte(nil), tok...)

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spf13/cobra"
 )
 
 func TestUsageErrorsExit2(t *testing.T) {
@@ -125,19 +128,23 @@ func TestCertsRefusesToOverwriteWithoutForce(t *testing.T) {
 
 func TestFlagsAfterArgumentsAndDoubleDash(t *testing.T) {
 	t.Parallel()
-	e := &env{stdout: &strings.Builder{}}
-	f := newFlags(e, "x", "x", "x")
-	force := f.Bool("force", false, "")
-	var hosts stringList
-	f.Var(&hosts, "host", "")
-	pos, err := f.parse([]string{"a", "--force", "b", "--host", "h1", "--", "--host", "-c"})
-	if err != nil {
-		t.Fatal(err)
+	e := &env{ctx: context.Background(), stdin: strings.NewReader(""), stdout: &strings.Builder{}, stderr: &strings.Builder{}}
+	root := newRootCommand(e)
+	var pos []string
+	x := &cobra.Command{Use: "x", RunE: func(_ *cobra.Command, args []string) error {
+		pos = args
+		return nil
+	}}
+	force := x.Flags().Bool("force", false, "")
+	hosts := x.Flags().StringArray("host", nil, "")
+	root.AddCommand(x)
+	if code := execute(e, root, []string{"x", "a", "--force", "b", "--host", "h1", "--", "--host", "-c"}); code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, e.stderr)
 	}
 	if want := []string{"a", "b", "--host", "-c"}; !reflect.DeepEqual(pos, want) {
 		t.Errorf("positional %q, want %q", pos, want)
 	}
-	if !*force || !reflect.DeepEqual([]string(hosts), []string{"h1"}) {
-		t.Errorf("force %v hosts %q", *force, hosts)
+	if !*force || !reflect.DeepEqual(*hosts, []string{"h1"}) {
+		t.Errorf("force %v hosts %q", *force, *hosts)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/tokenserver/tokenserver/tlsio"
 )
 
@@ -42,30 +44,37 @@ var compareCases = []compareCase{
 		measure: func(r benchResult) float64 { return r.Seconds / float64(r.Tokens) }},
 }
 
-func cmdCompare(e *env, args []string) error {
-	f := newFlags(e, "compare", "compare [--duration D] [--reps N] [--max-size BYTES]", `
-Measures the project's actors.Server against a plain crypto/tls echo loop with
+// newCompareCommand returns "tokencat compare".
+func newCompareCommand(e *env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "compare [flags]",
+		Short: "measure the actors server against the plain TLS baseline, every target load, as ratios",
+		Long: `Measures the project's actors.Server against a plain crypto/tls echo loop with
 the same framing and no actors (the baseline), both started in this process on
 127.0.0.1, with the same load generator as bench, for each load of the
 performance targets: pipelined 16 B, 1 KiB, 64 KiB and 1 MiB tokens, round
 trips over 64 connections and over one, and one 16 MiB token. Each load runs
 --reps times against each server, alternating, and the medians are compared:
 the machine is noisy, so speed is reported as a ratio measured in one run.
-Prints one table; every reply is verified as in bench.`)
+Prints one table; every reply is verified as in bench.`,
+		Args: noArgs,
+	}
+	f := cmd.Flags()
 	duration := f.Duration("duration", 2*time.Second, "length of each run `D`")
 	reps := f.Int("reps", 3, "runs of each load against each server `N`")
 	maxSize := f.Int("max-size", 0, "skip the loads whose tokens are larger than `BYTES` (0: none skipped)")
-	pos, err := f.parse(args)
-	if err != nil {
-		return err
+	cmd.RunE = func(*cobra.Command, []string) error {
+		if *duration <= 0 || *reps <= 0 || *maxSize < 0 {
+			return usageErrorf("--duration and --reps must be positive, --max-size not negative")
+		}
+		return runCompare(e, *duration, *reps, *maxSize)
 	}
-	if len(pos) != 0 {
-		return usageErrorf("unexpected argument %q", pos[0])
-	}
-	if *duration <= 0 || *reps <= 0 || *maxSize < 0 {
-		return usageErrorf("--duration and --reps must be positive, --max-size not negative")
-	}
+	return cmd
+}
 
+// runCompare measures every load of compareCases with tokens up to maxSize
+// bytes (0: all), reps runs of d against each server, and prints the table.
+func runCompare(e *env, d time.Duration, reps, maxSize int) error {
 	certs, err := tlsio.GenerateDevCerts()
 	if err != nil {
 		return err
@@ -87,24 +96,23 @@ Prints one table; every reply is verified as in bench.`)
 		return errors.Join(err, self.close())
 	}
 	cases := compareCases
-	if *maxSize > 0 {
-		cases = slices.DeleteFunc(slices.Clone(cases), func(c compareCase) bool { return c.size > *maxSize })
+	if maxSize > 0 {
+		cases = slices.DeleteFunc(slices.Clone(cases), func(c compareCase) bool { return c.size > maxSize })
 	}
-	rows, err := runComparison(e, cases, clientTLS, self.addr, base.addr(), *duration, *reps)
+	rows, err := runComparison(e, cases, clientTLS, self.addr, base.addr(), d, reps)
 	err = errors.Join(err, self.close(), base.close())
 	if err != nil {
 		return err
 	}
-	writeComparison(e.stdout, rows, *duration, *reps)
+	writeComparison(e.stdout, rows, d, reps)
 	return nil
 }
 
 type compareRow struct {
-	c              compareCase
-	base, self     float64
-	ratio          float64
-	ok             bool
-	baseRuns, runs int
+	c          compareCase
+	base, self float64
+	ratio      float64
+	ok         bool
 }
 
 func runComparison(e *env, cases []compareCase, clientTLS *tls.Config, selfAddr, baseAddr string, d time.Duration, reps int) ([]compareRow, error) {

@@ -8,6 +8,9 @@ import (
 	"io"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"github.com/tokenserver/tokenserver/actors"
 	"github.com/tokenserver/tokenserver/wire"
 )
@@ -17,37 +20,54 @@ import (
 // server's) past its high-water mark. One token is always let through.
 const sendWindow = 1 << 20
 
-func cmdSend(e *env, args []string) error {
-	f := newFlags(e, "send", "send --addr HOST:PORT --ca FILE --cert FILE --key FILE [--timeout D] [TOKEN ...]", `
-Connect to a token server with a client certificate, send each TOKEN argument
+// sendOptions are the flags of send.
+type sendOptions struct {
+	addr    string
+	tls     tlsFlags
+	timeout time.Duration
+}
+
+// newSendCommand returns "tokencat send".
+func newSendCommand(e *env) *cobra.Command {
+	var o sendOptions
+	cmd := &cobra.Command{
+		Use:   "send --addr HOST:PORT --ca FILE --cert FILE --key FILE [flags] [TOKEN ...]",
+		Short: "send tokens to a server and print the replies",
+		Long: `Connect to a token server with a client certificate, send each TOKEN argument
 as a token (or, with no TOKEN arguments, each line of stdin, read to the end
 first, without its newline), and print each reply on its own line: the raw
 bytes, then a newline (a reply that contains newlines prints as-is).
 Use -- before tokens that start with a dash.
 
 Exits 0 when one reply per token came back within --timeout (counted from the
-start, connecting included), 1 when any did not or the connection failed.`)
-	addr := f.String("addr", "", "`HOST:PORT` of the server")
-	tf := addTLSFlags(f, "client")
-	timeout := f.Duration("timeout", 5*time.Second, "give up when the replies have not all come back after `D`")
-	tokensArgs, err := f.parse(args)
-	if err != nil {
+start, connecting included), 1 when any did not or the connection failed.`,
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return runSend(e, cmd.Flags(), &o, args) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.addr, "addr", "", "`HOST:PORT` of the server")
+	addTLSFlags(f, &o.tls, "client")
+	f.DurationVar(&o.timeout, "timeout", 5*time.Second, "give up when the replies have not all come back after `D`")
+	return cmd
+}
+
+// runSend checks the flags f parsed into o, sends tokensArgs (or the lines
+// of stdin) and prints the replies.
+func runSend(e *env, f *pflag.FlagSet, o *sendOptions, tokensArgs []string) error {
+	if err := requireFlags(f, "addr", "ca", "cert", "key"); err != nil {
 		return err
 	}
-	if err := f.require("addr", "ca", "cert", "key"); err != nil {
-		return err
-	}
-	if *timeout <= 0 {
+	if o.timeout <= 0 {
 		return usageErrorf("--timeout must be positive")
 	}
-	host, port, err := splitHostPort("addr", *addr)
+	host, port, err := splitHostPort("addr", o.addr)
 	if err != nil {
 		return err
 	}
 	if port == 0 {
-		return usageErrorf("--addr %q: port 0", *addr)
+		return usageErrorf("--addr %q: port 0", o.addr)
 	}
-	tlsOpts, err := tf.load()
+	tlsOpts, err := o.tls.load()
 	if err != nil {
 		return err
 	}
@@ -60,7 +80,7 @@ start, connecting included), 1 when any did not or the connection failed.`)
 		return fmt.Errorf("reading stdin: %w", err)
 	}
 
-	ctx, cancel := context.WithTimeout(e.ctx, *timeout)
+	ctx, cancel := context.WithTimeout(e.ctx, o.timeout)
 	defer cancel()
 	connected := make(chan struct{}, 1)
 	closed := make(chan struct{})
@@ -118,7 +138,7 @@ start, connecting included), 1 when any did not or the connection failed.`)
 	case <-closed:
 		return fail(closedWhy())
 	case <-ctx.Done():
-		return fail(fmt.Sprintf("not connected after %v", *timeout))
+		return fail(fmt.Sprintf("not connected after %v", o.timeout))
 	}
 
 	outstanding := 0 // encoded bytes sent and not answered
@@ -154,7 +174,7 @@ start, connecting included), 1 when any did not or the connection failed.`)
 			if got >= len(tokens) {
 				return nil
 			}
-			return fail(fmt.Sprintf("timed out after %v", *timeout))
+			return fail(fmt.Sprintf("timed out after %v", o.timeout))
 		}
 	}
 	return nil

@@ -11,6 +11,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"github.com/tokenserver/tokenserver/actors"
 	"github.com/tokenserver/tokenserver/tlsio"
 	"github.com/tokenserver/tokenserver/wire"
@@ -20,9 +23,27 @@ import (
 // the runtime force-closes clients, for the server to finish shutting down.
 const shutdownGrace = 5 * time.Second
 
-func cmdServe(e *env, args []string) error {
-	f := newFlags(e, "serve", "serve --listen HOST:PORT --ca FILE --cert FILE --key FILE [--echo | --exec CMD] [flags]", `
-Run a token server. Clients must present a certificate signed by --ca (mutual
+// serveOptions are the flags of serve.
+type serveOptions struct {
+	listen           string
+	tls              tlsFlags
+	echo             bool
+	exec             string
+	execTimeout      time.Duration
+	maxToken         int
+	handshakeTimeout time.Duration
+	maxConns         int
+	writeTimeout     time.Duration
+	keepAlive        time.Duration
+}
+
+// newServeCommand returns "tokencat serve".
+func newServeCommand(e *env) *cobra.Command {
+	var o serveOptions
+	cmd := &cobra.Command{
+		Use:   "serve --listen HOST:PORT --ca FILE --cert FILE --key FILE [--echo | --exec CMD] [flags]",
+		Short: "run a token server with client certificates required (echo, or a command per token)",
+		Long: `Run a token server. Clients must present a certificate signed by --ca (mutual
 TLS). The first line on stdout is "listening on HOST:PORT" with the port
 actually bound, so --listen 127.0.0.1:0 works. Connection events are logged to
 stderr.
@@ -34,48 +55,51 @@ server actor; a command that fails or times out is logged and gets no reply,
 and the server keeps running.
 
 SIGINT or SIGTERM closes the server: clients are sent remoteClose, those that
-do not close in time are closed by force, and tokencat exits 0.`)
-	listen := f.String("listen", "", "`HOST:PORT` to listen on (port 0 picks a free port)")
-	tf := addTLSFlags(f, "server")
-	echo := f.Bool("echo", false, "reply to each token with the same bytes (the default)")
-	execCmd := f.String("exec", "", "run `CMD` with sh -c for each token, token on stdin; reply with its stdout")
-	execTimeout := f.Duration("exec-timeout", 10*time.Second, "kill a --exec command that runs longer than `D` (no reply then)")
-	maxToken := f.Int("max-token-size", wire.DefaultMaxTokenSize, "largest token accepted from a client, in `BYTES`; a larger one closes that connection")
-	handshakeTimeout := f.Duration("handshake-timeout", tlsio.DefaultHandshakeTimeout, "close a connection whose TLS handshake takes longer than `D`")
-	maxConns := f.Int("max-conns", actors.DefaultMaxConnections, "refuse connections past `N` live ones")
-	writeTimeout := f.Duration("write-timeout", tlsio.DefaultWriteTimeout, "close a client that reads nothing for `D` while replies wait for it (negative: never)")
-	keepAlive := f.Duration("keepalive", 15*time.Second, "TCP keepalive period `D` (negative: off)")
-	pos, err := f.parse(args)
-	if err != nil {
+do not close in time are closed by force, and tokencat exits 0.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runServe(e, cmd.Flags(), &o) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.listen, "listen", "", "`HOST:PORT` to listen on (port 0 picks a free port)")
+	addTLSFlags(f, &o.tls, "server")
+	f.BoolVar(&o.echo, "echo", false, "reply to each token with the same bytes (the default)")
+	f.StringVar(&o.exec, "exec", "", "run `CMD` with sh -c for each token, token on stdin; reply with its stdout")
+	f.DurationVar(&o.execTimeout, "exec-timeout", 10*time.Second, "kill a --exec command that runs longer than `D` (no reply then)")
+	f.IntVar(&o.maxToken, "max-token-size", wire.DefaultMaxTokenSize, "largest token accepted from a client, in `BYTES`; a larger one closes that connection")
+	f.DurationVar(&o.handshakeTimeout, "handshake-timeout", tlsio.DefaultHandshakeTimeout, "close a connection whose TLS handshake takes longer than `D`")
+	f.IntVar(&o.maxConns, "max-conns", actors.DefaultMaxConnections, "refuse connections past `N` live ones")
+	f.DurationVar(&o.writeTimeout, "write-timeout", tlsio.DefaultWriteTimeout, "close a client that reads nothing for `D` while replies wait for it (negative: never)")
+	f.DurationVar(&o.keepAlive, "keepalive", 15*time.Second, "TCP keepalive period `D` (negative: off)")
+	return cmd
+}
+
+// runServe checks the flags f parsed into o, then serves until a signal or
+// a failure of the server.
+func runServe(e *env, f *pflag.FlagSet, o *serveOptions) error {
+	if err := requireFlags(f, "listen", "ca", "cert", "key"); err != nil {
 		return err
 	}
-	if len(pos) != 0 {
-		return usageErrorf("unexpected argument %q", pos[0])
-	}
-	if err := f.require("listen", "ca", "cert", "key"); err != nil {
-		return err
-	}
-	if *echo && f.given("exec") {
+	if o.echo && f.Changed("exec") {
 		return usageErrorf("--echo and --exec cannot be used together")
 	}
-	if f.given("exec") && *execCmd == "" {
+	if f.Changed("exec") && o.exec == "" {
 		return usageErrorf("--exec needs a command")
 	}
 	switch {
-	case *maxToken <= 0:
+	case o.maxToken <= 0:
 		return usageErrorf("--max-token-size must be positive")
-	case *maxConns <= 0:
+	case o.maxConns <= 0:
 		return usageErrorf("--max-conns must be positive")
-	case *handshakeTimeout <= 0:
+	case o.handshakeTimeout <= 0:
 		return usageErrorf("--handshake-timeout must be positive")
-	case *execTimeout <= 0:
+	case o.execTimeout <= 0:
 		return usageErrorf("--exec-timeout must be positive")
 	}
-	host, port, err := splitHostPort("listen", *listen)
+	host, port, err := splitHostPort("listen", o.listen)
 	if err != nil {
 		return err
 	}
-	tlsOpts, err := tf.load()
+	tlsOpts, err := o.tls.load()
 	if err != nil {
 		return err
 	}
@@ -95,9 +119,9 @@ do not close in time are closed by force, and tokencat exits 0.`)
 		}
 	}
 	mode := "echo"
-	if *execCmd != "" {
+	if o.exec != "" {
 		mode = "exec"
-		exec = newExecHandler(*execCmd, *execTimeout, *maxToken, log)
+		exec = newExecHandler(o.exec, o.execTimeout, o.maxToken, log)
 		onToken, onTokens = exec.onToken, nil
 	}
 
@@ -105,17 +129,17 @@ do not close in time are closed by force, and tokencat exits 0.`)
 	failed := make(chan error, 1)
 	closed := make(chan struct{}, 1)
 	limits := actors.Limits{
-		MaxTokenSize:     *maxToken,
-		HandshakeTimeout: *handshakeTimeout,
-		WriteTimeout:     *writeTimeout,
-		KeepAlive:        *keepAlive,
+		MaxTokenSize:     o.maxToken,
+		HandshakeTimeout: o.handshakeTimeout,
+		WriteTimeout:     o.writeTimeout,
+		KeepAlive:        o.keepAlive,
 	}
 	server, err := actors.NewServer(actors.ServerOptions{
 		Host:           host,
 		Port:           port,
 		TLS:            tlsOpts,
 		Limits:         limits,
-		MaxConnections: *maxConns,
+		MaxConnections: o.maxConns,
 		Runtime:        actors.Runtime{Logger: log},
 		OnConnect:      func() { notify(listening) },
 		OnError: func(err error) {

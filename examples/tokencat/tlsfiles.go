@@ -3,26 +3,28 @@ package main
 import (
 	"crypto/tls"
 
+	"github.com/spf13/pflag"
+
 	"github.com/tokenserver/tokenserver/tlsio"
 )
 
 // tlsFlags are the --ca, --cert and --key flags that serve, send and bench
 // share.
 type tlsFlags struct {
-	ca, cert, key *string
+	ca, cert, key string
 }
 
-func addTLSFlags(f *cmdFlags, side string) tlsFlags {
-	return tlsFlags{
-		ca:   f.String("ca", "", "PEM `FILE` of the CA that signed the peer's certificate"),
-		cert: f.String("cert", "", "PEM `FILE` of the "+side+" certificate"),
-		key:  f.String("key", "", "PEM `FILE` of the "+side+" private key"),
-	}
+// addTLSFlags defines the flags on f, parsed into t; side ("server" or
+// "client") is whose certificate and key they are.
+func addTLSFlags(f *pflag.FlagSet, t *tlsFlags, side string) {
+	f.StringVar(&t.ca, "ca", "", "PEM `FILE` of the CA that signed the peer's certificate")
+	f.StringVar(&t.cert, "cert", "", "PEM `FILE` of the "+side+" certificate")
+	f.StringVar(&t.key, "key", "", "PEM `FILE` of the "+side+" private key")
 }
 
 // load reads the three files.
 func (t tlsFlags) load() (tlsio.Options, error) {
-	return tlsio.LoadFiles(*t.key, *t.cert, *t.ca)
+	return tlsio.LoadFiles(t.key, t.cert, t.ca)
 }
 
 // clientConfig loads the files as a client's TLS configuration (for bench,
