@@ -4,17 +4,16 @@ import (
 	"errors"
 	"io"
 
-	"github.com/tokenserver/tokenserver/tlsio"
 	"github.com/tokenserver/tokenserver/wire"
 )
 
-// Codes of ErrorOccurred, one per kind of cause.
+// Codes of ErrorOccurred and TokensDropped, one per kind of cause.
 const (
 	CodeInvalidEscape = "invalid_escape"
 	CodeTokenTooLarge = "token_too_large"
+	CodeTruncated     = "truncated_frame"
 	CodeHandshake     = "handshake"
 	CodeSlowConsumer  = "slow_consumer"
-	CodeQueueFull     = "queue_full"
 	CodeListen        = "listen"
 	CodeDial          = "dial"
 	CodeConnection    = "connection"
@@ -25,45 +24,39 @@ const (
 	CodeGaveUp        = "gave_up"
 	CodeClientClosed  = "client_closed"
 	CodeNotSent       = "not_sent"
-	CodeTruncated     = "truncated_frame"
+	CodeMaybeSent     = "maybe_sent"
 	CodeOther         = "error"
 )
 
+// codeOf maps each error to its code, most specific first.
+var codeOf = []struct {
+	err  error
+	code string
+}{
+	{wire.ErrInvalidEscape, CodeInvalidEscape},
+	{wire.ErrTokenTooLarge, CodeTokenTooLarge},
+	{io.ErrUnexpectedEOF, CodeTruncated},
+	{ErrSlowConsumer, CodeSlowConsumer},
+	{ErrHandshake, CodeHandshake},
+	{ErrListen, CodeListen},
+	{ErrDial, CodeDial},
+	{ErrTooManyConnections, CodeTooManyConns},
+	{ErrHandlerPanic, CodeHandlerPanic},
+	{ErrForcedClose, CodeForcedClose},
+	{ErrBufferFull, CodeBufferFull},
+	{ErrGaveUp, CodeGaveUp},
+	{ErrClientClosed, CodeClientClosed},
+	{ErrNotSent, CodeNotSent},
+	{ErrMaybeSent, CodeMaybeSent},
+	{ErrConnection, CodeConnection},
+}
+
 // ErrorCode returns the ErrorOccurred code for err.
 func ErrorCode(err error) string {
-	switch {
-	case errors.Is(err, wire.ErrInvalidEscape):
-		return CodeInvalidEscape
-	case errors.Is(err, wire.ErrTokenTooLarge):
-		return CodeTokenTooLarge
-	case errors.Is(err, tlsio.ErrWriteTimeout):
-		return CodeSlowConsumer
-	case errors.Is(err, ErrHandshake):
-		return CodeHandshake
-	case errors.Is(err, ErrQueueFull):
-		return CodeQueueFull
-	case errors.Is(err, ErrListen):
-		return CodeListen
-	case errors.Is(err, ErrDial):
-		return CodeDial
-	case errors.Is(err, ErrTooManyConnections):
-		return CodeTooManyConns
-	case errors.Is(err, ErrHandlerPanic):
-		return CodeHandlerPanic
-	case errors.Is(err, ErrForcedClose):
-		return CodeForcedClose
-	case errors.Is(err, ErrBufferFull):
-		return CodeBufferFull
-	case errors.Is(err, ErrGaveUp):
-		return CodeGaveUp
-	case errors.Is(err, ErrClientClosed):
-		return CodeClientClosed
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return CodeTruncated
-	case errors.Is(err, ErrNotSent):
-		return CodeNotSent
-	case errors.Is(err, ErrConnection):
-		return CodeConnection
+	for _, c := range codeOf {
+		if errors.Is(err, c.err) {
+			return c.code
+		}
 	}
 	return CodeOther
 }

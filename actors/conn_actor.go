@@ -3,63 +3,108 @@ package actors
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tokenserver/tokenserver/supervisor"
 	"github.com/tokenserver/tokenserver/tlsio"
 	"github.com/tokenserver/tokenserver/wire"
 )
+
+// The connection actor owns one socket: nothing else reads, writes or closes
+// it. Two pumps (package tlsio) do the blocking reads and writes and post
+// their results here. This file holds its life: start (dial, handshake),
+// clean close, failure, and the end, where every frame Send took is either
+// written or handed back to the owner in connDown. conn_read.go holds the
+// read side (frames, the read window, credit), conn_write.go the write side
+// (the queue, flow control).
 
 // phase of a connection actor.
 type phase uint8
 
 const (
-	phaseOpen     phase = iota // reading and writing
+	phaseDialing  phase = iota // client: dialing and handshaking
+	phaseOpen                  // reading and writing (server: handshake first)
 	phaseDraining              // clean close: flushing, then waiting for the peer
-	phaseClosed                // socket closed, waiting for the pumps to exit
+	phaseClosed                // socket closed, waiting for the pumps and the gate
 )
 
-// connActor owns one socket. Only it and its two pumps touch the socket.
-type connActor struct {
-	h         *Connection
-	conn      net.Conn
-	handshake bool // run the TLS handshake before reading (server side)
-	limits    Limits
-	owner     *actor.PID
-	log       *slog.Logger
-
-	self   *actor.PID
-	dec    *wire.Decoder
-	reader *tlsio.ReadPump
-	writer *tlsio.WritePump
-
-	writing      bool     // a buffer is with the writer
-	writerClosed bool     // the writer takes nothing more
-	out          outbox   // frames queued while the writer is busy
-	inFlight     [][]byte // the batch the writer has
-	inFlightSize int
-
-	delivering int  // batches handed to the owner and not yet delivered
-	peerClosed bool // the peer shut its side; drain once delivering is 0
-
-	phase      phase
-	up         bool
-	failed     bool
-	readerDone bool
-	writerDone bool
+// connConfig is how an owner wants its connection actor.
+type connConfig struct {
+	limits Limits
+	owner  *actor.PID
+	log    *slog.Logger
+	// handshake: run the TLS handshake before reading (server side, or a
+	// *tls.Conn given to NewConnection).
+	handshake bool
+	// handlerCredit: the owner sends each token to a handler PID, which
+	// returns Credit for it; a chunk's read credit waits for that too.
+	handlerCredit bool
+	// dial, if set: dial it first (client side).
+	dial *dialTarget
+	// supervised: the parent is a supervisor; an end that was not asked for
+	// is reported to it with supervisor.Fail, so that it connects again.
+	supervised bool
 }
 
-// connProps returns the props of a connection actor for conn, reporting to
-// owner. The decoder limit was validated with the options.
-func connProps(h *Connection, conn net.Conn, handshake bool, limits Limits, owner *actor.PID, log *slog.Logger) *actor.Props {
+// dialTarget is where a client's connection actor dials.
+type dialTarget struct {
+	addr string
+	tls  *tls.Config
+}
+
+// connActor owns one socket. Its fields are its own; what it shares with the
+// handle is in Connection.shared.
+type connActor struct {
+	h    *Connection
+	cfg  connConfig
+	conn net.Conn
+	self *actor.PID
+
+	dec        *wire.Decoder
+	reader     *tlsio.ReadPump
+	writer     *tlsio.WritePump
+	cancelDial context.CancelFunc
+
+	in  readSide
+	out writeSide
+
+	phase      phase
+	up         bool   // connUp was sent
+	failed     bool   // an error event was sent
+	asked      bool   // the close was asked for (no reconnect after it)
+	cause      string // why the connection ended, for a supervisor
+	readerDone bool
+	writerDone bool
+	finishing  bool
+	reported   bool // connDown was sent
+	finishPoll timer
+}
+
+// connProps returns the props of a connection actor for h over conn (nil
+// when cfg.dial is set).
+func connProps(h *Connection, conn net.Conn, cfg connConfig) *actor.Props {
+	return actor.PropsFromProducer(func() actor.Actor { return newConnActor(h, conn, cfg) })
+}
+
+// dialingConnProps returns the props of a client's connection actor, which
+// dials first. Each incarnation (a supervisor restarts them) gets a handle of
+// its own.
+func dialingConnProps(system *actor.ActorSystem, cfg connConfig) *actor.Props {
 	return actor.PropsFromProducer(func() actor.Actor {
-		return &connActor{h: h, conn: conn, handshake: handshake, limits: limits, owner: owner, log: log, out: newOutbox()}
+		return newConnActor(newConnection(system.Root, cfg.limits), nil, cfg)
 	})
+}
+
+func newConnActor(h *Connection, conn net.Conn, cfg connConfig) *connActor {
+	a := &connActor{h: h, conn: conn, cfg: cfg, out: newWriteSide(cfg.limits)}
+	if cfg.dial == nil {
+		a.phase = phaseOpen
+	}
+	return a
 }
 
 // Receive handles one message.
@@ -67,63 +112,136 @@ func (a *connActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		a.start(ctx)
+	case dialDone:
+		a.onDialed(ctx, m)
 	case handshakeDone:
 		a.h.tls.Store(&m.state)
 		a.goUp(ctx)
 	case chunkRead:
 		a.onChunk(ctx, m.data)
-	case framesDone:
-		a.delivering--
-		a.reader.Release()
-		if a.peerClosed && a.delivering == 0 {
-			a.drain(ctx)
-		}
 	case readEnded:
 		a.onReadEnded(ctx, m.err)
+	case framesDone:
+		a.onDelivered(ctx)
+	case *Credit:
+		a.onCredit(ctx, m.Tokens)
+	case Credit:
+		a.onCredit(ctx, m.Tokens)
 	case outFrame:
 		a.h.shared.queued.Add(-msgOverhead) // the message is out of the mailbox
 		a.enqueue(ctx, m)
-	case SendToken:
-		a.sendFromMessage(ctx, m.Data)
 	case *SendToken:
+		a.sendFromMessage(ctx, m.Data)
+	case SendToken:
 		a.sendFromMessage(ctx, m.Data)
 	case chunkWritten:
 		a.onWritten(ctx, m.n)
 	case writeEnded:
 		a.onWriteEnded(ctx, m.err)
 	case closeRequest, CloseConnection, *CloseConnection:
-		a.h.shared.dead.Store(true)
-		a.drain(ctx)
-	case queueFull:
-		a.fail(ctx, fmt.Errorf("%w (%d bytes)", ErrQueueFull, a.limits.HighWaterMark))
+		a.asked = true
+		a.close(ctx)
+	case closeToReconnect:
+		a.cause = "remote close"
+		a.close(ctx)
+	case overCap:
+		a.fail(ctx, fmt.Errorf("%w: %w (%d bytes)", ErrSlowConsumer, ErrQueueFull, a.cfg.limits.MaxQueue))
 	case forceClose:
 		a.fail(ctx, m.err)
-	case *actor.Stopping:
-		// Stopped from outside (the owner is stopping): drop the socket.
-		if a.phase != phaseClosed {
-			a.phase = phaseClosed
-			a.h.shared.dead.Store(true)
-			_ = a.conn.Close()
+	case timerFired:
+		switch {
+		case a.in.creditWait.fired(m):
+			a.drain(ctx) // the handler did not return credit in time
+		case a.finishPoll.fired(m):
+			a.tryFinish(ctx)
 		}
+	case finishNow:
+		a.finish(ctx)
+	case *actor.Stopping:
+		a.stopped(ctx)
 	}
+}
+
+// post returns a function that sends a message to this actor from another
+// goroutine (the pumps, the dial).
+func (a *connActor) post(ctx actor.Context) func(any) {
+	root, self := ctx.ActorSystem().Root, ctx.Self()
+	return func(m any) { root.Send(self, m) }
 }
 
 func (a *connActor) start(ctx actor.Context) {
 	a.self = ctx.Self()
-	dec, err := wire.NewDecoder(a.limits.MaxTokenSize)
+	if a.cfg.dial != nil {
+		a.h.pid = a.self // a dialing incarnation made its handle itself
+	}
+	dec, err := wire.NewDecoder(a.cfg.limits.MaxTokenSize)
 	if err != nil { // cannot happen: limits were validated
 		panic(err)
 	}
 	a.dec = dec
-	root, self := ctx.ActorSystem().Root, a.self
-	post := func(m any) { root.Send(self, m) }
-	a.writer = tlsio.StartWritePump(a.conn, a.limits.WriteTimeout,
+	if a.cfg.dial != nil {
+		a.startDial(ctx)
+		return
+	}
+	a.startPumps(ctx)
+}
+
+func (a *connActor) startDial(ctx actor.Context) {
+	dctx, cancel := context.WithCancel(context.Background())
+	a.cancelDial = cancel
+	post, target := a.post(ctx), a.cfg.dial
+	dc := tlsio.DialConfig{HandshakeTimeout: a.cfg.limits.HandshakeTimeout, KeepAlive: a.cfg.limits.KeepAlive}
+	go func() {
+		conn, err := tlsio.Dial(dctx, target.addr, target.tls, dc)
+		post(dialDone{conn, err})
+	}()
+}
+
+func (a *connActor) onDialed(ctx actor.Context, m dialDone) {
+	a.cancelDial()
+	a.cancelDial = nil
+	switch {
+	case a.asked: // closed while dialing: no news for the user
+		if m.conn != nil {
+			_ = m.conn.Close()
+		}
+		a.end(ctx, nil)
+	case m.err != nil:
+		a.end(ctx, fmt.Errorf("%w: %w", ErrDial, m.err))
+	default:
+		a.conn = m.conn
+		a.h.remote, a.h.local = m.conn.RemoteAddr(), m.conn.LocalAddr()
+		st := m.conn.ConnectionState()
+		a.h.tls.Store(&st)
+		a.phase = phaseOpen
+		a.startPumps(ctx)
+	}
+}
+
+// end finishes a connection that never had pumps (a dial that failed or was
+// cancelled).
+func (a *connActor) end(ctx actor.Context, err error) {
+	a.phase = phaseClosed
+	a.readerDone, a.writerDone = true, true
+	a.h.shared.gate.close()
+	if err != nil {
+		a.failed = true
+		a.cause = err.Error()
+		ctx.Send(a.cfg.owner, connFailed{a.h, err})
+	}
+	a.maybeFinish(ctx)
+}
+
+func (a *connActor) startPumps(ctx actor.Context) {
+	post := a.post(ctx)
+	a.writer = tlsio.StartWritePump(a.conn, a.cfg.limits.WriteTimeout,
 		func(n int) { post(chunkWritten{n}) },
 		func(err error) { post(writeEnded{err}) })
-	cfg := tlsio.ReadConfig{BufferSize: a.limits.ReadBufferSize, Window: a.limits.ReadWindow}
-	if tc, ok := a.conn.(*tls.Conn); ok && a.handshake {
-		timeout := a.limits.HandshakeTimeout
-		cfg.Before = func() error {
+	rc := tlsio.ReadConfig{BufferSize: a.cfg.limits.ReadBufferSize, Window: a.cfg.limits.ReadWindow}
+	tc, isTLS := a.conn.(*tls.Conn)
+	if isTLS && a.cfg.handshake {
+		timeout := a.cfg.limits.HandshakeTimeout
+		rc.Before = func() error {
 			if err := tlsio.Handshake(context.Background(), tc, timeout); err != nil {
 				return fmt.Errorf("%w: %w", ErrHandshake, err)
 			}
@@ -131,11 +249,11 @@ func (a *connActor) start(ctx actor.Context) {
 			return nil
 		}
 	}
-	a.reader = tlsio.StartReadPump(a.conn, cfg,
+	a.reader = tlsio.StartReadPump(a.conn, rc,
 		func(b []byte) { post(chunkRead{b}) },
 		func(err error) { post(readEnded{err}) })
-	if cfg.Before == nil {
-		if tc, ok := a.conn.(*tls.Conn); ok {
+	if rc.Before == nil {
+		if isTLS && a.h.tls.Load() == nil {
 			st := tc.ConnectionState()
 			a.h.tls.Store(&st)
 		}
@@ -148,165 +266,52 @@ func (a *connActor) goUp(ctx actor.Context) {
 		return
 	}
 	a.up = true
-	ctx.Send(a.owner, connUp{a.h})
+	ctx.Send(a.cfg.owner, connUp{a.h})
 }
 
-func (a *connActor) onChunk(ctx actor.Context, data []byte) {
-	if a.phase == phaseClosed {
-		return
-	}
-	frames, err := a.dec.AppendFrames(nil, data)
-	if len(frames) > 0 {
-		a.delivering++
-		ctx.Send(a.owner, connFrames{a.h, frames})
-	} else {
-		a.reader.Release()
-	}
-	if err != nil {
-		a.fail(ctx, fmt.Errorf("%w: %w", ErrProtocol, err))
-	}
-}
-
-func (a *connActor) onReadEnded(ctx actor.Context, err error) {
-	a.readerDone = true
+// close starts a clean close.
+func (a *connActor) close(ctx actor.Context) {
 	switch {
-	case a.phase == phaseOpen && errors.Is(err, ErrHandshake):
-		// A handshake cut short by the peer ends in EOF too: still an error.
-		a.fail(ctx, err)
-	case a.phase == phaseOpen && errors.Is(err, io.EOF) && a.dec.Buffered() > 0:
-		// The peer closed in the middle of a frame: that token is lost.
-		a.fail(ctx, fmt.Errorf("%w: connection closed inside a frame (%d bytes): %w",
-			ErrProtocol, a.dec.Buffered(), io.ErrUnexpectedEOF))
-	case a.phase == phaseOpen && (err == nil || errors.Is(err, io.EOF)):
-		// The peer closed its side: as Node does (allowHalfOpen false), we
-		// finish writing and close ours, once the owner has delivered every
-		// token read, so that replies to them still go out.
-		a.peerClosed = true
-		if a.delivering == 0 {
-			a.drain(ctx)
-		}
-	case a.phase == phaseOpen:
-		a.fail(ctx, fmt.Errorf("%w: read: %w", ErrConnection, err))
+	case a.phase == phaseDialing:
+		a.h.shared.gate.close()
+		a.cancelDial() // its dialDone ends the actor
+	case a.phase == phaseOpen && !a.up:
+		a.fail(ctx, nil) // still in its handshake: nothing to flush
 	default:
-		a.maybeFinish(ctx)
+		a.drain(ctx)
 	}
 }
 
-// sendFromMessage handles SendToken from an actor: the same as Send on the
-// handle, counted here.
-func (a *connActor) sendFromMessage(ctx actor.Context, token []byte) {
-	if a.phase != phaseOpen || a.h.shared.dead.Load() {
-		return
-	}
-	frame := wire.AppendToken(nil, token)
-	if !a.h.reserve(len(frame)) {
-		return
-	}
-	a.h.shared.queued.Add(-msgOverhead) // no message waits: it is this one
-	a.enqueue(ctx, frame)
-}
-
-func (a *connActor) enqueue(ctx actor.Context, frame []byte) {
-	if a.phase == phaseClosed || a.writerClosed {
-		// Send saw the connection alive, but it closed meanwhile.
-		a.unsent(ctx, frame)
-		return
-	}
-	if !a.writing {
-		a.handToWriter([][]byte{frame}, len(frame))
-		return
-	}
-	a.out.push(frame)
-}
-
-func (a *connActor) handToWriter(batch [][]byte, size int) {
-	a.writing = true
-	a.inFlight, a.inFlightSize = batch, size
-	a.writer.Write(batch...)
-}
-
-func (a *connActor) onWritten(ctx actor.Context, n int) {
-	a.h.shared.queued.Add(-int64(n))
-	a.writing = false
-	release(a.inFlight)
-	a.inFlight, a.inFlightSize = nil, 0
-	if a.phase == phaseClosed {
-		return
-	}
-	if !a.out.empty() {
-		size := a.out.size
-		a.handToWriter(a.out.take(), size)
-		return
-	}
-	if a.phase == phaseDraining {
-		a.closeWriter()
-	}
-}
-
-func (a *connActor) closeWriter() {
-	a.writerClosed = true
-	a.writer.Close()
-}
-
-// unsent hands frames that will never be written back to the owner, which
-// knows what to do with them (the client buffers or reports them).
-func (a *connActor) unsent(ctx actor.Context, frames []byte) {
-	if len(frames) == 0 {
-		return
-	}
-	a.h.shared.queued.Add(-int64(len(frames)))
-	ctx.Send(a.owner, connUnsent{a.h, frames})
-}
-
-func (a *connActor) onWriteEnded(ctx actor.Context, err error) {
-	a.writerDone = true
-	if a.writing { // what the writer had may be partly written: unknown
-		a.h.shared.queued.Add(-int64(a.inFlightSize))
-		a.writing, a.inFlight, a.inFlightSize = false, nil, 0
-	}
-	a.unsent(ctx, a.out.flatten())
-	if err != nil && a.phase != phaseClosed {
-		if !errors.Is(err, tlsio.ErrWriteTimeout) {
-			err = fmt.Errorf("%w: %w", ErrConnection, err)
-		}
-		a.fail(ctx, err)
-		return
-	}
-	if a.phase == phaseDraining {
-		a.shutdownWrite()
-	}
-	a.maybeFinish(ctx)
-}
-
-// drain starts a clean close: flush what is queued, shut our side, wait for
+// drain is the clean close: flush what is queued, shut our side, wait for
 // the peer's.
 func (a *connActor) drain(ctx actor.Context) {
 	if a.phase != phaseOpen {
 		return
 	}
 	a.phase = phaseDraining
-	a.h.shared.dead.Store(true)
-	if !a.up {
-		a.fail(ctx, nil)
-		return
-	}
-	if !a.writing {
+	a.in.creditWait.stop()
+	a.h.shared.gate.close()
+	a.h.shared.wakeWaiters()
+	if !a.out.writing {
 		a.closeWriter()
 	}
 }
 
-// shutdownWrite ends our side once everything is written, and bounds the wait
-// for the peer's side with the close timeout.
+// shutdownWrite ends our side once everything is written. Over TLS and TCP
+// the peer sees our end (close_notify, FIN) and closes its side, which the
+// reader sees; that wait is bounded by the close timeout. A conn that cannot
+// half-close (net.Pipe, a user's net.Conn) is closed at once.
 func (a *connActor) shutdownWrite() {
-	deadline := time.Now().Add(a.limits.CloseTimeout)
-	_ = a.conn.SetWriteDeadline(deadline)
 	if a.readerDone {
+		_ = a.conn.Close()
 		return
 	}
-	if cw, ok := a.conn.(interface{ CloseWrite() error }); ok {
-		_ = cw.CloseWrite()
+	cw, ok := a.conn.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		_ = a.conn.Close()
+		return
 	}
-	_ = a.conn.SetReadDeadline(deadline)
+	_ = a.conn.SetReadDeadline(time.Now().Add(a.cfg.limits.CloseTimeout))
 }
 
 // fail closes the socket at once. With a non-nil err it reports the error
@@ -315,30 +320,102 @@ func (a *connActor) fail(ctx actor.Context, err error) {
 	if a.phase == phaseClosed {
 		return
 	}
+	if a.phase == phaseDialing {
+		a.close(ctx)
+		return
+	}
 	a.phase = phaseClosed
-	a.h.shared.dead.Store(true)
+	a.in.creditWait.stop()
+	a.h.shared.gate.close()
+	a.h.shared.wakeWaiters()
 	if err != nil {
 		a.failed = true
-		a.log.Debug("connection failed", "conn", a.h.id, "remote", a.h.remote, "err", err)
-		ctx.Send(a.owner, connFailed{a.h, err})
+		if a.cause == "" {
+			a.cause = err.Error()
+		}
+		a.cfg.log.Debug("connection failed", "conn", a.h.id, "remote", a.h.remote, "err", err)
+		ctx.Send(a.cfg.owner, connFailed{a.h, err})
 	}
 	_ = a.conn.Close()
 	a.reader.Stop()
 	a.closeWriter()
-	a.unsent(ctx, a.out.flatten())
+	a.out.unsendQueue(a.h.shared)
 	a.maybeFinish(ctx)
 }
 
-// maybeFinish reports the close once both pumps have exited, then stops.
+// maybeFinish ends the actor once both pumps have exited.
 func (a *connActor) maybeFinish(ctx actor.Context) {
-	if !a.readerDone || !a.writerDone {
+	if !a.readerDone || !a.writerDone || a.finishing {
 		return
 	}
-	if a.phase != phaseClosed {
-		a.phase = phaseClosed
-		a.h.shared.dead.Store(true)
+	a.phase = phaseClosed
+	a.finishing = true
+	a.h.shared.gate.close()
+	a.h.shared.wakeWaiters()
+	if a.conn != nil {
+		_ = a.conn.Close()
 	}
-	_ = a.conn.Close()
-	ctx.Send(a.owner, connDown{a.h, a.failed})
+	a.tryFinish(ctx)
+}
+
+// tryFinish waits until no Send is inside the gate, so that every frame a
+// Send took is in the mailbox ahead of finishNow.
+func (a *connActor) tryFinish(ctx actor.Context) {
+	if !a.h.shared.gate.empty() {
+		a.finishPoll.start(ctx, time.Millisecond)
+		return
+	}
+	ctx.Send(a.self, finishNow{})
+}
+
+// finish reports the end to the owner, with the frames that were never
+// written, and stops. Under a supervisor, an end that was not asked for is a
+// failure: the supervisor connects again.
+func (a *connActor) finish(ctx actor.Context) {
+	if a.reported {
+		return
+	}
+	a.report(ctx)
+	if a.cfg.supervised && !a.asked {
+		cause := a.cause
+		if cause == "" {
+			cause = "connection closed by the server"
+		}
+		ctx.Send(ctx.Parent(), &supervisor.Fail{Cause: cause})
+	}
 	ctx.Stop(a.self)
+}
+
+func (a *connActor) report(ctx actor.Context) {
+	a.reported = true
+	maybe, unsent := a.out.takeDropped(a.h.shared)
+	ctx.Send(a.cfg.owner, connDown{c: a.h, hadError: a.failed, maybeSent: maybe, unsent: unsent})
+}
+
+// stopped: stopped from outside (the owner or the system is stopping). The
+// socket goes at once; the owner still learns what was not written.
+func (a *connActor) stopped(ctx actor.Context) {
+	a.finishPoll.stop()
+	a.in.creditWait.stop()
+	if a.cancelDial != nil {
+		a.cancelDial()
+	}
+	a.h.shared.gate.close()
+	a.h.shared.wakeWaiters()
+	if a.conn != nil {
+		_ = a.conn.Close()
+	}
+	if a.reader != nil {
+		a.reader.Stop()
+	}
+	if a.writer != nil {
+		a.closeWriter()
+	}
+	if !a.reported {
+		a.out.unsendQueue(a.h.shared)
+		if a.out.writing { // the writer's batch: written or not, unknown
+			a.out.failInFlight(a.h.shared, 0)
+		}
+		a.report(ctx)
+	}
 }

@@ -1,8 +1,11 @@
 package actors
 
 import (
+	"context"
 	"crypto/tls"
+	"fmt"
 	"net"
+	"strconv"
 	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -15,42 +18,47 @@ import (
 // the connection actor that owns the socket.
 type Connection struct {
 	id     uint64
-	pid    *actor.PID // set by the spawner before the handle is shared
+	pid    *actor.PID // set before the handle is shared
 	root   *actor.RootContext
 	shared *connShared
-	remote net.Addr
+	remote net.Addr // set before the handle is shared
 	local  net.Addr
 	tls    atomic.Pointer[tls.ConnectionState]
 }
 
-// connShared is the little state the handle and the connection actor both
-// see: whether the connection still takes tokens, and how many bytes wait in
-// its outbound queue.
+// connShared is the state the handle and the connection actor both see.
 type connShared struct {
-	dead   atomic.Bool
+	// gate is closed when the connection stops taking tokens.
+	gate gate
+	// queued is the outbound queue: bytes Send took (plus msgOverhead per
+	// message on its way) that are not yet written or handed back. Send adds,
+	// the actor subtracts.
 	queued atomic.Int64
-	hwm    int64
+	// paused: the actor stopped reading because queued passed the high-water
+	// mark; it reads again under the low-water mark.
+	paused atomic.Bool
+	// room, when set, is closed by the actor when the queue drains under the
+	// low-water mark or the connection dies (see WaitDrain).
+	room atomic.Pointer[chan struct{}]
+	hwm  int64
+	max  int64 // the hard cap
 }
 
 var connIDs atomic.Uint64
 
-func newConnection(root *actor.RootContext, conn net.Conn, hwm int) *Connection {
-	c := &Connection{
+func newConnection(root *actor.RootContext, limits Limits) *Connection {
+	return &Connection{
 		id:     connIDs.Add(1),
 		root:   root,
-		shared: &connShared{hwm: int64(hwm)},
+		shared: &connShared{hwm: int64(limits.HighWaterMark), max: int64(limits.MaxQueue)},
 	}
-	if conn != nil {
-		c.remote, c.local = conn.RemoteAddr(), conn.LocalAddr()
-	}
-	return c
 }
 
 // ID is a number unique to this connection within the process.
 func (c *Connection) ID() uint64 { return c.id }
 
-// PID is the connection actor's PID. Send it SendToken or CloseConnection
-// from any actor, local or remote.
+// PID is the connection actor's PID. Send it SendToken, Credit or
+// CloseConnection from any actor, local or remote.
 func (c *Connection) PID() *actor.PID { return c.pid }
 
 // RemoteAddr is the peer's address.
@@ -71,35 +79,41 @@ func (c *Connection) TLSState() (tls.ConnectionState, bool) {
 
 // IsDead reports whether the connection no longer takes tokens: it was
 // closed, by either side, or failed.
-func (c *Connection) IsDead() bool { return c.shared.dead.Load() }
+func (c *Connection) IsDead() bool { return c.shared.gate.isClosed() }
 
 // Queued is the number of bytes waiting in the outbound queue.
-func (c *Connection) Queued() int { return int(c.shared.queued.Load()) }
+func (c *Connection) Queued() int { return int(max(c.shared.queued.Load(), 0)) }
+
+// ReadPaused reports whether the connection has stopped reading because its
+// outbound queue passed Limits.HighWaterMark: the peer sends faster than it
+// reads what it is sent. It reads again under Limits.LowWaterMark.
+func (c *Connection) ReadPaused() bool { return c.shared.paused.Load() }
 
 // Send queues token for sending and reports whether it was taken: false if
-// the connection is dead, or if the outbound queue would pass its high-water
-// mark, in which case the connection fails with ErrQueueFull (the peer does
-// not keep up). A single token is always taken by an empty queue, whatever its
-// size. Send copies token: the caller may reuse it at once.
+// the connection is dead, or if the queue would pass Limits.MaxQueue, in
+// which case the connection fails as a slow consumer. Past
+// Limits.HighWaterMark Send still takes tokens (the connection stops reading
+// meanwhile); a producer that is not driven by reads waits with WaitDrain or
+// the drain event. A token Send took is written, or reported dropped. A
+// single token is always taken by an empty queue, whatever its size. Send
+// copies token: the caller may reuse it at once.
 func (c *Connection) Send(token []byte) bool {
-	if c.shared.dead.Load() {
+	if !c.shared.gate.enter() {
 		return false
 	}
+	defer c.shared.gate.leave()
 	frame := wire.AppendToken(frameBuf(len(token)+len(token)/8+1), token)
-	if !c.reserve(len(frame)) {
-		return false
-	}
-	c.root.Send(c.pid, outFrame(frame))
-	return true
+	return c.post(frame)
 }
 
 // SendBatch queues tokens for sending, in order, as one message to the
 // connection actor: the cheap way to send many small tokens at once. It takes
 // all of them or none, on the same terms as Send.
 func (c *Connection) SendBatch(tokens [][]byte) bool {
-	if c.shared.dead.Load() {
+	if !c.shared.gate.enter() {
 		return false
 	}
+	defer c.shared.gate.leave()
 	if len(tokens) == 0 {
 		return true
 	}
@@ -111,33 +125,17 @@ func (c *Connection) SendBatch(tokens [][]byte) bool {
 	for _, t := range tokens {
 		buf = wire.AppendToken(buf, t)
 	}
-	if !c.reserve(len(buf)) {
-		return false
-	}
-	c.root.Send(c.pid, outFrame(buf))
-	return true
+	return c.post(buf)
 }
 
 // RemoteClose sends the remoteClose control frame, asking the peer to close
 // its side. It returns false if the connection is dead.
 func (c *Connection) RemoteClose() bool {
-	if !c.reserve(2) {
+	if !c.shared.gate.enter() {
 		return false
 	}
-	c.root.Send(c.pid, outFrame(wire.AppendRemoteClose(nil)))
-	return true
-}
-
-// Close closes the connection cleanly: what was sent before is written, then
-// our side is shut and the socket closed once the peer closes too (or after
-// the close timeout). It returns true if the connection was alive, false if
-// it was already dead.
-func (c *Connection) Close() bool {
-	if !c.shared.dead.CompareAndSwap(false, true) {
-		return false
-	}
-	c.root.Send(c.pid, closeRequest{})
-	return true
+	defer c.shared.gate.leave()
+	return c.post(wire.AppendRemoteClose(nil))
 }
 
 // msgOverhead is what one queued message costs beyond its frame bytes (the
@@ -145,18 +143,137 @@ func (c *Connection) Close() bool {
 // waits, so that a flood of tiny tokens is bounded by memory, not bytes.
 const msgOverhead = 64
 
-// reserve claims n bytes, and one message, of the outbound queue.
-func (c *Connection) reserve(n int) bool {
-	s := c.shared
-	if s.dead.Load() {
+// post claims room in the queue for frames and sends them to the actor, from
+// inside the gate. Over the hard cap it asks the actor to fail instead.
+func (c *Connection) post(frames []byte) bool {
+	n := int64(len(frames) + msgOverhead)
+	if after := c.shared.queued.Add(n); after > c.shared.max && after != n {
+		c.shared.queued.Add(-n)
+		c.root.Send(c.pid, overCap{})
 		return false
 	}
-	n += msgOverhead
-	after := s.queued.Add(int64(n))
-	if after > s.hwm && after != int64(n) {
-		s.queued.Add(-int64(n))
-		c.root.Send(c.pid, queueFull{})
-		return false
-	}
+	c.root.Send(c.pid, outFrame(frames))
 	return true
+}
+
+// Close closes the connection cleanly: what was sent before is written, then
+// our side is shut and the socket closed once the peer closes too (or after
+// the close timeout; at once when the connection cannot half-close, as
+// net.Pipe). It returns true if the connection was alive, false if it was
+// already dead.
+func (c *Connection) Close() bool {
+	if !c.shared.gate.close() {
+		return false
+	}
+	c.root.Send(c.pid, closeRequest{})
+	return true
+}
+
+// WaitDrain returns nil at once if the outbound queue is under
+// Limits.HighWaterMark; otherwise it waits until the queue is back under
+// Limits.LowWaterMark. It returns ErrClosed if the connection dies first and
+// ctx's error if ctx ends first. It is how a goroutine that produces tokens
+// waits for room without polling:
+//
+//	for _, tok := range tokens {
+//		if err := c.WaitDrain(ctx); err != nil {
+//			return err
+//		}
+//		c.Send(tok)
+//	}
+func (c *Connection) WaitDrain(ctx context.Context) error {
+	s := c.shared
+	for {
+		if s.gate.isClosed() {
+			return ErrClosed
+		}
+		if s.queued.Load() <= s.hwm {
+			return nil
+		}
+		ch := s.room.Load()
+		if ch == nil {
+			fresh := make(chan struct{})
+			if !s.room.CompareAndSwap(nil, &fresh) {
+				continue
+			}
+			ch = &fresh
+			// The actor may have drained between the check above and now:
+			// it closes only what it finds, so look again.
+			if s.queued.Load() <= s.hwm || s.gate.isClosed() {
+				continue
+			}
+		}
+		select {
+		case <-*ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// wakeWaiters closes the room channel, if any: the actor's, when the queue
+// drains or the connection dies.
+func (s *connShared) wakeWaiters() {
+	if ch := s.room.Swap(nil); ch != nil {
+		close(*ch)
+	}
+}
+
+// ConnectionOptions configures NewConnection.
+type ConnectionOptions struct {
+	// Limits of the connection.
+	Limits Limits
+	Runtime
+	// Handler, if set, receives every event as a message. It must return
+	// Credit for the tokens it processes (see CreditMiddleware).
+	Handler *actor.PID
+	// Handshake runs the TLS handshake first (with Limits.HandshakeTimeout)
+	// when the conn is a *tls.Conn that has not done it yet.
+	Handshake bool
+
+	// OnToken: a token from the peer.
+	OnToken func(token []byte, c *Connection)
+	// OnRemoteClose: the peer sent the remoteClose control frame.
+	OnRemoteClose func(c *Connection)
+	// OnError: the connection failed. Always followed by OnClose(true),
+	// except for ErrHandlerPanic (a callback panicked; the connection goes on).
+	OnError func(err error)
+	// OnClose: the connection closed.
+	OnClose func(hadError bool)
+	// OnDrain: the outbound queue is back under Limits.LowWaterMark after
+	// passing Limits.HighWaterMark.
+	OnDrain func()
+	// OnDropped: tokens sent that will never be written, with the reason
+	// (ErrNotSent or ErrMaybeSent).
+	OnDropped func(tokens [][]byte, reason error)
+}
+
+// NewConnection wraps any net.Conn (TLS, TCP, net.Pipe) in a connection
+// actor and returns its handle: the original's Connection, which wraps any
+// stream. The handle owns conn from now on.
+func NewConnection(conn net.Conn, opts ConnectionOptions) (*Connection, error) {
+	limits, err := opts.Limits.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if conn == nil {
+		return nil, fmt.Errorf("%w: nil conn", ErrInvalidOptions)
+	}
+	system, log, owned := opts.Runtime.resolve()
+	root := system.Root
+	h := newConnection(root, limits)
+	h.remote, h.local = conn.RemoteAddr(), conn.LocalAddr()
+	owner := root.Spawn(actor.PropsFromProducer(func() actor.Actor {
+		return newStandalone(opts, log, system, owned)
+	}))
+	// The PID is set before the actor can hand the handle to anyone.
+	name := "tokenserver-conn-" + strconv.FormatUint(h.id, 10)
+	h.pid = actor.NewPID(system.Address(), name)
+	cfg := connConfig{limits: limits, owner: owner, log: log, handshake: opts.Handshake,
+		handlerCredit: opts.Handler != nil}
+	if _, err := root.SpawnNamed(connProps(h, conn, cfg), name); err != nil {
+		root.Stop(owner)
+		return nil, fmt.Errorf("tokenserver: spawn connection actor: %w", err)
+	}
+	return h, nil
 }

@@ -100,21 +100,27 @@ func TestConnectionTokenOverLimitFailsWithoutNewline(t *testing.T) {
 	p.closes <- true
 }
 
-// A peer that never reads: the queue stops at its high-water mark, Send
-// returns false, and the connection fails with ErrQueueFull.
-func TestConnectionQueueFullAtHighWaterMark(t *testing.T) {
-	const hwm = 64 << 10
-	p := newPipeConn(t, Limits{HighWaterMark: hwm, WriteTimeout: time.Minute}, nil)
+// A peer that never reads: Send takes tokens past the high-water mark, up to
+// the hard cap; there it returns false and the connection fails as a slow
+// consumer (ErrSlowConsumer wrapping ErrQueueFull).
+func TestConnectionHardCapCutsSlowConsumer(t *testing.T) {
+	const hwm, maxQueue = 16 << 10, 64 << 10
+	p := newPipeConn(t, Limits{HighWaterMark: hwm, MaxQueue: maxQueue, WriteTimeout: time.Minute}, nil)
 	tok := bytes.Repeat([]byte("q"), 1000)
-	refused := false
+	refused, accepted := false, 0
 	for i := 0; i < 1000 && !refused; i++ {
 		refused = !p.c.Send(tok)
-		require.LessOrEqual(t, p.c.Queued(), hwm, "queued bytes stay under the high-water mark")
+		if !refused {
+			accepted++
+		}
+		require.LessOrEqual(t, p.c.Queued(), maxQueue, "queued bytes stay under the hard cap")
 	}
-	require.True(t, refused, "Send refused at the high-water mark")
+	require.True(t, refused, "Send refused at the hard cap")
+	require.Greater(t, accepted*len(tok), hwm, "Send took tokens past the high-water mark")
 	err := recv(t, p.errs, "error")
+	require.ErrorIs(t, err, ErrSlowConsumer)
 	require.ErrorIs(t, err, ErrQueueFull)
-	require.Equal(t, CodeQueueFull, ErrorCode(err))
+	require.Equal(t, CodeSlowConsumer, ErrorCode(err))
 	require.True(t, recv(t, p.closes, "close"))
 	p.closes <- true
 }
@@ -126,6 +132,7 @@ func TestConnectionSlowConsumerAfterWriteTimeout(t *testing.T) {
 	require.True(t, p.c.Send([]byte("never read")))
 	err := recv(t, p.errs, "error")
 	require.ErrorIs(t, err, tlsio.ErrWriteTimeout)
+	require.ErrorIs(t, err, ErrSlowConsumer)
 	require.Equal(t, CodeSlowConsumer, ErrorCode(err))
 	require.True(t, recv(t, p.closes, "close"))
 	p.closes <- true
@@ -234,14 +241,14 @@ func TestErrorCodes(t *testing.T) {
 // A flood of tiny tokens to a peer that never reads is bounded: queued
 // messages count with their overhead, queued frames with their bytes.
 func TestConnectionTinyTokenFloodIsBounded(t *testing.T) {
-	const hwm = 64 << 10
-	p := newPipeConn(t, Limits{HighWaterMark: hwm, WriteTimeout: time.Minute}, nil)
+	const maxQueue = 64 << 10
+	p := newPipeConn(t, Limits{HighWaterMark: maxQueue / 2, MaxQueue: maxQueue, WriteTimeout: time.Minute}, nil)
 	accepted := 0
 	for i := 0; i < 1_000_000 && p.c.Send([]byte("x")); i++ {
 		accepted++
-		require.LessOrEqual(t, p.c.Queued(), hwm)
+		require.LessOrEqual(t, p.c.Queued(), maxQueue)
 	}
-	require.LessOrEqual(t, accepted, hwm/2, "tiny tokens taken before the queue was full")
+	require.LessOrEqual(t, accepted, maxQueue/2, "tiny tokens taken before the queue was full")
 	require.ErrorIs(t, recv(t, p.errs, "queue full"), ErrQueueFull)
 	require.True(t, recv(t, p.closes, "close"))
 	p.closes <- true

@@ -6,14 +6,17 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 )
 
-// The event messages a handler PID receives. They carry plain data only
-// (bytes, strings, numbers, PIDs) so that they can be defined as protobuf
-// messages and reach a handler on another node. Conn is the PID of the
-// connection actor concerned, nil for events of the server or client itself;
-// a handler replies to a token by sending SendToken to Conn.
+// The event messages a handler PID receives, and the messages it sends back.
+// They carry plain data only (bytes, strings, numbers, PIDs) so that they can
+// be defined as protobuf messages and reach a handler on another node. Conn
+// is the PID of the connection actor concerned, nil for events of the server
+// or client itself; a handler replies to a token by sending SendToken to
+// Conn, and returns flow-control credit by sending Credit to Conn (see
+// CreditMiddleware).
 //
 // Events of one connection arrive in order. An ErrorOccurred is always
-// followed by a Closed with HadError set.
+// followed by a Closed with HadError set, except for the code
+// CodeHandlerPanic.
 
 // Listening is the server's connect event: it listens on Addr.
 type Listening struct {
@@ -29,7 +32,10 @@ type Connected struct {
 	LocalAddr  string
 }
 
-// TokenReceived is the token event. Data belongs to the receiver.
+// TokenReceived is the token event. Data belongs to the receiver. A handler
+// PID returns one Credit token per TokenReceived it has processed (the
+// CreditMiddleware does it): until it does, its connection reads at most
+// Limits.ReadWindow chunks ahead.
 type TokenReceived struct {
 	Conn   *actor.PID
 	ConnID uint64
@@ -59,8 +65,47 @@ type Closed struct {
 	HadError bool
 }
 
+// Drained is the drain event: the outbound queue of the connection went past
+// Limits.HighWaterMark (so the connection stopped reading) and is now back
+// under Limits.LowWaterMark. Producers that are not driven by reads send
+// again on it, as on Node's 'drain'.
+type Drained struct {
+	Conn   *actor.PID
+	ConnID uint64
+}
+
+// TokensDropped carries tokens that were taken (by Send, SendBatch or a
+// SendToken message) and will never be written: Code says why (see the Code
+// constants). CodeMaybeSent marks tokens that were in the write that failed
+// and may have reached the peer. Conn is the connection they were for, nil
+// for tokens a client dropped from its reconnect buffer.
+type TokensDropped struct {
+	Conn    *actor.PID
+	ConnID  uint64
+	Tokens  [][]byte
+	Code    string
+	Message string
+}
+
+// Reconnecting: the client lost its connection or failed to connect (or the
+// server failed to listen, with ListenRetry), and tries again after Delay.
+// Attempt counts from 1 in a series of failures.
+type Reconnecting struct {
+	Attempt int
+	Delay   time.Duration
+	Cause   string
+}
+
+// ReconnectGaveUp: the reconnection (or listen retry) policy gave up after
+// Attempts.
+type ReconnectGaveUp struct {
+	Attempts int
+	Cause    string
+}
+
 // SendToken asks the connection actor it is sent to to send Data as a token.
-// It is how a handler actor (local or remote) replies.
+// It is how a handler actor (local or remote) replies. A SendToken that
+// arrives once the connection is closing is reported in a TokensDropped.
 type SendToken struct {
 	Data []byte
 }
@@ -68,25 +113,10 @@ type SendToken struct {
 // CloseConnection asks the connection actor it is sent to to close cleanly.
 type CloseConnection struct{}
 
-// Reconnecting: the client lost its connection or failed to connect, and
-// connects again after Delay. Attempt counts from 1 in a series of failures.
-type Reconnecting struct {
-	Attempt int
-	Delay   time.Duration
-	Cause   string
-}
-
-// ReconnectGaveUp: the client's reconnection policy gave up after Attempts.
-type ReconnectGaveUp struct {
-	Attempts int
-	Cause    string
-}
-
-// TokensDropped carries tokens the client took and will never send: its
-// reconnect buffer was full, the reconnection gave up, or Close was called
-// while they waited. Code says which (see the Code constants).
-type TokensDropped struct {
-	Tokens  [][]byte
-	Code    string
-	Message string
+// Credit tells the connection actor it is sent to that its handler has
+// processed Tokens more TokenReceived messages, so that it may read on. It
+// is the flow control between a connection and a handler PID, local or on
+// another node; CreditMiddleware sends it for a handler.
+type Credit struct {
+	Tokens int
 }

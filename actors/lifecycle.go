@@ -2,43 +2,113 @@ package actors
 
 import (
 	"context"
+	"runtime"
+	"strings"
 	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/actor"
 )
 
 // lifecycle is what a Server and a Client share: the PID of their actor,
-// their status, and the end of their life (Shutdown, Done).
+// their status, the requests of the handle, and the end of their life
+// (Shutdown, Done).
 type lifecycle struct {
 	pid    *actor.PID
 	system *actor.ActorSystem
 	owned  bool // the actor system is private to this handle
-	status statusCell
 	done   chan struct{}
-	gone   atomic.Bool // Shutdown was called
+
+	status     atomic.Int32 // a Status; written by the actor only
+	asked      atomic.Int32 // a request the actor has not taken yet
+	shut       atomic.Bool  // Shutdown was called
+	inCallback atomic.Int32 // user callbacks running now
 }
 
 // init prepares a lifecycle whose actor starts at once (status CONNECTING).
 func (l *lifecycle) init(system *actor.ActorSystem, owned bool) {
 	l.system, l.owned, l.done = system, owned, make(chan struct{})
-	l.status.store(CONNECTING)
+	l.status.Store(int32(CONNECTING))
 }
 
 // PID is the PID of the server or client actor.
 func (l *lifecycle) PID() *actor.PID { return l.pid }
 
-// Status returns OFFLINE, CLOSED, CONNECTING or ONLINE.
-func (l *lifecycle) Status() Status { return l.status.load() }
+// Status returns OFFLINE, CLOSED, CONNECTING or ONLINE. Right after Close
+// returned true it is CLOSED, right after Connect returned true CONNECTING.
+func (l *lifecycle) Status() Status {
+	switch request(l.asked.Load()) {
+	case reqClose:
+		return CLOSED
+	case reqConnect:
+		return CONNECTING
+	}
+	return l.current()
+}
 
 // Done is closed once Shutdown has finished.
 func (l *lifecycle) Done() <-chan struct{} { return l.done }
 
+// current is the status the actor set.
+func (l *lifecycle) current() Status { return Status(l.status.Load()) }
+
+// set is the actor's: it moves to s.
+func (l *lifecycle) set(s Status) { l.status.Store(int32(s)) }
+
+// closed is the actor's: it moves to OFFLINE and is about to emit close,
+// which answers a Close still pending too.
+func (l *lifecycle) closed() {
+	l.set(OFFLINE)
+	l.take(reqClose)
+}
+
+// take is the actor's: the request r is being acted on.
+func (l *lifecycle) take(r request) { l.asked.CompareAndSwap(int32(r), int32(reqNone)) }
+
+// askClose leaves a close request if closable says the status allows it (a
+// pending Connect is always closable) and reports whether it did.
+func (l *lifecycle) askClose(closable func(Status) bool) bool {
+	for {
+		r := l.asked.Load()
+		switch request(r) {
+		case reqClose:
+			return false
+		case reqNone:
+			if !closable(l.current()) {
+				return false
+			}
+		}
+		if l.asked.CompareAndSwap(r, int32(reqClose)) {
+			l.system.Root.Send(l.pid, closeRequest{})
+			return true
+		}
+	}
+}
+
+// askConnect leaves a connect request, sent as msg, when the status is
+// OFFLINE, nothing is pending and allowed agrees, and reports whether it did.
+func (l *lifecycle) askConnect(msg any, allowed bool) bool {
+	if l.shut.Load() || !allowed || l.current() != OFFLINE {
+		return false
+	}
+	if !l.asked.CompareAndSwap(int32(reqNone), int32(reqConnect)) {
+		return false
+	}
+	l.system.Root.Send(l.pid, msg)
+	return true
+}
+
 // shutdown closes with closeFn, then asks the actor to stop once everything
-// it started has stopped, and waits for that or for ctx.
+// it started has stopped, and waits for that or for ctx. Called from inside
+// one of this handle's callbacks, it cannot wait (the actor is busy with the
+// caller): it returns ErrInCallback at once and the shutdown completes when
+// the callback returns.
 func (l *lifecycle) shutdown(ctx context.Context, closeFn func() bool) error {
 	closeFn()
-	if l.gone.CompareAndSwap(false, true) {
+	if l.shut.CompareAndSwap(false, true) {
 		l.system.Root.Send(l.pid, shutdownRequest{})
+	}
+	if l.inCallback.Load() > 0 && inCallbackHere() {
+		return ErrInCallback
 	}
 	select {
 	case <-l.done:
@@ -54,4 +124,36 @@ func (l *lifecycle) stopped() {
 		l.system.Shutdown()
 	}
 	close(l.done)
+}
+
+// callFrames are the functions that run user callbacks.
+var callFrames = []string{
+	"github.com/tokenserver/tokenserver/actors.(*emitter).run",
+	"github.com/tokenserver/tokenserver/actors.(*emitter).runToken",
+	"github.com/tokenserver/tokenserver/actors.(*emitter).runTokens",
+}
+
+// inCallbackHere reports whether the calling goroutine is inside a user
+// callback, that is below one of callFrames on its stack. It is only asked when a
+// callback of this handle is running, so it costs nothing on the hot path.
+func inCallbackHere() bool {
+	pcs := make([]uintptr, 64)
+	for skip := 2; ; skip += len(pcs) {
+		n := runtime.Callers(skip, pcs)
+		frames := runtime.CallersFrames(pcs[:n])
+		for {
+			f, more := frames.Next()
+			for _, name := range callFrames {
+				if f.Function == name || strings.HasPrefix(f.Function, name+".") {
+					return true
+				}
+			}
+			if !more {
+				break
+			}
+		}
+		if n < len(pcs) {
+			return false
+		}
+	}
 }

@@ -2,37 +2,49 @@ package actors
 
 import (
 	"crypto/tls"
+	"net"
+	"time"
 
 	"github.com/tokenserver/tokenserver/wire"
 )
 
-// Messages between the pumps, the connection actor and its owner. They never
-// leave the process.
+// Messages inside the runtime. They never leave the process.
 
-// From the pumps to the connection actor.
+// From the pumps and the dial goroutine to the connection actor.
 type (
+	dialDone struct {
+		conn *tls.Conn
+		err  error
+	}
+	handshakeDone struct{ state tls.ConnectionState }
 	chunkRead     struct{ data []byte }
 	readEnded     struct{ err error }
-	handshakeDone struct{ state tls.ConnectionState }
 	chunkWritten  struct{ n int }
 	writeEnded    struct{ err error }
 )
 
 // From handles and owners to the connection actor.
 type (
-	// outFrame is one encoded frame to send, already counted in the queue.
+	// outFrame is encoded frames to send, already counted in the queue.
 	outFrame []byte
-	// closeRequest asks for a clean close.
+	// closeRequest asks for a clean close (Close on a handle, or on the
+	// owner of the connection). To a server or client actor it asks the
+	// same of them.
 	closeRequest struct{}
-	// queueFull reports a Send refused at the high-water mark.
-	queueFull struct{}
-	// framesDone says the owner delivered a batch: read one chunk more.
+	// closeToReconnect asks a client's connection to close cleanly because
+	// the server sent remoteClose; the reconnection goes on after it.
+	closeToReconnect struct{}
+	// overCap: a Send would have passed the hard cap of the queue.
+	overCap struct{}
+	// framesDone: the owner has delivered the oldest undelivered chunk.
 	framesDone struct{}
 	// forceClose closes the connection at once with err.
 	forceClose struct{ err error }
+	// finishNow: every frame that entered the gate has been handled.
+	finishNow struct{}
 )
 
-// From the connection actor to its owner.
+// From the connection actor to its owner. connDown is always the last one.
 type (
 	// connUp: the handshake is done, the connection is live.
 	connUp struct{ c *Connection }
@@ -42,21 +54,44 @@ type (
 		c      *Connection
 		frames []wire.Frame
 	}
-	// connFailed: the error event; connDown always follows.
+	// connFailed: the error event; connDown follows.
 	connFailed struct {
 		c   *Connection
 		err error
 	}
-	// connUnsent: encoded frames Send took that were never written (the
-	// connection closed first). Frames the writer had are not among them:
-	// whether they reached the peer is unknown.
-	connUnsent struct {
-		c      *Connection
-		frames []byte
-	}
-	// connDown: the connection is closed and its pumps have exited.
+	// connDrained: the outbound queue went under the low-water mark after
+	// passing the high-water mark.
+	connDrained struct{ c *Connection }
+	// connDown: the connection is closed and its pumps have exited. unsent
+	// holds, in order, the encoded frames taken and never written; maybeSent
+	// those in the write that failed (they come before unsent).
 	connDown struct {
-		c        *Connection
-		hadError bool
+		c         *Connection
+		hadError  bool
+		maybeSent []byte
+		unsent    []byte
+	}
+)
+
+// Between handles and the server and client actors.
+type (
+	// connectRequest asks to listen or dial again after delay.
+	connectRequest struct{ delay time.Duration }
+	// shutdownRequest asks the actor to stop once nothing runs.
+	shutdownRequest struct{}
+)
+
+// From the listener actor to the server actor.
+type (
+	// listenerUp: listening on addr.
+	listenerUp struct{ addr net.Addr }
+	// listenerFailed: listening or accepting failed (err wraps ErrListen).
+	listenerFailed struct{ err error }
+	// accepted: a new socket, now the server actor's.
+	accepted struct{ conn net.Conn }
+	// acceptRetrying: a temporary accept error; accepting again after delay.
+	acceptRetrying struct {
+		err   error
+		delay time.Duration
 	}
 )

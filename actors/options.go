@@ -1,91 +1,16 @@
 package actors
 
 import (
-	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/tokenserver/tokenserver/supervisor"
 	"github.com/tokenserver/tokenserver/tlsio"
-	"github.com/tokenserver/tokenserver/wire"
 )
 
-// Defaults of Limits and of the server options.
-const (
-	// DefaultHighWaterMark is the outbound queue size, in bytes, past which
-	// Send returns false and the connection is closed as a slow consumer.
-	DefaultHighWaterMark = 8 << 20
-	// DefaultCloseTimeout is how long Server.Close waits for clients to close
-	// after remoteClose before it closes them by force, and how long a
-	// connection closing cleanly waits for the peer's side to close.
-	DefaultCloseTimeout = 5 * time.Second
-	// DefaultMaxConnections is the server's connection limit.
-	DefaultMaxConnections = 10000
-)
-
-// Limits bound what one connection may cost. Zero values take the defaults.
-type Limits struct {
-	// MaxTokenSize is the largest decoded token accepted from the peer
-	// (default wire.DefaultMaxTokenSize, 16 MiB). A larger one is an error.
-	MaxTokenSize int
-	// HighWaterMark is the outbound queue size in bytes past which Send
-	// returns false and the connection fails with ErrQueueFull (default 8 MiB).
-	HighWaterMark int
-	// WriteTimeout is how long the peer may read nothing while data waits
-	// for it before the connection fails as a slow consumer (default 10 s;
-	// negative disables it).
-	WriteTimeout time.Duration
-	// HandshakeTimeout bounds the TLS handshake (default 10 s).
-	HandshakeTimeout time.Duration
-	// KeepAlive is the TCP keepalive period (default 15 s; negative
-	// disables it).
-	KeepAlive time.Duration
-	// ReadBufferSize is the largest single read (default 64 KiB).
-	ReadBufferSize int
-	// ReadWindow is how many read chunks may wait for the handler before the
-	// connection stops reading and TCP pushes back on the peer (default 4).
-	ReadWindow int
-	// CloseTimeout: see DefaultCloseTimeout.
-	CloseTimeout time.Duration
-}
-
-func (l Limits) withDefaults() (Limits, error) {
-	if l.MaxTokenSize == 0 {
-		l.MaxTokenSize = wire.DefaultMaxTokenSize
-	}
-	if l.HighWaterMark == 0 {
-		l.HighWaterMark = DefaultHighWaterMark
-	}
-	if l.WriteTimeout == 0 {
-		l.WriteTimeout = tlsio.DefaultWriteTimeout
-	}
-	if l.HandshakeTimeout == 0 {
-		l.HandshakeTimeout = tlsio.DefaultHandshakeTimeout
-	}
-	if l.ReadBufferSize == 0 {
-		l.ReadBufferSize = tlsio.DefaultReadBufferSize
-	}
-	if l.ReadWindow == 0 {
-		l.ReadWindow = tlsio.DefaultReadWindow
-	}
-	if l.CloseTimeout == 0 {
-		l.CloseTimeout = DefaultCloseTimeout
-	}
-	switch {
-	case l.MaxTokenSize < 0:
-		return l, fmt.Errorf("%w: MaxTokenSize %d is negative", ErrInvalidOptions, l.MaxTokenSize)
-	case l.HighWaterMark < 0:
-		return l, fmt.Errorf("%w: HighWaterMark %d is negative", ErrInvalidOptions, l.HighWaterMark)
-	case l.HandshakeTimeout < 0:
-		return l, fmt.Errorf("%w: HandshakeTimeout %v is negative", ErrInvalidOptions, l.HandshakeTimeout)
-	case l.ReadBufferSize < 0 || l.ReadWindow < 0:
-		return l, fmt.Errorf("%w: ReadBufferSize and ReadWindow must not be negative", ErrInvalidOptions)
-	case l.CloseTimeout < 0:
-		return l, fmt.Errorf("%w: CloseTimeout %v is negative", ErrInvalidOptions, l.CloseTimeout)
-	}
-	return l, nil
-}
+// DefaultMaxConnections is the server's limit of authenticated connections.
+const DefaultMaxConnections = 10000
 
 // Runtime says where the actors run and where logs go.
 type Runtime struct {
@@ -99,6 +24,11 @@ type Runtime struct {
 // ServerOptions configures NewServer: the options of the original
 // TokenServer (host, port, key, cert, ca, requestCert and any TLS option),
 // its events, and the limits.
+//
+// Callbacks run inside the server actor, one at a time and in order for each
+// connection; a callback that panics is reported as an ErrHandlerPanic error
+// event and the connection goes on. They must not block for long: while one
+// runs, no other event of this server is delivered.
 type ServerOptions struct {
 	// Host to listen on (default: all interfaces, as in Node).
 	Host string
@@ -114,15 +44,16 @@ type ServerOptions struct {
 	MaxConnections int
 	Runtime
 	// Handler, if set, receives every event as a message (see events.go), in
-	// addition to the callbacks.
+	// addition to the callbacks. It must return Credit for the tokens it
+	// processes (see CreditMiddleware), or its connections stop reading.
 	Handler *actor.PID
 
 	// OnConnect: the server listens.
 	OnConnect func()
 	// OnConnection: a client connected and finished its TLS handshake.
 	OnConnection func(c *Connection)
-	// OnError: a server error (listening failed). Always followed by
-	// OnClose(true).
+	// OnError: a server error (listening or accepting failed). Always
+	// followed by OnClose(true).
 	OnError func(err error)
 	// OnClose: the server stopped listening and every connection closed.
 	OnClose func(hadError bool)
@@ -140,6 +71,14 @@ type ServerOptions struct {
 	OnConnectionError func(c *Connection, err error)
 	// OnConnectionClose: one connection closed.
 	OnConnectionClose func(c *Connection, hadError bool)
+	// OnDrain: the outbound queue of c went past Limits.HighWaterMark and is
+	// back under Limits.LowWaterMark: a producer may send again.
+	OnDrain func(c *Connection)
+	// OnDropped: tokens sent on c that will never be written, with the
+	// reason: ErrNotSent (the connection closed or failed first) or
+	// ErrMaybeSent (they were in the write that failed). Nothing a Send took
+	// disappears without this event.
+	OnDropped func(c *Connection, tokens [][]byte, reason error)
 
 	// ListenRetry, if set, makes a server whose listen fails (a port in use)
 	// listen again after the policy's delays, until Close or until the policy
@@ -153,7 +92,8 @@ type ServerOptions struct {
 }
 
 // ClientOptions configures NewClient: the options of the original
-// TokenClient, its events, and the limits.
+// TokenClient, its events, and the limits. Callbacks run as the server's do
+// (see ServerOptions).
 type ClientOptions struct {
 	// Host and Port of the server.
 	Host string
@@ -164,7 +104,8 @@ type ClientOptions struct {
 	// Limits of the connection.
 	Limits Limits
 	Runtime
-	// Handler, if set, receives every event as a message.
+	// Handler, if set, receives every event as a message. It must return
+	// Credit for the tokens it processes (see CreditMiddleware).
 	Handler *actor.PID
 
 	// OnConnect: connected, TLS handshake done.
@@ -179,6 +120,9 @@ type ClientOptions struct {
 	OnError func(err error)
 	// OnClose: the connection closed or the connect attempt ended.
 	OnClose func(hadError bool)
+	// OnDrain: the connection's outbound queue went past
+	// Limits.HighWaterMark and is back under Limits.LowWaterMark.
+	OnDrain func()
 
 	// Reconnect turns on supervised reconnection (off by default, as in the
 	// original): see ReconnectOptions.
@@ -188,8 +132,10 @@ type ClientOptions struct {
 	OnReconnecting func(attempt int, delay time.Duration, cause string)
 	// OnGaveUp: the reconnection policy gave up.
 	OnGaveUp func(attempts int, cause string)
-	// OnDropped: tokens the client took and will never send (reason is
-	// ErrBufferFull, ErrGaveUp or ErrClientClosed). Nothing is dropped
+	// OnDropped: tokens the client took and will never send, with the
+	// reason: ErrBufferFull, ErrGaveUp, ErrClientClosed, ErrNotSent (the
+	// connection closed first and there is no reconnect buffer) or
+	// ErrMaybeSent (they were in the write that failed). Nothing is dropped
 	// silently.
 	OnDropped func(tokens [][]byte, reason error)
 }

@@ -1,99 +1,101 @@
 package actors
 
 import (
-	"fmt"
-	"net"
-	"strconv"
+	"log/slog"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tokenserver/tokenserver/wire"
 )
 
-// ConnectionOptions configures NewConnection.
-type ConnectionOptions struct {
-	// Limits of the connection.
-	Limits Limits
-	Runtime
-	// Handler, if set, receives every event as a message.
-	Handler *actor.PID
-	// Handshake runs the TLS handshake first (with Limits.HandshakeTimeout)
-	// when the conn is a *tls.Conn that has not done it yet.
-	Handshake bool
-
-	// OnToken: a token from the peer.
-	OnToken func(token []byte, c *Connection)
-	// OnRemoteClose: the peer sent the remoteClose control frame.
-	OnRemoteClose func(c *Connection)
-	// OnError: the connection failed. Always followed by OnClose(true),
-	// except for ErrHandlerPanic (a callback panicked; the connection goes on).
-	OnError func(err error)
-	// OnClose: the connection closed.
-	OnClose func(hadError bool)
-}
-
-// NewConnection wraps any net.Conn (TLS, TCP, net.Pipe) in a connection
-// actor and returns its handle: the original's Connection, which wraps any
-// stream. The handle owns conn from now on.
-func NewConnection(conn net.Conn, opts ConnectionOptions) (*Connection, error) {
-	limits, err := opts.Limits.withDefaults()
-	if err != nil {
-		return nil, err
-	}
-	if conn == nil {
-		return nil, fmt.Errorf("%w: nil conn", ErrInvalidOptions)
-	}
-	system, log, owned := opts.Runtime.resolve()
-	root := system.Root
-	h := newConnection(root, conn, limits.HighWaterMark)
-	owner := root.Spawn(actor.PropsFromProducer(func() actor.Actor {
-		return &standaloneActor{opts: opts, ev: events{handler: opts.Handler, log: log}, system: system, owned: owned}
-	}))
-	// The PID is set before the actor can hand the handle to anyone.
-	name := "tokenserver-conn-" + strconv.FormatUint(h.id, 10)
-	h.pid = actor.NewPID(system.Address(), name)
-	if _, err := root.SpawnNamed(connProps(h, conn, opts.Handshake, limits, owner, log), name); err != nil {
-		root.Stop(owner)
-		return nil, fmt.Errorf("tokenserver: spawn connection actor: %w", err)
-	}
-	return h, nil
-}
-
-// standaloneActor delivers the events of one connection made by
-// NewConnection, and stops after its close.
+// standaloneActor owns a connection made by NewConnection: it delivers its
+// events and stops after its close.
 type standaloneActor struct {
-	opts     ConnectionOptions
-	ev       events
-	system   *actor.ActorSystem
-	owned    bool
-	hadError bool
+	ev     *emitter
+	system *actor.ActorSystem
+	owned  bool
+}
+
+func newStandalone(opts ConnectionOptions, log *slog.Logger, system *actor.ActorSystem, owned bool) *standaloneActor {
+	tokens := tokenCallbacks{one: opts.OnToken, remoteClose: true}
+	return &standaloneActor{ev: newEmitter(opts.Handler, log, nil, opts.callback, tokens), system: system, owned: owned}
+}
+
+// callback calls the option's callback for one event.
+func (o *ConnectionOptions) callback(ev any, c *Connection, err error) {
+	switch ev := ev.(type) {
+	case *RemoteClosed:
+		if o.OnRemoteClose != nil {
+			o.OnRemoteClose(c)
+		}
+	case *ErrorOccurred:
+		if o.OnError != nil {
+			o.OnError(err)
+		}
+	case *Closed:
+		if o.OnClose != nil {
+			o.OnClose(ev.HadError)
+		}
+	case *Drained:
+		if o.OnDrain != nil {
+			o.OnDrain()
+		}
+	case *TokensDropped:
+		if o.OnDropped != nil {
+			o.OnDropped(ev.Tokens, err)
+		}
+	}
 }
 
 // Receive handles one message.
 func (a *standaloneActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case connUp:
-		a.ev.tell(ctx, connectedEvent(m.c))
+		a.ev.emit(ctx, connectedEvent(m.c), m.c, nil)
 	case connFrames:
-		a.ev.deliver(ctx, m, &delivery{onToken: a.opts.OnToken, onRemoteClose: a.opts.OnRemoteClose,
-			remoteClose: true, onError: withoutConn(a.opts.OnError)})
+		a.ev.deliver(ctx, m.c, m.frames)
+		ctx.Send(m.c.pid, framesDone{})
 	case connFailed:
-		a.hadError = true
-		a.ev.call("OnError", func() {
-			if a.opts.OnError != nil {
-				a.opts.OnError(m.err)
-			}
-		})
-		a.ev.tell(ctx, errorEvent(m.c, m.err))
+		a.ev.emit(ctx, errorEvent(m.c, m.err), m.c, m.err)
+	case connDrained:
+		a.ev.emit(ctx, &Drained{Conn: m.c.pid, ConnID: m.c.id}, m.c, nil)
 	case connDown:
-		a.ev.call("OnClose", func() {
-			if a.opts.OnClose != nil {
-				a.opts.OnClose(m.hadError)
-			}
-		})
-		a.ev.tell(ctx, closedEvent(m.c, m.hadError))
+		reportDropped(ctx, a.ev, m)
+		a.ev.emit(ctx, closedEvent(m.c, m.hadError), m.c, nil)
 		ctx.Stop(ctx.Self())
 	case *actor.Stopped:
 		if a.owned {
 			a.system.Shutdown()
 		}
 	}
+}
+
+// reportDropped reports the frames a connection never wrote, as tokens: the
+// maybe-sent ones first, then the unsent ones.
+func reportDropped(ctx actor.Context, ev *emitter, m connDown) {
+	if toks := decodeTokens(m.maybeSent); len(toks) > 0 {
+		ev.emit(ctx, droppedEvent(m.c, toks, ErrMaybeSent), m.c, ErrMaybeSent)
+	}
+	if toks := decodeTokens(m.unsent); len(toks) > 0 {
+		ev.emit(ctx, droppedEvent(m.c, toks, ErrNotSent), m.c, ErrNotSent)
+	}
+}
+
+// decodeTokens turns encoded frames back into the tokens Send was given
+// (remoteClose frames are not tokens).
+func decodeTokens(frames []byte) [][]byte {
+	if len(frames) == 0 {
+		return nil
+	}
+	dec, err := wire.NewDecoder(len(frames) + 1)
+	if err != nil {
+		return nil
+	}
+	decoded, _ := dec.AppendFrames(nil, frames)
+	tokens := make([][]byte, 0, len(decoded))
+	for _, f := range decoded {
+		if f.Kind == wire.KindToken {
+			tokens = append(tokens, f.Token)
+		}
+	}
+	return tokens
 }

@@ -1,9 +1,6 @@
 package actors
 
-import (
-	"strconv"
-	"sync/atomic"
-)
+import "strconv"
 
 // Status is the state of a Server or Client, with the values of npm
 // token-server's Status enum.
@@ -36,13 +33,44 @@ func (s Status) String() string {
 	return "Status(" + strconv.Itoa(int(s)) + ")"
 }
 
-// statusCell is the status of one server or client. The handle reads it and
-// claims transitions with compare-and-swap so that Close and Connect can answer
-// at once; the owning actor makes every other change.
-type statusCell struct{ v atomic.Int32 }
+// The status machines. The server or client actor makes every transition;
+// the handle only asks (Close, Connect) and answers at once from the status
+// and the request it left, so that Status() right after Close() says CLOSED
+// and right after Connect() says CONNECTING.
+//
+// Server:
+//
+//	from        on                                   to          events
+//	CONNECTING  the listener listens                 ONLINE      connect
+//	CONNECTING  listening fails                      OFFLINE     error, close(true)
+//	OFFLINE     ListenRetry restarts the listener    CONNECTING  listen retry
+//	OFFLINE     Connect(delay)                       CONNECTING  (listens after delay)
+//	ONLINE      accepting fails for good             CLOSED      error, then as Close
+//	ONLINE,     Close()                              CLOSED      (remoteClose to clients)
+//	CONNECTING
+//	CLOSED      listener gone, every connection      OFFLINE     close(hadError)
+//	            closed (forced after CloseTimeout)
+//
+// Client:
+//
+//	from        on                                   to          events
+//	CONNECTING  dialed, TLS handshake done           ONLINE      connect
+//	CONNECTING  the dial fails                       OFFLINE     error, close(true)
+//	ONLINE      the connection ends                  OFFLINE     [error], close(hadError)
+//	OFFLINE     Connect(delay)                       CONNECTING  (dials after delay)
+//	OFFLINE     the reconnect policy restarts        CONNECTING  reconnecting
+//	OFFLINE     the reconnect policy gives up        OFFLINE     gave up, dropped
+//	ONLINE,     Close()                              CLOSED      (the connection closes)
+//	CONNECTING,
+//	reconnect
+//	waiting
+//	CLOSED      the connection or dial has ended     OFFLINE     close(hadError)
 
-func (c *statusCell) load() Status   { return Status(c.v.Load()) }
-func (c *statusCell) store(s Status) { c.v.Store(int32(s)) }
-func (c *statusCell) cas(from, to Status) bool {
-	return c.v.CompareAndSwap(int32(from), int32(to))
-}
+// request is what a handle asked its actor and the actor has not yet taken.
+type request int32
+
+const (
+	reqNone    request = iota
+	reqClose           // Close returned true
+	reqConnect         // Connect returned true
+)

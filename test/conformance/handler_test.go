@@ -15,6 +15,7 @@ import (
 
 // spawnHandler spawns a test actor that forwards every event message to the
 // returned channel. reply, if set, runs inside the actor for each message.
+// It returns credit for each token it processed (actors.CreditMiddleware).
 func (e *env) spawnHandler(reply func(ctx actor.Context)) (*actor.PID, chan any) {
 	t := e.t
 	ch := make(chan any, bufSize)
@@ -27,7 +28,7 @@ func (e *env) spawnHandler(reply func(ctx actor.Context)) (*actor.PID, chan any)
 				reply(ctx)
 			}
 		}
-	}))
+	}, actor.WithReceiverMiddleware(actors.CreditMiddleware)))
 	// Registered before the server or client using it: stopped after them.
 	t.Cleanup(func() {
 		if err := e.sys.Root.StopFuture(pid).Wait(); err != nil {

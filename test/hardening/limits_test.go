@@ -46,17 +46,24 @@ func TestSilentConnectionsClosedAfterHandshakeTimeout(t *testing.T) {
 	r.checkHealthy("after the silent connections")
 }
 
-// A client that sends valid tokens and never reads the replies: the queue of
-// its connection never passes the high-water mark, and the connection is
-// closed as a slow consumer (or at the high-water mark, whichever comes
-// first), while the healthy client goes on.
+// A client that sends valid tokens and never reads the replies: past the
+// high-water mark its connection stops reading (TCP pushes back on the
+// client's writes), so the queue stays bounded by the high-water mark plus
+// one read window of echoes; after the write timeout it is cut as a slow
+// consumer, and the replies it never got are reported dropped, while the
+// healthy client goes on.
 func TestClientThatNeverReadsIsClosed(t *testing.T) {
 	const hwm = 256 << 10
 	conns := make(chan *actors.Connection, 4)
+	dropped := make(chan int, 16)
 	r := newRig(t, func(o *actors.ServerOptions) {
 		o.Limits.HighWaterMark = hwm
 		o.Limits.WriteTimeout = 500 * time.Millisecond
 		o.OnConnection = func(c *actors.Connection) { conns <- c }
+		o.OnDropped = func(_ *actors.Connection, toks [][]byte, reason error) {
+			require.True(t, errors.Is(reason, actors.ErrNotSent) || errors.Is(reason, actors.ErrMaybeSent))
+			dropped <- len(toks)
+		}
 	})
 	<-conns
 	bad := r.tlsDial()
@@ -65,7 +72,7 @@ func TestClientThatNeverReadsIsClosed(t *testing.T) {
 	tok := bytes.Repeat([]byte("never read me "), 1000)
 	frame := wire.AppendToken(nil, tok)
 	stop := time.After(deadline)
-	maxQueued := 0
+	maxQueued, paused := 0, false
 	for sent := 0; ; sent++ {
 		_ = bad.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
 		if _, err := bad.Write(frame); err != nil {
@@ -77,6 +84,7 @@ func TestClientThatNeverReadsIsClosed(t *testing.T) {
 		if q := greedy.Queued(); q > maxQueued {
 			maxQueued = q
 		}
+		paused = paused || greedy.ReadPaused()
 		if greedy.IsDead() {
 			break
 		}
@@ -87,8 +95,12 @@ func TestClientThatNeverReadsIsClosed(t *testing.T) {
 		}
 	}
 	err := wait(t, r.errCh, "slow consumer error")
-	require.True(t, errors.Is(err, tlsio.ErrWriteTimeout) || errors.Is(err, actors.ErrQueueFull), "got %v", err)
-	require.LessOrEqual(t, maxQueued, hwm+len(frame), "queued bytes stay bounded")
+	require.ErrorIs(t, err, actors.ErrSlowConsumer)
+	require.ErrorIs(t, err, tlsio.ErrWriteTimeout)
+	require.True(t, paused, "the connection stopped reading past the high-water mark")
+	window := tlsio.DefaultReadWindow * tlsio.DefaultReadBufferSize
+	require.LessOrEqual(t, maxQueued, hwm+window+len(frame), "queued bytes stay bounded")
+	require.Greater(t, wait(t, dropped, "unsent replies reported"), 0)
 	require.True(t, wait(t, r.closes, "close of the greedy connection"))
 	r.checkHealthy("after the greedy client")
 }

@@ -1,0 +1,375 @@
+package actors
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tokenserver/tokenserver/supervisor"
+	"github.com/tokenserver/tokenserver/wire"
+)
+
+// Messages from the client handle to its actor.
+type (
+	// bufferedToken: a token Send routed through the client actor.
+	bufferedToken []byte
+	// tokensDropped: tokens to report as dropped.
+	tokensDropped struct {
+		tokens [][]byte
+		reason error
+	}
+	// runnerGone: the connection actor or its supervisor has terminated, and
+	// every message it sent before has been handled.
+	runnerGone struct{ pid *actor.PID }
+)
+
+// clientActor owns the client's status, its connection and its reconnect
+// buffer, and delivers every event. A token goes from the connection actor to
+// this actor to the user: two hops, as on the server.
+//
+// Without reconnection the client spawns one connection actor per connect; it
+// dials, then owns the socket. With reconnection a supervisor actor spawns it
+// and, when it ends without being asked to (a failed dial, a lost
+// connection, remoteClose), spawns the next one after the backoff delay of
+// the policy, until Close or until the policy gives up. The reconnect cycle,
+// top to bottom:
+//
+//	connection ends     connDown: tokens not written go back to the buffer;
+//	                    error, close events; status OFFLINE
+//	supervisor decides  Stopped(cause), then Restarting(attempt, delay):
+//	                    status CONNECTING, reconnecting event; or GaveUp
+//	delay passes        supervisor.Started(child): the new connection dials
+//	dialed              connUp: buffer flushed into it, in order, then it is
+//	                    published to Send; status ONLINE, connect event
+type clientActor struct {
+	c       *Client
+	opts    ClientOptions
+	log     *slog.Logger
+	ev      *emitter
+	connCfg connConfig
+
+	runner   *actor.PID  // the connection actor, or its supervisor
+	connPID  *actor.PID  // the current connection actor
+	conn     *Connection // the current connection, from connUp to connDown
+	buf      reconnectBuffer
+	hadError bool
+	cause    string // why the last connection ended, for reconnect events
+	closing  bool   // Close is in progress: its close event is owed
+
+	waitConnect timer // Connect(delay)
+	shutdown    bool
+	stopping    bool
+}
+
+// Receive handles one message.
+func (a *clientActor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		a.connCfg.owner = ctx.Self()
+		a.startRunner(ctx)
+	case connectRequest:
+		a.onConnect(ctx, m.delay)
+	case closeRequest:
+		a.onClose(ctx)
+	case timerFired:
+		if a.waitConnect.fired(m) {
+			a.startRunner(ctx)
+		}
+
+	case *supervisor.Started:
+		if !a.closing {
+			a.connPID = m.Child
+		} // else: the supervisor stops it on StopChild
+	case *supervisor.Stopped:
+		if m.Failed {
+			a.cause = m.Cause
+		}
+	case *supervisor.Restarting:
+		if a.closing {
+			ctx.Send(a.runner, &supervisor.StopChild{})
+			return
+		}
+		a.c.set(CONNECTING)
+		a.hadError = false
+		a.ev.emit(ctx, &Reconnecting{Attempt: m.Attempt, Delay: m.Delay, Cause: a.cause}, nil, nil)
+	case *supervisor.GaveUp:
+		a.c.cycling.Store(false)
+		a.dropBuffer(ctx, fmt.Errorf("%w after %d attempts: %s", ErrGaveUp, m.Attempts, m.Cause))
+		a.ev.emit(ctx, &ReconnectGaveUp{Attempts: m.Attempts, Cause: m.Cause}, nil, nil)
+	case *actor.Terminated:
+		// Terminated overtakes ordinary messages: finish behind what the
+		// runner's actors sent before they ended.
+		if a.runner != nil && m.Who.Equal(a.runner) {
+			ctx.Send(ctx.Self(), runnerGone{m.Who})
+		}
+	case runnerGone:
+		if a.runner != nil && m.pid.Equal(a.runner) {
+			a.onRunnerGone(ctx)
+		}
+
+	case connUp:
+		a.onUp(ctx, m.c)
+	case connFrames:
+		a.onFrames(ctx, m)
+	case connFailed:
+		if a.current(m.c) {
+			a.hadError = true
+			a.ev.emit(ctx, errorEvent(nil, m.err), m.c, m.err)
+		} else {
+			a.log.Debug("connection failed after the client closed", "err", m.err)
+		}
+	case connDrained:
+		a.ev.emit(ctx, &Drained{Conn: m.c.pid, ConnID: m.c.id}, m.c, nil)
+	case connDown:
+		a.onDown(ctx, m)
+
+	case bufferedToken:
+		a.onBuffered(ctx, m)
+	case tokensDropped:
+		a.ev.emit(ctx, droppedEvent(nil, m.tokens, m.reason), nil, m.reason)
+	case shutdownRequest:
+		a.shutdown = true
+		if a.runner != nil || a.waitConnect.running() {
+			a.c.set(CLOSED)
+			a.beginClose(ctx)
+		}
+		a.maybeStop(ctx)
+	case *actor.Stopped:
+		a.waitConnect.stop()
+		a.c.stopped()
+	}
+}
+
+// current reports whether c is the client's current connection. Under a
+// supervisor, a connection may speak before the supervisor's Started names
+// it: only one runs at a time, so it is the current one.
+func (a *clientActor) current(c *Connection) bool {
+	if a.connPID == nil && a.runner != nil && !a.closing && a.opts.Reconnect != nil {
+		a.connPID = c.pid
+	}
+	return a.connPID != nil && c.pid != nil && c.pid.Equal(a.connPID)
+}
+
+func (a *clientActor) onConnect(ctx actor.Context, delay time.Duration) {
+	a.c.take(reqConnect)
+	if a.c.current() != OFFLINE || a.runner != nil || a.closing {
+		return
+	}
+	a.c.set(CONNECTING)
+	a.hadError = false
+	if a.opts.Reconnect != nil {
+		a.c.cycling.Store(true)
+	}
+	if delay <= 0 {
+		a.startRunner(ctx)
+		return
+	}
+	a.waitConnect.start(ctx, delay)
+}
+
+// startRunner spawns the connection actor, under a supervisor with
+// reconnection.
+func (a *clientActor) startRunner(ctx actor.Context) {
+	if a.c.current() != CONNECTING || a.runner != nil {
+		return
+	}
+	props := dialingConnProps(ctx.ActorSystem(), a.connCfg)
+	if a.opts.Reconnect == nil {
+		a.runner = ctx.Spawn(props)
+		a.connPID = a.runner
+		return
+	}
+	sup, err := supervisor.NewProps(props, supervisor.Config{Policy: a.opts.Reconnect.Policy, Listener: ctx.Self()})
+	if err != nil { // validated in NewClient
+		panic(err)
+	}
+	a.c.cycling.Store(true)
+	a.runner = ctx.Spawn(sup) // its Started names the connection actor
+}
+
+// onUp flushes the reconnect buffer into the new connection, then publishes
+// it to Send, so that tokens keep their order.
+func (a *clientActor) onUp(ctx actor.Context, c *Connection) {
+	if !a.current(c) || a.closing {
+		c.Close() // Close came first
+		return
+	}
+	a.conn = c
+	a.c.set(ONLINE)
+	sent, empty := a.buf.flush(c.Send)
+	a.c.buffered.Add(-sent)
+	if empty { // else the connection died already: the rest waits for the next
+		a.c.conn.Store(c)
+	}
+	a.ev.emit(ctx, connectedEvent(c), c, nil)
+}
+
+func (a *clientActor) onFrames(ctx actor.Context, m connFrames) {
+	a.ev.deliver(ctx, m.c, m.frames)
+	ctx.Send(m.c.pid, framesDone{})
+	if a.opts.Reconnect == nil || !a.current(m.c) {
+		return
+	}
+	for _, f := range m.frames {
+		if f.Kind == wire.KindRemoteClose {
+			// The server is going away: close cleanly, and connect again
+			// after the policy's delay.
+			ctx.Send(m.c.pid, closeToReconnect{})
+			return
+		}
+	}
+}
+
+// onDown: a connection ended. What it never wrote goes back to the buffer
+// (or is reported); then the close event, unless Close is in progress (its
+// close event comes once everything has stopped).
+func (a *clientActor) onDown(ctx actor.Context, m connDown) {
+	if toks := decodeTokens(m.maybeSent); len(toks) > 0 {
+		a.ev.emit(ctx, droppedEvent(m.c, toks, ErrMaybeSent), m.c, ErrMaybeSent)
+	}
+	if toks := decodeTokens(m.unsent); len(toks) > 0 {
+		if a.buffering() {
+			a.buf.giveBack(toks)
+			for _, t := range toks {
+				a.c.buffered.Add(int64(len(t)))
+			}
+		} else {
+			a.ev.emit(ctx, droppedEvent(m.c, toks, ErrNotSent), m.c, ErrNotSent)
+		}
+	}
+	if !a.current(m.c) {
+		return // a connection the client had already let go
+	}
+	a.c.conn.Store(nil)
+	a.conn, a.connPID = nil, nil
+	if a.opts.Reconnect == nil {
+		a.runner = nil
+	}
+	if !a.closing && a.opts.Reconnect != nil && request(a.c.asked.Load()) == reqClose {
+		// Close is on its way: this end is the cycle's, one close event
+		// comes once the supervisor is gone.
+		a.c.set(CLOSED)
+		a.c.take(reqClose)
+		a.beginClose(ctx)
+	}
+	if a.closing {
+		a.maybeCloseDone(ctx)
+		return
+	}
+	a.c.closed()
+	a.emitClose(ctx)
+	a.maybeStop(ctx)
+}
+
+// buffering reports whether tokens may wait in the reconnect buffer.
+func (a *clientActor) buffering() bool {
+	return a.c.bufLimit > 0 && a.c.cycling.Load() && !a.closing
+}
+
+func (a *clientActor) onBuffered(ctx actor.Context, tok []byte) {
+	a.route(ctx, tok)
+	a.c.routed.Add(-1)
+	a.maybeStop(ctx)
+}
+
+// route sends a token Send posted, or keeps it, or reports it.
+func (a *clientActor) route(ctx actor.Context, tok []byte) {
+	n := int64(len(tok))
+	switch {
+	case a.c.conn.Load() != nil && a.conn.Send(tok):
+		a.c.buffered.Add(-n)
+	case !a.buffering():
+		a.c.buffered.Add(-n)
+		a.ev.emit(ctx, droppedEvent(nil, [][]byte{tok}, ErrClientClosed), nil, ErrClientClosed)
+	default:
+		a.buf.push(tok)
+	}
+}
+
+func (a *clientActor) dropBuffer(ctx actor.Context, reason error) {
+	toks, n := a.buf.takeAll()
+	if len(toks) == 0 {
+		return
+	}
+	a.c.buffered.Add(-n)
+	a.ev.emit(ctx, droppedEvent(nil, toks, reason), nil, reason)
+}
+
+// onClose takes the handle's Close.
+func (a *clientActor) onClose(ctx actor.Context) {
+	running := a.runner != nil || a.waitConnect.running()
+	if !running || a.closing { // stale: the close it asked for has happened
+		a.c.take(reqClose)
+		return
+	}
+	a.c.set(CLOSED)
+	a.c.take(reqClose)
+	a.beginClose(ctx)
+}
+
+// beginClose stops everything that runs; the close event comes once it has.
+func (a *clientActor) beginClose(ctx actor.Context) {
+	if a.closing {
+		return
+	}
+	a.closing = true
+	a.c.conn.Store(nil) // Send is false from now on
+	a.c.cycling.Store(false)
+	a.dropBuffer(ctx, ErrClientClosed)
+	a.waitConnect.stop()
+	switch {
+	case a.connPID != nil: // dialing or connected: close it cleanly
+		ctx.Send(a.connPID, closeRequest{})
+	case a.runner != nil: // a supervisor waiting to connect again
+		ctx.Send(a.runner, &supervisor.StopChild{})
+	}
+	a.maybeCloseDone(ctx)
+}
+
+// onRunnerGone: the connection actor or the supervisor has stopped.
+func (a *clientActor) onRunnerGone(ctx actor.Context) {
+	a.runner = nil
+	a.connPID, a.conn = nil, nil
+	if !a.closing {
+		// The reconnection gave up, or the connection was closed from its
+		// own handle: the cycle is over.
+		a.c.cycling.Store(false)
+		a.c.conn.Store(nil)
+		a.dropBuffer(ctx, ErrClientClosed)
+		if st := a.c.current(); st == ONLINE || st == CONNECTING {
+			a.c.set(OFFLINE)
+		}
+	}
+	a.maybeCloseDone(ctx)
+	a.maybeStop(ctx)
+}
+
+// maybeCloseDone emits the close owed to Close once nothing runs.
+func (a *clientActor) maybeCloseDone(ctx actor.Context) {
+	if !a.closing || a.runner != nil || a.connPID != nil {
+		return
+	}
+	a.closing = false
+	a.c.closed()
+	a.emitClose(ctx)
+	a.maybeStop(ctx)
+}
+
+func (a *clientActor) emitClose(ctx actor.Context) {
+	had := a.hadError
+	a.hadError = false
+	a.ev.emit(ctx, closedEvent(nil, had), nil, nil)
+}
+
+// maybeStop ends the actor after Shutdown once nothing is left running.
+func (a *clientActor) maybeStop(ctx actor.Context) {
+	if !a.shutdown || a.stopping || a.closing || a.runner != nil || a.waitConnect.running() || a.c.routed.Load() > 0 {
+		return
+	}
+	if st := a.c.current(); st != OFFLINE {
+		return
+	}
+	a.stopping = true
+	ctx.Stop(ctx.Self())
+}

@@ -1,0 +1,143 @@
+package actors
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tokenserver/tokenserver/wire"
+)
+
+// The read side of the connection actor: chunks come from the read pump,
+// become frames for the owner, and give their read credit back to the pump
+// once delivered. The pump reads at most Limits.ReadWindow chunks ahead of
+// that, so a handler that falls behind stops the reading and TCP pushes back
+// on the peer.
+//
+// A chunk is delivered when the owner has run the callbacks for it
+// (framesDone) and, with a handler PID, the handler has returned Credit for
+// each of its tokens. The credit travels as a message, so the same rule holds
+// for a handler on another node.
+
+// readSide is the connection actor's state for reading.
+type readSide struct {
+	debts      []chunkDebt // chunks handed to the owner, oldest first
+	owed       int         // read credits held back while reading is paused
+	peerClosed bool        // the peer ended its side; close once delivered
+	creditWait timer       // bounds the wait for credit after the peer's end
+}
+
+// chunkDebt is what a chunk handed on still waits for.
+type chunkDebt struct {
+	ownerDone bool // framesDone came
+	handler   int  // tokens the handler has not credited yet
+}
+
+func (a *connActor) onChunk(ctx actor.Context, data []byte) {
+	if a.phase == phaseClosed {
+		return
+	}
+	frames, err := a.dec.AppendFrames(nil, data)
+	if len(frames) > 0 {
+		debt := chunkDebt{}
+		if a.cfg.handlerCredit {
+			for _, f := range frames {
+				if f.Kind == wire.KindToken {
+					debt.handler++
+				}
+			}
+		}
+		a.in.debts = append(a.in.debts, debt)
+		ctx.Send(a.cfg.owner, connFrames{a.h, frames})
+	} else {
+		a.releaseRead()
+	}
+	if err != nil {
+		a.fail(ctx, fmt.Errorf("%w: %w", ErrProtocol, err))
+	}
+}
+
+// onDelivered: the owner has delivered the oldest chunk it had not.
+func (a *connActor) onDelivered(ctx actor.Context) {
+	for i := range a.in.debts {
+		if !a.in.debts[i].ownerDone {
+			a.in.debts[i].ownerDone = true
+			break
+		}
+	}
+	a.settle(ctx)
+}
+
+// onCredit: the handler has processed n more tokens, in order.
+func (a *connActor) onCredit(ctx actor.Context, n int) {
+	for i := 0; i < len(a.in.debts) && n > 0; i++ {
+		d := &a.in.debts[i]
+		take := min(n, d.handler)
+		d.handler -= take
+		n -= take
+	}
+	a.settle(ctx)
+}
+
+// settle gives back the read credit of every delivered chunk at the front.
+func (a *connActor) settle(ctx actor.Context) {
+	for len(a.in.debts) > 0 && a.in.debts[0].ownerDone && a.in.debts[0].handler == 0 {
+		a.in.debts = a.in.debts[1:]
+		a.releaseRead()
+	}
+	if len(a.in.debts) == 0 {
+		a.in.debts = nil
+		if a.in.peerClosed {
+			a.drain(ctx)
+		}
+	}
+}
+
+// releaseRead lets the pump read one chunk more, unless reading is paused
+// by flow control.
+func (a *connActor) releaseRead() {
+	if a.reader == nil {
+		return
+	}
+	if a.out.paused {
+		a.in.owed++
+		return
+	}
+	a.reader.Release()
+}
+
+// resumeReading gives back the credits held while paused.
+func (a *connActor) resumeReading() {
+	for ; a.in.owed > 0; a.in.owed-- {
+		a.reader.Release()
+	}
+}
+
+func (a *connActor) onReadEnded(ctx actor.Context, err error) {
+	a.readerDone = true
+	switch {
+	case a.phase == phaseOpen && errors.Is(err, ErrHandshake):
+		// A handshake cut short by the peer ends in EOF too: still an error.
+		a.fail(ctx, err)
+	case a.phase == phaseOpen && errors.Is(err, io.EOF) && a.dec.Buffered() > 0:
+		// The peer closed in the middle of a frame: that token is lost.
+		a.fail(ctx, fmt.Errorf("%w: connection closed inside a frame (%d bytes): %w",
+			ErrProtocol, a.dec.Buffered(), io.ErrUnexpectedEOF))
+	case a.phase == phaseOpen && (err == nil || errors.Is(err, io.EOF)):
+		// The peer closed its side: as Node does (allowHalfOpen false), we
+		// finish writing and close ours once every token read is delivered,
+		// so that replies to them still go out. A handler that returns no
+		// credit is waited for only up to the close timeout.
+		a.in.peerClosed = true
+		if len(a.in.debts) == 0 {
+			a.drain(ctx)
+		} else {
+			a.in.creditWait.start(ctx, a.cfg.limits.CloseTimeout)
+		}
+	case a.phase == phaseOpen:
+		a.fail(ctx, fmt.Errorf("%w: read: %w", ErrConnection, err))
+	default:
+		a.maybeFinish(ctx)
+	}
+}

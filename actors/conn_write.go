@@ -1,0 +1,200 @@
+package actors
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tokenserver/tokenserver/tlsio"
+	"github.com/tokenserver/tokenserver/wire"
+)
+
+// The write side of the connection actor: frames from Send (through the
+// mailbox) and from SendToken messages wait in the outbox while the writer
+// pump writes the previous batch, and leave together.
+//
+// Flow control: the queue is every byte Send took and the writer has not
+// written yet (the shared counter, which the handle adds to). Past the
+// high-water mark the actor stops reading its socket (TCP pushes back on a
+// peer that sends faster than it reads); under the low-water mark it reads
+// again and tells the owner (drain event). Only the write timeout (the peer
+// read nothing while data waited) or the hard cap cut the peer.
+//
+// Accounting: a frame leaves the queue written (chunkWritten), maybe written
+// (in the batch of a write that failed), or unsent (still queued when the
+// connection died, or arriving after); the last two reach the owner in
+// connDown, in order, and the owner reports them (OnDropped) or, on a
+// client with a reconnect buffer, sends the unsent ones again.
+
+// writeSide is the connection actor's state for writing.
+type writeSide struct {
+	hwm, lwm int64
+
+	queue        outbox   // frames waiting while the writer is busy
+	writing      bool     // a batch is with the writer
+	inFlight     [][]byte // that batch
+	inFlightSize int
+	writerClosed bool // the writer takes nothing more
+	paused       bool // over the high-water mark: not reading
+
+	maybeSent []byte // frames of the write that failed
+	unsent    []byte // frames never written, in order
+}
+
+func newWriteSide(l Limits) writeSide {
+	return writeSide{hwm: int64(l.HighWaterMark), lwm: int64(l.LowWaterMark), queue: newOutbox()}
+}
+
+// sendFromMessage handles SendToken from an actor: the same as Send on the
+// handle, counted here. Once the connection is closing the token is handed
+// back like any frame that was not written.
+func (a *connActor) sendFromMessage(ctx actor.Context, token []byte) {
+	frame := wire.AppendToken(nil, token)
+	s := a.h.shared
+	if a.phase == phaseOpen && !s.gate.isClosed() {
+		n := int64(len(frame))
+		if after := s.queued.Add(n); after > s.max && after != n {
+			s.queued.Add(-n)
+			a.fail(ctx, fmt.Errorf("%w: %w (%d bytes)", ErrSlowConsumer, ErrQueueFull, s.max))
+		} else {
+			a.enqueue(ctx, frame)
+			return
+		}
+	}
+	a.out.unsent = append(a.out.unsent, frame...)
+}
+
+// enqueue takes one frame (or a batch of frames) already counted in the
+// queue.
+func (a *connActor) enqueue(ctx actor.Context, frame []byte) {
+	w := &a.out
+	if a.phase == phaseClosed || a.phase == phaseDialing || w.writerClosed {
+		// Send saw the connection alive, but it closed meanwhile.
+		a.h.shared.queued.Add(-int64(len(frame)))
+		w.unsent = append(w.unsent, frame...)
+		releaseFrame(frame)
+		return
+	}
+	if !w.writing {
+		a.handToWriter([][]byte{frame}, len(frame))
+	} else {
+		w.queue.push(frame)
+	}
+	a.checkFlow(ctx)
+}
+
+func (a *connActor) handToWriter(batch [][]byte, size int) {
+	w := &a.out
+	w.writing = true
+	w.inFlight, w.inFlightSize = batch, size
+	a.writer.Write(batch...)
+}
+
+func (a *connActor) onWritten(ctx actor.Context, n int) {
+	w := &a.out
+	a.h.shared.queued.Add(-int64(n))
+	w.writing = false
+	release(w.inFlight)
+	w.inFlight, w.inFlightSize = nil, 0
+	if a.phase == phaseClosed {
+		return
+	}
+	if !w.queue.empty() {
+		size := w.queue.size
+		a.handToWriter(w.queue.take(), size)
+	} else if a.phase == phaseDraining {
+		a.closeWriter()
+	}
+	a.checkFlow(ctx)
+}
+
+// checkFlow pauses reading past the high-water mark, and resumes it, with a
+// drain event, under the low-water mark. It also wakes WaitDrain callers
+// once the queue is under the high-water mark.
+func (a *connActor) checkFlow(ctx actor.Context) {
+	w, s := &a.out, a.h.shared
+	q := s.queued.Load()
+	switch {
+	case !w.paused && q > w.hwm:
+		w.paused = true
+		s.paused.Store(true)
+	case w.paused && q <= w.lwm:
+		w.paused = false
+		s.paused.Store(false)
+		s.wakeWaiters()
+		a.resumeReading()
+		ctx.Send(a.cfg.owner, connDrained{a.h})
+	case !w.paused && q <= w.hwm && s.room.Load() != nil:
+		s.wakeWaiters()
+	}
+}
+
+func (a *connActor) closeWriter() {
+	if a.out.writerClosed {
+		return
+	}
+	a.out.writerClosed = true
+	a.writer.Close()
+}
+
+func (a *connActor) onWriteEnded(ctx actor.Context, err error) {
+	a.writerDone = true
+	w, s := &a.out, a.h.shared
+	if w.writing {
+		written := 0
+		var we *tlsio.WriteError
+		if errors.As(err, &we) {
+			written = we.Written
+		}
+		w.failInFlight(s, written)
+	}
+	w.unsendQueue(s)
+	if err != nil && a.phase != phaseClosed {
+		if errors.Is(err, tlsio.ErrWriteTimeout) {
+			err = fmt.Errorf("%w: %w", ErrSlowConsumer, err)
+		} else {
+			err = fmt.Errorf("%w: %w", ErrConnection, err)
+		}
+		a.fail(ctx, err)
+		return
+	}
+	if a.phase == phaseDraining {
+		a.shutdownWrite()
+	}
+	a.maybeFinish(ctx)
+}
+
+// failInFlight settles the writer's batch after a failed write: the frames
+// written in full before the failure (written bytes) left; the rest may have
+// reached the peer in part, or not.
+func (w *writeSide) failInFlight(s *connShared, written int) {
+	var all []byte
+	for _, b := range w.inFlight {
+		all = append(all, b...)
+	}
+	cut := bytes.LastIndexByte(all[:min(written, len(all))], '\n') + 1
+	w.maybeSent = append(w.maybeSent, all[cut:]...)
+	s.queued.Add(-int64(w.inFlightSize))
+	w.writing, w.inFlight, w.inFlightSize = false, nil, 0
+}
+
+// unsendQueue moves what waits in the outbox to the unsent frames.
+func (w *writeSide) unsendQueue(s *connShared) {
+	if w.queue.empty() {
+		return
+	}
+	s.queued.Add(-int64(w.queue.size))
+	w.unsent = append(w.unsent, w.queue.flatten()...)
+}
+
+// takeDropped returns the frames that were maybe sent and those never sent,
+// and empties both.
+func (w *writeSide) takeDropped(s *connShared) (maybe, unsent []byte) {
+	maybe, unsent = w.maybeSent, w.unsent
+	w.maybeSent, w.unsent = nil, nil
+	if s.queued.Load() < 0 {
+		s.queued.Store(0)
+	}
+	return maybe, unsent
+}

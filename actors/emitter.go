@@ -1,0 +1,191 @@
+package actors
+
+import (
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tokenserver/tokenserver/wire"
+)
+
+// emitter is the one path of every event to the user. It runs inside the
+// owning actor (server, client, or the owner of a standalone connection), so
+// callbacks never run concurrently with each other. Each event is built once,
+// as its plain-data message (events.go); the owner's callback for it runs,
+// recovered from panics; then the message goes to the handler PID.
+//
+// Tokens take a path of their own, without a message per token unless there
+// is a handler PID: they are the hot path.
+type emitter struct {
+	handler *actor.PID
+	log     *slog.Logger
+	// callbacks calls the user's callback for ev, if one is set. c is the
+	// connection concerned (nil for the server's or client's own events), err
+	// the Go error behind an ErrorOccurred or TokensDropped.
+	callbacks func(ev any, c *Connection, err error)
+	tokens    tokenCallbacks
+	// running counts callbacks in progress (Shutdown looks at it).
+	running *atomic.Int32
+}
+
+// tokenCallbacks are the owner's token callbacks.
+type tokenCallbacks struct {
+	one   func(token []byte, c *Connection)
+	batch func(tokens [][]byte, c *Connection) // replaces one when set
+	// remoteClose: remoteClose frames are events (clients and standalone
+	// connections); a server ignores them, as the original does.
+	remoteClose bool
+}
+
+func newEmitter(handler *actor.PID, log *slog.Logger, running *atomic.Int32,
+	callbacks func(any, *Connection, error), tokens tokenCallbacks) *emitter {
+	if running == nil {
+		running = new(atomic.Int32)
+	}
+	return &emitter{handler: handler, log: log, callbacks: callbacks, tokens: tokens, running: running}
+}
+
+// emit delivers one event.
+func (e *emitter) emit(ctx actor.Context, ev any, c *Connection, err error) {
+	if perr := e.run(ev, c, err); perr != nil {
+		e.panicked(ctx, c, perr)
+	}
+	if e.handler != nil {
+		ctx.Send(e.handler, ev)
+	}
+}
+
+// run calls the callback of ev and turns a panic into ErrHandlerPanic.
+func (e *emitter) run(ev any, c *Connection, err error) (perr error) {
+	e.running.Add(1)
+	defer func() {
+		e.running.Add(-1)
+		if v := recover(); v != nil {
+			perr = e.recovered(v)
+		}
+	}()
+	e.callbacks(ev, c, err)
+	return nil
+}
+
+func (e *emitter) recovered(v any) error {
+	e.log.Error("handler panicked", "value", v)
+	return fmt.Errorf("%w: %v", ErrHandlerPanic, v)
+}
+
+// panicked reports a callback that panicked as an error event, which is not
+// followed by close: the handler failed, not the connection. A panic of the
+// error callback itself is only logged.
+func (e *emitter) panicked(ctx actor.Context, c *Connection, err error) {
+	ev := errorEvent(c, err)
+	_ = e.run(ev, c, err)
+	if e.handler != nil {
+		ctx.Send(e.handler, ev)
+	}
+}
+
+// deliver hands the frames of one read chunk to the user, in order: each
+// token to the token callback and, as a TokenReceived, to the handler PID.
+// A token whose callback panics is reported (ErrHandlerPanic) and skipped;
+// delivery goes on with the next one.
+func (e *emitter) deliver(ctx actor.Context, c *Connection, frames []wire.Frame) {
+	if e.tokens.batch != nil {
+		e.deliverBatch(ctx, c, frames)
+		return
+	}
+	e.running.Add(1)
+	defer e.running.Add(-1)
+	for _, f := range frames {
+		if f.Kind == wire.KindRemoteClose {
+			if e.tokens.remoteClose {
+				e.emit(ctx, &RemoteClosed{Conn: c.pid, ConnID: c.id}, c, nil)
+			}
+			continue
+		}
+		if e.tokens.one != nil {
+			if err := e.runToken(f.Token, c); err != nil {
+				e.panicked(ctx, c, err)
+			}
+		}
+		if e.handler != nil {
+			ctx.Send(e.handler, &TokenReceived{Conn: c.pid, ConnID: c.id, Data: f.Token})
+		}
+	}
+}
+
+func (e *emitter) runToken(tok []byte, c *Connection) (perr error) {
+	defer func() {
+		if v := recover(); v != nil {
+			perr = e.recovered(v)
+		}
+	}()
+	e.tokens.one(tok, c)
+	return nil
+}
+
+// deliverBatch hands every token of the chunk to the batch callback in one
+// call (remoteClose frames are ignored: only a server has a batch callback).
+func (e *emitter) deliverBatch(ctx actor.Context, c *Connection, frames []wire.Frame) {
+	tokens := make([][]byte, 0, len(frames))
+	for _, f := range frames {
+		if f.Kind == wire.KindToken {
+			tokens = append(tokens, f.Token)
+			if e.handler != nil {
+				ctx.Send(e.handler, &TokenReceived{Conn: c.pid, ConnID: c.id, Data: f.Token})
+			}
+		}
+	}
+	if err := e.runTokens(tokens, c); err != nil {
+		e.panicked(ctx, c, err)
+	}
+}
+
+func (e *emitter) runTokens(tokens [][]byte, c *Connection) (perr error) {
+	e.running.Add(1)
+	defer func() {
+		e.running.Add(-1)
+		if v := recover(); v != nil {
+			perr = e.recovered(v)
+		}
+	}()
+	e.tokens.batch(tokens, c)
+	return nil
+}
+
+// The events of a connection, built from its handle.
+
+func errorEvent(c *Connection, err error) *ErrorOccurred {
+	ev := &ErrorOccurred{Code: ErrorCode(err), Message: err.Error()}
+	if c != nil {
+		ev.Conn, ev.ConnID = c.pid, c.id
+	}
+	return ev
+}
+
+func closedEvent(c *Connection, hadError bool) *Closed {
+	ev := &Closed{HadError: hadError}
+	if c != nil {
+		ev.Conn, ev.ConnID = c.pid, c.id
+	}
+	return ev
+}
+
+func connectedEvent(c *Connection) *Connected {
+	return &Connected{Conn: c.pid, ConnID: c.id, RemoteAddr: addrString(c.remote), LocalAddr: addrString(c.local)}
+}
+
+func droppedEvent(c *Connection, tokens [][]byte, reason error) *TokensDropped {
+	ev := &TokensDropped{Tokens: tokens, Code: ErrorCode(reason), Message: reason.Error()}
+	if c != nil {
+		ev.Conn, ev.ConnID = c.pid, c.id
+	}
+	return ev
+}
+
+func addrString(a interface{ String() string }) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
+}

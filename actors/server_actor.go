@@ -1,0 +1,291 @@
+package actors
+
+import (
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tokenserver/tokenserver/supervisor"
+)
+
+// serverActor owns the server's status, its listener (a listener actor, under
+// a supervisor when ListenRetry is set) and its connections (connection
+// actors, its children). It makes every status transition (see status.go)
+// and delivers every event.
+type serverActor struct {
+	s      *Server
+	opts   ServerOptions
+	limits Limits
+	tls    *tls.Config
+	log    *slog.Logger
+	addr   string
+	ev     *emitter
+
+	listener  *actor.PID // the listener actor or its supervisor; nil if none
+	listening bool       // listenerUp came from the current listener
+	conns     map[*Connection]bool
+	closing   bool
+	hadError  bool
+	lastCause string // why listening last failed, for listen retry events
+
+	waitListen    timer // Connect(delay)
+	closeDeadline timer
+
+	shutdown bool
+	stopping bool
+}
+
+// listenerGone: the listener (or its supervisor) has terminated, and every
+// message it sent before has been handled.
+type listenerGone struct{ pid *actor.PID }
+
+// Receive handles one message.
+func (a *serverActor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		a.startListening(ctx)
+	case connectRequest:
+		a.onConnect(ctx, m.delay)
+	case closeRequest:
+		a.s.take(reqClose)
+		if st := a.s.current(); st == ONLINE || st == CONNECTING {
+			a.beginClose(ctx)
+		} // else: stale, the close it asked for has happened
+	case timerFired:
+		switch {
+		case a.waitListen.fired(m):
+			a.startListening(ctx)
+		case a.closeDeadline.fired(m):
+			for c := range a.conns {
+				ctx.Send(c.pid, forceClose{fmt.Errorf("%w (%v)", ErrForcedClose, a.limits.CloseTimeout)})
+			}
+		}
+
+	case listenerUp:
+		a.onListening(ctx, m.addr)
+	case listenerFailed:
+		a.onListenerFailed(ctx, m.err)
+	case acceptRetrying:
+		// The listener logs it; it keeps accepting.
+	case accepted:
+		a.onAccepted(ctx, m.conn)
+	case *supervisor.Restarting:
+		a.onListenRetry(ctx, m)
+	case *supervisor.GaveUp:
+		a.ev.emit(ctx, &ReconnectGaveUp{Attempts: m.Attempts, Cause: m.Cause}, nil, nil)
+	case *actor.Terminated:
+		// Terminated overtakes ordinary messages: finish behind what the
+		// listener sent before it ended.
+		if a.listener != nil && m.Who.Equal(a.listener) {
+			ctx.Send(ctx.Self(), listenerGone{m.Who})
+		}
+	case listenerGone:
+		if a.listener != nil && m.pid.Equal(a.listener) {
+			a.listener, a.listening = nil, false
+			a.maybeClosed(ctx)
+			a.maybeStop(ctx)
+		}
+
+	case connUp:
+		a.conns[m.c] = true
+		a.publish()
+		a.ev.emit(ctx, connectedEvent(m.c), m.c, nil)
+		if a.closing {
+			m.c.RemoteClose()
+		}
+	case connFrames:
+		a.ev.deliver(ctx, m.c, m.frames)
+		ctx.Send(m.c.pid, framesDone{})
+	case connFailed:
+		a.ev.emit(ctx, errorEvent(m.c, m.err), m.c, m.err)
+	case connDrained:
+		a.ev.emit(ctx, &Drained{Conn: m.c.pid, ConnID: m.c.id}, m.c, nil)
+	case connDown:
+		delete(a.conns, m.c)
+		a.publish()
+		reportDropped(ctx, a.ev, m)
+		a.ev.emit(ctx, closedEvent(m.c, m.hadError), m.c, nil)
+		a.maybeClosed(ctx)
+		a.maybeStop(ctx)
+
+	case shutdownRequest:
+		a.shutdown = true
+		if a.listener != nil || a.waitListen.running() {
+			a.beginClose(ctx) // a listen retry was pending, say
+		}
+		a.maybeStop(ctx)
+	case *actor.Stopped:
+		a.waitListen.stop()
+		a.closeDeadline.stop()
+		a.s.stopped()
+	}
+}
+
+func (a *serverActor) onConnect(ctx actor.Context, delay time.Duration) {
+	a.s.take(reqConnect)
+	if a.s.current() != OFFLINE || a.listener != nil || a.closing {
+		return
+	}
+	a.s.set(CONNECTING)
+	a.hadError = false
+	if delay <= 0 {
+		a.startListening(ctx)
+		return
+	}
+	a.waitListen.start(ctx, delay)
+}
+
+// startListening spawns the listener, under a supervisor with ListenRetry.
+func (a *serverActor) startListening(ctx actor.Context) {
+	if a.s.current() != CONNECTING || a.listener != nil {
+		return
+	}
+	if a.opts.ListenRetry == nil {
+		a.listener = ctx.Spawn(listenerProps(ctx.Self(), a.addr, a.limits.KeepAlive, a.log, false))
+		return
+	}
+	props, err := supervisor.NewProps(listenerProps(ctx.Self(), a.addr, a.limits.KeepAlive, a.log, true),
+		supervisor.Config{Policy: *a.opts.ListenRetry, Listener: ctx.Self()})
+	if err != nil { // validated in NewServer
+		panic(err)
+	}
+	a.listener = ctx.Spawn(props)
+}
+
+func (a *serverActor) onListening(ctx actor.Context, addr net.Addr) {
+	a.listening = true
+	if tcp, ok := addr.(*net.TCPAddr); ok {
+		a.s.addr.Store(tcp)
+		// Listening again (Connect) uses the same port, also when Port was 0
+		// and the system picked it: clients that reconnect find it there.
+		a.addr = net.JoinHostPort(a.opts.Host, strconv.Itoa(tcp.Port))
+	}
+	if a.closing { // Close came first; the listener is being stopped
+		return
+	}
+	a.s.set(ONLINE)
+	a.ev.emit(ctx, &Listening{Addr: addr.String()}, nil, nil)
+}
+
+// onListenerFailed: listening failed (error, then close), or accepting
+// failed for good (error, then the server closes).
+func (a *serverActor) onListenerFailed(ctx actor.Context, err error) {
+	a.lastCause = err.Error()
+	a.hadError = true
+	a.ev.emit(ctx, errorEvent(nil, err), nil, err)
+	if a.listening {
+		a.beginClose(ctx)
+		return
+	}
+	if a.closing { // the close emits close
+		return
+	}
+	a.s.closed()
+	a.emitClose(ctx)
+}
+
+// onListenRetry: the listen retry policy starts the listener again after a
+// delay.
+func (a *serverActor) onListenRetry(ctx actor.Context, m *supervisor.Restarting) {
+	if a.closing || a.s.current() != OFFLINE {
+		return
+	}
+	a.s.set(CONNECTING)
+	a.hadError = false
+	a.ev.emit(ctx, &Reconnecting{Attempt: m.Attempt, Delay: m.Delay, Cause: a.lastCause}, nil, nil)
+}
+
+func (a *serverActor) onAccepted(ctx actor.Context, raw net.Conn) {
+	if a.closing || !a.listening {
+		_ = raw.Close()
+		return
+	}
+	h := newConnection(ctx.ActorSystem().Root, a.limits)
+	h.remote, h.local = raw.RemoteAddr(), raw.LocalAddr()
+	if len(a.conns) >= a.opts.MaxConnections {
+		_ = raw.Close()
+		h.shared.gate.close()
+		err := fmt.Errorf("%w (%d)", ErrTooManyConnections, a.opts.MaxConnections)
+		a.ev.emit(ctx, errorEvent(h, err), h, err)
+		a.ev.emit(ctx, closedEvent(h, true), h, nil)
+		return
+	}
+	cfg := connConfig{limits: a.limits, owner: ctx.Self(), log: a.log, handshake: true,
+		handlerCredit: a.opts.Handler != nil}
+	a.conns[h] = false // counted, not yet live
+	h.pid = ctx.Spawn(connProps(h, tls.Server(raw, a.tls), cfg))
+}
+
+// publish stores the list of live connections for Server.Connections.
+func (a *serverActor) publish() {
+	list := make([]*Connection, 0, len(a.conns))
+	for c, live := range a.conns {
+		if live {
+			list = append(list, c)
+		}
+	}
+	a.s.conns.Store(&list)
+}
+
+// beginClose stops listening, asks every live client to close (remoteClose),
+// and starts the close deadline.
+func (a *serverActor) beginClose(ctx actor.Context) {
+	a.waitListen.stop()
+	if a.closing {
+		return
+	}
+	a.closing = true
+	a.s.set(CLOSED)
+	a.stopListener(ctx)
+	for c, live := range a.conns {
+		if live { // those still in their handshake get it when they are up
+			c.RemoteClose()
+		}
+	}
+	a.closeDeadline.start(ctx, a.limits.CloseTimeout)
+	a.maybeClosed(ctx)
+}
+
+func (a *serverActor) stopListener(ctx actor.Context) {
+	switch {
+	case a.listener == nil:
+	case a.opts.ListenRetry != nil:
+		ctx.Send(a.listener, &supervisor.StopChild{})
+	default:
+		ctx.Stop(a.listener)
+	}
+}
+
+// maybeClosed emits close once the listener and every connection are gone.
+func (a *serverActor) maybeClosed(ctx actor.Context) {
+	if !a.closing || a.listener != nil || len(a.conns) > 0 {
+		return
+	}
+	a.closing = false
+	a.closeDeadline.stop()
+	a.s.addr.Store(nil)
+	a.s.closed()
+	a.emitClose(ctx)
+}
+
+func (a *serverActor) emitClose(ctx actor.Context) {
+	had := a.hadError
+	a.hadError = false
+	a.ev.emit(ctx, closedEvent(nil, had), nil, nil)
+}
+
+// maybeStop ends the actor after Shutdown once nothing is left running.
+func (a *serverActor) maybeStop(ctx actor.Context) {
+	if !a.shutdown || a.stopping || a.closing || a.listener != nil || len(a.conns) > 0 {
+		return
+	}
+	if st := a.s.current(); st == ONLINE || st == CONNECTING {
+		return
+	}
+	a.stopping = true
+	ctx.Stop(ctx.Self())
+}
