@@ -41,7 +41,8 @@ import (
 //
 // Malformed PEM gives [ErrBadPEM], a malformed PFX [ErrBadPFX], a wrong or
 // missing passphrase [ErrBadPassphrase]; a key that does not belong to the
-// certificate gives [ErrKeyMismatch].
+// certificate gives [ErrKeyMismatch]. [Options.AllowCommonName] changes
+// nothing on a server.
 func ServerConfig(o Options) (*tls.Config, error) {
 	cfg := baseConfig(o.TLSConfig)
 	pfxRoots, err := applyKeyPair(cfg, o)
@@ -92,6 +93,10 @@ func ServerConfig(o Options) (*tls.Config, error) {
 //   - RejectUnauthorized false sets InsecureSkipVerify (and logs a warning
 //     once per process); true clears it. nil keeps the base's value, which
 //     is false (verify) unless o.TLSConfig says otherwise.
+//   - AllowCommonName, when the server certificate is verified, replaces
+//     crypto/tls's verification by an equivalent one in VerifyConnection
+//     that also accepts a certificate named only by its Common Name (see
+//     [Options.AllowCommonName]).
 //
 // Malformed PEM gives [ErrBadPEM], a malformed PFX [ErrBadPFX], a wrong or
 // missing passphrase [ErrBadPassphrase]; a key that does not belong to the
@@ -119,6 +124,18 @@ func ClientConfig(o Options) (*tls.Config, error) {
 			warnInsecure(&warnClientOnce, "tlsio: rejectUnauthorized is false: server certificates are not verified")
 			cfg.InsecureSkipVerify = true
 		}
+	}
+	if o.AllowCommonName && !cfg.InsecureSkipVerify {
+		v := &serverVerifier{
+			roots:      cfg.RootCAs,
+			now:        cfg.Time,
+			serverName: cfg.ServerName,
+			verifyPeer: cfg.VerifyPeerCertificate,
+			verifyConn: cfg.VerifyConnection,
+		}
+		cfg.InsecureSkipVerify = true // verified by v instead, in full
+		cfg.VerifyPeerCertificate = nil
+		cfg.VerifyConnection = v.verify
 	}
 	return cfg, nil
 }

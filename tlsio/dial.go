@@ -22,7 +22,10 @@ const DefaultHandshakeTimeout = 10 * time.Second
 // and context.DeadlineExceeded. When ctx ends first, the error wraps ctx's
 // error (context.Canceled or context.DeadlineExceeded) but not
 // ErrHandshakeTimeout. Any other failure (a bad certificate, a protocol
-// error, a closed connection) is wrapped as "tlsio: TLS handshake: %w".
+// error, a closed connection) is wrapped as "tlsio: TLS handshake: %w". A
+// client's refusal of a server certificate that names its host only in its
+// Common Name also matches [ErrCommonNameOnly], and its message says which
+// option to set (see [Options.AllowCommonName]).
 //
 // When the handshake is interrupted by the timeout or ctx, crypto/tls has
 // already closed the underlying connection. In every case the caller still
@@ -51,7 +54,7 @@ func Handshake(ctx context.Context, c *tls.Conn, timeout time.Duration) error {
 		// closed under it); report the context's error too.
 		return fmt.Errorf("tlsio: TLS handshake: %w: %w", ctx.Err(), err)
 	}
-	return fmt.Errorf("tlsio: TLS handshake: %w", err)
+	return fmt.Errorf("tlsio: TLS handshake: %w", explainCommonName(err))
 }
 
 // DialConfig configures [Dial].
@@ -73,6 +76,10 @@ type DialConfig struct {
 // cfg is cloned, never modified; nil means an empty config. When its
 // ServerName is empty, the host part of addr is used, so the server
 // certificate must be valid for the name or IP address that was dialed.
+// crypto/tls sends no SNI for an IP address and so leaves
+// ConnectionState.ServerName empty; Dial hands cfg's VerifyConnection a
+// state whose ServerName is the server name in use, so that a hook (the one
+// of [Options.AllowCommonName] among them) can check it.
 //
 // On failure the socket is closed and the error, which names addr, wraps the
 // cause (for example [ErrHandshakeTimeout], a *net.OpError, or a
@@ -94,6 +101,15 @@ func Dial(ctx context.Context, addr string, cfg *tls.Config, dc DialConfig) (*tl
 			host = host[:i]
 		}
 		c.ServerName = host
+	}
+	if vc := c.VerifyConnection; vc != nil {
+		name := c.ServerName
+		c.VerifyConnection = func(cs tls.ConnectionState) error {
+			if cs.ServerName == "" {
+				cs.ServerName = name
+			}
+			return vc(cs)
+		}
 	}
 
 	d := net.Dialer{KeepAlive: dc.KeepAlive}

@@ -52,4 +52,14 @@ var (
 	// ErrPFXWithKeyPair means Options.PFX was given together with
 	// Options.Key or Options.Cert. They are alternatives: give one.
 	ErrPFXWithKeyPair = errors.New("tlsio: PFX and Key/Cert given together")
+
+	// ErrCommonNameOnly means a client refused the server's certificate
+	// because it names its host only in the legacy Common Name field (CN)
+	// and has no DNS or IP subjectAltName, as certificates made by
+	// token-server's extra/cert-gen.sh do. The error wraps the
+	// *tls.CertificateVerificationError and x509.HostnameError of the
+	// verification and says what to do: set Options.AllowCommonName, dial by
+	// host name rather than IP address, or reissue the certificate with a
+	// subjectAltName. See [Options.AllowCommonName].
+	ErrCommonNameOnly = errors.New("tlsio: the server certificate names its host only in the legacy Common Name field")
 )

@@ -8,8 +8,9 @@ import (
 
 // Options are the TLS options of npm token-server (which passes them to
 // node's tls module): key, cert, ca, passphrase, pfx, requestCert and
-// rejectUnauthorized, plus a client-side ServerName and an escape hatch for
-// any other TLS setting.
+// rejectUnauthorized, plus a client-side ServerName, AllowCommonName for
+// certificates without subjectAltName, and an escape hatch for any other TLS
+// setting.
 //
 // Turn them into a *tls.Config with [ServerConfig] or [ClientConfig].
 type Options struct {
@@ -72,6 +73,37 @@ type Options struct {
 	// against (and sends as SNI). Empty means the host being dialed: [Dial]
 	// fills it in. Ignored by servers.
 	ServerName string
+
+	// AllowCommonName makes a client accept a server certificate that names
+	// its host only in the legacy Common Name field (CN) of its subject, as
+	// Node does: certificates made by token-server's extra/cert-gen.sh (CN
+	// only, no subjectAltName) work with it.
+	//
+	// The chain is still verified in full against CA (or the system roots)
+	// with its intermediates, key usages and validity period. Only when the
+	// certificate has no DNS or IP subjectAltName at all is its Common Name
+	// compared with the server name, the way Node's tls.checkServerIdentity
+	// does: case-insensitively, a wildcard only in the first of at least
+	// three labels, and never with an IP address (dial by name, or set
+	// ServerName). A certificate with a DNS or IP subjectAltName is checked
+	// exactly as without the option.
+	//
+	// It is off by default because Go, like browsers, no longer accepts a
+	// host name in the Common Name: it has been deprecated since RFC 2818
+	// (2000), and name constraints on a CA do not apply to it. Without it
+	// such a certificate fails with [ErrCommonNameOnly], whose message names
+	// this option.
+	//
+	// With it, a client does the verification itself (in VerifyConnection,
+	// with InsecureSkipVerify set so that crypto/tls does not refuse the
+	// certificate first), so ConnectionState().VerifiedChains stays empty;
+	// a VerifyPeerCertificate or VerifyConnection of TLSConfig still runs,
+	// after it, with the verified chains. It changes nothing when
+	// verification is off (RejectUnauthorized false), and nothing on a
+	// server: the name in a client certificate is never compared with
+	// anything, by Go or Node, so client certificates with only a Common
+	// Name are accepted either way.
+	AllowCommonName bool
 
 	// TLSConfig is an escape hatch for any other TLS setting. It is cloned,
 	// never modified, and the fields above are applied on top of the clone
