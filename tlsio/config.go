@@ -89,7 +89,8 @@ func ServerConfig(o Options) (*tls.Config, error) {
 //   - CA, when given, becomes RootCAs (with the self-signed certificates of
 //     PFX, see [Options.PFX]); otherwise the base's RootCAs are kept, and
 //     nil means the system roots, as Node uses its default root store.
-//   - ServerName, when given, is set; otherwise [Dial] uses the dialed host.
+//   - ServerName, when given, is set; otherwise [Dial] uses the dialed host
+//     and [DialUnix] "localhost".
 //   - RejectUnauthorized false sets InsecureSkipVerify (and logs a warning
 //     once per process); true clears it. nil keeps the base's value, which
 //     is false (verify) unless o.TLSConfig says otherwise.

@@ -89,6 +89,31 @@ func Dial(ctx context.Context, addr string, cfg *tls.Config, dc DialConfig) (*tl
 	if err != nil {
 		return nil, fmt.Errorf("tlsio: dial %s: %w", addr, err)
 	}
+	// An IPv6 zone ("fe80::1%eth0") is not part of any certificate.
+	if i := strings.IndexByte(host, '%'); i >= 0 {
+		host = host[:i]
+	}
+	return dial(ctx, "tcp", addr, host, "tlsio: dial "+addr, cfg, dc)
+}
+
+// DialUnix connects to the Unix domain socket at path, bounded by ctx, and
+// runs the client side of the TLS handshake with cfg, as [Dial] does over
+// TCP: TLS over a Unix socket, Node's path option of tls.connect.
+//
+// A Unix socket has no host name, so the server certificate is verified
+// against cfg.ServerName (set it with [Options.ServerName]); when that is
+// empty, against "localhost", as Node does. dc.KeepAlive does not apply.
+//
+// On failure the socket is closed and the error, which names path, wraps the
+// cause (for example fs.ErrNotExist or syscall.ECONNREFUSED in a
+// *net.OpError, [ErrHandshakeTimeout], a *tls.CertificateVerificationError).
+func DialUnix(ctx context.Context, path string, cfg *tls.Config, dc DialConfig) (*tls.Conn, error) {
+	return dial(ctx, "unix", path, "localhost", "tlsio: dial unix "+path, cfg, dc)
+}
+
+// dial connects to addr over network and runs the client handshake, with
+// serverName as the server name when cfg has none. what prefixes errors.
+func dial(ctx context.Context, network, addr, serverName, what string, cfg *tls.Config, dc DialConfig) (*tls.Conn, error) {
 	var c *tls.Config
 	if cfg != nil {
 		c = cfg.Clone()
@@ -96,11 +121,7 @@ func Dial(ctx context.Context, addr string, cfg *tls.Config, dc DialConfig) (*tl
 		c = &tls.Config{}
 	}
 	if c.ServerName == "" {
-		// An IPv6 zone ("fe80::1%eth0") is not part of any certificate.
-		if i := strings.IndexByte(host, '%'); i >= 0 {
-			host = host[:i]
-		}
-		c.ServerName = host
+		c.ServerName = serverName
 	}
 	if vc := c.VerifyConnection; vc != nil {
 		name := c.ServerName
@@ -113,14 +134,14 @@ func Dial(ctx context.Context, addr string, cfg *tls.Config, dc DialConfig) (*tl
 	}
 
 	d := net.Dialer{KeepAlive: dc.KeepAlive}
-	raw, err := d.DialContext(ctx, "tcp", addr)
+	raw, err := d.DialContext(ctx, network, addr)
 	if err != nil {
-		return nil, fmt.Errorf("tlsio: dial %s: %w", addr, err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	tc := tls.Client(raw, c)
 	if err := Handshake(ctx, tc, dc.HandshakeTimeout); err != nil {
 		tc.Close()
-		return nil, fmt.Errorf("tlsio: dial %s: %w", addr, err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	return tc, nil
 }

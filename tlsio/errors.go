@@ -62,4 +62,10 @@ var (
 	// host name rather than IP address, or reissue the certificate with a
 	// subjectAltName. See [Options.AllowCommonName].
 	ErrCommonNameOnly = errors.New("tlsio: the server certificate names its host only in the legacy Common Name field")
+
+	// ErrAddressInUse means a listener could not be opened because its
+	// address is taken: a TCP port in use, or a Unix socket path on which a
+	// server answers or that is not a socket. It is wrapped together with
+	// syscall.EADDRINUSE, so either matches with errors.Is.
+	ErrAddressInUse = errors.New("tlsio: address in use")
 )

@@ -71,7 +71,8 @@ type Options struct {
 
 	// ServerName is the name a client verifies the server certificate
 	// against (and sends as SNI). Empty means the host being dialed: [Dial]
-	// fills it in. Ignored by servers.
+	// fills it in, and [DialUnix], which has no host, uses "localhost", as
+	// Node does for its path option. Ignored by servers.
 	ServerName string
 
 	// AllowCommonName makes a client accept a server certificate that names
