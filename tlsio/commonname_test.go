@@ -132,11 +132,12 @@ func (s tlsTestCNSetup) clientOptions(allow bool, serverName string) Options {
 
 // tlsTestHandshake runs a handshake of a client with copt against a server
 // with sopt, and returns the client's error and the server's result.
-func tlsTestHandshake(t *testing.T, sopt, copt Options) (tls.ConnectionState, error, tlsTestServerResult) {
+func tlsTestHandshake(t *testing.T, sopt, copt Options) (tls.ConnectionState, tlsTestServerResult, error) {
 	t.Helper()
 	addr, res := tlsTestServe(t, tlsTestServerConfig(t, sopt))
 	cs, err := tlsTestDialAndRead(t, addr, tlsTestClientConfig(t, copt))
-	return cs, err, tlsTestServerResultOf(t, res)
+	sr := tlsTestServerResultOf(t, res)
+	return cs, sr, err
 }
 
 func TestCommonNameOnlyRefusedByDefault(t *testing.T) {
@@ -145,7 +146,7 @@ func TestCommonNameOnlyRefusedByDefault(t *testing.T) {
 		t.Fatal("the test certificate has subjectAltNames")
 	}
 	t.Run("by name", func(t *testing.T) {
-		_, err, _ := tlsTestHandshake(t, s.serverOptions(), s.clientOptions(false, "localhost"))
+		_, _, err := tlsTestHandshake(t, s.serverOptions(), s.clientOptions(false, "localhost"))
 		if !errors.Is(err, ErrCommonNameOnly) {
 			t.Fatalf("err = %v, want ErrCommonNameOnly", err)
 		}
@@ -161,7 +162,7 @@ func TestCommonNameOnlyRefusedByDefault(t *testing.T) {
 		}
 	})
 	t.Run("by IP address", func(t *testing.T) {
-		_, err, _ := tlsTestHandshake(t, s.serverOptions(), s.clientOptions(false, ""))
+		_, _, err := tlsTestHandshake(t, s.serverOptions(), s.clientOptions(false, ""))
 		if !errors.Is(err, ErrCommonNameOnly) || !strings.Contains(err.Error(), "never compared with an IP address") ||
 			!strings.Contains(err.Error(), "ServerName") {
 			t.Fatalf("err = %v, want ErrCommonNameOnly saying to set ServerName", err)
@@ -169,7 +170,7 @@ func TestCommonNameOnlyRefusedByDefault(t *testing.T) {
 	})
 	t.Run("wrong name", func(t *testing.T) {
 		// The option would not help: Go's error as it is.
-		_, err, _ := tlsTestHandshake(t, s.serverOptions(), s.clientOptions(false, "elsewhere.example"))
+		_, _, err := tlsTestHandshake(t, s.serverOptions(), s.clientOptions(false, "elsewhere.example"))
 		var herr x509.HostnameError
 		if errors.Is(err, ErrCommonNameOnly) || !errors.As(err, &herr) {
 			t.Fatalf("err = %v, want an x509.HostnameError only", err)
@@ -181,7 +182,7 @@ func TestAllowCommonName(t *testing.T) {
 	s := newCNSetup(t)
 	for _, name := range []string{"localhost", "LOCALHOST", "localhost."} {
 		t.Run("server name "+name, func(t *testing.T) {
-			cs, err, sr := tlsTestHandshake(t, s.serverOptions(), s.clientOptions(true, name))
+			cs, sr, err := tlsTestHandshake(t, s.serverOptions(), s.clientOptions(true, name))
 			if err != nil {
 				t.Fatalf("client: %v", err)
 			}
@@ -198,7 +199,7 @@ func TestAllowCommonName(t *testing.T) {
 		})
 	}
 	t.Run("wrong name", func(t *testing.T) {
-		_, err, _ := tlsTestHandshake(t, s.serverOptions(), s.clientOptions(true, "elsewhere.example"))
+		_, _, err := tlsTestHandshake(t, s.serverOptions(), s.clientOptions(true, "elsewhere.example"))
 		var verr *tls.CertificateVerificationError
 		var herr x509.HostnameError
 		if errors.Is(err, ErrCommonNameOnly) || !errors.As(err, &verr) || !errors.As(err, &herr) ||
@@ -207,7 +208,7 @@ func TestAllowCommonName(t *testing.T) {
 		}
 	})
 	t.Run("IP address", func(t *testing.T) {
-		_, err, _ := tlsTestHandshake(t, s.serverOptions(), s.clientOptions(true, ""))
+		_, _, err := tlsTestHandshake(t, s.serverOptions(), s.clientOptions(true, ""))
 		if !errors.Is(err, ErrCommonNameOnly) || !strings.Contains(err.Error(), "IP address") {
 			t.Fatalf("err = %v, want ErrCommonNameOnly about the IP address", err)
 		}
@@ -216,7 +217,7 @@ func TestAllowCommonName(t *testing.T) {
 		other := tlsTestNewCA(t, "other CA", false, nil)
 		copt := s.clientOptions(true, "localhost")
 		copt.CA = other.certPEM
-		_, err, _ := tlsTestHandshake(t, s.serverOptions(), copt)
+		_, _, err := tlsTestHandshake(t, s.serverOptions(), copt)
 		var uerr x509.UnknownAuthorityError
 		if !errors.As(err, &uerr) {
 			t.Fatalf("err = %v, want x509.UnknownAuthorityError", err)
@@ -228,7 +229,7 @@ func TestAllowCommonName(t *testing.T) {
 		old := s.ca.issue(t, tmpl, false)
 		sopt := s.serverOptions()
 		sopt.Key, sopt.Cert = old.keyPEM, old.certPEM
-		_, err, _ := tlsTestHandshake(t, sopt, s.clientOptions(true, "localhost"))
+		_, _, err := tlsTestHandshake(t, sopt, s.clientOptions(true, "localhost"))
 		var cerr x509.CertificateInvalidError
 		if !errors.As(err, &cerr) || cerr.Reason != x509.Expired {
 			t.Fatalf("err = %v, want x509.CertificateInvalidError (Expired)", err)
@@ -237,7 +238,7 @@ func TestAllowCommonName(t *testing.T) {
 	t.Run("TLSConfig.Time", func(t *testing.T) {
 		copt := s.clientOptions(true, "localhost")
 		copt.TLSConfig = &tls.Config{Time: func() time.Time { return time.Now().AddDate(0, 0, 30) }}
-		_, err, _ := tlsTestHandshake(t, s.serverOptions(), copt)
+		_, _, err := tlsTestHandshake(t, s.serverOptions(), copt)
 		var cerr x509.CertificateInvalidError
 		if !errors.As(err, &cerr) || cerr.Reason != x509.Expired {
 			t.Fatalf("err = %v, want x509.CertificateInvalidError (Expired) at the config's time", err)
@@ -249,7 +250,7 @@ func TestAllowCommonName(t *testing.T) {
 		wrong := s.ca.issue(t, tmpl, false)
 		sopt := s.serverOptions()
 		sopt.Key, sopt.Cert = wrong.keyPEM, wrong.certPEM
-		_, err, _ := tlsTestHandshake(t, sopt, s.clientOptions(true, "localhost"))
+		_, _, err := tlsTestHandshake(t, sopt, s.clientOptions(true, "localhost"))
 		var cerr x509.CertificateInvalidError
 		if !errors.As(err, &cerr) || cerr.Reason != x509.IncompatibleUsage {
 			t.Fatalf("err = %v, want x509.CertificateInvalidError (IncompatibleUsage)", err)
@@ -260,11 +261,11 @@ func TestAllowCommonName(t *testing.T) {
 		leaf := inter.issue(t, cnOnly("localhost"), false, inter)
 		sopt := s.serverOptions()
 		sopt.Key, sopt.Cert = leaf.keyPEM, leaf.certPEM
-		if _, err, sr := tlsTestHandshake(t, sopt, s.clientOptions(true, "localhost")); err != nil || sr.err != nil {
+		if _, sr, err := tlsTestHandshake(t, sopt, s.clientOptions(true, "localhost")); err != nil || sr.err != nil {
 			t.Fatalf("with the intermediate sent: client %v, server %v", err, sr.err)
 		}
 		sopt.Cert = leaf.certPEM[:len(certPEM(leaf.cert.Raw))] // leaf only
-		_, err, _ := tlsTestHandshake(t, sopt, s.clientOptions(true, "localhost"))
+		_, _, err := tlsTestHandshake(t, sopt, s.clientOptions(true, "localhost"))
 		var uerr x509.UnknownAuthorityError
 		if !errors.As(err, &uerr) {
 			t.Fatalf("without the intermediate: err = %v, want x509.UnknownAuthorityError", err)
@@ -284,7 +285,7 @@ func TestAllowCommonName(t *testing.T) {
 				return hookErr
 			},
 		}
-		_, err, _ := tlsTestHandshake(t, s.serverOptions(), copt)
+		_, _, err := tlsTestHandshake(t, s.serverOptions(), copt)
 		if !errors.Is(err, hookErr) {
 			t.Fatalf("err = %v, want the hook's error", err)
 		}
@@ -320,15 +321,15 @@ func TestAllowCommonNameSANCertificates(t *testing.T) {
 		copt.AllowCommonName = allow
 		// An IP address, checked against the IP SANs (Dial hands the
 		// name to the verification, which crypto/tls leaves empty).
-		if _, err, sr := tlsTestHandshake(t, d.ServerOptions(), copt); err != nil || sr.err != nil {
+		if _, sr, err := tlsTestHandshake(t, d.ServerOptions(), copt); err != nil || sr.err != nil {
 			t.Fatalf("allow %v, 127.0.0.1: client %v, server %v", allow, err, sr.err)
 		}
 		copt.ServerName = "localhost"
-		if _, err, _ := tlsTestHandshake(t, d.ServerOptions(), copt); err != nil {
+		if _, _, err := tlsTestHandshake(t, d.ServerOptions(), copt); err != nil {
 			t.Fatalf("allow %v, localhost: %v", allow, err)
 		}
 		copt.ServerName = "elsewhere.example"
-		_, err, _ := tlsTestHandshake(t, d.ServerOptions(), copt)
+		_, _, err := tlsTestHandshake(t, d.ServerOptions(), copt)
 		var herr x509.HostnameError
 		if !errors.As(err, &herr) || errors.Is(err, ErrCommonNameOnly) {
 			t.Fatalf("allow %v, elsewhere.example: err = %v, want x509.HostnameError", allow, err)
@@ -341,7 +342,7 @@ func TestAllowCommonNameSANCertificates(t *testing.T) {
 	tmpl.Subject.CommonName = "localhost"
 	leaf := ca.issue(t, tmpl, false)
 	for _, allow := range []bool{false, true} {
-		_, err, _ := tlsTestHandshake(t, Options{Key: leaf.keyPEM, Cert: leaf.certPEM},
+		_, _, err := tlsTestHandshake(t, Options{Key: leaf.keyPEM, Cert: leaf.certPEM},
 			Options{CA: ca.certPEM, ServerName: "localhost", AllowCommonName: allow})
 		var herr x509.HostnameError
 		if !errors.As(err, &herr) || errors.Is(err, ErrCommonNameOnly) {
@@ -382,12 +383,12 @@ func TestCertGenScript(t *testing.T) {
 	}
 	t.Logf("openssl made an X.509 v%d certificate with %d extensions", leaf.Version, len(leaf.Extensions))
 
-	_, err, _ := tlsTestHandshake(t, sopt, copt)
+	_, _, err := tlsTestHandshake(t, sopt, copt)
 	if !errors.Is(err, ErrCommonNameOnly) {
 		t.Fatalf("without AllowCommonName: err = %v, want ErrCommonNameOnly", err)
 	}
 	copt.AllowCommonName = true
-	if _, err, sr := tlsTestHandshake(t, sopt, copt); err != nil || sr.err != nil {
+	if _, sr, err := tlsTestHandshake(t, sopt, copt); err != nil || sr.err != nil {
 		t.Fatalf("with AllowCommonName: client %v, server %v", err, sr.err)
 	}
 }

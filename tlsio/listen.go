@@ -86,18 +86,18 @@ func removeStaleSocket(ctx context.Context, path string) error {
 		return err
 	}
 	if fi.Mode().Type() != fs.ModeSocket {
-		return fmt.Errorf("%w: %s exists and is not a socket (%v): %w", ErrAddressInUse, path, fi.Mode().Type(), syscall.EADDRINUSE)
+		return fmt.Errorf("%w: the file exists and is not a socket (%v): %w", ErrAddressInUse, fi.Mode().Type(), syscall.EADDRINUSE)
 	}
 	d := net.Dialer{Timeout: staleProbeTimeout}
 	c, err := d.DialContext(ctx, "unix", path)
 	if err == nil {
 		c.Close()
-		return fmt.Errorf("%w: a server is listening on %s: %w", ErrAddressInUse, path, syscall.EADDRINUSE)
+		return fmt.Errorf("%w: a server is listening on it: %w", ErrAddressInUse, syscall.EADDRINUSE)
 	}
 	if !errors.Is(err, syscall.ECONNREFUSED) {
 		// Not known to be stale (no permission, a full backlog, ...):
 		// leave it.
-		return fmt.Errorf("cannot tell whether socket %s is stale: %w", path, err)
+		return fmt.Errorf("cannot tell whether the socket is stale: %w", err)
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remove stale socket: %w", err)
