@@ -76,10 +76,10 @@ type DialConfig struct {
 // cfg is cloned, never modified; nil means an empty config. When its
 // ServerName is empty, the host part of addr is used, so the server
 // certificate must be valid for the name or IP address that was dialed.
-// crypto/tls sends no SNI for an IP address and so leaves
-// ConnectionState.ServerName empty; Dial hands cfg's VerifyConnection a
-// state whose ServerName is the server name in use, so that a hook (the one
-// of [Options.AllowCommonName] among them) can check it.
+// crypto/tls sends no SNI for an IP address and then leaves
+// ConnectionState.ServerName empty; in that case Dial sets it, in the state
+// it hands cfg's VerifyConnection, to the server name in use, so that a hook
+// (the one of [Options.AllowCommonName] among them) can check IP SANs.
 //
 // On failure the socket is closed and the error, which names addr, wraps the
 // cause (for example [ErrHandshakeTimeout], a *net.OpError, or a

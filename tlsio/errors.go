@@ -2,9 +2,10 @@ package tlsio
 
 import "errors"
 
-// Errors returned while building a *tls.Config from [Options] or while
-// loading PEM files. They are wrapped with more detail (which input, which
-// file, the underlying parse error); match them with errors.Is.
+// Errors returned while building a *tls.Config from [Options], loading PEM
+// files, listening or running a handshake. They are wrapped with more detail
+// (which input, which file, the underlying error); match them with
+// errors.Is.
 var (
 	// ErrBadPEM means a key, certificate or CA input could not be parsed:
 	// no PEM block of the expected type, a block whose contents do not parse,
