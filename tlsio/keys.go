@@ -98,9 +98,10 @@ func parseKey(b []byte, passphrase string) (key crypto.PrivateKey, encrypted boo
 		if err != nil {
 			return nil, true, fmt.Errorf("%w: key: %s: %w", ErrBadPEM, strings.ToLower(block.Type), err)
 		}
-		key, err := parseKeyDER(block.Type, der)
+		key, err := parseKeyDERRaw(block.Type, der)
 		if err != nil {
-			return nil, true, fmt.Errorf("%w: %w", ErrBadPassphrase, err)
+			// The padding happened to be valid, the contents are not.
+			return nil, true, fmt.Errorf("%w: key: %s: %w", ErrBadPassphrase, strings.ToLower(block.Type), err)
 		}
 		return key, true, nil
 	default:
@@ -110,23 +111,27 @@ func parseKey(b []byte, passphrase string) (key crypto.PrivateKey, encrypted boo
 }
 
 // parseKeyDER parses an unencrypted private key of the given PEM type.
+// Errors wrap ErrBadPEM.
 func parseKeyDER(typ string, der []byte) (crypto.PrivateKey, error) {
-	var key crypto.PrivateKey
-	var err error
-	switch typ {
-	case pemPKCS8:
-		key, err = x509.ParsePKCS8PrivateKey(der)
-	case pemPKCS1:
-		key, err = x509.ParsePKCS1PrivateKey(der)
-	case pemSEC1:
-		key, err = x509.ParseECPrivateKey(der)
-	default:
-		err = fmt.Errorf("unsupported type %q", typ)
-	}
+	key, err := parseKeyDERRaw(typ, der)
 	if err != nil {
 		return nil, fmt.Errorf("%w: key: %s: %w", ErrBadPEM, strings.ToLower(typ), err)
 	}
 	return key, nil
+}
+
+// parseKeyDERRaw is parseKeyDER with the parser's error as it is.
+func parseKeyDERRaw(typ string, der []byte) (crypto.PrivateKey, error) {
+	switch typ {
+	case pemPKCS8:
+		return x509.ParsePKCS8PrivateKey(der)
+	case pemPKCS1:
+		return x509.ParsePKCS1PrivateKey(der)
+	case pemSEC1:
+		return x509.ParseECPrivateKey(der)
+	default:
+		return nil, fmt.Errorf("unsupported type %q", typ)
+	}
 }
 
 // keyToPEM encodes key as an unencrypted PKCS #8 PEM block, for
