@@ -8,6 +8,8 @@ require (
 	github.com/spf13/pflag v1.0.9
 	github.com/stretchr/testify v1.11.1
 	go.uber.org/goleak v1.3.0
+	golang.org/x/crypto v0.22.0
+	software.sslmate.com/src/go-pkcs12 v0.7.4
 )
 
 require (

@@ -1,13 +1,12 @@
 package tlsio
 
 import (
-	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 )
 
@@ -16,16 +15,22 @@ import (
 //   - The base is a clone of o.TLSConfig (or an empty config); o.TLSConfig is
 //     never modified. MinVersion is raised to at least TLS 1.2; the maximum
 //     stays Go's default (TLS 1.3).
-//   - Key and Cert, when given, replace the base's Certificates. Without them
-//     the base must provide Certificates, GetCertificate or
-//     GetConfigForClient, or ServerConfig fails with [ErrNoCertificate].
-//     Only one of Key and Cert gives [ErrIncompleteKeyPair].
-//   - CA, when given, becomes ClientCAs.
+//   - Key and Cert (Key decrypted with Passphrase if it is encrypted), or
+//     PFX, when given, replace the base's Certificates. Without them the
+//     base must provide Certificates, GetCertificate or GetConfigForClient,
+//     or ServerConfig fails with [ErrNoCertificate]. Only one of Key and
+//     Cert gives [ErrIncompleteKeyPair]; PFX with either,
+//     [ErrPFXWithKeyPair].
+//   - CA, when given, becomes ClientCAs (with the self-signed certificates
+//     of PFX, see [Options.PFX]).
 //   - RequestCert with RejectUnauthorized true (or nil) sets
 //     tls.RequireAndVerifyClientCert: a client without a certificate, or
 //     with one that does not verify against ClientCAs, fails the handshake.
-//     Without any ClientCAs this is [ErrNoCA] (Go would otherwise fall back
-//     to the system roots, which is never what is meant here).
+//     Without CA (and without ClientCAs in TLSConfig), client certificates
+//     are verified against the system roots (x509.SystemCertPool), as Node
+//     verifies them against its default root store; the server then lists
+//     every system root in its certificate request. Only when there is no
+//     system root store (SystemCertPool fails or is empty) is it [ErrNoCA].
 //   - RequestCert with RejectUnauthorized false sets tls.RequestClientCert:
 //     a certificate is asked for but not required and not verified, so any
 //     client connects, as in Node, where such a connection is let through
@@ -34,27 +39,34 @@ import (
 //   - Without RequestCert, ClientAuth is left as in the base, which is
 //     tls.NoClientCert unless o.TLSConfig says otherwise.
 //
-// Malformed PEM gives [ErrBadPEM]; a key that does not belong to the
-// certificate gives [ErrKeyMismatch].
+// Malformed PEM gives [ErrBadPEM], a malformed PFX [ErrBadPFX], a wrong or
+// missing passphrase [ErrBadPassphrase]; a key that does not belong to the
+// certificate gives [ErrKeyMismatch]. [Options.AllowCommonName] changes
+// nothing on a server.
 func ServerConfig(o Options) (*tls.Config, error) {
 	cfg := baseConfig(o.TLSConfig)
-	if err := applyKeyPair(cfg, o); err != nil {
+	pfxRoots, err := applyKeyPair(cfg, o)
+	if err != nil {
 		return nil, err
 	}
 	if len(cfg.Certificates) == 0 && cfg.GetCertificate == nil && cfg.GetConfigForClient == nil {
-		return nil, fmt.Errorf("%w: set Options.Key and Options.Cert", ErrNoCertificate)
+		return nil, fmt.Errorf("%w: set Options.Key and Options.Cert, or Options.PFX", ErrNoCertificate)
 	}
-	if len(o.CA) > 0 {
-		pool, err := certPool(o.CA)
-		if err != nil {
-			return nil, err
-		}
+	pool, err := trustPool(o.CA, pfxRoots)
+	if err != nil {
+		return nil, err
+	}
+	if pool != nil {
 		cfg.ClientCAs = pool
 	}
 	if o.RequestCert {
 		if o.rejectUnauthorized() {
 			if cfg.ClientCAs == nil {
-				return nil, fmt.Errorf("%w: set Options.CA, or RejectUnauthorized to false", ErrNoCA)
+				sys, err := systemRoots()
+				if err != nil {
+					return nil, fmt.Errorf("%w: set Options.CA, or RejectUnauthorized to false (%w)", ErrNoCA, err)
+				}
+				cfg.ClientCAs = sys
 			}
 			cfg.ClientAuth = tls.RequireAndVerifyClientCert
 		} else {
@@ -70,27 +82,37 @@ func ServerConfig(o Options) (*tls.Config, error) {
 //   - The base is a clone of o.TLSConfig (or an empty config); o.TLSConfig is
 //     never modified. MinVersion is raised to at least TLS 1.2; the maximum
 //     stays Go's default (TLS 1.3).
-//   - Key and Cert, when given, become the client certificate
-//     (Certificates). Only one of them gives [ErrIncompleteKeyPair].
-//   - CA, when given, becomes RootCAs; otherwise the base's RootCAs are kept
-//     (nil: the system roots).
-//   - ServerName, when given, is set; otherwise [Dial] uses the dialed host.
+//   - Key and Cert (Key decrypted with Passphrase if it is encrypted), or
+//     PFX, when given, become the client certificate (Certificates). Only
+//     one of Key and Cert gives [ErrIncompleteKeyPair]; PFX with either,
+//     [ErrPFXWithKeyPair].
+//   - CA, when given, becomes RootCAs (with the self-signed certificates of
+//     PFX, see [Options.PFX]); otherwise the base's RootCAs are kept, and
+//     nil means the system roots, as Node uses its default root store.
+//   - ServerName, when given, is set; otherwise [Dial] uses the dialed host
+//     and [DialUnix] "localhost".
 //   - RejectUnauthorized false sets InsecureSkipVerify (and logs a warning
 //     once per process); true clears it. nil keeps the base's value, which
 //     is false (verify) unless o.TLSConfig says otherwise.
+//   - AllowCommonName, when the server certificate is verified, replaces
+//     crypto/tls's verification by an equivalent one in VerifyConnection
+//     that also accepts a certificate named only by its Common Name (see
+//     [Options.AllowCommonName]).
 //
-// Malformed PEM gives [ErrBadPEM]; a key that does not belong to the
+// Malformed PEM gives [ErrBadPEM], a malformed PFX [ErrBadPFX], a wrong or
+// missing passphrase [ErrBadPassphrase]; a key that does not belong to the
 // certificate gives [ErrKeyMismatch].
 func ClientConfig(o Options) (*tls.Config, error) {
 	cfg := baseConfig(o.TLSConfig)
-	if err := applyKeyPair(cfg, o); err != nil {
+	pfxRoots, err := applyKeyPair(cfg, o)
+	if err != nil {
 		return nil, err
 	}
-	if len(o.CA) > 0 {
-		pool, err := certPool(o.CA)
-		if err != nil {
-			return nil, err
-		}
+	pool, err := trustPool(o.CA, pfxRoots)
+	if err != nil {
+		return nil, err
+	}
+	if pool != nil {
 		cfg.RootCAs = pool
 	}
 	if o.ServerName != "" {
@@ -103,6 +125,18 @@ func ClientConfig(o Options) (*tls.Config, error) {
 			warnInsecure(&warnClientOnce, "tlsio: rejectUnauthorized is false: server certificates are not verified")
 			cfg.InsecureSkipVerify = true
 		}
+	}
+	if o.AllowCommonName && !cfg.InsecureSkipVerify {
+		v := &serverVerifier{
+			roots:      cfg.RootCAs,
+			now:        cfg.Time,
+			serverName: cfg.ServerName,
+			verifyPeer: cfg.VerifyPeerCertificate,
+			verifyConn: cfg.VerifyConnection,
+		}
+		cfg.InsecureSkipVerify = true // verified by v instead, in full
+		cfg.VerifyPeerCertificate = nil
+		cfg.VerifyConnection = v.verify
 	}
 	return cfg, nil
 }
@@ -127,30 +161,96 @@ func baseConfig(t *tls.Config) *tls.Config {
 	return cfg
 }
 
-// applyKeyPair sets cfg.Certificates from o.Key and o.Cert, if given.
-func applyKeyPair(cfg *tls.Config, o Options) error {
+// applyKeyPair sets cfg.Certificates from o.Key and o.Cert, or o.PFX, if
+// given. It returns the self-signed certificates of the PFX, which are
+// trusted to verify the peer, as in Node.
+func applyKeyPair(cfg *tls.Config, o Options) ([]*x509.Certificate, error) {
+	if len(o.PFX) > 0 {
+		if len(o.Key) > 0 || len(o.Cert) > 0 {
+			return nil, fmt.Errorf("%w: give either PFX or Key and Cert", ErrPFXWithKeyPair)
+		}
+		pair, roots, err := pfxKeyPair(o.PFX, o.Passphrase)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Certificates = []tls.Certificate{pair}
+		return roots, nil
+	}
 	switch {
 	case len(o.Key) == 0 && len(o.Cert) == 0:
-		return nil
+		return nil, nil
 	case len(o.Cert) == 0:
-		return fmt.Errorf("%w: key given without cert", ErrIncompleteKeyPair)
+		return nil, fmt.Errorf("%w: key given without cert", ErrIncompleteKeyPair)
 	case len(o.Key) == 0:
-		return fmt.Errorf("%w: cert given without key", ErrIncompleteKeyPair)
+		return nil, fmt.Errorf("%w: cert given without key", ErrIncompleteKeyPair)
 	}
 	// Parse both first so that malformed input is reported as such, not as
 	// a mismatch.
-	if _, err := parseKey(o.Key); err != nil {
-		return err
+	key, encrypted, err := parseKey(o.Key, o.Passphrase)
+	if err != nil {
+		return nil, err
 	}
 	if _, err := parseCerts("cert", o.Cert); err != nil {
-		return err
+		return nil, err
 	}
-	pair, err := tls.X509KeyPair(o.Cert, o.Key)
+	keyPEM := o.Key
+	if encrypted {
+		if keyPEM, err = keyToPEM(key); err != nil {
+			return nil, err
+		}
+	}
+	pair, err := tls.X509KeyPair(o.Cert, keyPEM)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrKeyMismatch, err)
+		return nil, fmt.Errorf("%w: %w", ErrKeyMismatch, err)
 	}
 	cfg.Certificates = []tls.Certificate{pair}
-	return nil
+	return nil, nil
+}
+
+// trustPool returns the pool to verify the peer against: the certificates
+// of ca, plus the extra ones (the self-signed certificates of a PFX). With
+// extra but no ca, the extra ones are added to the system roots, as Node
+// adds them to its default root store. It returns nil, for "unchanged",
+// when both are empty.
+func trustPool(ca []byte, extra []*x509.Certificate) (*x509.CertPool, error) {
+	var pool *x509.CertPool
+	switch {
+	case len(ca) > 0:
+		var err error
+		if pool, err = certPool(ca); err != nil {
+			return nil, err
+		}
+	case len(extra) > 0:
+		var err error
+		if pool, err = systemRoots(); err != nil {
+			pool = x509.NewCertPool()
+		}
+	default:
+		return nil, nil
+	}
+	for _, c := range extra {
+		pool.AddCert(c)
+	}
+	return pool, nil
+}
+
+// systemCertPool is x509.SystemCertPool; tests replace it.
+var systemCertPool = x509.SystemCertPool
+
+// systemRoots returns a copy of the system root store, or an error when
+// there is none: x509.SystemCertPool fails or finds no certificate.
+func systemRoots() (*x509.CertPool, error) {
+	pool, err := systemCertPool()
+	if err != nil {
+		return nil, fmt.Errorf("no system root store: %w", err)
+	}
+	// On Unix an empty store is a pool without certificates; on macOS and
+	// Windows the pool stands for the platform verifier and never equals
+	// an empty one.
+	if pool == nil || pool.Equal(x509.NewCertPool()) {
+		return nil, errors.New("the system root store is empty")
+	}
+	return pool, nil
 }
 
 // certPool parses every certificate in the PEM bundle b into a pool.
@@ -191,35 +291,4 @@ func parseCerts(what string, b []byte) ([]*x509.Certificate, error) {
 		return nil, fmt.Errorf("%w: %s: no PEM CERTIFICATE block found", ErrBadPEM, what)
 	}
 	return certs, nil
-}
-
-// parseKey parses the first private key block of b (PKCS #8, PKCS #1 or
-// SEC 1). Encrypted keys are refused.
-func parseKey(b []byte) (crypto.PrivateKey, error) {
-	for {
-		var block *pem.Block
-		block, b = pem.Decode(b)
-		if block == nil {
-			return nil, fmt.Errorf("%w: key: no PEM PRIVATE KEY block found", ErrBadPEM)
-		}
-		if block.Type == "ENCRYPTED PRIVATE KEY" || strings.Contains(block.Headers["Proc-Type"], "ENCRYPTED") {
-			return nil, fmt.Errorf("%w: key: encrypted private keys are not supported", ErrBadPEM)
-		}
-		var key crypto.PrivateKey
-		var err error
-		switch block.Type {
-		case "PRIVATE KEY":
-			key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
-		case "RSA PRIVATE KEY":
-			key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
-		case "EC PRIVATE KEY":
-			key, err = x509.ParseECPrivateKey(block.Bytes)
-		default:
-			continue // e.g. EC PARAMETERS before the key
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%w: key: %s: %w", ErrBadPEM, strings.ToLower(block.Type), err)
-		}
-		return key, nil
-	}
 }

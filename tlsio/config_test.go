@@ -28,7 +28,7 @@ func TestConfigBadPEM(t *testing.T) {
 		{"key not PEM", "key", Options{Key: []byte("hello"), Cert: d.ServerCert}},
 		{"key is a certificate", "key", Options{Key: d.ServerCert, Cert: d.ServerCert}},
 		{"key block not DER", "key", Options{Key: garbageKey, Cert: d.ServerCert}},
-		{"key encrypted", "key", Options{Key: encryptedKey, Cert: d.ServerCert}},
+		{"key encrypted, malformed DEK-Info", "key", Options{Key: encryptedKey, Cert: d.ServerCert, Passphrase: "secret"}},
 		{"cert not PEM", "cert", Options{Key: d.ServerKey, Cert: []byte("hello")}},
 		{"cert is a key", "cert", Options{Key: d.ServerKey, Cert: d.ServerKey}},
 		{"cert block not DER", "cert", Options{Key: d.ServerKey, Cert: garbageCert}},
@@ -76,16 +76,79 @@ func TestConfigIncompleteKeyPair(t *testing.T) {
 	}
 }
 
+// tlsTestSystemRoots replaces the system root store for the test.
+func tlsTestSystemRoots(t *testing.T, f func() (*x509.CertPool, error)) {
+	old := systemCertPool
+	systemCertPool = f
+	t.Cleanup(func() { systemCertPool = old })
+}
+
 func TestServerConfigNoCA(t *testing.T) {
 	d := tlsTestDevCerts(t)
 	o := Options{Key: d.ServerKey, Cert: d.ServerCert, RequestCert: true}
-	if _, err := ServerConfig(o); !errors.Is(err, ErrNoCA) {
-		t.Errorf("RejectUnauthorized nil: err = %v, want ErrNoCA", err)
+
+	// Without a system root store there is nothing to verify against.
+	for name, roots := range map[string]func() (*x509.CertPool, error){
+		"SystemCertPool fails": func() (*x509.CertPool, error) { return nil, errors.New("no roots here") },
+		"SystemCertPool empty": func() (*x509.CertPool, error) { return x509.NewCertPool(), nil },
+	} {
+		t.Run(name, func(t *testing.T) {
+			tlsTestSystemRoots(t, roots)
+			o := o
+			if _, err := ServerConfig(o); !errors.Is(err, ErrNoCA) {
+				t.Errorf("RejectUnauthorized nil: err = %v, want ErrNoCA", err)
+			}
+			o.RejectUnauthorized = Bool(true)
+			if _, err := ServerConfig(o); !errors.Is(err, ErrNoCA) {
+				t.Errorf("RejectUnauthorized true: err = %v, want ErrNoCA", err)
+			}
+		})
 	}
-	o.RejectUnauthorized = Bool(true)
-	if _, err := ServerConfig(o); !errors.Is(err, ErrNoCA) {
-		t.Errorf("RejectUnauthorized true: err = %v, want ErrNoCA", err)
-	}
+
+	t.Run("system roots", func(t *testing.T) {
+		sys := x509.NewCertPool()
+		sys.AppendCertsFromPEM(d.CACert)
+		tlsTestSystemRoots(t, func() (*x509.CertPool, error) { return sys.Clone(), nil })
+		cfg, err := ServerConfig(o)
+		if err != nil {
+			t.Fatalf("RequestCert without CA: %v", err)
+		}
+		if cfg.ClientAuth != tls.RequireAndVerifyClientCert || !cfg.ClientCAs.Equal(sys) {
+			t.Errorf("ClientAuth %v, ClientCAs not the system roots", cfg.ClientAuth)
+		}
+		// The client certificate verifies against them, over a handshake.
+		addr, res := tlsTestServe(t, cfg)
+		if _, err := tlsTestDialAndRead(t, addr, tlsTestClientConfig(t, d.ClientOptions())); err != nil {
+			t.Fatalf("client: %v", err)
+		}
+		if sr := tlsTestServerResultOf(t, res); sr.err != nil || len(sr.state.VerifiedChains) == 0 {
+			t.Fatalf("server: %v, %d verified chains", sr.err, len(sr.state.VerifiedChains))
+		}
+		// A client of another CA is refused.
+		other := tlsTestDevCerts(t)
+		addr, res = tlsTestServe(t, cfg)
+		copt := d.ClientOptions()
+		copt.Key, copt.Cert = other.ClientKey, other.ClientCert
+		tlsTestDialAndRead(t, addr, tlsTestClientConfig(t, copt))
+		var uerr x509.UnknownAuthorityError
+		if sr := tlsTestServerResultOf(t, res); !errors.As(sr.err, &uerr) {
+			t.Fatalf("server: err = %v, want x509.UnknownAuthorityError", sr.err)
+		}
+	})
+
+	t.Run("this machine", func(t *testing.T) {
+		sys, err := x509.SystemCertPool()
+		if err != nil || sys.Equal(x509.NewCertPool()) {
+			t.Skipf("this machine has no system root store (%v): covered above with a replaced one", err)
+		}
+		cfg, err := ServerConfig(o)
+		if err != nil {
+			t.Fatalf("RequestCert without CA: %v", err)
+		}
+		if !cfg.ClientCAs.Equal(sys) {
+			t.Error("ClientCAs are not x509.SystemCertPool()")
+		}
+	})
 
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(d.CACert)
@@ -98,6 +161,7 @@ func TestServerConfigNoCA(t *testing.T) {
 		t.Errorf("ClientCAs/ClientAuth not taken over: %v", cfg.ClientAuth)
 	}
 
+	tlsTestSystemRoots(t, func() (*x509.CertPool, error) { return nil, errors.New("no roots here") })
 	o.TLSConfig = nil
 	o.RejectUnauthorized = Bool(false)
 	if _, err := ServerConfig(o); err != nil {

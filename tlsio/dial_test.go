@@ -75,7 +75,13 @@ type tlsTestServerResult struct {
 // and reads until the client closes. Cleanup waits for the goroutine.
 func tlsTestServe(t *testing.T, cfg *tls.Config) (addr string, res <-chan tlsTestServerResult) {
 	t.Helper()
-	ln := tlsTestListen(t)
+	return tlsTestServeOn(t, tlsTestListen(t), cfg)
+}
+
+// tlsTestServeOn is tlsTestServe on a given listener, which it closes at
+// cleanup.
+func tlsTestServeOn(t *testing.T, ln net.Listener, cfg *tls.Config) (addr string, res <-chan tlsTestServerResult) {
+	t.Helper()
 	ch := make(chan tlsTestServerResult, 1)
 	var wg sync.WaitGroup
 	wg.Add(1)

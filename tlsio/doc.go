@@ -1,7 +1,15 @@
 // Package tlsio holds the TLS side of tokenserver: building *tls.Config values
-// from the PEM options of npm token-server (key, cert, ca, requestCert,
-// rejectUnauthorized), generating development certificates in memory,
-// listening and dialing with a handshake timeout, and the socket pumps.
+// from the options of npm token-server (key, cert, ca, passphrase, pfx,
+// requestCert, rejectUnauthorized), generating development certificates in
+// memory, listening and dialing over TCP or Unix domain sockets (Node's path
+// option) with a handshake timeout, and the socket pumps.
+//
+// Existing token-server deployments work as they are: encrypted keys and
+// PKCS #12 archives are read with [Options.Passphrase] and [Options.PFX],
+// certificates without subjectAltName (made by token-server's
+// extra/cert-gen.sh) are accepted with [Options.AllowCommonName], and a
+// server that requests client certificates without a CA verifies them
+// against the system roots, as Node does against its default root store.
 //
 // The pumps are the only goroutines that block on a socket. A [ReadPump]
 // turns conn.Read results into messages for the connection actor that owns the

@@ -39,8 +39,11 @@ func TestListenErrors(t *testing.T) {
 	ln := tlsTestListen(t)
 	addr := ln.Addr().String()
 	_, err := Listen(tlsTestCtx(t), addr, ListenConfig{})
-	if !errors.Is(err, syscall.EADDRINUSE) || !strings.Contains(err.Error(), addr) {
-		t.Errorf("port in use: err = %v, want EADDRINUSE naming %s", err, addr)
+	if !errors.Is(err, syscall.EADDRINUSE) || !errors.Is(err, ErrAddressInUse) || !strings.Contains(err.Error(), addr) {
+		t.Errorf("port in use: err = %v, want EADDRINUSE and ErrAddressInUse naming %s", err, addr)
+	}
+	if strings.Count(err.Error(), "address already in use") != 1 {
+		t.Errorf("port in use: err %q repeats itself", err)
 	}
 	if _, err := Listen(tlsTestCtx(t), "no-port", ListenConfig{}); err == nil || !strings.HasPrefix(err.Error(), "tlsio: listen no-port: ") {
 		t.Errorf("bad address: err = %v", err)

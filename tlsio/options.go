@@ -7,8 +7,10 @@ import (
 )
 
 // Options are the TLS options of npm token-server (which passes them to
-// node's tls module): key, cert, ca, requestCert and rejectUnauthorized, plus
-// a client-side ServerName and an escape hatch for any other TLS setting.
+// node's tls module): key, cert, ca, passphrase, pfx, requestCert and
+// rejectUnauthorized, plus a client-side ServerName, AllowCommonName for
+// certificates without subjectAltName, and an escape hatch for any other TLS
+// setting.
 //
 // Turn them into a *tls.Config with [ServerConfig] or [ClientConfig].
 type Options struct {
@@ -16,11 +18,41 @@ type Options struct {
 	// this side presents: the server certificate for a server, the client
 	// certificate for a client. They must be given together or not at all.
 	// Cert may hold intermediate certificates after the leaf.
+	//
+	// Key may be encrypted (see Passphrase): PKCS #8 "ENCRYPTED PRIVATE
+	// KEY", what current openssl writes, or the legacy "Proc-Type:
+	// 4,ENCRYPTED" form of "RSA PRIVATE KEY" and "EC PRIVATE KEY".
 	Key, Cert []byte
+
+	// Passphrase decrypts an encrypted Key or PFX, as Node's passphrase
+	// option. It is ignored for a key that is not encrypted. A wrong one,
+	// or none for an encrypted key, makes [ServerConfig] and [ClientConfig]
+	// fail with [ErrBadPassphrase].
+	//
+	// Supported: PKCS #8 with PBES2 (PBKDF2 with HMAC-SHA-1, -224, -256,
+	// -384 or -512, or scrypt; AES-128/192/256-CBC or DES-EDE3-CBC), the
+	// legacy PEM encryption (Proc-Type/DEK-Info; AES-CBC, DES-CBC,
+	// DES-EDE3-CBC), and what PKCS #12 archives use (see PFX). The older
+	// PKCS #5 v1.5 and PKCS #12 schemes for PKCS #8 keys are not
+	// (ErrBadPEM); re-encrypt such a key with
+	// "openssl pkcs8 -topk8 -v2 aes-256-cbc".
+	Passphrase string
+
+	// PFX is a PKCS #12 archive (the bytes of a .pfx or .p12 file, DER, not
+	// PEM) holding this side's private key and certificate, and possibly
+	// its chain: an alternative to Key and Cert, as Node's pfx option.
+	// Giving both is [ErrPFXWithKeyPair]. Passphrase decrypts it.
+	//
+	// The CA certificates in the archive are sent after the leaf as its
+	// chain. As in Node, the self-signed ones among them are also trusted
+	// to verify the peer, in addition to CA (or to the system roots when CA
+	// is empty).
+	PFX []byte
 
 	// CA is PEM and may hold several certificates. A server verifies client
 	// certificates against it; a client verifies the server certificate
-	// against it (the system roots are used when CA is empty).
+	// against it. When CA is empty both use the system roots, as Node uses
+	// its default root store (see [ServerConfig] and [ClientConfig]).
 	CA []byte
 
 	// RequestCert makes a server ask for a client certificate. Ignored by
@@ -39,8 +71,40 @@ type Options struct {
 
 	// ServerName is the name a client verifies the server certificate
 	// against (and sends as SNI). Empty means the host being dialed: [Dial]
-	// fills it in. Ignored by servers.
+	// fills it in, and [DialUnix], which has no host, uses "localhost", as
+	// Node does for its path option. Ignored by servers.
 	ServerName string
+
+	// AllowCommonName makes a client accept a server certificate that names
+	// its host only in the legacy Common Name field (CN) of its subject, as
+	// Node does: certificates made by token-server's extra/cert-gen.sh (CN
+	// only, no subjectAltName) work with it.
+	//
+	// The chain is still verified in full against CA (or the system roots)
+	// with its intermediates, key usages and validity period. Only when the
+	// certificate has no DNS or IP subjectAltName at all is its Common Name
+	// compared with the server name, the way Node's tls.checkServerIdentity
+	// does: case-insensitively, a wildcard only in the first of at least
+	// three labels, and never with an IP address (dial by name, or set
+	// ServerName). A certificate with a DNS or IP subjectAltName is checked
+	// exactly as without the option.
+	//
+	// It is off by default because Go, like browsers, no longer accepts a
+	// host name in the Common Name: it has been deprecated since RFC 2818
+	// (2000), and name constraints on a CA do not apply to it. Without it
+	// such a certificate fails with [ErrCommonNameOnly], whose message names
+	// this option.
+	//
+	// With it, a client does the verification itself (in VerifyConnection,
+	// with InsecureSkipVerify set so that crypto/tls does not refuse the
+	// certificate first), so ConnectionState().VerifiedChains stays empty;
+	// a VerifyPeerCertificate or VerifyConnection of TLSConfig still runs,
+	// after it, with the verified chains. It changes nothing when
+	// verification is off (RejectUnauthorized false), and nothing on a
+	// server: the name in a client certificate is never compared with
+	// anything, by Go or Node, so client certificates with only a Common
+	// Name are accepted either way.
+	AllowCommonName bool
 
 	// TLSConfig is an escape hatch for any other TLS setting. It is cloned,
 	// never modified, and the fields above are applied on top of the clone
@@ -60,8 +124,12 @@ func (o Options) rejectUnauthorized() bool {
 // LoadFiles reads PEM files into the Key, Cert and CA of an Options. An empty
 // path skips that file. Each file read is checked to hold PEM of the expected
 // kind (a private key, certificates); whether key and certificate match is
-// checked later, by [ServerConfig] and [ClientConfig]. Errors name the file
-// and wrap the underlying error (for example fs.ErrNotExist or [ErrBadPEM]).
+// checked later, by [ServerConfig] and [ClientConfig]. An encrypted key is
+// read as it is: set Options.Passphrase before building a config from it.
+// Errors name the file and wrap the underlying error (for example
+// fs.ErrNotExist or [ErrBadPEM]).
+//
+// For a PKCS #12 file, read it with os.ReadFile into Options.PFX.
 func LoadFiles(keyFile, certFile, caFile string) (Options, error) {
 	var o Options
 	var err error
@@ -69,7 +137,7 @@ func LoadFiles(keyFile, certFile, caFile string) (Options, error) {
 		if o.Key, err = readPEMFile("key", keyFile); err != nil {
 			return Options{}, err
 		}
-		if _, err := parseKey(o.Key); err != nil {
+		if err := checkKeyPEM(o.Key); err != nil {
 			return Options{}, fmt.Errorf("tlsio: key file %s: %w", keyFile, err)
 		}
 	}

@@ -17,7 +17,7 @@ func TestBool(t *testing.T) {
 	if p := Bool(true); p == nil || !*p {
 		t.Error("Bool(true)")
 	}
-	if Bool(true) == Bool(true) {
+	if a, b := Bool(true), Bool(true); a == b {
 		t.Error("Bool returns a shared pointer")
 	}
 	if !(Options{}).rejectUnauthorized() || !(Options{RejectUnauthorized: Bool(true)}).rejectUnauthorized() ||

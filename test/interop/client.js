@@ -4,6 +4,13 @@
 //
 //   node client.js --host 127.0.0.1 --port 4433 [--key client.key --cert client.crt] [--ca ca.crt]
 //   (or TS_HOST, TS_PORT, TS_KEY, TS_CERT, TS_CA in the environment)
+//   node client.js --path /tmp/ts.sock ...   (a Unix socket instead of host and port)
+//
+// More options, each passed to TokenClient (and so to tls.connect) as it is:
+//   --servername NAME     the name the server certificate is checked against
+//                         (Node's default: host, or "localhost" with --path)
+//   --pfx FILE            a PKCS #12 archive instead of --key and --cert
+//   --passphrase TEXT     decrypts an encrypted --key or --pfx
 //
 // Commands, one JSON object per line on stdin:
 //   {"send": "<hex>"}   client.send(token); prints {"event":"sendRefused"} if it returns false
@@ -40,17 +47,24 @@ function emit (obj) {
   process.stdout.write(JSON.stringify(obj) + '\n')
 }
 
-const options = {
-  host: option('host', 'TS_HOST') || '127.0.0.1',
-  port: Number(option('port', 'TS_PORT'))
+const options = {}
+if (option('path', 'TS_PATH')) {
+  options.path = option('path', 'TS_PATH')
+} else {
+  options.host = option('host', 'TS_HOST') || '127.0.0.1'
+  options.port = Number(option('port', 'TS_PORT'))
+  if (!(options.port > 0)) {
+    console.error('client: --port (or TS_PORT), or --path, is required')
+    process.exit(2)
+  }
 }
-for (const name of ['key', 'cert', 'ca']) {
+for (const name of ['key', 'cert', 'ca', 'pfx']) {
   const file = option(name, 'TS_' + name.toUpperCase())
   if (file) options[name] = fs.readFileSync(file)
 }
-if (!(options.port > 0)) {
-  console.error('client: --port (or TS_PORT) is required')
-  process.exit(2)
+for (const name of ['servername', 'passphrase']) {
+  const value = option(name, 'TS_' + name.toUpperCase())
+  if (value) options[name] = value
 }
 
 const client = new TokenClient(options)

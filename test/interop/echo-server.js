@@ -4,10 +4,15 @@
 //
 //   node echo-server.js --key server.key --cert server.crt --ca ca.crt
 //   (or TS_KEY, TS_CERT, TS_CA in the environment)
+//   node echo-server.js --pfx server.pfx --passphrase TEXT [--ca ca.crt]
+//   node echo-server.js --path /tmp/ts.sock ...
 //
-// It listens on 127.0.0.1 on a free port with requestCert and
-// rejectUnauthorized, prints one line "listening <port>" on stdout once the
-// server's connect event fired, and echoes every token back. On SIGTERM, on a
+// It listens on 127.0.0.1 on a free port (or, with --path, on that Unix
+// socket) with requestCert and rejectUnauthorized, prints one line
+// "listening <port>" (or "listening <path>") on stdout once the server's
+// connect event fired, and echoes every token back. --passphrase decrypts an
+// encrypted --key or --pfx; --pfx replaces --key and --cert; all are passed
+// to TokenServer as they are. On SIGTERM, on a
 // line "close" on stdin, or at the end of stdin it calls server.close() and
 // prints "closed" when the close event fires, then exits. Errors go to stderr.
 // Nothing else is written to stdout.
@@ -38,18 +43,29 @@ function readPEM (name, envName) {
   return fs.readFileSync(file)
 }
 
-const server = new TokenServer({
-  host: '127.0.0.1',
-  port: 0,
-  key: readPEM('key', 'TS_KEY'),
-  cert: readPEM('cert', 'TS_CERT'),
-  ca: readPEM('ca', 'TS_CA'),
-  requestCert: true,
-  rejectUnauthorized: true
-})
+const options = { requestCert: true, rejectUnauthorized: true }
+if (option('path', 'TS_PATH')) {
+  // With a port, net.Server#listen would ignore the path.
+  options.path = option('path', 'TS_PATH')
+} else {
+  options.host = '127.0.0.1'
+  options.port = 0
+}
+if (option('pfx', 'TS_PFX')) {
+  options.pfx = readPEM('pfx', 'TS_PFX')
+  if (option('ca', 'TS_CA')) options.ca = readPEM('ca', 'TS_CA')
+} else {
+  options.key = readPEM('key', 'TS_KEY')
+  options.cert = readPEM('cert', 'TS_CERT')
+  options.ca = readPEM('ca', 'TS_CA')
+}
+if (option('passphrase', 'TS_PASSPHRASE')) options.passphrase = option('passphrase', 'TS_PASSPHRASE')
+
+const server = new TokenServer(options)
 
 server.on('connect', () => {
-  process.stdout.write(`listening ${server.server.address().port}\n`)
+  const address = server.server.address()
+  process.stdout.write(`listening ${typeof address === 'string' ? address : address.port}\n`)
 })
 
 server.on('token', (token, connection) => {

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -225,19 +226,34 @@ func (p *nodeProc) write(text string) {
 // nodeServer is echo-server.js: the original TokenServer echoing every token.
 type nodeServer struct {
 	*nodeProc
-	port int
+	port int    // the TCP port, or 0
+	path string // the Unix socket, or ""
 }
 
 // startNodeServer starts echo-server.js with the server certificate of certs
 // and waits for its "listening <port>" line.
 func startNodeServer(t *testing.T, certs certFiles) *nodeServer {
 	t.Helper()
-	p := startNode(t, "echo-server.js",
+	return startNodeServerArgs(t,
 		"--key", certs.path("server.key"), "--cert", certs.path("server.crt"), "--ca", certs.path("ca.crt"))
+}
+
+// startNodeServerArgs starts echo-server.js with the given arguments and
+// waits for its "listening <port>" (or, with --path, "listening <path>")
+// line.
+func startNodeServerArgs(t *testing.T, args ...string) *nodeServer {
+	t.Helper()
+	p := startNode(t, "echo-server.js", args...)
 	line := p.nextLine(eventTimeout, "the listening line")
-	portText, ok := strings.CutPrefix(line, "listening ")
-	port, err := strconv.Atoi(portText)
-	if !ok || err != nil || port <= 0 {
+	where, ok := strings.CutPrefix(line, "listening ")
+	if !ok {
+		t.Fatalf("echo-server.js: want `listening <port or path>`, got %q", line)
+	}
+	if slices.Contains(args, "--path") {
+		return &nodeServer{nodeProc: p, path: where}
+	}
+	port, err := strconv.Atoi(where)
+	if err != nil || port <= 0 {
 		t.Fatalf("echo-server.js: want `listening <port>`, got %q", line)
 	}
 	return &nodeServer{nodeProc: p, port: port}
@@ -302,6 +318,14 @@ func startNodeClient(t *testing.T, port int, tlsFiles clientTLS) *nodeClient {
 			args = append(args, kv[0], kv[1])
 		}
 	}
+	return startNodeClientArgs(t, args...)
+}
+
+// startNodeClientArgs starts client.js with the given arguments (see
+// client.js: --host and --port or --path, --key, --cert, --ca, --pfx,
+// --passphrase, --servername).
+func startNodeClientArgs(t *testing.T, args ...string) *nodeClient {
+	t.Helper()
 	return &nodeClient{startNode(t, "client.js", args...)}
 }
 
