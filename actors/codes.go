@@ -18,6 +18,7 @@ const (
 	CodeDial          = "dial"
 	CodeConnection    = "connection"
 	CodeTooManyConns  = "too_many_connections"
+	CodeTooManyPend   = "too_many_pending"
 	CodeHandlerPanic  = "handler_panic"
 	CodeForcedClose   = "forced_close"
 	CodeBufferFull    = "buffer_full"
@@ -41,6 +42,7 @@ var codeOf = []struct {
 	{ErrListen, CodeListen},
 	{ErrDial, CodeDial},
 	{ErrTooManyConnections, CodeTooManyConns},
+	{ErrTooManyPending, CodeTooManyPend},
 	{ErrHandlerPanic, CodeHandlerPanic},
 	{ErrForcedClose, CodeForcedClose},
 	{ErrBufferFull, CodeBufferFull},

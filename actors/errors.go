@@ -34,6 +34,10 @@ var (
 	// ErrTooManyConnections reports a connection refused because the server
 	// already has its maximum number of authenticated connections.
 	ErrTooManyConnections = errors.New("tokenserver: too many connections")
+	// ErrTooManyPending reports a connection refused at once because too
+	// many connections are still in their TLS handshake, in all
+	// (ServerOptions.MaxPending) or from its address (MaxPendingPerAddr).
+	ErrTooManyPending = errors.New("tokenserver: too many connections in their TLS handshake")
 	// ErrHandlerPanic reports a user callback that panicked; the value is in
 	// the message. It is the one error event not followed by close: the
 	// token is skipped and the connection goes on.

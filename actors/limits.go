@@ -54,7 +54,8 @@ type Limits struct {
 	// for it before the connection fails as a slow consumer (default 10 s;
 	// negative disables it).
 	WriteTimeout time.Duration
-	// HandshakeTimeout bounds the TLS handshake (default 10 s).
+	// HandshakeTimeout bounds the TLS handshake (default
+	// DefaultHandshakeTimeout, 5 s).
 	HandshakeTimeout time.Duration
 	// KeepAlive is the TCP keepalive period (default 15 s; negative
 	// disables it).
@@ -85,7 +86,7 @@ func (l Limits) withDefaults() (Limits, error) {
 		l.WriteTimeout = tlsio.DefaultWriteTimeout
 	}
 	if l.HandshakeTimeout == 0 {
-		l.HandshakeTimeout = tlsio.DefaultHandshakeTimeout
+		l.HandshakeTimeout = DefaultHandshakeTimeout
 	}
 	if l.ReadBufferSize == 0 {
 		l.ReadBufferSize = tlsio.DefaultReadBufferSize

@@ -9,8 +9,23 @@ import (
 	"github.com/tokenserver/tokenserver/tlsio"
 )
 
-// DefaultMaxConnections is the server's limit of authenticated connections.
-const DefaultMaxConnections = 10000
+// Defaults of the server's admission limits.
+const (
+	// DefaultMaxConnections is the server's limit of authenticated
+	// connections.
+	DefaultMaxConnections = 10000
+	// DefaultMaxPending is how many accepted connections may be in their TLS
+	// handshake at once, from all addresses.
+	DefaultMaxPending = 1024
+	// DefaultMaxPendingPerAddr is how many of those may come from one
+	// remote address.
+	DefaultMaxPendingPerAddr = 64
+	// DefaultHandshakeTimeout is the server's and the client's default
+	// Limits.HandshakeTimeout: long enough for an RSA 4096 handshake on a
+	// loaded machine, short enough that a socket that never handshakes
+	// holds its pending slot briefly (nats-server uses 2 s, Node 120 s).
+	DefaultHandshakeTimeout = 5 * time.Second
+)
 
 // Runtime says where the actors run and where logs go.
 type Runtime struct {
@@ -39,9 +54,26 @@ type ServerOptions struct {
 	TLS tlsio.Options
 	// Limits per connection.
 	Limits Limits
-	// MaxConnections: past it new connections are accepted and closed at
-	// once with an error event (default DefaultMaxConnections).
+	// MaxConnections is the limit of authenticated connections: one whose
+	// handshake completes past it is closed with an error event
+	// (ErrTooManyConnections; default DefaultMaxConnections).
 	MaxConnections int
+	// MaxPending is how many connections may be in their TLS handshake at
+	// once; a socket accepted past it is closed at once with an error event
+	// (ErrTooManyPending; default DefaultMaxPending). They are not counted
+	// in MaxConnections.
+	MaxPending int
+	// MaxPendingPerAddr is how many of those may come from one remote
+	// address (default DefaultMaxPendingPerAddr), so that one address cannot
+	// hold the whole pending budget.
+	MaxPendingPerAddr int
+	// MaxHandshakes is how many handshakes may be in their CPU-heavy part at
+	// once (default half of GOMAXPROCS, at least 1): a flood of handshakes
+	// then slows new handshakes, not the established connections, which
+	// keep the other cores. On 2 cores, with 200 handshakes of an RSA key
+	// from another process, 1 kept the established connection's round-trip
+	// p99 within a few times its quiet value; 2 let it grow 25 to 100 times.
+	MaxHandshakes int
 	Runtime
 	// Handler, if set, receives every event as a message (see events.go), in
 	// addition to the callbacks. It must return Credit for the tokens it

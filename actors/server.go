@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"runtime"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -36,8 +37,18 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	if opts.MaxConnections == 0 {
 		opts.MaxConnections = DefaultMaxConnections
 	}
-	if opts.MaxConnections < 0 {
-		return nil, fmt.Errorf("%w: MaxConnections %d is negative", ErrInvalidOptions, opts.MaxConnections)
+	if opts.MaxPending == 0 {
+		opts.MaxPending = DefaultMaxPending
+	}
+	if opts.MaxPendingPerAddr == 0 {
+		opts.MaxPendingPerAddr = min(DefaultMaxPendingPerAddr, opts.MaxPending)
+	}
+	if opts.MaxHandshakes == 0 {
+		opts.MaxHandshakes = max(1, runtime.GOMAXPROCS(0)/2)
+	}
+	if opts.MaxConnections < 0 || opts.MaxPending < 0 || opts.MaxPendingPerAddr < 0 || opts.MaxHandshakes < 0 {
+		return nil, fmt.Errorf("%w: MaxConnections %d, MaxPending %d, MaxPendingPerAddr %d and MaxHandshakes %d must not be negative",
+			ErrInvalidOptions, opts.MaxConnections, opts.MaxPending, opts.MaxPendingPerAddr, opts.MaxHandshakes)
 	}
 	if opts.ListenRetry != nil {
 		if err := opts.ListenRetry.Validate(); err != nil {
@@ -55,8 +66,9 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	a := &serverActor{
 		s: s, opts: opts, limits: limits, tls: cfg, log: log,
 		addr:  net.JoinHostPort(opts.Host, strconv.Itoa(opts.Port)),
-		conns: map[*Connection]bool{},
+		conns: map[*Connection]bool{}, admit: newAdmission(opts),
 	}
+	warnDescriptors(log, opts)
 	a.ev = newEmitter(opts.Handler, log, &s.inCallback, opts.callback,
 		tokenCallbacks{one: opts.OnToken, batch: opts.OnTokens})
 	s.pid = system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return a }))

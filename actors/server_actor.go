@@ -25,9 +25,10 @@ type serverActor struct {
 	addr   string
 	ev     *emitter
 
-	listener  *actor.PID // the listener actor or its supervisor; nil if none
-	listening bool       // listenerUp came from the current listener
-	conns     map[*Connection]bool
+	listener  *actor.PID           // the listener actor or its supervisor; nil if none
+	listening bool                 // listenerUp came from the current listener
+	conns     map[*Connection]bool // live (true) or in its handshake
+	admit     *admission
 	closing   bool
 	hadError  bool
 	lastCause string // why listening last failed, for listen retry events
@@ -90,7 +91,15 @@ func (a *serverActor) Receive(ctx actor.Context) {
 			a.maybeStop(ctx)
 		}
 
+	case slotRequest:
+		a.admit.askSlot(m)
+	case slotDone:
+		a.admit.releaseSlot(ctx, m.c)
 	case connUp:
+		if err := a.admit.admitLive(ctx, m.c); err != nil {
+			ctx.Send(m.c.pid, forceClose{err})
+			return
+		}
 		a.conns[m.c] = true
 		a.publish()
 		a.ev.emit(ctx, connectedEvent(m.c), m.c, nil)
@@ -105,6 +114,7 @@ func (a *serverActor) Receive(ctx actor.Context) {
 	case connDrained:
 		a.ev.emit(ctx, &Drained{Conn: m.c.pid, ConnID: m.c.id}, m.c, nil)
 	case connDown:
+		a.admit.gone(ctx, m.c, a.conns[m.c])
 		delete(a.conns, m.c)
 		a.publish()
 		reportDropped(ctx, a.ev, m)
@@ -204,20 +214,22 @@ func (a *serverActor) onAccepted(ctx actor.Context, raw net.Conn) {
 		_ = raw.Close()
 		return
 	}
-	h := newConnection(ctx.ActorSystem().Root, a.limits)
+	root := ctx.ActorSystem().Root
+	h := newConnection(root, a.limits)
 	h.remote, h.local = raw.RemoteAddr(), raw.LocalAddr()
-	if len(a.conns) >= a.opts.MaxConnections {
+	if err := a.admit.admitPending(h, h.remote); err != nil {
 		_ = raw.Close()
 		h.shared.gate.close()
-		err := fmt.Errorf("%w (%d)", ErrTooManyConnections, a.opts.MaxConnections)
 		a.ev.emit(ctx, errorEvent(h, err), h, err)
 		a.ev.emit(ctx, closedEvent(h, true), h, nil)
 		return
 	}
 	cfg := connConfig{limits: a.limits, owner: ctx.Self(), log: a.log, handshake: true,
 		handlerCredit: a.opts.Handler != nil}
-	a.conns[h] = false // counted, not yet live
-	h.pid = ctx.Spawn(connProps(h, tls.Server(raw, a.tls), cfg))
+	self := ctx.Self()
+	sock := &flightConn{Conn: raw, onFlight: func() { root.Send(self, slotDone{h}) }}
+	a.conns[h] = false // in its handshake
+	h.pid = ctx.Spawn(connProps(h, tls.Server(sock, handshakeTLS(a.tls, root, self, h)), cfg))
 }
 
 // publish stores the list of live connections for Server.Connections.

@@ -33,6 +33,11 @@ type serveOptions struct {
 	maxToken         int
 	handshakeTimeout time.Duration
 	maxConns         int
+	maxPending       int
+	maxPendingAddr   int
+	maxHandshakes    int
+	highWater        int
+	maxQueue         int
 	writeTimeout     time.Duration
 	keepAlive        time.Duration
 }
@@ -66,8 +71,13 @@ do not close in time are closed by force, and tokencat exits 0.`,
 	f.StringVar(&o.exec, "exec", "", "run `CMD` with sh -c for each token, token on stdin; reply with its stdout")
 	f.DurationVar(&o.execTimeout, "exec-timeout", 10*time.Second, "kill a --exec command that runs longer than `D` (no reply then)")
 	f.IntVar(&o.maxToken, "max-token-size", wire.DefaultMaxTokenSize, "largest token accepted from a client, in `BYTES`; a larger one closes that connection")
-	f.DurationVar(&o.handshakeTimeout, "handshake-timeout", tlsio.DefaultHandshakeTimeout, "close a connection whose TLS handshake takes longer than `D`")
-	f.IntVar(&o.maxConns, "max-conns", actors.DefaultMaxConnections, "refuse connections past `N` live ones")
+	f.DurationVar(&o.handshakeTimeout, "handshake-timeout", actors.DefaultHandshakeTimeout, "close a connection whose TLS handshake takes longer than `D`")
+	f.IntVar(&o.maxConns, "max-conns", actors.DefaultMaxConnections, "refuse authenticated connections past `N` live ones")
+	f.IntVar(&o.maxPending, "max-pending", actors.DefaultMaxPending, "refuse sockets at once past `N` in their TLS handshake")
+	f.IntVar(&o.maxPendingAddr, "max-pending-per-addr", actors.DefaultMaxPendingPerAddr, "refuse sockets at once past `N` in their TLS handshake from one address")
+	f.IntVar(&o.maxHandshakes, "max-handshakes", 0, "run the CPU-heavy part of at most `N` handshakes at once (0: half the CPUs, at least 1)")
+	f.IntVar(&o.highWater, "high-water-mark", actors.DefaultHighWaterMark, "stop reading a connection while more than `BYTES` of replies wait for it")
+	f.IntVar(&o.maxQueue, "max-queue", actors.DefaultMaxQueue, "cut a connection as a slow consumer when `BYTES` of replies wait for it")
 	f.DurationVar(&o.writeTimeout, "write-timeout", tlsio.DefaultWriteTimeout, "close a client that reads nothing for `D` while replies wait for it (negative: never)")
 	f.DurationVar(&o.keepAlive, "keepalive", 15*time.Second, "TCP keepalive period `D` (negative: off)")
 	return cmd
@@ -90,6 +100,12 @@ func runServe(e *env, f *pflag.FlagSet, o *serveOptions) error {
 		return usageErrorf("--max-token-size must be positive")
 	case o.maxConns <= 0:
 		return usageErrorf("--max-conns must be positive")
+	case o.maxPending <= 0 || o.maxPendingAddr <= 0:
+		return usageErrorf("--max-pending and --max-pending-per-addr must be positive")
+	case o.maxHandshakes < 0:
+		return usageErrorf("--max-handshakes must not be negative")
+	case o.highWater <= 0 || o.maxQueue < o.highWater:
+		return usageErrorf("--high-water-mark must be positive and --max-queue at least as large")
 	case o.handshakeTimeout <= 0:
 		return usageErrorf("--handshake-timeout must be positive")
 	case o.execTimeout <= 0:
@@ -114,9 +130,8 @@ func runServe(e *env, f *pflag.FlagSet, o *serveOptions) error {
 	var exec *execHandler
 	var onToken func([]byte, *actors.Connection)
 	onTokens := func(tokens [][]byte, c *actors.Connection) {
-		if !c.SendBatch(tokens) {
-			log.Warn("replies dropped: connection closed or its outbound queue is full", "conn", c.ID(), "tokens", len(tokens))
-		}
+		c.SendBatch(tokens) // refused only by a dead connection or at --max-queue; the connection reports it
+
 	}
 	mode := "echo"
 	if o.exec != "" {
@@ -133,15 +148,20 @@ func runServe(e *env, f *pflag.FlagSet, o *serveOptions) error {
 		HandshakeTimeout: o.handshakeTimeout,
 		WriteTimeout:     o.writeTimeout,
 		KeepAlive:        o.keepAlive,
+		HighWaterMark:    o.highWater,
+		MaxQueue:         o.maxQueue,
 	}
 	server, err := actors.NewServer(actors.ServerOptions{
-		Host:           host,
-		Port:           port,
-		TLS:            tlsOpts,
-		Limits:         limits,
-		MaxConnections: o.maxConns,
-		Runtime:        actors.Runtime{Logger: log},
-		OnConnect:      func() { notify(listening) },
+		Host:              host,
+		Port:              port,
+		TLS:               tlsOpts,
+		Limits:            limits,
+		MaxConnections:    o.maxConns,
+		MaxPending:        o.maxPending,
+		MaxPendingPerAddr: o.maxPendingAddr,
+		MaxHandshakes:     o.maxHandshakes,
+		Runtime:           actors.Runtime{Logger: log},
+		OnConnect:         func() { notify(listening) },
 		OnError: func(err error) {
 			log.Error("server error", "err", err)
 			select {
@@ -164,6 +184,9 @@ func runServe(e *env, f *pflag.FlagSet, o *serveOptions) error {
 			if exec != nil {
 				exec.forget(c)
 			}
+		},
+		OnDropped: func(c *actors.Connection, tokens [][]byte, reason error) {
+			log.Warn("replies not delivered", "conn", c.ID(), "tokens", len(tokens), "code", actors.ErrorCode(reason))
 		},
 		OnToken:  onToken,
 		OnTokens: onTokens,

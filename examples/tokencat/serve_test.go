@@ -323,3 +323,16 @@ func TestServeSIGTERMForceClosesClientThatIgnoresRemoteClose(t *testing.T) {
 		t.Errorf("serve did not log the forced close:\n%s", s)
 	}
 }
+
+// A server that allows more connections than the process has descriptors
+// says so at start (and keeps serving).
+func TestServeWarnsWhenDescriptorsCannotFit(t *testing.T) {
+	dir := certDir(t)
+	p := startServe(t, dir, "--max-conns", "100000000")
+	waitFor(t, 10*time.Second, func() bool { return strings.Contains(p.stderr.String(), "descriptor limit") },
+		"a warning about the descriptor limit on stderr")
+	r := mustRun(t, 0, 30*time.Second, "", sendArgs(p.addr, dir, "still serving")...)
+	if r.stdout != "still serving\n" {
+		t.Fatalf("reply %q", r.stdout)
+	}
+}

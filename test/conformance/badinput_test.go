@@ -381,35 +381,35 @@ func TestBadInput_InvalidEscapeFromServerClosesClient(t *testing.T) {
 	waitClosed(t, done, "fake server to see the close")
 }
 
-// More connections than MaxConnections: the extra one is refused with an
-// error event on it; the others keep working.
+// More authenticated connections than MaxConnections: the extra one is
+// refused, once its handshake is done, with an error event on it; the others
+// keep working.
 func TestBadInput_TooManyConnections(t *testing.T) {
 	e := newEnv(t)
 	s := e.startServer(func(o *actors.ServerOptions) { o.MaxConnections = 1 })
 	port := s.listening()
 	c, sc := e.healthy(s, port)
 
-	raw, err := net.DialTimeout("tcp", s.addr(), wait)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = raw.Close() })
-	require.NoError(t, raw.SetDeadline(time.Now().Add(wait)))
+	raw := rawTLS(t, s.addr(), e.clientTLSConfig())
 	expectConnFailure(t, s, func(err error) {
 		assert.True(t, errors.Is(err, actors.ErrTooManyConnections), "errors.Is(%v, actors.ErrTooManyConnections)", err)
 	})
-	_, err = readUntilEnd(raw)
+	_, err := readUntilEnd(raw)
 	assert.False(t, errors.Is(err, errTimeout), "the extra connection was not closed")
 
 	stillHealthy(t, s, c, sc)
 }
 
-// A peer that stops reading while the server sends to it: Send turns false at
-// the high-water mark and that connection fails with ErrQueueFull.
+// A peer that stops reading while the server sends to it: Send takes tokens
+// past the high-water mark, turns false at the hard cap (MaxQueue), and that
+// connection fails as a slow consumer (ErrSlowConsumer, ErrQueueFull).
 func TestBadInput_PeerThatStopsReading(t *testing.T) {
 	const hwm = 256 << 10
 	e := newEnv(t)
 	refused := make(chan int, 1)
 	s := e.startServer(func(o *actors.ServerOptions) {
 		o.Limits.HighWaterMark = hwm
+		o.Limits.MaxQueue = 4 * hwm
 		echo := o.OnToken
 		o.OnToken = func(token []byte, c *actors.Connection) {
 			if string(token) != "flood" {
@@ -431,9 +431,11 @@ func TestBadInput_PeerThatStopsReading(t *testing.T) {
 	raw := rawTLS(t, s.addr(), e.clientTLSConfig())
 	_, err := raw.Write([]byte("flood\n")) // and never read
 	require.NoError(t, err)
-	n := waitFor(t, refused, "Send to refuse at the high-water mark")
+	n := waitFor(t, refused, "Send to refuse at the hard cap")
+	assert.Greater(t, n*64<<10, hwm, "Send took tokens past the high-water mark")
 	assert.Less(t, n, 4096)
 	expectConnFailure(t, s, func(err error) {
+		assert.True(t, errors.Is(err, actors.ErrSlowConsumer), "errors.Is(%v, actors.ErrSlowConsumer)", err)
 		assert.True(t, errors.Is(err, actors.ErrQueueFull), "errors.Is(%v, actors.ErrQueueFull)", err)
 	})
 

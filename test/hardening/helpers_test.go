@@ -5,7 +5,9 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -47,6 +49,13 @@ func newRig(t *testing.T, tune func(*actors.ServerOptions)) *rig {
 	t.Helper()
 	c, err := tlsio.GenerateDevCerts()
 	require.NoError(t, err)
+	return newRigWith(t, c, tune)
+}
+
+// newRigWith is newRig with the given certificates.
+func newRigWith(t *testing.T, c *tlsio.DevCerts, tune func(*actors.ServerOptions)) *rig {
+	t.Helper()
+	var err error
 	r := &rig{t: t, certs: c, errCh: make(chan error, 4096), closes: make(chan bool, 4096), replies: make(chan []byte, 64)}
 	up := make(chan struct{}, 1)
 	o := actors.ServerOptions{
@@ -139,4 +148,18 @@ func readUntilClosed(c net.Conn, limit time.Duration) error {
 			return err
 		}
 	}
+}
+
+// newLineLogger returns a logger that hands each record, as one text line,
+// to say.
+func newLineLogger(say func(format string, args ...any)) *slog.Logger {
+	return slog.New(slog.NewTextHandler(lineWriter(func(p []byte) { say("%s", strings.TrimRight(string(p), "\n")) }), nil))
+}
+
+// lineWriter is an io.Writer that passes each write on.
+type lineWriter func([]byte)
+
+func (w lineWriter) Write(p []byte) (int, error) {
+	w(p)
+	return len(p), nil
 }

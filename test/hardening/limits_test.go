@@ -23,6 +23,7 @@ func TestSilentConnectionsClosedAfterHandshakeTimeout(t *testing.T) {
 	connections := make(chan struct{}, n)
 	r := newRig(t, func(o *actors.ServerOptions) {
 		o.Limits.HandshakeTimeout = 300 * time.Millisecond
+		o.MaxPendingPerAddr = n // all from one address: this test is about the timeout
 		o.OnConnection = func(*actors.Connection) { connections <- struct{}{} }
 	})
 	<-connections // the healthy client's
