@@ -41,17 +41,27 @@ func NewClient(opts ClientOptions) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	if opts.Port <= 0 || opts.Port > 65535 {
+	target := &dialTarget{unix: opts.Path != ""}
+	switch {
+	case opts.Path != "" && (opts.Host != "" || opts.Port != 0):
+		return nil, fmt.Errorf("%w: Path %q with Host or Port: give one or the other", ErrInvalidOptions, opts.Path)
+	case opts.Path != "":
+		target.addr = opts.Path
+	case opts.Port <= 0 || opts.Port > 65535:
 		return nil, fmt.Errorf("%w: port %d out of range", ErrInvalidOptions, opts.Port)
 	}
-	host := opts.Host
-	if host == "" {
-		host = "localhost" // as Node's tls.connect
+	if !target.unix {
+		host := opts.Host
+		if host == "" {
+			host = "localhost" // as Node's tls.connect
+		}
+		target.addr = net.JoinHostPort(host, strconv.Itoa(opts.Port))
 	}
 	cfg, err := tlsio.ClientConfig(opts.TLS)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
 	}
+	target.tls = cfg
 	if r := opts.Reconnect; r != nil {
 		if err := r.Policy.Validate(); err != nil {
 			return nil, fmt.Errorf("%w: reconnect: %w", ErrInvalidOptions, err)
@@ -69,7 +79,7 @@ func NewClient(opts ClientOptions) (*Client, error) {
 	}
 	a := &clientActor{c: c, opts: opts, log: log}
 	a.connCfg = connConfig{limits: limits, log: log, handlerCredit: opts.Handler != nil,
-		dial:       &dialTarget{addr: net.JoinHostPort(host, strconv.Itoa(opts.Port)), tls: cfg},
+		dial:       target,
 		supervised: opts.Reconnect != nil}
 	a.ev = newEmitter(opts.Handler, log, &c.inCallback, opts.callback,
 		tokenCallbacks{one: opts.OnToken, remoteClose: true})

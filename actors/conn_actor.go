@@ -52,7 +52,8 @@ type connConfig struct {
 
 // dialTarget is where a client's connection actor dials.
 type dialTarget struct {
-	addr string
+	addr string // host:port, or the socket path when unix
+	unix bool
 	tls  *tls.Config
 }
 
@@ -191,8 +192,12 @@ func (a *connActor) startDial(ctx actor.Context) {
 	a.cancelDial = cancel
 	post, target := a.post(ctx), a.cfg.dial
 	dc := tlsio.DialConfig{HandshakeTimeout: a.cfg.limits.HandshakeTimeout, KeepAlive: a.cfg.limits.KeepAlive}
+	dial := tlsio.Dial
+	if target.unix {
+		dial = tlsio.DialUnix
+	}
 	go func() {
-		conn, err := tlsio.Dial(dctx, target.addr, target.tls, dc)
+		conn, err := dial(dctx, target.addr, target.tls, dc)
 		post(dialDone{conn, err})
 	}()
 }

@@ -20,7 +20,8 @@ import (
 // socket and waits for the pump.
 type listenerActor struct {
 	server     *actor.PID
-	addr       string
+	addr       string // host:port, or the socket path when unix
+	unix       bool
 	keepAlive  time.Duration
 	log        *slog.Logger
 	supervised bool
@@ -32,9 +33,9 @@ type listenerActor struct {
 // acceptStopped: the accept pump ended (err nil: the listener was closed).
 type acceptStopped struct{ err error }
 
-func listenerProps(server *actor.PID, addr string, keepAlive time.Duration, log *slog.Logger, supervised bool) *actor.Props {
+func listenerProps(server *actor.PID, addr string, unix bool, keepAlive time.Duration, log *slog.Logger, supervised bool) *actor.Props {
 	return actor.PropsFromProducer(func() actor.Actor {
-		return &listenerActor{server: server, addr: addr, keepAlive: keepAlive, log: log, supervised: supervised}
+		return &listenerActor{server: server, addr: addr, unix: unix, keepAlive: keepAlive, log: log, supervised: supervised}
 	})
 }
 
@@ -57,7 +58,11 @@ func (l *listenerActor) Receive(ctx actor.Context) {
 }
 
 func (l *listenerActor) listen(ctx actor.Context) {
-	ln, err := tlsio.Listen(context.Background(), l.addr, tlsio.ListenConfig{KeepAlive: l.keepAlive})
+	listen := tlsio.Listen
+	if l.unix {
+		listen = tlsio.ListenUnix
+	}
+	ln, err := listen(context.Background(), l.addr, tlsio.ListenConfig{KeepAlive: l.keepAlive})
 	if err != nil {
 		err = fmt.Errorf("%w: %w", ErrListen, err)
 		ctx.Send(l.server, listenerFailed{err})

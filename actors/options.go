@@ -49,6 +49,10 @@ type ServerOptions struct {
 	Host string
 	// Port to listen on; 0 picks a free port (see Server.Addr).
 	Port int
+	// Path, if set, listens on this Unix domain socket instead of Host and
+	// Port (TLS over it; Node's path option). A stale socket file is removed
+	// only when nothing listens on it; the server removes its own on close.
+	Path string
 	// TLS holds key, cert, ca, requestCert, rejectUnauthorized and the
 	// escape hatch for any other TLS option.
 	TLS tlsio.Options
@@ -130,6 +134,10 @@ type ClientOptions struct {
 	// Host and Port of the server.
 	Host string
 	Port int
+	// Path, if set, connects to this Unix domain socket instead of Host and
+	// Port. The server certificate is then checked against
+	// TLS.ServerName, or "localhost" as in Node.
+	Path string
 	// TLS holds key, cert (the client certificate), ca, rejectUnauthorized,
 	// the server name and the escape hatch for any other TLS option.
 	TLS tlsio.Options

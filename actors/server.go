@@ -19,7 +19,7 @@ import (
 // on the network.
 type Server struct {
 	lifecycle
-	addr  atomic.Pointer[net.TCPAddr]
+	addr  atomic.Pointer[net.Addr]
 	conns atomic.Pointer[[]*Connection]
 }
 
@@ -30,6 +30,9 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	limits, err := opts.Limits.withDefaults()
 	if err != nil {
 		return nil, err
+	}
+	if opts.Path != "" && (opts.Host != "" || opts.Port != 0) {
+		return nil, fmt.Errorf("%w: Path %q with Host or Port: give one or the other", ErrInvalidOptions, opts.Path)
 	}
 	if opts.Port < 0 || opts.Port > 65535 {
 		return nil, fmt.Errorf("%w: port %d out of range", ErrInvalidOptions, opts.Port)
@@ -65,7 +68,7 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	s.conns.Store(&[]*Connection{})
 	a := &serverActor{
 		s: s, opts: opts, limits: limits, tls: cfg, log: log,
-		addr:  net.JoinHostPort(opts.Host, strconv.Itoa(opts.Port)),
+		addr:  listenAddr(opts),
 		conns: map[*Connection]bool{}, admit: newAdmission(opts),
 	}
 	warnDescriptors(log, opts)
@@ -75,11 +78,12 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	return s, nil
 }
 
-// Addr is the address the server listens on (with the port picked when Port
-// was 0), or nil while it does not listen.
+// Addr is the address the server listens on (a *net.TCPAddr with the port
+// picked when Port was 0, or a *net.UnixAddr with Path), or nil while it does
+// not listen.
 func (s *Server) Addr() net.Addr {
 	if a := s.addr.Load(); a != nil {
-		return a
+		return *a
 	}
 	return nil
 }
@@ -155,4 +159,12 @@ func (o *ServerOptions) callback(ev any, c *Connection, err error) {
 			o.OnGaveUp(ev.Attempts, ev.Cause)
 		}
 	}
+}
+
+// listenAddr is what the listener listens on: host:port, or the socket path.
+func listenAddr(o ServerOptions) string {
+	if o.Path != "" {
+		return o.Path
+	}
+	return net.JoinHostPort(o.Host, strconv.Itoa(o.Port))
 }

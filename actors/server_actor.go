@@ -155,10 +155,10 @@ func (a *serverActor) startListening(ctx actor.Context) {
 		return
 	}
 	if a.opts.ListenRetry == nil {
-		a.listener = ctx.Spawn(listenerProps(ctx.Self(), a.addr, a.limits.KeepAlive, a.log, false))
+		a.listener = ctx.Spawn(listenerProps(ctx.Self(), a.addr, a.opts.Path != "", a.limits.KeepAlive, a.log, false))
 		return
 	}
-	props, err := supervisor.NewProps(listenerProps(ctx.Self(), a.addr, a.limits.KeepAlive, a.log, true),
+	props, err := supervisor.NewProps(listenerProps(ctx.Self(), a.addr, a.opts.Path != "", a.limits.KeepAlive, a.log, true),
 		supervisor.Config{Policy: *a.opts.ListenRetry, Listener: ctx.Self()})
 	if err != nil { // validated in NewServer
 		panic(err)
@@ -168,8 +168,8 @@ func (a *serverActor) startListening(ctx actor.Context) {
 
 func (a *serverActor) onListening(ctx actor.Context, addr net.Addr) {
 	a.listening = true
+	a.s.addr.Store(&addr)
 	if tcp, ok := addr.(*net.TCPAddr); ok {
-		a.s.addr.Store(tcp)
 		// Listening again (Connect) uses the same port, also when Port was 0
 		// and the system picked it: clients that reconnect find it there.
 		a.addr = net.JoinHostPort(a.opts.Host, strconv.Itoa(tcp.Port))

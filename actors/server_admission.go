@@ -61,7 +61,7 @@ func (ad *admission) admitPending(c *Connection, addr net.Addr) error {
 	case len(ad.pending) >= ad.maxPending:
 		ad.refusals.Add(1)
 		return fmt.Errorf("%w: %d connections in their TLS handshake (MaxPending)", ErrTooManyPending, ad.maxPending)
-	case ad.perAddr[host] >= ad.maxPerAddr:
+	case host != "" && ad.perAddr[host] >= ad.maxPerAddr:
 		ad.refusals.Add(1)
 		return fmt.Errorf("%w: %d connections from %s in their TLS handshake (MaxPendingPerAddr)",
 			ErrTooManyPending, ad.maxPerAddr, host)
@@ -138,11 +138,13 @@ func (ad *admission) releaseSlot(_ actor.Context, c *Connection) {
 	}
 }
 
+// hostOf is the address a pending budget is counted for: the IP of a TCP
+// peer; none for a Unix socket peer (they are all local, and unnamed).
 func hostOf(a net.Addr) string {
-	if tcp, ok := a.(*net.TCPAddr); ok {
-		return tcp.IP.String()
-	}
-	if a == nil {
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		return a.IP.String()
+	case *net.UnixAddr, nil:
 		return ""
 	}
 	host, _, err := net.SplitHostPort(a.String())
