@@ -83,7 +83,7 @@ func NewClient(opts ClientOptions) (*Client, error) {
 		supervised: opts.Reconnect != nil}
 	a.ev = newEmitter(opts.Handler, log, &c.inCallback, opts.callback,
 		tokenCallbacks{one: opts.OnToken, remoteClose: true})
-	c.pid = system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return a }))
+	c.pid = system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return a }, actor.WithDispatcher(c.pool)))
 	return c, nil
 }
 

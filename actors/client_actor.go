@@ -185,7 +185,7 @@ func (a *clientActor) startRunner(ctx actor.Context) {
 		panic(err)
 	}
 	a.c.cycling.Store(true)
-	a.runner = ctx.Spawn(sup) // its Started names the connection actor
+	a.runner = ctx.Spawn(sup.Configure(actor.WithDispatcher(a.c.pool))) // its Started names the connection actor
 }
 
 // onUp flushes the reconnect buffer into the new connection, then publishes

@@ -88,7 +88,7 @@ type connActor struct {
 // connProps returns the props of a connection actor for h over conn (nil
 // when cfg.dial is set).
 func connProps(h *Connection, conn net.Conn, cfg connConfig) *actor.Props {
-	return actor.PropsFromProducer(func() actor.Actor { return newConnActor(h, conn, cfg) })
+	return actor.PropsFromProducer(func() actor.Actor { return newConnActor(h, conn, cfg) }, actor.WithDispatcher(inline))
 }
 
 // dialingConnProps returns the props of a client's connection actor, which
@@ -97,7 +97,7 @@ func connProps(h *Connection, conn net.Conn, cfg connConfig) *actor.Props {
 func dialingConnProps(system *actor.ActorSystem, cfg connConfig) *actor.Props {
 	return actor.PropsFromProducer(func() actor.Actor {
 		return newConnActor(newConnection(system.Root, cfg.limits), nil, cfg)
-	})
+	}, actor.WithDispatcher(inline))
 }
 
 func newConnActor(h *Connection, conn net.Conn, cfg connConfig) *connActor {

@@ -263,9 +263,10 @@ func NewConnection(conn net.Conn, opts ConnectionOptions) (*Connection, error) {
 	root := system.Root
 	h := newConnection(root, limits)
 	h.remote, h.local = conn.RemoteAddr(), conn.LocalAddr()
+	pool := newWorkerPool()
 	owner := root.Spawn(actor.PropsFromProducer(func() actor.Actor {
-		return newStandalone(opts, log, system, owned)
-	}))
+		return newStandalone(opts, log, system, owned, pool)
+	}, actor.WithDispatcher(pool)))
 	// The PID is set before the actor can hand the handle to anyone.
 	name := "tokenserver-conn-" + strconv.FormatUint(h.id, 10)
 	h.pid = actor.NewPID(system.Address(), name)

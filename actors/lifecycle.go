@@ -16,6 +16,7 @@ type lifecycle struct {
 	pid    *actor.PID
 	system *actor.ActorSystem
 	owned  bool // the actor system is private to this handle
+	pool   *workerPool
 	done   chan struct{}
 
 	status     atomic.Int32 // a Status; written by the actor only
@@ -27,6 +28,7 @@ type lifecycle struct {
 // init prepares a lifecycle whose actor starts at once (status CONNECTING).
 func (l *lifecycle) init(system *actor.ActorSystem, owned bool) {
 	l.system, l.owned, l.done = system, owned, make(chan struct{})
+	l.pool = newWorkerPool()
 	l.status.Store(int32(CONNECTING))
 }
 
@@ -123,6 +125,7 @@ func (l *lifecycle) stopped() {
 	if l.owned {
 		l.system.Shutdown()
 	}
+	l.pool.close()
 	close(l.done)
 }
 

@@ -33,10 +33,11 @@ type listenerActor struct {
 // acceptStopped: the accept pump ended (err nil: the listener was closed).
 type acceptStopped struct{ err error }
 
-func listenerProps(server *actor.PID, addr string, unix bool, keepAlive time.Duration, log *slog.Logger, supervised bool) *actor.Props {
+func listenerProps(server *actor.PID, addr string, unix bool, keepAlive time.Duration, log *slog.Logger,
+	supervised bool, d actor.Dispatcher) *actor.Props {
 	return actor.PropsFromProducer(func() actor.Actor {
 		return &listenerActor{server: server, addr: addr, unix: unix, keepAlive: keepAlive, log: log, supervised: supervised}
-	})
+	}, actor.WithDispatcher(d))
 }
 
 // Receive handles one message.

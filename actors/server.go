@@ -74,7 +74,7 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	warnDescriptors(log, opts)
 	a.ev = newEmitter(opts.Handler, log, &s.inCallback, opts.callback,
 		tokenCallbacks{one: opts.OnToken, batch: opts.OnTokens})
-	s.pid = system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return a }))
+	s.pid = system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return a }, actor.WithDispatcher(s.pool)))
 	return s, nil
 }
 

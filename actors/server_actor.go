@@ -155,15 +155,15 @@ func (a *serverActor) startListening(ctx actor.Context) {
 		return
 	}
 	if a.opts.ListenRetry == nil {
-		a.listener = ctx.Spawn(listenerProps(ctx.Self(), a.addr, a.opts.Path != "", a.limits.KeepAlive, a.log, false))
+		a.listener = ctx.Spawn(listenerProps(ctx.Self(), a.addr, a.opts.Path != "", a.limits.KeepAlive, a.log, false, a.s.pool))
 		return
 	}
-	props, err := supervisor.NewProps(listenerProps(ctx.Self(), a.addr, a.opts.Path != "", a.limits.KeepAlive, a.log, true),
+	props, err := supervisor.NewProps(listenerProps(ctx.Self(), a.addr, a.opts.Path != "", a.limits.KeepAlive, a.log, true, a.s.pool),
 		supervisor.Config{Policy: *a.opts.ListenRetry, Listener: ctx.Self()})
 	if err != nil { // validated in NewServer
 		panic(err)
 	}
-	a.listener = ctx.Spawn(props)
+	a.listener = ctx.Spawn(props.Configure(actor.WithDispatcher(a.s.pool)))
 }
 
 func (a *serverActor) onListening(ctx actor.Context, addr net.Addr) {

@@ -13,11 +13,12 @@ type standaloneActor struct {
 	ev     *emitter
 	system *actor.ActorSystem
 	owned  bool
+	pool   *workerPool // its dispatcher
 }
 
-func newStandalone(opts ConnectionOptions, log *slog.Logger, system *actor.ActorSystem, owned bool) *standaloneActor {
+func newStandalone(opts ConnectionOptions, log *slog.Logger, system *actor.ActorSystem, owned bool, pool *workerPool) *standaloneActor {
 	tokens := tokenCallbacks{one: opts.OnToken, remoteClose: true}
-	return &standaloneActor{ev: newEmitter(opts.Handler, log, nil, opts.callback, tokens), system: system, owned: owned}
+	return &standaloneActor{ev: newEmitter(opts.Handler, log, nil, opts.callback, tokens), system: system, owned: owned, pool: pool}
 }
 
 // callback calls the option's callback for one event.
@@ -66,6 +67,7 @@ func (a *standaloneActor) Receive(ctx actor.Context) {
 		if a.owned {
 			a.system.Shutdown()
 		}
+		a.pool.close()
 	}
 }
 
