@@ -17,7 +17,7 @@ FUZZ_TARGETS := ./wire:FuzzDecode:100000 ./wire:FuzzRoundTrip:500000 ./test/fuzz
 FUZZMINIMIZE := 1000x
 INTEROP_DIR  := test/interop
 
-.PHONY: all run test fmt-check vet unit fuzz-short fuzz bench interop-deps soak
+.PHONY: all run test fmt-check vet lint unit fuzz-short fuzz bench interop-deps soak
 
 all: test
 
@@ -25,8 +25,8 @@ all: test
 run:
 	$(GO) run ./examples/echo
 
-## test: formatting, vet, every test with the race detector, short fuzz runs.
-test: fmt-check vet interop-deps unit fuzz-short
+## test: formatting, vet, staticcheck, every test with the race detector, short fuzz runs.
+test: fmt-check vet lint interop-deps unit fuzz-short
 
 fmt-check:
 	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
@@ -35,6 +35,11 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 	$(GO) vet -tags soak ./test/soak
+
+# staticcheck is pinned as a tool in go.mod (go get -tool).
+lint:
+	$(GO) tool staticcheck ./...
+	$(GO) tool staticcheck -tags soak ./test/soak
 
 # The interop tests drive the real npm token-server; install it from the lock file.
 interop-deps:

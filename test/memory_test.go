@@ -49,6 +49,9 @@ func init() {
 	}
 	fmt.Println("ready")
 	_, _ = bufio.NewReader(os.Stdin).ReadString('\n') // hold them until told
+	for _, c := range conns {
+		c.Close()
+	}
 	os.Exit(0)
 }
 

@@ -143,7 +143,7 @@ func TestSubSlice(t *testing.T) {
 	check.Equal(t, []byte("hello"), hello)
 	check.True(t, &hello[0] == &chunk[0], "not a sub-slice of the chunk")
 	check.Equal(t, len(hello), cap(hello))
-	hello = append(hello, '!')
+	check.Equal(t, []byte("hello!"), append(hello, '!'))
 	check.Equal(t, []byte("hello\nwor"), chunk[:9], "append overwrote the chunk")
 
 	// With escapes: allocated.
