@@ -69,6 +69,7 @@ type connActor struct {
 	reader     *tlsio.ReadPump
 	writer     *tlsio.WritePump
 	cancelDial context.CancelFunc
+	dialed     chan dialDone // the dial's result; dialReady says it is there
 
 	in  readSide
 	out writeSide
@@ -113,8 +114,8 @@ func (a *connActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		a.start(ctx)
-	case dialDone:
-		a.onDialed(ctx, m)
+	case dialReady:
+		a.onDialed(ctx, <-a.dialed)
 	case handshakeDone:
 		a.h.tls.Store(&m.state)
 		a.goUp(ctx)
@@ -190,7 +191,8 @@ func (a *connActor) start(ctx actor.Context) {
 func (a *connActor) startDial(ctx actor.Context) {
 	dctx, cancel := context.WithCancel(context.Background())
 	a.cancelDial = cancel
-	post, target := a.post(ctx), a.cfg.dial
+	a.dialed = make(chan dialDone, 1)
+	post, target, dialed := a.post(ctx), a.cfg.dial, a.dialed
 	dc := tlsio.DialConfig{HandshakeTimeout: a.cfg.limits.HandshakeTimeout, KeepAlive: a.cfg.limits.KeepAlive}
 	dial := tlsio.Dial
 	if target.unix {
@@ -198,7 +200,10 @@ func (a *connActor) startDial(ctx actor.Context) {
 	}
 	go func() {
 		conn, err := dial(dctx, target.addr, target.tls, dc)
-		post(dialDone{conn, err})
+		// The result waits in the channel, so that an actor stopped meanwhile
+		// still finds the socket and closes it.
+		dialed <- dialDone{conn, err}
+		post(dialReady{})
 	}()
 }
 
@@ -402,8 +407,12 @@ func (a *connActor) report(ctx actor.Context) {
 func (a *connActor) stopped(ctx actor.Context) {
 	a.finishPoll.stop()
 	a.in.creditWait.stop()
-	if a.cancelDial != nil {
+	if a.cancelDial != nil { // dialing: cancel, and close what it made
 		a.cancelDial()
+		if r := <-a.dialed; r.conn != nil {
+			_ = r.conn.Close()
+		}
+		a.cancelDial = nil
 	}
 	a.h.shared.gate.close()
 	a.h.shared.wakeWaiters()

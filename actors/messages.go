@@ -12,7 +12,10 @@ import (
 
 // From the pumps and the dial goroutine to the connection actor.
 type (
-	dialDone struct {
+	// dialReady: the dial goroutine has put its dialDone in the actor's
+	// channel.
+	dialReady struct{}
+	dialDone  struct {
 		conn *tls.Conn
 		err  error
 	}
