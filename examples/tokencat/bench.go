@@ -40,10 +40,10 @@ and verifies every reply byte for byte and in order per connection: a reply
 that differs, is missing, or takes longer than --timeout is an error (exit 1,
 naming the connection and the token).
 
-Targets: --addr a running server; --self the project's actors.Server started
-in this process on 127.0.0.1 with in-memory certificates (echo); --baseline a
-plain crypto/tls echo loop with the same framing and no actors, the reference
-point. The client side is the same plain crypto/tls code for all three.
+Targets: --addr a running server (HOST:PORT, or unix:PATH for a Unix domain
+socket); --self the project's actors.Server started in this process on
+127.0.0.1 with in-memory certificates (echo); --baseline a plain crypto/tls
+echo loop with the same framing and no actors, the reference point. The client side is the same plain crypto/tls code for all three.
 
 Modes: roundtrip, each connection sends one token and waits for its reply;
 pipeline, each connection keeps up to --window tokens outstanding (also capped
@@ -56,7 +56,7 @@ second, one way) and latency percentiles (send to reply), as a table or, with
 		RunE: func(cmd *cobra.Command, _ []string) error { return runBenchCommand(e, cmd.Flags(), &o) },
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.addr, "addr", "", "`HOST:PORT` of a running server to measure")
+	f.StringVar(&o.addr, "addr", "", "`HOST:PORT` of a running server to measure, or unix:PATH for a Unix domain socket")
 	addTLSFlags(f, &o.tls, "client")
 	f.BoolVar(&o.self, "self", false, "measure the project's actors.Server, started in this process")
 	f.BoolVar(&o.baseline, "baseline", false, "measure a plain crypto/tls echo loop (no actors), started in this process")
@@ -87,7 +87,7 @@ func runBenchCommand(e *env, f *pflag.FlagSet, o *benchOptions) error {
 		if err := requireFlags(f, "addr", "ca", "cert", "key"); err != nil {
 			return err
 		}
-		if _, _, err := splitHostPort("addr", o.addr); err != nil {
+		if _, err := parseAddr("addr", o.addr); err != nil {
 			return err
 		}
 	} else if o.tls.ca != "" || o.tls.cert != "" || o.tls.key != "" {

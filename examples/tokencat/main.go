@@ -11,6 +11,8 @@
 //	tokencat completion bash|zsh|fish|powershell
 //	tokencat --version
 //
+// HOST:PORT may also be unix:PATH, a Unix domain socket (Node's path option).
+//
 // The command line is parsed by github.com/spf13/cobra, which also writes the
 // help of every command (--help, -h, or "tokencat help COMMAND") and the
 // shell completion scripts.

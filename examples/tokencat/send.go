@@ -39,13 +39,16 @@ first, without its newline), and print each reply on its own line: the raw
 bytes, then a newline (a reply that contains newlines prints as-is).
 Use -- before tokens that start with a dash.
 
+--addr unix:PATH connects over a Unix domain socket (Node's path option); the
+server certificate must then be valid for localhost, as Node checks it.
+
 Exits 0 when one reply per token came back within --timeout (counted from the
 start, connecting included), 1 when any did not or the connection failed.`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return runSend(e, cmd.Flags(), &o, args) },
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.addr, "addr", "", "`HOST:PORT` of the server")
+	f.StringVar(&o.addr, "addr", "", "`HOST:PORT` of the server, or unix:PATH for a Unix domain socket")
 	addTLSFlags(f, &o.tls, "client")
 	f.DurationVar(&o.timeout, "timeout", 5*time.Second, "give up when the replies have not all come back after `D`")
 	return cmd
@@ -60,11 +63,11 @@ func runSend(e *env, f *pflag.FlagSet, o *sendOptions, tokensArgs []string) erro
 	if o.timeout <= 0 {
 		return usageErrorf("--timeout must be positive")
 	}
-	host, port, err := splitHostPort("addr", o.addr)
+	addr, err := parseAddr("addr", o.addr)
 	if err != nil {
 		return err
 	}
-	if port == 0 {
+	if addr.path == "" && addr.port == 0 {
 		return usageErrorf("--addr %q: port 0", o.addr)
 	}
 	tlsOpts, err := o.tls.load()
@@ -87,8 +90,9 @@ func runSend(e *env, f *pflag.FlagSet, o *sendOptions, tokensArgs []string) erro
 	replies := make(chan []byte, 64)
 	var lastErr error // written by OnError, read after closed
 	client, err := actors.NewClient(actors.ClientOptions{
-		Host:      host,
-		Port:      port,
+		Host:      addr.host,
+		Port:      addr.port,
+		Path:      addr.path,
 		TLS:       tlsOpts,
 		OnConnect: func() { notify(connected) },
 		OnToken: func(token []byte, _ *actors.Connection) {
