@@ -31,7 +31,7 @@ type sendOptions struct {
 func newSendCommand(e *env) *cobra.Command {
 	var o sendOptions
 	cmd := &cobra.Command{
-		Use:   "send --addr HOST:PORT --ca FILE --cert FILE --key FILE [flags] [TOKEN ...]",
+		Use:   "send --addr HOST:PORT --ca FILE (--cert FILE --key FILE | --pfx FILE) [flags] [TOKEN ...]",
 		Short: "send tokens to a server and print the replies",
 		Long: `Connect to a token server with a client certificate, send each TOKEN argument
 as a token (or, with no TOKEN arguments, each line of stdin, read to the end
@@ -41,6 +41,10 @@ Use -- before tokens that start with a dash.
 
 --addr unix:PATH connects over a Unix domain socket (Node's path option); the
 server certificate must then be valid for localhost, as Node checks it.
+--allow-common-name accepts a server certificate without subjectAltName whose
+Common Name names the host, such as those of token-server's extra/cert-gen.sh.
+
+` + tlsHelp + `
 
 Exits 0 when one reply per token came back within --timeout (counted from the
 start, connecting included), 1 when any did not or the connection failed.`,
@@ -57,7 +61,10 @@ start, connecting included), 1 when any did not or the connection failed.`,
 // runSend checks the flags f parsed into o, sends tokensArgs (or the lines
 // of stdin) and prints the replies.
 func runSend(e *env, f *pflag.FlagSet, o *sendOptions, tokensArgs []string) error {
-	if err := requireFlags(f, "addr", "ca", "cert", "key"); err != nil {
+	if err := requireFlags(f, "addr"); err != nil {
+		return err
+	}
+	if err := o.tls.check(f); err != nil {
 		return err
 	}
 	if o.timeout <= 0 {
@@ -132,7 +139,7 @@ func runSend(e *env, f *pflag.FlagSet, o *sendOptions, tokensArgs []string) erro
 		// lastErr is set before OnClose, in the client actor, which closed
 		// closed after it.
 		if lastErr != nil {
-			return lastErr.Error()
+			return explainTLSError(lastErr, o.tls.allowCommonName).Error()
 		}
 		return "connection closed by the server"
 	}

@@ -46,7 +46,7 @@ type serveOptions struct {
 func newServeCommand(e *env) *cobra.Command {
 	var o serveOptions
 	cmd := &cobra.Command{
-		Use:   "serve --listen HOST:PORT --ca FILE --cert FILE --key FILE [--echo | --exec CMD] [flags]",
+		Use:   "serve --listen HOST:PORT --ca FILE (--cert FILE --key FILE | --pfx FILE) [--echo | --exec CMD] [flags]",
 		Short: "run a token server with client certificates required (echo, or a command per token)",
 		Long: `Run a token server. Clients must present a certificate signed by --ca (mutual
 TLS). The first line on stdout is "listening on HOST:PORT" with the port
@@ -57,6 +57,8 @@ A socket file left by a server that is gone is replaced; one on which a server
 answers is not (exit 1). The server removes its socket file when it exits.
 --keepalive and --max-pending-per-addr do not apply to a Unix socket.
 Connection events are logged to stderr.
+
+` + tlsHelp + `
 
 --echo (the default) replies to each token with the same bytes. --exec CMD runs
 "sh -c CMD" for each token, with the token on stdin, and replies with its
@@ -91,7 +93,10 @@ do not close in time are closed by force, and tokencat exits 0.`,
 // runServe checks the flags f parsed into o, then serves until a signal or
 // a failure of the server.
 func runServe(e *env, f *pflag.FlagSet, o *serveOptions) error {
-	if err := requireFlags(f, "listen", "ca", "cert", "key"); err != nil {
+	if err := requireFlags(f, "listen"); err != nil {
+		return err
+	}
+	if err := o.tls.check(f); err != nil {
 		return err
 	}
 	if o.echo && f.Changed("exec") {
