@@ -32,7 +32,7 @@ type benchOptions struct {
 func newBenchCommand(e *env) *cobra.Command {
 	var o benchOptions
 	cmd := &cobra.Command{
-		Use:   "bench (--addr HOST:PORT --ca FILE --cert FILE --key FILE | --self | --baseline) [flags]",
+		Use:   "bench (--addr HOST:PORT --ca FILE (--cert FILE --key FILE | --pfx FILE) | --self | --baseline) [flags]",
 		Short: "measure a server's throughput and latency (or of a built-in one, or a plain TLS baseline)",
 		Long: `Load generator. Opens --conns TLS connections (with a client certificate) and
 sends tokens of --size random bytes, each with newlines and backslashes in it,
@@ -40,10 +40,12 @@ and verifies every reply byte for byte and in order per connection: a reply
 that differs, is missing, or takes longer than --timeout is an error (exit 1,
 naming the connection and the token).
 
-Targets: --addr a running server; --self the project's actors.Server started
-in this process on 127.0.0.1 with in-memory certificates (echo); --baseline a
-plain crypto/tls echo loop with the same framing and no actors, the reference
-point. The client side is the same plain crypto/tls code for all three.
+Targets: --addr a running server (HOST:PORT, or unix:PATH for a Unix domain
+socket); --self the project's actors.Server started in this process on
+127.0.0.1 with in-memory certificates (echo); --baseline a plain crypto/tls
+echo loop with the same framing and no actors, the reference point. The client side is the same plain crypto/tls code for all three.
+
+` + tlsHelp + `
 
 Modes: roundtrip, each connection sends one token and waits for its reply;
 pipeline, each connection keeps up to --window tokens outstanding (also capped
@@ -56,7 +58,7 @@ second, one way) and latency percentiles (send to reply), as a table or, with
 		RunE: func(cmd *cobra.Command, _ []string) error { return runBenchCommand(e, cmd.Flags(), &o) },
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.addr, "addr", "", "`HOST:PORT` of a running server to measure")
+	f.StringVar(&o.addr, "addr", "", "`HOST:PORT` of a running server to measure, or unix:PATH for a Unix domain socket")
 	addTLSFlags(f, &o.tls, "client")
 	f.BoolVar(&o.self, "self", false, "measure the project's actors.Server, started in this process")
 	f.BoolVar(&o.baseline, "baseline", false, "measure a plain crypto/tls echo loop (no actors), started in this process")
@@ -84,14 +86,24 @@ func runBenchCommand(e *env, f *pflag.FlagSet, o *benchOptions) error {
 		return usageErrorf("give exactly one of --addr, --self and --baseline")
 	}
 	if f.Changed("addr") {
-		if err := requireFlags(f, "addr", "ca", "cert", "key"); err != nil {
+		if err := requireFlags(f, "addr"); err != nil {
 			return err
 		}
-		if _, _, err := splitHostPort("addr", o.addr); err != nil {
+		if err := o.tls.check(f); err != nil {
 			return err
 		}
-	} else if o.tls.ca != "" || o.tls.cert != "" || o.tls.key != "" {
-		return usageErrorf("--ca, --cert and --key go with --addr only")
+		if _, err := parseAddr("addr", o.addr); err != nil {
+			return err
+		}
+	} else {
+		if err := refusePassphrase(f); err != nil {
+			return err
+		}
+		for _, name := range tlsFlagNames {
+			if f.Changed(name) {
+				return usageErrorf("--%s goes with --addr only", name)
+			}
+		}
 	}
 	switch {
 	case o.mode != modeRoundtrip && o.mode != modePipeline:
@@ -155,6 +167,7 @@ func runBenchCommand(e *env, f *pflag.FlagSet, o *benchOptions) error {
 	}
 
 	res, err := runBench(e.ctx, cfg)
+	err = explainTLSError(err, o.tls.allowCommonName)
 	if stop != nil {
 		if serr := stop(); serr != nil {
 			err = errors.Join(err, serr)

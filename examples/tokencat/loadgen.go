@@ -14,7 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/tokenserver/tokenserver/tlsio"
 	"github.com/tokenserver/tokenserver/wire"
 )
 
@@ -38,7 +37,7 @@ const (
 // benchConfig is one bench run against a server at addr. It is what a test
 // builds to run bench against its own server.
 type benchConfig struct {
-	addr     string      // HOST:PORT
+	addr     string      // HOST:PORT or unix:PATH
 	tls      *tls.Config // client configuration (certificate, CA)
 	target   string      // description for the report
 	mode     string      // modeRoundtrip or modePipeline
@@ -127,7 +126,7 @@ func runBench(ctx context.Context, cfg benchConfig) (benchResult, error) {
 		}
 	}
 	for i := range cfg.conns {
-		tc, err := tlsio.Dial(ctx, cfg.addr, cfg.tls, tlsio.DialConfig{})
+		tc, err := dialAddr(ctx, cfg.addr, cfg.tls)
 		if err != nil {
 			closeAll()
 			return benchResult{}, fmt.Errorf("connection %d: %w", i+1, err)

@@ -11,6 +11,12 @@
 //	tokencat completion bash|zsh|fish|powershell
 //	tokencat --version
 //
+// HOST:PORT may also be unix:PATH, a Unix domain socket. --pfx FILE (PKCS #12)
+// replaces --cert and --key; the passphrase of an encrypted key or PFX comes
+// from --passphrase-file FILE or $TOKENCAT_PASSPHRASE, never from the command
+// line. send and bench take --allow-common-name for server certificates
+// without subjectAltName (those of token-server's extra/cert-gen.sh).
+//
 // The command line is parsed by github.com/spf13/cobra, which also writes the
 // help of every command (--help, -h, or "tokencat help COMMAND") and the
 // shell completion scripts.

@@ -56,9 +56,18 @@ type result struct {
 // tokencat runs the binary with args and stdin, bounded by timeout.
 func tokencat(t *testing.T, timeout time.Duration, stdin string, args ...string) result {
 	t.Helper()
+	return tokencatEnv(t, timeout, nil, stdin, args...)
+}
+
+// tokencatEnv is tokencat with env ("NAME=value") added to the environment.
+func tokencatEnv(t *testing.T, timeout time.Duration, env []string, stdin string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, tokencatBin, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -137,9 +146,17 @@ var listeningLine = regexp.MustCompile(`^listening on (127\.0\.0\.1:[0-9]+)\n$`)
 // The process is killed at the end of the test if still running.
 func startServe(t *testing.T, dir string, extra ...string) *serveProc {
 	t.Helper()
+	return startServeArgs(t, "127.0.0.1:0", append(tlsArgs(dir, "server"), extra...)...)
+}
+
+// startServeArgs starts "tokencat serve --listen LISTEN args..." and waits
+// for its first stdout line: "listening on 127.0.0.1:PORT", or for
+// --listen unix:PATH exactly "listening on unix:PATH". p.addr is what
+// follows "listening on ".
+func startServeArgs(t *testing.T, listen string, args ...string) *serveProc {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	args := append([]string{"serve", "--listen", "127.0.0.1:0"}, tlsArgs(dir, "server")...)
-	args = append(args, extra...)
+	args = append([]string{"serve", "--listen", listen}, args...)
 	cmd := exec.CommandContext(ctx, tokencatBin, args...)
 	p := &serveProc{cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stderr = p.stderr
@@ -174,6 +191,13 @@ func startServe(t *testing.T, dir string, extra ...string) *serveProc {
 	})
 	select {
 	case line := <-lines:
+		if strings.HasPrefix(listen, "unix:") {
+			if want := "listening on " + listen + "\n"; line != want {
+				t.Fatalf("first line of serve is %q, want %q\nstderr:\n%s", line, want, p.stderr.String())
+			}
+			p.addr = listen
+			break
+		}
 		m := listeningLine.FindStringSubmatch(line)
 		if m == nil {
 			t.Fatalf("first line of serve is %q, want \"listening on 127.0.0.1:PORT\"\nstderr:\n%s", line, p.stderr.String())

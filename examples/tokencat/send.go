@@ -31,7 +31,7 @@ type sendOptions struct {
 func newSendCommand(e *env) *cobra.Command {
 	var o sendOptions
 	cmd := &cobra.Command{
-		Use:   "send --addr HOST:PORT --ca FILE --cert FILE --key FILE [flags] [TOKEN ...]",
+		Use:   "send --addr HOST:PORT --ca FILE (--cert FILE --key FILE | --pfx FILE) [flags] [TOKEN ...]",
 		Short: "send tokens to a server and print the replies",
 		Long: `Connect to a token server with a client certificate, send each TOKEN argument
 as a token (or, with no TOKEN arguments, each line of stdin, read to the end
@@ -39,13 +39,20 @@ first, without its newline), and print each reply on its own line: the raw
 bytes, then a newline (a reply that contains newlines prints as-is).
 Use -- before tokens that start with a dash.
 
+--addr unix:PATH connects over a Unix domain socket (Node's path option); the
+server certificate must then be valid for localhost, as Node checks it.
+--allow-common-name accepts a server certificate without subjectAltName whose
+Common Name names the host, such as those of token-server's extra/cert-gen.sh.
+
+` + tlsHelp + `
+
 Exits 0 when one reply per token came back within --timeout (counted from the
 start, connecting included), 1 when any did not or the connection failed.`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return runSend(e, cmd.Flags(), &o, args) },
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.addr, "addr", "", "`HOST:PORT` of the server")
+	f.StringVar(&o.addr, "addr", "", "`HOST:PORT` of the server, or unix:PATH for a Unix domain socket")
 	addTLSFlags(f, &o.tls, "client")
 	f.DurationVar(&o.timeout, "timeout", 5*time.Second, "give up when the replies have not all come back after `D`")
 	return cmd
@@ -54,17 +61,20 @@ start, connecting included), 1 when any did not or the connection failed.`,
 // runSend checks the flags f parsed into o, sends tokensArgs (or the lines
 // of stdin) and prints the replies.
 func runSend(e *env, f *pflag.FlagSet, o *sendOptions, tokensArgs []string) error {
-	if err := requireFlags(f, "addr", "ca", "cert", "key"); err != nil {
+	if err := requireFlags(f, "addr"); err != nil {
+		return err
+	}
+	if err := o.tls.check(f); err != nil {
 		return err
 	}
 	if o.timeout <= 0 {
 		return usageErrorf("--timeout must be positive")
 	}
-	host, port, err := splitHostPort("addr", o.addr)
+	addr, err := parseAddr("addr", o.addr)
 	if err != nil {
 		return err
 	}
-	if port == 0 {
+	if addr.path == "" && addr.port == 0 {
 		return usageErrorf("--addr %q: port 0", o.addr)
 	}
 	tlsOpts, err := o.tls.load()
@@ -87,8 +97,9 @@ func runSend(e *env, f *pflag.FlagSet, o *sendOptions, tokensArgs []string) erro
 	replies := make(chan []byte, 64)
 	var lastErr error // written by OnError, read after closed
 	client, err := actors.NewClient(actors.ClientOptions{
-		Host:      host,
-		Port:      port,
+		Host:      addr.host,
+		Port:      addr.port,
+		Path:      addr.path,
 		TLS:       tlsOpts,
 		OnConnect: func() { notify(connected) },
 		OnToken: func(token []byte, _ *actors.Connection) {
@@ -128,7 +139,7 @@ func runSend(e *env, f *pflag.FlagSet, o *sendOptions, tokensArgs []string) erro
 		// lastErr is set before OnClose, in the client actor, which closed
 		// closed after it.
 		if lastErr != nil {
-			return lastErr.Error()
+			return explainTLSError(lastErr, o.tls.allowCommonName).Error()
 		}
 		return "connection closed by the server"
 	}

@@ -46,12 +46,19 @@ type serveOptions struct {
 func newServeCommand(e *env) *cobra.Command {
 	var o serveOptions
 	cmd := &cobra.Command{
-		Use:   "serve --listen HOST:PORT --ca FILE --cert FILE --key FILE [--echo | --exec CMD] [flags]",
+		Use:   "serve --listen HOST:PORT --ca FILE (--cert FILE --key FILE | --pfx FILE) [--echo | --exec CMD] [flags]",
 		Short: "run a token server with client certificates required (echo, or a command per token)",
 		Long: `Run a token server. Clients must present a certificate signed by --ca (mutual
 TLS). The first line on stdout is "listening on HOST:PORT" with the port
-actually bound, so --listen 127.0.0.1:0 works. Connection events are logged to
-stderr.
+actually bound, so --listen 127.0.0.1:0 works; with --listen unix:PATH (TLS
+over a Unix domain socket, Node's path option) it is "listening on unix:PATH".
+Either way the text after "listening on " is a valid --addr for send and bench.
+A socket file left by a server that is gone is replaced; one on which a server
+answers is not (exit 1). The server removes its socket file when it exits.
+--keepalive and --max-pending-per-addr do not apply to a Unix socket.
+Connection events are logged to stderr.
+
+` + tlsHelp + `
 
 --echo (the default) replies to each token with the same bytes. --exec CMD runs
 "sh -c CMD" for each token, with the token on stdin, and replies with its
@@ -65,7 +72,7 @@ do not close in time are closed by force, and tokencat exits 0.`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runServe(e, cmd.Flags(), &o) },
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.listen, "listen", "", "`HOST:PORT` to listen on (port 0 picks a free port)")
+	f.StringVar(&o.listen, "listen", "", "`HOST:PORT` to listen on (port 0 picks a free port), or unix:PATH for a Unix domain socket")
 	addTLSFlags(f, &o.tls, "server")
 	f.BoolVar(&o.echo, "echo", false, "reply to each token with the same bytes (the default)")
 	f.StringVar(&o.exec, "exec", "", "run `CMD` with sh -c for each token, token on stdin; reply with its stdout")
@@ -86,7 +93,10 @@ do not close in time are closed by force, and tokencat exits 0.`,
 // runServe checks the flags f parsed into o, then serves until a signal or
 // a failure of the server.
 func runServe(e *env, f *pflag.FlagSet, o *serveOptions) error {
-	if err := requireFlags(f, "listen", "ca", "cert", "key"); err != nil {
+	if err := requireFlags(f, "listen"); err != nil {
+		return err
+	}
+	if err := o.tls.check(f); err != nil {
 		return err
 	}
 	if o.echo && f.Changed("exec") {
@@ -111,7 +121,7 @@ func runServe(e *env, f *pflag.FlagSet, o *serveOptions) error {
 	case o.execTimeout <= 0:
 		return usageErrorf("--exec-timeout must be positive")
 	}
-	host, port, err := splitHostPort("listen", o.listen)
+	addr, err := parseAddr("listen", o.listen)
 	if err != nil {
 		return err
 	}
@@ -152,8 +162,9 @@ func runServe(e *env, f *pflag.FlagSet, o *serveOptions) error {
 		MaxQueue:         o.maxQueue,
 	}
 	server, err := actors.NewServer(actors.ServerOptions{
-		Host:              host,
-		Port:              port,
+		Host:              addr.host,
+		Port:              addr.port,
+		Path:              addr.path,
 		TLS:               tlsOpts,
 		Limits:            limits,
 		MaxConnections:    o.maxConns,
@@ -217,8 +228,8 @@ func runServe(e *env, f *pflag.FlagSet, o *serveOptions) error {
 	case <-ctx.Done():
 		return shutdown()
 	}
-	fmt.Fprintf(e.stdout, "listening on %s\n", server.Addr())
-	log.Info("listening", "addr", server.Addr().String(), "mode", mode)
+	fmt.Fprintf(e.stdout, "listening on %s\n", formatAddr(server.Addr()))
+	log.Info("listening", "addr", formatAddr(server.Addr()), "mode", mode)
 
 	select {
 	case <-ctx.Done():

@@ -462,6 +462,17 @@ type goServer struct {
 // options and waits until it listens.
 func startGoServer(t *testing.T, sys *actor.ActorSystem, tlsOpts tlsio.Options) *goServer {
 	t.Helper()
+	return startGoServerOn(t, sys, "", tlsOpts)
+}
+
+// startGoServerOn is startGoServer listening on the Unix socket path
+// (ServerOptions.Path), or on 127.0.0.1 when path is "".
+func startGoServerOn(t *testing.T, sys *actor.ActorSystem, path string, tlsOpts tlsio.Options) *goServer {
+	t.Helper()
+	host := "127.0.0.1"
+	if path != "" {
+		host = ""
+	}
 	g := &goServer{
 		conns:      make(chan *actors.Connection, 64),
 		connErrs:   make(chan connErr, 64),
@@ -471,8 +482,9 @@ func startGoServer(t *testing.T, sys *actor.ActorSystem, tlsOpts tlsio.Options) 
 	}
 	listening := make(chan struct{}, 1)
 	srv, err := actors.NewServer(actors.ServerOptions{
-		Host:              "127.0.0.1",
+		Host:              host,
 		Port:              0,
+		Path:              path,
 		TLS:               tlsOpts,
 		Runtime:           actors.Runtime{System: sys},
 		OnConnect:         func() { listening <- struct{}{} },
@@ -495,7 +507,9 @@ func startGoServer(t *testing.T, sys *actor.ActorSystem, tlsOpts tlsio.Options) 
 	case <-time.After(eventTimeout):
 		t.Fatal("timed out waiting for the Go server to listen")
 	}
-	g.port = srv.Addr().(*net.TCPAddr).Port
+	if path == "" {
+		g.port = srv.Addr().(*net.TCPAddr).Port
+	}
 	return g
 }
 
@@ -512,6 +526,13 @@ type goClient struct {
 // startGoClient connects a client to 127.0.0.1:port; it does not wait.
 func startGoClient(t *testing.T, sys *actor.ActorSystem, port int, tlsOpts tlsio.Options) *goClient {
 	t.Helper()
+	return startGoClientOn(t, sys, "127.0.0.1", port, "", tlsOpts)
+}
+
+// startGoClientOn connects a client to host:port, or to the Unix socket path
+// (ClientOptions.Path) when path is not ""; it does not wait.
+func startGoClientOn(t *testing.T, sys *actor.ActorSystem, host string, port int, path string, tlsOpts tlsio.Options) *goClient {
+	t.Helper()
 	g := &goClient{
 		connected:   make(chan struct{}, 8),
 		tokens:      make(chan []byte, 1<<15),
@@ -520,8 +541,9 @@ func startGoClient(t *testing.T, sys *actor.ActorSystem, port int, tlsOpts tlsio
 		closes:      make(chan bool, 8),
 	}
 	cli, err := actors.NewClient(actors.ClientOptions{
-		Host:          "127.0.0.1",
+		Host:          host,
 		Port:          port,
+		Path:          path,
 		TLS:           tlsOpts,
 		Runtime:       actors.Runtime{System: sys},
 		OnConnect:     func() { g.connected <- struct{}{} },

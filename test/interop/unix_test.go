@@ -18,9 +18,9 @@ import (
 
 // Node's path option: TLS over a Unix domain socket. token-server 1.0.10
 // passes its options to tls.createServer, server.listen and tls.connect as
-// they are, so path works on both sides of the original. The Go side here is
-// tlsio's ListenUnix and DialUnix with actors.NewConnection (actors has no
-// Path option yet).
+// they are, so path works on both sides of the original. The Go side is the
+// actors runtime with ServerOptions.Path and ClientOptions.Path, and below
+// them tlsio's ListenUnix and DialUnix with actors.NewConnection.
 
 // socketPath returns a Unix socket path in a fresh temporary directory.
 func socketPath(t *testing.T) string {
@@ -199,4 +199,83 @@ func TestUnixSocket_NodeLeavesStaleSocket(t *testing.T) {
 		"--key", certs.path("client.key"), "--cert", certs.path("client.crt"), "--ca", certs.path("ca.crt")))
 	ev := recv(t, s.conns, "the accepted connection")
 	check.False(t, recv(t, ev.closes, "OnClose"), "hadError")
+}
+
+// TestUnixSocket_ActorsServer_NodeClient: an actors.Server with Path serves
+// the original client with path: tokens of any content, a client without a
+// certificate refused (and only it), remoteClose on Close, and the socket
+// file removed once the server has closed.
+func TestUnixSocket_ActorsServer_NodeClient(t *testing.T) {
+	certs := newCerts(t)
+	path := socketPath(t)
+	gs := startGoServerOn(t, newSystem(t), path, certs.ServerOptions())
+	check.Equal(t, "unix", gs.srv.Addr().Network())
+	check.Equal(t, path, gs.srv.Addr().String())
+	nodeArgs := []string{"--path", path,
+		"--key", certs.path("client.key"), "--cert", certs.path("client.crt"), "--ca", certs.path("ca.crt")}
+
+	echoNodeClient(t, startNodeClientArgs(t, nodeArgs...))
+	check.False(t, recv(t, gs.connCloses, "OnConnectionClose"), "hadError")
+	none(t, gs.connErrs, "OnConnectionError")
+
+	bad := startNodeClientArgs(t, "--path", path, "--ca", certs.path("ca.crt"))
+	ce := recv(t, gs.connErrs, "OnConnectionError")
+	t.Logf("actors server on a Unix socket, client without a certificate: %v", ce.err)
+	check.ErrorIs(t, ce.err, actors.ErrHandshake)
+	check.True(t, recv(t, gs.connCloses, "OnConnectionClose"), "hadError")
+	requireErrorThenClose(t, bad.until("close"))
+
+	nc := startNodeClientArgs(t, nodeArgs...)
+	nc.expect("connect")
+	nc.send([]byte("ping"))
+	check.Equal(t, []byte("ping"), nc.token())
+	check.True(t, gs.srv.Close(), "Close")
+	nc.expect("remoteClose")
+	nc.close()
+	check.False(t, nc.expect("close").HadError, "client.js close hadError")
+	check.False(t, recv(t, gs.closes, "the server's OnClose"), "hadError")
+	_, err := os.Lstat(path)
+	check.True(t, errors.Is(err, os.ErrNotExist), "socket file after Close: %v", err)
+}
+
+// TestUnixSocket_NodeServer_ActorsClient: an actors.Client with Path talks to
+// the original server listening on path, verifying its certificate for
+// "localhost" as Node's client does, and sees remoteClose when it closes.
+// With certificates of cert-gen.sh (CN=localhost, no subjectAltName) it
+// needs AllowCommonName, as over TCP.
+func TestUnixSocket_NodeServer_ActorsClient(t *testing.T) {
+	sys := newSystem(t)
+	t.Run("development certificates", func(t *testing.T) {
+		certs := newCerts(t)
+		path := socketPath(t)
+		ns := startNodeServerArgs(t, "--path", path,
+			"--key", certs.path("server.key"), "--cert", certs.path("server.crt"), "--ca", certs.path("ca.crt"))
+		gc := startGoClientOn(t, sys, "", 0, path, certs.ClientOptions())
+		recv(t, gc.connected, "OnConnect")
+		for _, tok := range compatTokens {
+			check.True(t, gc.cli.Send(tok), "Send")
+			check.Equal(t, tok, recv(t, gc.tokens, "the echo"))
+		}
+		ns.close()
+		recv(t, gc.remoteClose, "OnRemoteClose")
+		check.True(t, gc.cli.Close(), "Close after remoteClose")
+		check.False(t, recv(t, gc.closes, "OnClose"), "hadError")
+		check.Equal(t, "closed", ns.nextLine(eventTimeout, "the server's close event"))
+		check.NoError(t, ns.waitExit(eventTimeout))
+		none(t, gc.errs, "OnError")
+	})
+	t.Run("cert-gen.sh certificates", func(t *testing.T) {
+		certs := newCertGenCerts(t, "localhost")
+		path := socketPath(t)
+		startNodeServerArgs(t, "--path", path,
+			"--key", certs.path("server.key"), "--cert", certs.path("server.crt"), "--ca", certs.path("ca.crt"))
+
+		gc := startGoClientOn(t, sys, "", 0, path, certs.clientOptions(false, ""))
+		err := recv(t, gc.errs, "OnError")
+		check.ErrorIs(t, err, tlsio.ErrCommonNameOnly)
+		check.Contains(t, err.Error(), "AllowCommonName")
+		check.True(t, recv(t, gc.closes, "OnClose"), "hadError")
+
+		echoGoClient(t, startGoClientOn(t, sys, "", 0, path, certs.clientOptions(true, "")))
+	})
 }
