@@ -192,6 +192,15 @@ func decryptPKCS8(der []byte, passphrase string) ([]byte, error) {
 	return plain[:len(plain)-n], nil
 }
 
+// Cost limits of key derivation, so that a key file cannot make building a
+// configuration hang or exhaust memory. They are well above what openssl and
+// Node write (PBKDF2: 2048 to 600,000 iterations; scrypt: N 16384, r 8, p 1,
+// 16 MiB), and OpenSSL itself refuses scrypt above 32 MiB by default.
+const (
+	maxPBKDF2Iterations = 10_000_000
+	maxScryptMemory     = 256 << 20 // 128 * N * r * p bytes
+)
+
 // deriveKey derives the keySize-byte cipher key from passphrase with the key
 // derivation function kdf (PBKDF2 or scrypt).
 func deriveKey(kdf pkix.AlgorithmIdentifier, passphrase string, keySize int) ([]byte, error) {
@@ -201,8 +210,8 @@ func deriveKey(kdf pkix.AlgorithmIdentifier, passphrase string, keySize int) ([]
 		if err := unmarshalAll(kdf.Parameters.FullBytes, &p, "PBKDF2 parameters"); err != nil {
 			return nil, err
 		}
-		if p.IterationCount <= 0 {
-			return nil, fmt.Errorf("PBKDF2: bad iteration count %d", p.IterationCount)
+		if p.IterationCount <= 0 || p.IterationCount > maxPBKDF2Iterations {
+			return nil, fmt.Errorf("PBKDF2: iteration count %d out of range [1, %d]", p.IterationCount, maxPBKDF2Iterations)
 		}
 		if p.KeyLength != 0 && p.KeyLength != keySize {
 			return nil, fmt.Errorf("PBKDF2: key length %d does not fit the cipher (%d)", p.KeyLength, keySize)
@@ -224,7 +233,12 @@ func deriveKey(kdf pkix.AlgorithmIdentifier, passphrase string, keySize int) ([]
 		if p.KeyLength != 0 && p.KeyLength != keySize {
 			return nil, fmt.Errorf("scrypt: key length %d does not fit the cipher (%d)", p.KeyLength, keySize)
 		}
-		key, err := scrypt.Key([]byte(passphrase), p.Salt, p.CostParameter, p.BlockSize, p.ParallelizationParameter, keySize)
+		n, r, par := p.CostParameter, p.BlockSize, p.ParallelizationParameter
+		if n <= 0 || r <= 0 || par <= 0 || int64(n)*int64(r)*int64(par) > maxScryptMemory/128 {
+			return nil, fmt.Errorf("scrypt: parameters N=%d r=%d p=%d out of range (at most %d MiB of work memory)",
+				n, r, par, maxScryptMemory>>20)
+		}
+		key, err := scrypt.Key([]byte(passphrase), p.Salt, n, r, par, keySize)
 		if err != nil {
 			return nil, fmt.Errorf("scrypt: %w", err)
 		}
