@@ -137,8 +137,15 @@ var listeningLine = regexp.MustCompile(`^listening on (127\.0\.0\.1:[0-9]+)\n$`)
 // The process is killed at the end of the test if still running.
 func startServe(t *testing.T, dir string, extra ...string) *serveProc {
 	t.Helper()
+	return startListening(t, "serve", dir, extra...)
+}
+
+// startListening is startServe for the subcommand sub (serve or baseline),
+// which prints the same first line.
+func startListening(t *testing.T, sub, dir string, extra ...string) *serveProc {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	args := append([]string{"serve", "--listen", "127.0.0.1:0"}, tlsArgs(dir, "server")...)
+	args := append([]string{sub, "--listen", "127.0.0.1:0"}, tlsArgs(dir, "server")...)
 	args = append(args, extra...)
 	cmd := exec.CommandContext(ctx, tokencatBin, args...)
 	p := &serveProc{cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
