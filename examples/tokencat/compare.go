@@ -107,6 +107,7 @@ var serverNames = [numServers]string{"plain TLS", "tokenserver", "Node"}
 type compareOptions struct {
 	duration   time.Duration
 	reps       int
+	warmup     time.Duration
 	maxSize    int
 	loads      string
 	nodeDir    string
@@ -139,12 +140,13 @@ NO).
 Each server runs in its own process, started from this binary (or node) with
 development certificates written to a temporary directory, fresh for each load.
 The load generator is a third process, "tokencat bench --addr ... --json", the
-same for every server, every reply verified; compare itself only starts,
-stops and reads the others. Each load runs --reps times against each server,
-the servers taking turns (plain TLS, tokenserver, Node, plain TLS, ...), and
-their medians are compared: the machine is noisy, so speed is reported as
-ratios measured in one run. Progress, one line per run with the process ids,
-goes to stderr.
+same for every server, every reply verified; compare itself only starts, stops
+and reads the others. Each server first gets an unmeasured run of --warmup
+(Node's compiler, Go's heap); then each load runs --reps times against each
+server, the servers taking turns (plain TLS, tokenserver, Node, plain TLS,
+...), and their medians are compared: the machine is noisy, so speed is
+reported as ratios measured in one run. Progress, one line per run with the
+process ids, goes to stderr.
 
 Loads (--loads takes ids or names, comma-separated; a name may be cut short):` + loads.String() + `
 
@@ -156,14 +158,15 @@ read one with "go tool pprof -top tokencat DIR/tokenserver-rt-64c.pprof".`,
 	f := cmd.Flags()
 	f.DurationVar(&o.duration, "duration", 2*time.Second, "length of each run `D`")
 	f.IntVar(&o.reps, "reps", 3, "runs of each load against each server `N`")
+	f.DurationVar(&o.warmup, "warmup", 500*time.Millisecond, "an unmeasured run of `D` (at most --duration) against each server first (0: none)")
 	f.IntVar(&o.maxSize, "max-size", 0, "skip the loads whose tokens are larger than `BYTES` (0: none skipped)")
 	f.StringVar(&o.loads, "loads", "", "run only the loads `LIST` (ids or names, comma-separated; empty: all)")
 	f.StringVar(&o.nodeDir, "node-dir", "", "`DIR` with echo-server.js and node_modules/token-server (default: test/interop of the module around the working directory)")
 	f.BoolVar(&o.noNode, "no-node", false, "do not measure the Node original")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write CPU profiles of the Go servers to `DIR`, one per load and server")
 	cmd.RunE = func(*cobra.Command, []string) error {
-		if o.duration <= 0 || o.reps <= 0 || o.maxSize < 0 {
-			return usageErrorf("--duration and --reps must be positive, --max-size not negative")
+		if o.duration <= 0 || o.reps <= 0 || o.maxSize < 0 || o.warmup < 0 {
+			return usageErrorf("--duration and --reps must be positive, --max-size and --warmup not negative")
 		}
 		cases, err := selectCases(o.loads, o.maxSize)
 		if err != nil {
@@ -274,6 +277,9 @@ func runCompare(e *env, o *compareOptions, cases []compareCase) (err error) {
 	}
 	fmt.Fprintf(w, "each server in its own process, load from a tokencat bench process, servers taking turns;\n")
 	fmt.Fprintf(w, "medians of %d run(s) of %v", o.reps, o.duration)
+	if o.warmup > 0 {
+		fmt.Fprintf(w, " after a warm-up of %v", min(o.warmup, o.duration))
+	}
 	for _, cc := range cases {
 		if cc.count > 0 {
 			fmt.Fprintf(w, " (%s: of %d tokens)", cc.id, cc.count)
@@ -344,12 +350,22 @@ func (c *comparer) measure(ctx context.Context, cc compareCase) (row compareRow,
 	}
 	fmt.Fprintf(c.e.stderr, "%-10s servers: %s\n", cc.id, strings.Join(started, ", "))
 	var vals [numServers][]float64
-	for rep := range c.o.reps {
+	// Round 0 warms every server up (Node's compiler, Go's heap), unmeasured;
+	// a load of a count of tokens has none.
+	first := 1
+	if c.o.warmup > 0 && cc.count == 0 {
+		first = 0
+	}
+	for rep := first; rep <= c.o.reps; rep++ {
+		d := c.o.duration
+		if rep == 0 {
+			d = min(c.o.warmup, c.o.duration)
+		}
 		for i, p := range procs {
 			if p == nil {
 				continue
 			}
-			res, pid, err := c.bench(ctx, p.addr, cc)
+			res, pid, err := c.bench(ctx, p.addr, cc, d)
 			if err != nil {
 				err = fmt.Errorf("%s against %s (pid %d, bench pid %d): %w", cc.name, p.name, p.pid(), pid, err)
 				if i != srvNode || ctx.Err() != nil {
@@ -361,9 +377,14 @@ func (c *comparer) measure(ctx context.Context, cc compareCase) (row compareRow,
 				continue
 			}
 			v := cc.measure(res)
-			vals[i] = append(vals[i], v)
-			fmt.Fprintf(c.e.stderr, "%-10s %d/%d  %-11s %10s %-14s server pid %d, bench pid %d\n",
-				cc.id, rep+1, c.o.reps, p.name, num(v), cc.metric, p.pid(), pid)
+			round := fmt.Sprintf("%d/%d", rep, c.o.reps)
+			if rep == 0 {
+				round = "warm-up"
+			} else {
+				vals[i] = append(vals[i], v)
+			}
+			fmt.Fprintf(c.e.stderr, "%-10s %-7s %-11s %10s %-14s server pid %d, bench pid %d\n",
+				cc.id, round, p.name, num(v), cc.metric, p.pid(), pid)
 		}
 	}
 	for i := range numServers {
@@ -414,20 +435,21 @@ func (c *comparer) startServer(i int, cc compareCase) (*serverProc, error) {
 	})
 }
 
-// bench runs "tokencat bench --json" against addr with load cc in a process
-// of its own and returns its result and process id.
-func (c *comparer) bench(ctx context.Context, addr string, cc compareCase) (benchResult, int, error) {
+// bench runs "tokencat bench --json" against addr with load cc for d (or
+// for the load's count of tokens) in a process of its own and returns its
+// result and process id.
+func (c *comparer) bench(ctx context.Context, addr string, cc compareCase, d time.Duration) (benchResult, int, error) {
 	cert := func(name string) string { return filepath.Join(c.certDir, name) }
 	args := []string{"bench", "--addr", addr,
 		"--ca", cert("ca.crt"), "--cert", cert("client.crt"), "--key", cert("client.key"),
 		"--mode", cc.mode, "--size", strconv.Itoa(cc.size), "--conns", strconv.Itoa(cc.conns),
 		"--window", "1000", "--timeout", "30s", "--json"}
-	limit := c.o.duration + 2*time.Minute // connecting, and the last replies
+	limit := d + 2*time.Minute // connecting, and the last replies
 	if cc.count > 0 {
 		args = append(args, "--count", strconv.FormatInt(cc.count, 10))
 		limit = 5 * time.Minute
 	} else {
-		args = append(args, "--duration", c.o.duration.String())
+		args = append(args, "--duration", d.String())
 	}
 	bctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()

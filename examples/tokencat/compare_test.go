@@ -30,6 +30,7 @@ func TestCompareBinaryPrintsEveryLoad(t *testing.T) {
 		}
 	}
 	mustRun(t, exitUsage, 30*time.Second, "", "compare", "--reps", "0")
+	mustRun(t, exitUsage, 30*time.Second, "", "compare", "--warmup", "-1s")
 	mustRun(t, exitUsage, 30*time.Second, "", "compare", "extra")
 	r = mustRun(t, exitUsage, 30*time.Second, "", "compare", "--loads", "pipe-16B,nothing")
 	if !strings.Contains(r.stderr, `no load "nothing" (ids: rt-64c, pipe-16B`) {
@@ -84,6 +85,9 @@ func TestCompareRunsEachServerAndTheLoadInItsOwnProcess(t *testing.T) {
 		}
 		if len(servers) != want || len(pids) != want {
 			t.Fatalf("%v: servers %v, want %d in processes of their own:\n%s", nodeArgs, servers, want, r.stderr)
+		}
+		if n := strings.Count(r.stderr, " warm-up "); n != want {
+			t.Errorf("%v: %d warm-up runs, want %d:\n%s", nodeArgs, n, want, r.stderr)
 		}
 		runs := runLine.FindAllStringSubmatch(r.stderr, -1)
 		if len(runs) != want {
