@@ -144,8 +144,9 @@ same for every server, every reply verified; compare itself only starts, stops
 and reads the others. Each server first gets an unmeasured run of --warmup
 (Node's compiler, Go's heap); then each load runs --reps times against each
 server, the servers taking turns (plain TLS, tokenserver, Node, plain TLS,
-...), and their medians are compared: the machine is noisy, so speed is
-reported as ratios measured in one run. Progress, one line per run with the
+...). The table shows the median of each server's runs, and as each ratio the
+median of the ratios within each round: the machine is noisy, so speed is
+reported as ratios measured in one run, of runs close in time. Progress, one line per run with the
 process ids, goes to stderr.
 
 Loads (--loads takes ids or names, comma-separated; a name may be cut short):` + loads.String() + `
@@ -227,6 +228,27 @@ type compareRow struct {
 	c    compareCase
 	val  [numServers]float64 // medians
 	have [numServers]bool    // measured
+	// ratio[srvTLS] is tokenserver / plain TLS, ratio[srvNode] tokenserver /
+	// Node: the median of the ratios of the runs of one round, so that the
+	// machine's slow changes cancel out.
+	ratio     [numServers]float64
+	haveRatio [numServers]bool
+}
+
+// pairedRatio is the median over rounds of self[k] / ref[k], when both have
+// every round and ref is positive.
+func pairedRatio(self, ref []float64, rounds int) (float64, bool) {
+	if len(self) != rounds || len(ref) != rounds || rounds == 0 {
+		return 0, false
+	}
+	r := make([]float64, rounds)
+	for k := range rounds {
+		if ref[k] <= 0 {
+			return 0, false
+		}
+		r[k] = self[k] / ref[k]
+	}
+	return median(r), true
 }
 
 // runCompare measures cases and prints the table.
@@ -276,16 +298,16 @@ func runCompare(e *env, o *compareOptions, cases []compareCase) (err error) {
 		fmt.Fprintf(w, "  Node         skipped: %v\n", nodeSkipped)
 	}
 	fmt.Fprintf(w, "each server in its own process, load from a tokencat bench process, servers taking turns;\n")
-	fmt.Fprintf(w, "medians of %d run(s) of %v", o.reps, o.duration)
-	if o.warmup > 0 {
-		fmt.Fprintf(w, " after a warm-up of %v", min(o.warmup, o.duration))
-	}
+	fmt.Fprintf(w, "%d round(s) of one run of %v against each", o.reps, o.duration)
 	for _, cc := range cases {
 		if cc.count > 0 {
 			fmt.Fprintf(w, " (%s: of %d tokens)", cc.id, cc.count)
 		}
 	}
-	fmt.Fprint(w, "\n\n")
+	if o.warmup > 0 {
+		fmt.Fprintf(w, ", after a warm-up run of %v", min(o.warmup, o.duration))
+	}
+	fmt.Fprint(w, ";\nvalues: medians of the runs; ratios: medians of the ratios within each round\n\n")
 
 	var rows []compareRow
 	for _, cc := range cases {
@@ -303,8 +325,7 @@ func runCompare(e *env, o *compareOptions, cases []compareCase) (err error) {
 		fmt.Fprintf(w, "note: %s\n", n)
 	}
 	if len(c.profiles) > 0 {
-		fmt.Fprintf(w, "CPU profiles in %s; read one with: go tool pprof -top %s %s\n",
-			o.cpuProfile, exe, c.profiles[0])
+		fmt.Fprintf(w, "CPU profiles in %s; read one with: go tool pprof -top %s\n", o.cpuProfile, c.profiles[0])
 	}
 	return nil
 }
@@ -391,6 +412,9 @@ func (c *comparer) measure(ctx context.Context, cc compareCase) (row compareRow,
 		if len(vals[i]) == c.o.reps {
 			row.val[i], row.have[i] = median(vals[i]), true
 		}
+	}
+	for _, i := range []int{srvTLS, srvNode} {
+		row.ratio[i], row.haveRatio[i] = pairedRatio(vals[srvSelf], vals[i], c.o.reps)
 	}
 	return row, nil
 }
@@ -509,8 +533,8 @@ func writeComparison(w io.Writer, rows []compareRow, withNode bool) {
 			return num(r.val[i])
 		}
 		tlsRatio, tlsTarget, tlsMet := "-", c.vsTLS.format(""), "-"
-		if r.have[srvTLS] && r.have[srvSelf] && r.val[srvTLS] > 0 {
-			ratio := r.val[srvSelf] / r.val[srvTLS]
+		if r.haveRatio[srvTLS] {
+			ratio := r.ratio[srvTLS]
 			tlsRatio = fmtRatio(ratio, "")
 			if c.vsTLS.set() {
 				tlsMet = verdict(c.vsTLS.met(ratio))
@@ -523,8 +547,8 @@ func writeComparison(w io.Writer, rows []compareRow, withNode bool) {
 			}
 		}
 		nodeRatio, nodeTarget, nodeMet := "-", c.vsNode.format("x"), "-"
-		if r.have[srvNode] && r.have[srvSelf] && r.val[srvNode] > 0 {
-			ratio := r.val[srvSelf] / r.val[srvNode]
+		if r.haveRatio[srvNode] {
+			ratio := r.ratio[srvNode]
 			nodeRatio = fmtRatio(ratio, "x")
 			if c.vsNode.set() {
 				nodeMet = verdict(c.vsNode.met(ratio))

@@ -212,6 +212,14 @@ func TestWriteComparisonVerdicts(t *testing.T) {
 		{c: compareCases[2], val: [numServers]float64{100, 100, 12.5}, have: [numServers]bool{true, true, true}},  // met, 8x met
 		{c: compareCases[6], val: [numServers]float64{0.05, 0.99, 0}, have: [numServers]bool{true, false, false}}, // not measured
 	}
+	for i := range rows {
+		r := &rows[i]
+		for _, ref := range []int{srvTLS, srvNode} {
+			if r.have[srvSelf] && r.have[ref] && r.val[ref] > 0 {
+				r.ratio[ref], r.haveRatio[ref] = r.val[srvSelf]/r.val[ref], true
+			}
+		}
+	}
 	writeComparison(&out, rows, true)
 	got := out.String()
 	lines := strings.Split(strings.TrimSpace(got), "\n")
@@ -239,6 +247,22 @@ func TestWriteComparisonVerdicts(t *testing.T) {
 	for _, want := range []string{"2.25x", "40x", ">= 2x", ">= 0.80", "<= 1.50", "< 1 s"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("no %q in:\n%s", want, got)
+		}
+	}
+}
+
+func TestPairedRatio(t *testing.T) {
+	t.Parallel()
+	// The machine slows down between rounds: the ratio within each round is 0.5.
+	if r, ok := pairedRatio([]float64{50, 20, 40}, []float64{100, 40, 80}, 3); !ok || r != 0.5 {
+		t.Errorf("pairedRatio = %v, %v; want 0.5", r, ok)
+	}
+	if r, ok := pairedRatio([]float64{3, 1, 2}, []float64{1, 1, 1}, 3); !ok || r != 2 {
+		t.Errorf("pairedRatio = %v, %v; want the median 2", r, ok)
+	}
+	for _, c := range [][2][]float64{{{1, 2}, {1, 2, 3}}, {{1, 2, 3}, {1, 0, 3}}, {nil, nil}} {
+		if _, ok := pairedRatio(c[0], c[1], 3); ok {
+			t.Errorf("pairedRatio(%v, %v): a ratio", c[0], c[1])
 		}
 	}
 }
