@@ -152,8 +152,8 @@ process ids, goes to stderr.
 Loads (--loads takes ids or names, comma-separated; a name may be cut short):` + loads.String() + `
 
 --cpuprofile DIR writes a CPU profile of every tokenserver and plain TLS
-process to DIR, one per load (tokenserver-LOAD.pprof, baseline-LOAD.pprof);
-read one with "go tool pprof -top tokencat DIR/tokenserver-rt-64c.pprof".`,
+process to DIR, one per load (tokenserver-LOAD.prof, baseline-LOAD.prof);
+read one with "go tool pprof -top tokencat DIR/tokenserver-rt-64c.prof".`,
 		Args: noArgs,
 	}
 	f := cmd.Flags()
@@ -448,7 +448,7 @@ func (c *comparer) startServer(i int, cc compareCase) (*serverProc, error) {
 	}
 	args = append(args, "--listen", "127.0.0.1:0", "--ca", cert("ca.crt"), "--cert", cert("server.crt"), "--key", cert("server.key"))
 	if c.o.cpuProfile != "" {
-		file := filepath.Join(c.o.cpuProfile, profile+"-"+cc.id+".pprof")
+		file := filepath.Join(c.o.cpuProfile, profile+"-"+cc.id+".prof")
 		args = append(args, "--cpuprofile", file)
 		if i == srvSelf {
 			c.profiles = append(c.profiles, file)

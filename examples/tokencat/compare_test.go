@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -52,7 +54,8 @@ var (
 // skipped; and no process is left when it has exited.
 func TestCompareRunsEachServerAndTheLoadInItsOwnProcess(t *testing.T) {
 	t.Parallel()
-	for _, nodeArgs := range [][]string{nil, {"--node-dir", t.TempDir()}} {
+	prof := filepath.Join(t.TempDir(), "prof")
+	for _, nodeArgs := range [][]string{nil, {"--node-dir", t.TempDir(), "--cpuprofile", prof}} {
 		args := append([]string{"compare", "--duration", "100ms", "--reps", "1", "--loads", "pipelined 16 B"}, nodeArgs...)
 		r := mustRun(t, 0, time.Minute, "", args...)
 		for _, want := range []string{"tokenserver/TLS", "tokenserver/Node", "pipelined 16 B, 1 connection", "targets met:"} {
@@ -106,6 +109,11 @@ func TestCompareRunsEachServerAndTheLoadInItsOwnProcess(t *testing.T) {
 		}
 		for pid, what := range pids {
 			waitFor(t, 10*time.Second, func() bool { return !alive(pid) }, what+" process left behind")
+		}
+	}
+	for _, name := range []string{"tokenserver-pipe-16B.prof", "baseline-pipe-16B.prof"} {
+		if st, err := os.Stat(filepath.Join(prof, name)); err != nil || st.Size() == 0 {
+			t.Errorf("--cpuprofile: %s: %v", name, err)
 		}
 	}
 }
