@@ -71,13 +71,30 @@ fuzz:
 		$(GO) test -run=NONE -fuzz="^$$name\$$" -fuzztime=$(FUZZLONG) $$pkg || exit 1; \
 	done
 
-## bench: Go micro-benchmarks with allocation counts, then the end-to-end
-## comparison with a plain crypto/tls echo loop (tokencat compare), as ratios.
-COMPARE_DURATION ?= 2s
-COMPARE_REPS     ?= 3
+## bench: Go micro-benchmarks with allocation counts, then `make compare`.
 bench:
 	$(GO) test -run=NONE -bench=. -benchmem -benchtime=$(BENCHTIME) ./...
-	$(GO) run ./examples/tokencat compare --duration $(COMPARE_DURATION) --reps $(COMPARE_REPS)
+	@$(MAKE) --no-print-directory compare
+
+## compare: the end-to-end comparison (tokencat compare), as ratios:
+## tokenserver against a plain crypto/tls echo loop and against the Node
+## original (the npm token-server that test/interop pins, installed here;
+## skipped with one line without Node), each server and the load generator
+## in a process of its own, the servers taking turns. tokencat is built once,
+## into a temporary directory. For example
+## COMPARE_DURATION=5s COMPARE_REPS=5 COMPARE_FLAGS='--loads rt-64c --cpuprofile prof' make compare
+COMPARE_DURATION ?= 2s
+COMPARE_REPS     ?= 3
+COMPARE_FLAGS    ?=
+.PHONY: compare
+compare:
+	@$(MAKE) --no-print-directory interop-deps || \
+		echo "compare: npm ci in $(INTEROP_DIR) failed; the Node column may be skipped"
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	echo "$(GO) build -o $$tmp/tokencat ./examples/tokencat" && \
+	$(GO) build -o "$$tmp/tokencat" ./examples/tokencat && \
+	echo "tokencat compare --duration $(COMPARE_DURATION) --reps $(COMPARE_REPS) $(COMPARE_FLAGS)" && \
+	"$$tmp/tokencat" compare --duration $(COMPARE_DURATION) --reps $(COMPARE_REPS) $(COMPARE_FLAGS)
 
 ## soak: reconnecting clients against a server restarted under load; every
 ## token must come back or be reported dropped (SOAK=5m make soak).

@@ -5,15 +5,89 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
+	"os"
+	"os/signal"
 	"sync"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/tokenserver/tokenserver/tlsio"
 )
 
-// baselineServer is bench --baseline: a plain crypto/tls echo loop with the
-// token/1 framing and no actors, one goroutine per connection, as the
-// reference point for the actors server on the same machine in the same run.
+// baselineOptions are the flags of the baseline command.
+type baselineOptions struct {
+	listen     string
+	tls        tlsFlags
+	cpuProfile string
+}
+
+// newBaselineCommand returns "tokencat baseline".
+func newBaselineCommand(e *env) *cobra.Command {
+	var o baselineOptions
+	cmd := &cobra.Command{
+		Use:   "baseline --listen HOST:PORT --ca FILE --cert FILE --key FILE [flags]",
+		Short: "run the plain crypto/tls echo loop (no actors), the reference point of compare",
+		Long: `Run the baseline of compare as a server: a plain crypto/tls echo loop with the
+token/1 framing and no actors, one goroutine per connection, that writes every
+frame back as it came. Clients must present a certificate signed by --ca. The
+first line on stdout is "listening on HOST:PORT", as with serve, so
+--listen 127.0.0.1:0 works. It has none of the server's limits, events or flow
+control: it is what the same machine does with TLS alone.
+
+SIGINT or SIGTERM closes every connection and tokencat exits 0. --cpuprofile
+FILE writes a CPU profile (runtime/pprof) to FILE then.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runBaseline(e, cmd.Flags(), &o) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.listen, "listen", "", "`HOST:PORT` to listen on (port 0 picks a free port)")
+	addTLSFlags(f, &o.tls, "server")
+	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile to `FILE` on exit (go tool pprof)")
+	return cmd
+}
+
+// runBaseline checks the flags f parsed into o, then echoes until a signal.
+func runBaseline(e *env, f *pflag.FlagSet, o *baselineOptions) (err error) {
+	if err := requireFlags(f, "listen", "ca", "cert", "key"); err != nil {
+		return err
+	}
+	if _, _, err := splitHostPort("listen", o.listen); err != nil {
+		return err
+	}
+	opts, err := o.tls.load()
+	if err != nil {
+		return err
+	}
+	opts.RequestCert = true // mutual TLS, as serve
+	cfg, err := tlsio.ServerConfig(opts)
+	if err != nil {
+		return err
+	}
+	stopProfile, err := startCPUProfile(o.cpuProfile)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, stopProfile()) }()
+
+	ctx, stop := signal.NotifyContext(e.ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	s, err := listenBaseline(o.listen, cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "listening on %s\n", s.addr())
+	<-ctx.Done()
+	return s.close()
+}
+
+// baselineServer is bench --baseline and tokencat baseline: a plain
+// crypto/tls echo loop with the token/1 framing and no actors, one goroutine
+// per connection, as the reference point for the actors server on the same
+// machine in the same run.
 // Echo is byte-identical, so frames go back as they came, escapes and all,
 // without decoding.
 type baselineServer struct {
@@ -26,8 +100,15 @@ type baselineServer struct {
 	closed bool
 }
 
+// startBaselineServer starts the baseline on 127.0.0.1 and a free port.
 func startBaselineServer(cfg *tls.Config) (*baselineServer, error) {
-	ln, err := tlsio.Listen(context.Background(), "127.0.0.1:0", tlsio.ListenConfig{})
+	return listenBaseline("127.0.0.1:0", cfg)
+}
+
+// listenBaseline starts the baseline on addr (HOST:PORT) with the server
+// configuration cfg.
+func listenBaseline(addr string, cfg *tls.Config) (*baselineServer, error) {
+	ln, err := tlsio.Listen(context.Background(), addr, tlsio.ListenConfig{})
 	if err != nil {
 		return nil, err
 	}

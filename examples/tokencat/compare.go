@@ -1,11 +1,20 @@
 package main
 
 import (
-	"crypto/tls"
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
 	"slices"
+	"strconv"
+	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -14,146 +23,484 @@ import (
 	"github.com/tokenserver/tokenserver/tlsio"
 )
 
-// A comparison case: one load, measured against both servers.
+// A comparison case: one load, measured against every server.
 type compareCase struct {
+	id      string // short name, for --loads and profile files
 	name    string
 	mode    string
 	size    int
 	conns   int
-	count   int64   // 0: run for the duration
-	metric  string  // what is compared
-	target  float64 // the ratio the issue asks for
-	atMost  bool    // the ratio must be at most target (latency), else at least
+	count   int64  // 0: run for the duration
+	metric  string // what is compared
+	lower   bool   // lower is better (latency, time)
 	measure func(benchResult) float64
+	vsTLS   ratioTarget // of tokenserver / plain TLS
+	vsNode  ratioTarget // of tokenserver / Node
+	under   float64     // when > 0, an absolute target: tokenserver's value below it
+	noNode  string      // why the Node original does not run this load ("": it does)
 }
 
+// ratioTarget is what the performance issue asks of a ratio; the zero value
+// asks nothing.
+type ratioTarget struct {
+	atLeast float64 // the ratio is at least this, when > 0
+	atMost  float64 // the ratio is at most this, when > 0
+}
+
+// set reports whether t asks something.
+func (t ratioTarget) set() bool { return t.atLeast > 0 || t.atMost > 0 }
+
+// met reports whether ratio meets t.
+func (t ratioTarget) met(ratio float64) bool {
+	return (t.atLeast <= 0 || ratio >= t.atLeast) && (t.atMost <= 0 || ratio <= t.atMost)
+}
+
+// format writes t for the table, with suffix after the number ("x" for the
+// Node column).
+func (t ratioTarget) format(suffix string) string {
+	switch {
+	case t.atLeast > 0:
+		return ">= " + fmtRatio(t.atLeast, suffix)
+	case t.atMost > 0:
+		return "<= " + fmtRatio(t.atMost, suffix)
+	}
+	return "-"
+}
+
+func tokensPerSec(r benchResult) float64 { return r.TokensPerSec }
+func mbPerSec(r benchResult) float64     { return r.MBPerSec }
+
+// compareCases are the loads of the performance targets (issue 13), in the
+// issue's order, then the one-connection latency and the largest token.
 var compareCases = []compareCase{
-	{name: "pipelined 16 B, 1 conn", mode: modePipeline, size: 16, conns: 1, metric: "tokens/s", target: 0.5,
-		measure: func(r benchResult) float64 { return r.TokensPerSec }},
-	{name: "pipelined 1 KiB, 1 conn", mode: modePipeline, size: 1 << 10, conns: 1, metric: "MB/s", target: 0.8,
-		measure: func(r benchResult) float64 { return r.MBPerSec }},
-	{name: "pipelined 64 KiB, 1 conn", mode: modePipeline, size: 64 << 10, conns: 1, metric: "MB/s", target: 0.8,
-		measure: func(r benchResult) float64 { return r.MBPerSec }},
-	{name: "pipelined 1 MiB, 1 conn", mode: modePipeline, size: 1 << 20, conns: 1, metric: "MB/s", target: 0.8,
-		measure: func(r benchResult) float64 { return r.MBPerSec }},
-	{name: "round trips 64 B, 64 conns", mode: modeRoundtrip, size: 64, conns: 64, metric: "tokens/s", target: 0.8,
-		measure: func(r benchResult) float64 { return r.TokensPerSec }},
-	{name: "round trips 64 B, 1 conn", mode: modeRoundtrip, size: 64, conns: 1, metric: "p50 latency µs", target: 1.5, atMost: true,
-		measure: func(r benchResult) float64 { return r.Latency.P50 }},
-	{name: "one 16 MiB token", mode: modePipeline, size: 16 << 20, conns: 1, count: 3, metric: "seconds per token", target: 0, atMost: true,
-		measure: func(r benchResult) float64 { return r.Seconds / float64(r.Tokens) }},
+	{id: "rt-64c", name: "64 connections, 64 B round trips", mode: modeRoundtrip, size: 64, conns: 64,
+		metric: "tokens/s", measure: tokensPerSec, vsTLS: ratioTarget{atLeast: 0.8}, vsNode: ratioTarget{atLeast: 2}},
+	{id: "pipe-16B", name: "pipelined 16 B, 1 connection", mode: modePipeline, size: 16, conns: 1,
+		metric: "tokens/s", measure: tokensPerSec, vsTLS: ratioTarget{atLeast: 0.6}, vsNode: ratioTarget{atLeast: 4}},
+	{id: "pipe-1KiB", name: "pipelined 1 KiB, 1 connection", mode: modePipeline, size: 1 << 10, conns: 1,
+		metric: "MB/s", measure: mbPerSec, vsTLS: ratioTarget{atLeast: 0.8}, vsNode: ratioTarget{atLeast: 8}},
+	{id: "pipe-64KiB", name: "pipelined 64 KiB, 1 connection", mode: modePipeline, size: 64 << 10, conns: 1,
+		metric: "MB/s", measure: mbPerSec, vsTLS: ratioTarget{atLeast: 0.8}},
+	{id: "pipe-1MiB", name: "pipelined 1 MiB, 1 connection", mode: modePipeline, size: 1 << 20, conns: 1,
+		metric: "MB/s", measure: mbPerSec, vsTLS: ratioTarget{atLeast: 0.8}},
+	{id: "rt-1c", name: "64 B round trips, 1 connection", mode: modeRoundtrip, size: 64, conns: 1,
+		metric: "p50 latency µs", lower: true, measure: func(r benchResult) float64 { return r.Latency.P50 },
+		vsTLS: ratioTarget{atMost: 1.5}},
+	{id: "one-16MiB", name: "one 16 MiB token, 1 connection", mode: modePipeline, size: 16 << 20, conns: 1, count: 3,
+		metric: "s per token", lower: true, measure: func(r benchResult) float64 { return r.Seconds / float64(r.Tokens) },
+		under: 1, noNode: "the original takes about 11 s per 16 MiB token"},
+}
+
+// The servers compare measures, in the order they take turns; the columns of
+// the table.
+const (
+	srvTLS  = iota // tokencat baseline
+	srvSelf        // tokencat serve --echo
+	srvNode        // the Node original
+	numServers
+)
+
+// serverNames are the column names of the servers.
+var serverNames = [numServers]string{"plain TLS", "tokenserver", "Node"}
+
+// compareOptions are the flags of compare.
+type compareOptions struct {
+	duration   time.Duration
+	reps       int
+	warmup     time.Duration
+	maxSize    int
+	loads      string
+	nodeDir    string
+	noNode     bool
+	cpuProfile string
 }
 
 // newCompareCommand returns "tokencat compare".
 func newCompareCommand(e *env) *cobra.Command {
+	var o compareOptions
+	var loads strings.Builder
+	for _, c := range compareCases {
+		fmt.Fprintf(&loads, "\n  %-11s %s (%s)", c.id, c.name, c.metric)
+	}
 	cmd := &cobra.Command{
 		Use:   "compare [flags]",
-		Short: "measure the actors server against the plain TLS baseline, every target load, as ratios",
-		Long: `Measures the project's actors.Server against a plain crypto/tls echo loop with
-the same framing and no actors (the baseline), both started in this process on
-127.0.0.1, with the same load generator as bench, for each load of the
-performance targets: pipelined 16 B, 1 KiB, 64 KiB and 1 MiB tokens, round
-trips over 64 connections and over one, and one 16 MiB token. Each load runs
---reps times against each server, alternating, and the medians are compared:
-the machine is noisy, so speed is reported as a ratio measured in one run.
-Prints one table; every reply is verified as in bench.`,
+		Short: "measure the actors server against a plain TLS echo loop and the Node original, every target load, as ratios",
+		Long: `Measures tokenserver against two references on 127.0.0.1, for each load of the
+performance targets, and prints one table: the medians, the ratios
+tokenserver / plain TLS and tokenserver / Node, each against its target (met or
+NO).
+
+  plain TLS    "tokencat baseline": a plain crypto/tls echo loop with the same
+               framing and no actors, the reference point
+  tokenserver  "tokencat serve --echo": the actors server under test
+  Node         the original npm token-server (test/interop/echo-server.js
+               under node, with the package test/interop pins); skipped with
+               one line when node or the package is missing (make interop-deps)
+
+Each server runs in its own process, started from this binary (or node) with
+development certificates written to a temporary directory, fresh for each load.
+The load generator is a third process, "tokencat bench --addr ... --json", the
+same for every server, every reply verified; compare itself only starts, stops
+and reads the others. Each server first gets an unmeasured run of --warmup
+(Node's compiler, Go's heap); then each load runs --reps times against each
+server, the servers taking turns (plain TLS, tokenserver, Node, plain TLS,
+...). The table shows the median of each server's runs, and as each ratio the
+median of the ratios within each round: the machine is noisy, so speed is
+reported as ratios measured in one run, of runs close in time. Progress, one line per run with the
+process ids, goes to stderr.
+
+Loads (--loads takes ids or names, comma-separated; a name may be cut short):` + loads.String() + `
+
+--cpuprofile DIR writes a CPU profile of every tokenserver and plain TLS
+process to DIR, one per load (tokenserver-LOAD.prof, baseline-LOAD.prof);
+read one with "go tool pprof -top tokencat DIR/tokenserver-rt-64c.prof".`,
 		Args: noArgs,
 	}
 	f := cmd.Flags()
-	duration := f.Duration("duration", 2*time.Second, "length of each run `D`")
-	reps := f.Int("reps", 3, "runs of each load against each server `N`")
-	maxSize := f.Int("max-size", 0, "skip the loads whose tokens are larger than `BYTES` (0: none skipped)")
+	f.DurationVar(&o.duration, "duration", 2*time.Second, "length of each run `D`")
+	f.IntVar(&o.reps, "reps", 3, "runs of each load against each server `N`")
+	f.DurationVar(&o.warmup, "warmup", 500*time.Millisecond, "an unmeasured run of `D` (at most --duration) against each server first (0: none)")
+	f.IntVar(&o.maxSize, "max-size", 0, "skip the loads whose tokens are larger than `BYTES` (0: none skipped)")
+	f.StringVar(&o.loads, "loads", "", "run only the loads `LIST` (ids or names, comma-separated; empty: all)")
+	f.StringVar(&o.nodeDir, "node-dir", "", "`DIR` with echo-server.js and node_modules/token-server (default: test/interop of the module around the working directory)")
+	f.BoolVar(&o.noNode, "no-node", false, "do not measure the Node original")
+	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write CPU profiles of the Go servers to `DIR`, one per load and server")
 	cmd.RunE = func(*cobra.Command, []string) error {
-		if *duration <= 0 || *reps <= 0 || *maxSize < 0 {
-			return usageErrorf("--duration and --reps must be positive, --max-size not negative")
+		if o.duration <= 0 || o.reps <= 0 || o.maxSize < 0 || o.warmup < 0 {
+			return usageErrorf("--duration and --reps must be positive, --max-size and --warmup not negative")
 		}
-		return runCompare(e, *duration, *reps, *maxSize)
+		cases, err := selectCases(o.loads, o.maxSize)
+		if err != nil {
+			return err
+		}
+		return runCompare(e, &o, cases)
 	}
 	return cmd
 }
 
-// runCompare measures every load of compareCases with tokens up to maxSize
-// bytes (0: all), reps runs of d against each server, and prints the table.
-func runCompare(e *env, d time.Duration, reps, maxSize int) error {
+// selectCases returns the loads of compareCases that list names (all when
+// empty) with tokens up to maxSize bytes (0: all).
+func selectCases(list string, maxSize int) ([]compareCase, error) {
+	cases := slices.Clone(compareCases)
+	if strings.TrimSpace(list) != "" {
+		want := make([]bool, len(cases))
+		for _, item := range strings.Split(list, ",") {
+			item = strings.ToLower(strings.TrimSpace(item))
+			found := false
+			for i, c := range cases {
+				if item != "" && (item == strings.ToLower(c.id) || strings.HasPrefix(strings.ToLower(c.name), item)) {
+					want[i], found = true, true
+				}
+			}
+			if !found {
+				ids := make([]string, len(cases))
+				for i, c := range cases {
+					ids[i] = c.id
+				}
+				return nil, usageErrorf("--loads: no load %q (ids: %s)", item, strings.Join(ids, ", "))
+			}
+		}
+		i := 0
+		cases = slices.DeleteFunc(cases, func(compareCase) bool { i++; return !want[i-1] })
+	}
+	if maxSize > 0 {
+		cases = slices.DeleteFunc(cases, func(c compareCase) bool { return c.size > maxSize })
+	}
+	if len(cases) == 0 {
+		return nil, usageErrorf("no load left to run (--loads, --max-size)")
+	}
+	return cases, nil
+}
+
+// comparer runs the comparison: the servers, the load generator, the notes.
+type comparer struct {
+	e        *env
+	o        *compareOptions
+	exe      string   // this binary
+	certDir  string   // the development certificates
+	node     *nodeRef // nil: the Node original is not measured
+	notes    []string // Node failures, shown under the table
+	profiles []string
+}
+
+// compareRow is the outcome of one load.
+type compareRow struct {
+	c    compareCase
+	val  [numServers]float64 // medians
+	have [numServers]bool    // measured
+	// ratio[srvTLS] is tokenserver / plain TLS, ratio[srvNode] tokenserver /
+	// Node: the median of the ratios of the runs of one round, so that the
+	// machine's slow changes cancel out.
+	ratio     [numServers]float64
+	haveRatio [numServers]bool
+}
+
+// pairedRatio is the median over rounds of self[k] / ref[k], when both have
+// every round and ref is positive.
+func pairedRatio(self, ref []float64, rounds int) (float64, bool) {
+	if len(self) != rounds || len(ref) != rounds || rounds == 0 {
+		return 0, false
+	}
+	r := make([]float64, rounds)
+	for k := range rounds {
+		if ref[k] <= 0 {
+			return 0, false
+		}
+		r[k] = self[k] / ref[k]
+	}
+	return median(r), true
+}
+
+// runCompare measures cases and prints the table.
+func runCompare(e *env, o *compareOptions, cases []compareCase) (err error) {
+	ctx, stop := signal.NotifyContext(e.ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("finding this binary to run its servers: %w", err)
+	}
+	tmp, err := os.MkdirTemp("", "tokencat-compare-")
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, os.RemoveAll(tmp)) }()
 	certs, err := tlsio.GenerateDevCerts()
 	if err != nil {
 		return err
 	}
-	clientTLS, err := tlsio.ClientConfig(certs.ClientOptions())
-	if err != nil {
+	c := &comparer{e: e, o: o, exe: exe, certDir: filepath.Join(tmp, "certs")}
+	if err := certs.WriteFiles(c.certDir, false); err != nil {
 		return err
 	}
-	serverTLS, err := tlsio.ServerConfig(certs.ServerOptions())
-	if err != nil {
-		return err
+	if o.cpuProfile != "" {
+		if o.cpuProfile, err = filepath.Abs(o.cpuProfile); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(o.cpuProfile, 0o755); err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
 	}
-	self, err := startSelfServer(certs)
-	if err != nil {
-		return err
+	var nodeSkipped error
+	switch {
+	case o.noNode:
+		nodeSkipped = errors.New("--no-node")
+	default:
+		c.node, nodeSkipped = findNode(ctx, o.nodeDir)
 	}
-	base, err := startBaselineServer(serverTLS)
-	if err != nil {
-		return errors.Join(err, self.close())
+
+	w := e.stdout
+	fmt.Fprintf(w, "tokenserver vs a plain crypto/tls echo loop and the Node original, %d CPUs\n", runtime.NumCPU())
+	fmt.Fprintf(w, "  plain TLS    tokencat baseline (crypto/tls, same framing, no actors)\n")
+	fmt.Fprintf(w, "  tokenserver  tokencat serve --echo\n")
+	if c.node != nil {
+		fmt.Fprintf(w, "  Node         node %s, echo-server.js on token-server %s (%s)\n", c.node.version, c.node.pkgVersion, c.node.dir)
+	} else {
+		fmt.Fprintf(w, "  Node         skipped: %v\n", nodeSkipped)
 	}
-	cases := compareCases
-	if maxSize > 0 {
-		cases = slices.DeleteFunc(slices.Clone(cases), func(c compareCase) bool { return c.size > maxSize })
+	fmt.Fprintf(w, "each server in its own process, load from a tokencat bench process, servers taking turns;\n")
+	fmt.Fprintf(w, "%d round(s) of one run of %v against each", o.reps, o.duration)
+	for _, cc := range cases {
+		if cc.count > 0 {
+			fmt.Fprintf(w, " (%s: of %d tokens)", cc.id, cc.count)
+		}
 	}
-	rows, err := runComparison(e, cases, clientTLS, self.addr, base.addr(), d, reps)
-	err = errors.Join(err, self.close(), base.close())
-	if err != nil {
-		return err
+	if o.warmup > 0 {
+		fmt.Fprintf(w, ", after a warm-up run of %v", min(o.warmup, o.duration))
 	}
-	writeComparison(e.stdout, rows, d, reps)
+	fmt.Fprint(w, ";\nvalues: medians of the runs; ratios: medians of the ratios within each round\n\n")
+
+	var rows []compareRow
+	for _, cc := range cases {
+		row, err := c.measure(ctx, cc)
+		if err != nil {
+			if ctx.Err() != nil {
+				return errors.New("interrupted: every server and load generator stopped")
+			}
+			return err
+		}
+		rows = append(rows, row)
+	}
+	writeComparison(w, rows, c.node != nil)
+	for _, n := range c.notes {
+		fmt.Fprintf(w, "note: %s\n", n)
+	}
+	if len(c.profiles) > 0 {
+		fmt.Fprintf(w, "CPU profiles in %s; read one with: go tool pprof -top %s\n", o.cpuProfile, c.profiles[0])
+	}
 	return nil
 }
 
-type compareRow struct {
-	c          compareCase
-	base, self float64
-	ratio      float64
-	ok         bool
-}
-
-func runComparison(e *env, cases []compareCase, clientTLS *tls.Config, selfAddr, baseAddr string, d time.Duration, reps int) ([]compareRow, error) {
-	var rows []compareRow
-	for _, c := range cases {
-		var baseVals, selfVals []float64
-		for i := 0; i < reps; i++ {
-			for _, t := range []struct {
-				addr string
-				vals *[]float64
-			}{{baseAddr, &baseVals}, {selfAddr, &selfVals}} {
-				cfg := benchConfig{addr: t.addr, tls: clientTLS, mode: c.mode, size: c.size, conns: c.conns,
-					count: c.count, window: 1000, timeout: 30 * time.Second, target: t.addr}
-				if c.count == 0 {
-					cfg.duration = d
+// measure runs one load: it starts the servers, runs the load generator
+// against them in turn, o.reps times, stops them, and returns the medians.
+func (c *comparer) measure(ctx context.Context, cc compareCase) (row compareRow, err error) {
+	row.c = cc
+	var procs [numServers]*serverProc
+	defer func() {
+		for i, p := range procs {
+			if p == nil {
+				continue
+			}
+			if serr := p.stop(); serr != nil && ctx.Err() == nil { // on a signal, they may have had it too
+				if i == srvNode {
+					c.note(fmt.Sprintf("%s: %v", cc.id, serr))
+				} else {
+					err = errors.Join(err, serr)
 				}
-				res, err := runBench(e.ctx, cfg)
-				if err != nil {
-					return nil, fmt.Errorf("%s against %s: %w", c.name, t.addr, err)
-				}
-				*t.vals = append(*t.vals, c.measure(res))
 			}
 		}
-		row := compareRow{c: c, base: median(baseVals), self: median(selfVals)}
-		if row.base > 0 {
-			row.ratio = row.self / row.base
+	}()
+	for i := range numServers {
+		if i == srvNode && (c.node == nil || cc.noNode != "") {
+			continue
 		}
-		switch {
-		case c.target == 0: // an absolute target: well under a second
-			row.ok = row.self < 1
-		case c.atMost:
-			row.ok = row.ratio <= c.target
-		default:
-			row.ok = row.ratio >= c.target
+		p, err := c.startServer(i, cc)
+		if err != nil {
+			if i == srvNode {
+				c.note(fmt.Sprintf("%s: the Node original did not start: %v", cc.id, err))
+				continue
+			}
+			return row, err
 		}
-		rows = append(rows, row)
-		fmt.Fprintf(e.stderr, "%-28s baseline %12.1f  tokenserver %12.1f  ratio %.2f\n", c.name, row.base, row.self, row.ratio)
+		procs[i] = p
 	}
-	return rows, nil
+	var started []string
+	for _, p := range procs {
+		if p != nil {
+			started = append(started, fmt.Sprintf("%s pid %d", p.name, p.pid()))
+		}
+	}
+	fmt.Fprintf(c.e.stderr, "%-10s servers: %s\n", cc.id, strings.Join(started, ", "))
+	var vals [numServers][]float64
+	// Round 0 warms every server up (Node's compiler, Go's heap), unmeasured;
+	// a load of a count of tokens has none.
+	first := 1
+	if c.o.warmup > 0 && cc.count == 0 {
+		first = 0
+	}
+	for rep := first; rep <= c.o.reps; rep++ {
+		d := c.o.duration
+		if rep == 0 {
+			d = min(c.o.warmup, c.o.duration)
+		}
+		for i, p := range procs {
+			if p == nil {
+				continue
+			}
+			res, pid, err := c.bench(ctx, p.addr, cc, d)
+			if err != nil {
+				err = fmt.Errorf("%s against %s (pid %d, bench pid %d): %w", cc.name, p.name, p.pid(), pid, err)
+				if i != srvNode || ctx.Err() != nil {
+					return row, errors.Join(err, p.stderrError())
+				}
+				c.note(err.Error())
+				_ = p.stop()
+				procs[i] = nil
+				continue
+			}
+			v := cc.measure(res)
+			round := fmt.Sprintf("%d/%d", rep, c.o.reps)
+			if rep == 0 {
+				round = "warm-up"
+			} else {
+				vals[i] = append(vals[i], v)
+			}
+			fmt.Fprintf(c.e.stderr, "%-10s %-7s %-11s %10s %-14s server pid %d, bench pid %d\n",
+				cc.id, round, p.name, num(v), cc.metric, p.pid(), pid)
+		}
+	}
+	for i := range numServers {
+		if len(vals[i]) == c.o.reps {
+			row.val[i], row.have[i] = median(vals[i]), true
+		}
+	}
+	for _, i := range []int{srvTLS, srvNode} {
+		row.ratio[i], row.haveRatio[i] = pairedRatio(vals[srvSelf], vals[i], c.o.reps)
+	}
+	return row, nil
 }
 
+// note adds a line under the table and says it on stderr at once.
+func (c *comparer) note(s string) {
+	c.notes = append(c.notes, s)
+	fmt.Fprintf(c.e.stderr, "note: %s\n", s)
+}
+
+// startServer starts server i (srvTLS, srvSelf or srvNode) for load cc. The
+// caller stops it, also on a signal: it gets SIGTERM, not SIGKILL.
+func (c *comparer) startServer(i int, cc compareCase) (*serverProc, error) {
+	cert := func(name string) string { return filepath.Join(c.certDir, name) }
+	if i == srvNode {
+		cmd := exec.Command(c.node.node, "echo-server.js",
+			"--key", cert("server.key"), "--cert", cert("server.crt"), "--ca", cert("ca.crt"))
+		cmd.Dir = c.node.dir
+		return startServerProc(serverNames[i], cmd, func(line string) (string, bool) {
+			port, ok := strings.CutPrefix(line, "listening ")
+			if _, err := strconv.Atoi(port); !ok || err != nil {
+				return "", false
+			}
+			return "127.0.0.1:" + port, true
+		})
+	}
+	args := []string{"baseline"}
+	profile := "baseline"
+	if i == srvSelf {
+		args, profile = []string{"serve", "--echo"}, "tokenserver"
+	}
+	args = append(args, "--listen", "127.0.0.1:0", "--ca", cert("ca.crt"), "--cert", cert("server.crt"), "--key", cert("server.key"))
+	if c.o.cpuProfile != "" {
+		file := filepath.Join(c.o.cpuProfile, profile+"-"+cc.id+".prof")
+		args = append(args, "--cpuprofile", file)
+		if i == srvSelf {
+			c.profiles = append(c.profiles, file)
+		}
+	}
+	return startServerProc(serverNames[i], exec.Command(c.exe, args...), func(line string) (string, bool) {
+		return strings.CutPrefix(line, "listening on ")
+	})
+}
+
+// bench runs "tokencat bench --json" against addr with load cc for d (or
+// for the load's count of tokens) in a process of its own and returns its
+// result and process id.
+func (c *comparer) bench(ctx context.Context, addr string, cc compareCase, d time.Duration) (benchResult, int, error) {
+	cert := func(name string) string { return filepath.Join(c.certDir, name) }
+	args := []string{"bench", "--addr", addr,
+		"--ca", cert("ca.crt"), "--cert", cert("client.crt"), "--key", cert("client.key"),
+		"--mode", cc.mode, "--size", strconv.Itoa(cc.size), "--conns", strconv.Itoa(cc.conns),
+		"--window", "1000", "--timeout", "30s", "--json"}
+	limit := d + 2*time.Minute // connecting, and the last replies
+	if cc.count > 0 {
+		args = append(args, "--count", strconv.FormatInt(cc.count, 10))
+		limit = 5 * time.Minute
+	} else {
+		args = append(args, "--duration", d.String())
+	}
+	bctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	cmd := exec.CommandContext(bctx, c.exe, args...)
+	out, err := runChild(bctx, cmd)
+	pid := 0
+	if cmd.Process != nil {
+		pid = cmd.Process.Pid
+	}
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			err = fmt.Errorf("tokencat bench did not finish within %v", limit)
+		}
+		return benchResult{}, pid, err
+	}
+	var res benchResult
+	if err := json.Unmarshal(out, &res); err != nil {
+		return benchResult{}, pid, fmt.Errorf("tokencat bench printed %q: %w", out, err)
+	}
+	if res.Tokens == 0 {
+		return benchResult{}, pid, errors.New("no token echoed")
+	}
+	return res, pid, nil
+}
+
+// median returns the middle value of v (the upper one of an even count), or
+// 0 for none.
 func median(v []float64) float64 {
 	if len(v) == 0 {
 		return 0
@@ -163,27 +510,75 @@ func median(v []float64) float64 {
 	return s[len(s)/2]
 }
 
-func writeComparison(w io.Writer, rows []compareRow, d time.Duration, reps int) {
-	fmt.Fprintf(w, "tokenserver (actors) vs plain crypto/tls echo, same load generator, medians of %d runs of %v\n\n", reps, d)
+// writeComparison prints the table of rows; withNode says whether the Node
+// original was measured at all.
+func writeComparison(w io.Writer, rows []compareRow, withNode bool) {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "load\tmetric\tbaseline\ttokenserver\tratio\ttarget\tmet")
+	fmt.Fprintln(tw, "load\tmetric\tplain TLS\ttokenserver\tNode\ttokenserver/TLS\ttarget\tmet\ttokenserver/Node\ttarget\tmet")
+	met, targets := 0, 0
+	verdict := func(ok bool) string {
+		targets++
+		if ok {
+			met++
+			return "met"
+		}
+		return "NO"
+	}
 	for _, r := range rows {
-		target := fmt.Sprintf(">= %.2f", r.c.target)
-		switch {
-		case r.c.target == 0:
-			target = "< 1 s"
-		case r.c.atMost:
-			target = fmt.Sprintf("<= %.2f", r.c.target)
+		c := r.c
+		cell := func(i int) string {
+			if !r.have[i] {
+				return "-"
+			}
+			return num(r.val[i])
 		}
-		met := "yes"
-		if !r.ok {
-			met = "NO"
+		tlsRatio, tlsTarget, tlsMet := "-", c.vsTLS.format(""), "-"
+		if r.haveRatio[srvTLS] {
+			ratio := r.ratio[srvTLS]
+			tlsRatio = fmtRatio(ratio, "")
+			if c.vsTLS.set() {
+				tlsMet = verdict(c.vsTLS.met(ratio))
+			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.2f\t%s\t%s\n", r.c.name, r.c.metric, num(r.base), num(r.self), r.ratio, target, met)
+		if c.under > 0 {
+			tlsTarget = fmt.Sprintf("< %g s", c.under)
+			if r.have[srvSelf] {
+				tlsMet = verdict(r.val[srvSelf] < c.under)
+			}
+		}
+		nodeRatio, nodeTarget, nodeMet := "-", c.vsNode.format("x"), "-"
+		if r.haveRatio[srvNode] {
+			ratio := r.ratio[srvNode]
+			nodeRatio = fmtRatio(ratio, "x")
+			if c.vsNode.set() {
+				nodeMet = verdict(c.vsNode.met(ratio))
+			}
+		} else if c.vsNode.set() && withNode {
+			nodeMet = verdict(false) // the Node run failed: see the notes
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.name, c.metric,
+			cell(srvTLS), cell(srvSelf), cell(srvNode), tlsRatio, tlsTarget, tlsMet, nodeRatio, nodeTarget, nodeMet)
 	}
 	tw.Flush()
+	fmt.Fprintf(w, "\ntargets met: %d of %d", met, targets)
+	if !withNode {
+		fmt.Fprint(w, " (the Node targets were not measured)")
+	}
+	fmt.Fprintln(w)
 }
 
+// fmtRatio formats a ratio with suffix ("x" against Node).
+func fmtRatio(r float64, suffix string) string {
+	if r >= 10 {
+		return fmt.Sprintf("%.0f%s", r, suffix)
+	}
+	if suffix != "" && r == float64(int(r)) {
+		return fmt.Sprintf("%.0f%s", r, suffix)
+	}
+	return fmt.Sprintf("%.2f%s", r, suffix)
+}
+
+// num formats a measured value with a precision that suits its size.
 func num(v float64) string {
 	switch {
 	case v >= 100:

@@ -1,13 +1,15 @@
 // Command tokencat is the command-line tool of tokenserver: it writes
 // development certificates, runs a token server (echo, or a command per
 // token), sends tokens and prints the replies, and measures a server's
-// throughput and latency against a plain crypto/tls baseline.
+// throughput and latency against a plain crypto/tls baseline and the Node
+// original, each server in a process of its own.
 //
 //	tokencat certs DIR [--host NAME ...] [--force]
 //	tokencat serve --listen HOST:PORT --ca FILE --cert FILE --key FILE [--echo | --exec CMD] [limits]
 //	tokencat send  --addr HOST:PORT --ca FILE --cert FILE --key FILE [--timeout D] [TOKEN ...]
 //	tokencat bench (--addr HOST:PORT --ca FILE --cert FILE --key FILE | --self | --baseline) [flags]
-//	tokencat compare [--duration D] [--reps N] [--max-size BYTES]
+//	tokencat compare [--duration D] [--reps N] [--loads LIST] [--node-dir DIR] [--cpuprofile DIR]
+//	tokencat baseline --listen HOST:PORT --ca FILE --cert FILE --key FILE [--cpuprofile FILE]
 //	tokencat completion bash|zsh|fish|powershell
 //	tokencat --version
 //

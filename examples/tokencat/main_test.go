@@ -146,7 +146,14 @@ var listeningLine = regexp.MustCompile(`^listening on (127\.0\.0\.1:[0-9]+)\n$`)
 // The process is killed at the end of the test if still running.
 func startServe(t *testing.T, dir string, extra ...string) *serveProc {
 	t.Helper()
-	return startServeArgs(t, "127.0.0.1:0", append(tlsArgs(dir, "server"), extra...)...)
+	return startListening(t, "serve", dir, extra...)
+}
+
+// startListening is startServe for the subcommand sub (serve or baseline),
+// which prints the same first line.
+func startListening(t *testing.T, sub, dir string, extra ...string) *serveProc {
+	t.Helper()
+	return startSubArgs(t, sub, "127.0.0.1:0", append(tlsArgs(dir, "server"), extra...)...)
 }
 
 // startServeArgs starts "tokencat serve --listen LISTEN args..." and waits
@@ -155,8 +162,15 @@ func startServe(t *testing.T, dir string, extra ...string) *serveProc {
 // follows "listening on ".
 func startServeArgs(t *testing.T, listen string, args ...string) *serveProc {
 	t.Helper()
+	return startSubArgs(t, "serve", listen, args...)
+}
+
+// startSubArgs starts "tokencat SUB --listen LISTEN args..." (see
+// startServeArgs).
+func startSubArgs(t *testing.T, sub, listen string, args ...string) *serveProc {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	args = append([]string{"serve", "--listen", listen}, args...)
+	args = append([]string{sub, "--listen", listen}, args...)
 	cmd := exec.CommandContext(ctx, tokencatBin, args...)
 	p := &serveProc{cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stderr = p.stderr

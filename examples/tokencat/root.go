@@ -10,7 +10,8 @@ import (
 
 func init() {
 	// List the subcommands in the order they are added (the order of a
-	// session: certs, serve, send, bench, compare), not alphabetically.
+	// session: certs, serve, send, bench, compare, then baseline, the
+	// reference server of compare), not alphabetically.
 	cobra.EnableCommandSorting = false
 }
 
@@ -66,6 +67,7 @@ Exit codes: 0 success, 1 runtime failure, 2 usage error.`,
 		newSendCommand(e),
 		newBenchCommand(e),
 		newCompareCommand(e),
+		newBaselineCommand(e),
 	} {
 		c.RunE = failuresExit1(c.RunE)
 		root.AddCommand(c)

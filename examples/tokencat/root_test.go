@@ -29,7 +29,7 @@ func TestMainHelpListsEveryCommand(t *testing.T) {
 	if !strings.HasPrefix(r.stdout, "Usage:\n  tokencat ") {
 		t.Errorf("help starts %q", firstLine(r.stdout))
 	}
-	for _, want := range []string{"  certs ", "  serve ", "  send ", "  bench ", "  compare ", "  completion ", "  help ", "--version", "Exit codes: 0 success, 1 runtime failure, 2 usage error."} {
+	for _, want := range []string{"  certs ", "  serve ", "  send ", "  bench ", "  compare ", "  baseline ", "  completion ", "  help ", "--version", "Exit codes: 0 success, 1 runtime failure, 2 usage error."} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("main help does not contain %q:\n%s", want, r.stdout)
 		}

@@ -40,6 +40,7 @@ type serveOptions struct {
 	maxQueue         int
 	writeTimeout     time.Duration
 	keepAlive        time.Duration
+	cpuProfile       string
 }
 
 // newServeCommand returns "tokencat serve".
@@ -67,7 +68,12 @@ server actor; a command that fails or times out is logged and gets no reply,
 and the server keeps running.
 
 SIGINT or SIGTERM closes the server: clients are sent remoteClose, those that
-do not close in time are closed by force, and tokencat exits 0.`,
+do not close in time are closed by force, and tokencat exits 0.
+
+--cpuprofile FILE writes a CPU profile of the server (runtime/pprof) to FILE
+when it exits, after SIGINT or SIGTERM: load the server from another process,
+for example with "tokencat bench --addr", then stop it and read the profile
+with "go tool pprof -top tokencat FILE".`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runServe(e, cmd.Flags(), &o) },
 	}
@@ -87,12 +93,13 @@ do not close in time are closed by force, and tokencat exits 0.`,
 	f.IntVar(&o.maxQueue, "max-queue", actors.DefaultMaxQueue, "cut a connection as a slow consumer when `BYTES` of replies wait for it")
 	f.DurationVar(&o.writeTimeout, "write-timeout", tlsio.DefaultWriteTimeout, "close a client that reads nothing for `D` while replies wait for it (negative: never)")
 	f.DurationVar(&o.keepAlive, "keepalive", 15*time.Second, "TCP keepalive period `D` (negative: off)")
+	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile to `FILE` on exit (go tool pprof)")
 	return cmd
 }
 
 // runServe checks the flags f parsed into o, then serves until a signal or
 // a failure of the server.
-func runServe(e *env, f *pflag.FlagSet, o *serveOptions) error {
+func runServe(e *env, f *pflag.FlagSet, o *serveOptions) (err error) {
 	if err := requireFlags(f, "listen"); err != nil {
 		return err
 	}
@@ -130,6 +137,11 @@ func runServe(e *env, f *pflag.FlagSet, o *serveOptions) error {
 		return err
 	}
 	tlsOpts.RequestCert = true // mutual TLS: clients need a certificate signed by --ca
+	stopProfile, err := startCPUProfile(o.cpuProfile)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, stopProfile()) }()
 
 	ctx, stop := signal.NotifyContext(e.ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
