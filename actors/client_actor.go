@@ -96,7 +96,13 @@ func (a *clientActor) Receive(ctx actor.Context) {
 	case *supervisor.GaveUp:
 		a.c.cycling.Store(false)
 		a.dropBuffer(ctx, fmt.Errorf("%w after %d attempts: %s", ErrGaveUp, m.Attempts, m.Cause))
+		// The supervisor stops itself now (its connection actor is gone
+		// already) and sends nothing more: forget it before the event, so
+		// that a Connect from OnGaveUp dials again.
+		a.runner, a.connPID, a.conn = nil, nil, nil
 		a.ev.emit(ctx, &ReconnectGaveUp{Attempts: m.Attempts, Cause: m.Cause}, nil, nil)
+		a.maybeCloseDone(ctx)
+		a.maybeStop(ctx)
 	case *actor.Terminated:
 		// Terminated overtakes ordinary messages: finish behind what the
 		// runner's actors sent before they ended.
