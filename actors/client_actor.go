@@ -85,6 +85,13 @@ func (a *clientActor) Receive(ctx actor.Context) {
 		if m.Failed {
 			a.cause = m.Cause
 		}
+		// The connection is gone. Its connDown has come already (it was
+		// sent before the supervisor could see the end), but the
+		// supervisor's Started for it may have come after that connDown and
+		// named it again: forget it, or Close would ask a dead actor.
+		if a.connPID != nil && m.Child.Equal(a.connPID) {
+			a.connPID = nil
+		}
 	case *supervisor.Restarting:
 		if a.closing {
 			ctx.Send(a.runner, &supervisor.StopChild{})
