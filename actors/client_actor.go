@@ -165,7 +165,9 @@ func (a *clientActor) current(c *Connection) bool {
 }
 
 func (a *clientActor) onConnect(ctx actor.Context, delay time.Duration) {
-	a.c.take(reqConnect)
+	// The request is taken after the status moved, so that Status() never
+	// shows OFFLINE after Connect returned true.
+	defer a.c.take(reqConnect)
 	if a.c.current() != OFFLINE || a.runner != nil || a.closing {
 		return
 	}

@@ -51,10 +51,12 @@ func (a *serverActor) Receive(ctx actor.Context) {
 	case connectRequest:
 		a.onConnect(ctx, m.delay)
 	case closeRequest:
-		a.s.take(reqClose)
+		// The status moves first, then the request is taken, so that
+		// Status() never shows the status from before the Close.
 		if st := a.s.current(); st == ONLINE || st == CONNECTING {
 			a.beginClose(ctx)
 		} // else: stale, the close it asked for has happened
+		a.s.take(reqClose)
 	case timerFired:
 		switch {
 		case a.waitListen.fired(m):
@@ -131,7 +133,7 @@ func (a *serverActor) Receive(ctx actor.Context) {
 }
 
 func (a *serverActor) onConnect(ctx actor.Context, delay time.Duration) {
-	a.s.take(reqConnect)
+	defer a.s.take(reqConnect) // after the status moved (see closeRequest)
 	if a.s.current() != OFFLINE || a.listener != nil || a.closing {
 		return
 	}
