@@ -96,8 +96,9 @@ func TestServerCloseRacesListen(t *testing.T) {
 			OnError:   func(err error) { l.add("error: " + err.Error()) },
 			OnClose: func(bool) {
 				l.add("close")
-				<-ready
-				put(t, l.closed, s.Status())
+				if _, ok := awaitIn(t, ready, "the handle"); ok {
+					put(t, l.closed, s.Status())
+				}
 			},
 		})
 		if err != nil {
@@ -233,8 +234,9 @@ func raceClient(t *testing.T, try int, gap time.Duration, port int, reconnect bo
 		OnError:   func(error) { l.add("error") },
 		OnClose: func(bool) {
 			l.add("close")
-			<-ready
-			put(t, l.closed, c.Status())
+			if _, ok := awaitIn(t, ready, "the handle"); ok {
+				put(t, l.closed, c.Status())
+			}
 		},
 		OnReconnecting: func(n int, _ time.Duration, _ string) { l.add(fmt.Sprint("retry ", n)) },
 	}

@@ -69,6 +69,19 @@ func put[T any](t *testing.T, ch chan<- T, v T) {
 	}
 }
 
+// awaitIn is recv for callbacks, which run on actor goroutines: it waits
+// for ch (bounded) and reports a timeout with t.Errorf, never t.FailNow. It
+// returns whether ch delivered.
+func awaitIn[T any](t *testing.T, ch <-chan T, what string) (v T, ok bool) {
+	select {
+	case v = <-ch:
+		return v, true
+	case <-time.After(deadline):
+		t.Errorf("callback: timed out waiting for %s", what)
+		return v, false
+	}
+}
+
 // within waits until cond holds, checking every millisecond, and fails the
 // test after d. It is for states no event reports (a counter reaching zero).
 func within(t *testing.T, d time.Duration, what string, cond func() bool) {

@@ -50,8 +50,9 @@ func TestServerShutdownFromOnClose(t *testing.T) {
 		Host: "127.0.0.1", TLS: testCerts(t).ServerOptions(),
 		OnConnect: func() { put(t, listening, struct{}{}) },
 		OnClose: func(bool) {
-			recv(t, ready, "the handle")
-			shutdownIn(t, res, s.Shutdown)
+			if _, ok := awaitIn(t, ready, "the handle"); ok {
+				shutdownIn(t, res, s.Shutdown)
+			}
 		},
 	})
 	if err != nil {
@@ -77,8 +78,9 @@ func TestServerShutdownFromOnToken(t *testing.T) {
 		Host: "127.0.0.1", TLS: testCerts(t).ServerOptions(),
 		OnConnect: func() { put(t, listening, struct{}{}) },
 		OnToken: func([]byte, *Connection) {
-			recv(t, ready, "the handle")
-			shutdownIn(t, res, s.Shutdown)
+			if _, ok := awaitIn(t, ready, "the handle"); ok {
+				shutdownIn(t, res, s.Shutdown)
+			}
 		},
 	})
 	if err != nil {
@@ -128,8 +130,9 @@ func TestClientShutdownFromOnClose(t *testing.T) {
 		Host: "127.0.0.1", Port: serverPort(srv), TLS: testCerts(t).ClientOptions(),
 		OnConnect: func() { put(t, connected, struct{}{}) },
 		OnClose: func(bool) {
-			recv(t, ready, "the handle")
-			shutdownIn(t, res, c.Shutdown)
+			if _, ok := awaitIn(t, ready, "the handle"); ok {
+				shutdownIn(t, res, c.Shutdown)
+			}
 		},
 	})
 	if err != nil {
@@ -154,8 +157,9 @@ func TestServerShutdownFromGoroutineOfCallback(t *testing.T) {
 	s, err := NewServer(ServerOptions{
 		Host: "127.0.0.1", TLS: testCerts(t).ServerOptions(),
 		OnConnect: func() {
-			recv(t, ready, "the handle")
-			go shutdownIn(t, res, s.Shutdown)
+			if _, ok := awaitIn(t, ready, "the handle"); ok {
+				go shutdownIn(t, res, s.Shutdown)
+			}
 			put(t, listening, struct{}{})
 		},
 	})
