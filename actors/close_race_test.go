@@ -338,13 +338,12 @@ func TestClientCloseAfterLateStarted(t *testing.T) {
 // Status() without pause while the test goroutine closes and connects again
 // and again; a generation counter tells it which request is in force.
 func TestStatusAfterRequestSeenFromAnotherGoroutine(t *testing.T) {
-	const cycles = 300
-	budget := raceBudget / 2
+	budget := raceBudget / 4
 
 	// watch runs cycle until it returns false, cycles times or for budget,
 	// with a watcher reading status; cycle bumps gen after each request
 	// returns and after each event that ends it.
-	watch := func(t *testing.T, status func() Status, cycle func(gen *atomic.Int64) bool) {
+	watch := func(t *testing.T, cycles int, status func() Status, cycle func(gen *atomic.Int64) bool) {
 		var gen atomic.Int64 // gen%4: 1 after Close() returned true, 3 after Connect()
 		var afterClose, afterConnect atomic.Int64
 		stop, done := make(chan struct{}), make(chan struct{})
@@ -385,7 +384,7 @@ func TestStatusAfterRequestSeenFromAnotherGoroutine(t *testing.T) {
 		r := newRecorder(t)
 		s := r.startServer(nil)
 		r.next("connect", ONLINE)
-		watch(t, s.Status, func(gen *atomic.Int64) bool {
+		watch(t, 300, s.Status, func(gen *atomic.Int64) bool {
 			if !s.Close() {
 				t.Error("Close() returned false")
 				return false
@@ -408,7 +407,7 @@ func TestStatusAfterRequestSeenFromAnotherGoroutine(t *testing.T) {
 		r := newRecorder(t)
 		c := r.startClient(peer.port(), nil)
 		r.next("connect", ONLINE)
-		watch(t, c.Status, func(gen *atomic.Int64) bool {
+		watch(t, 100, c.Status, func(gen *atomic.Int64) bool { // a TLS handshake per cycle
 			if !c.Close() {
 				t.Error("Close() returned false")
 				return false
