@@ -85,6 +85,13 @@ func (a *clientActor) Receive(ctx actor.Context) {
 		if m.Failed {
 			a.cause = m.Cause
 		}
+		// The connection is gone. Its connDown has come already (it was
+		// sent before the supervisor could see the end), but the
+		// supervisor's Started for it may have come after that connDown and
+		// named it again: forget it, or Close would ask a dead actor.
+		if a.connPID != nil && m.Child.Equal(a.connPID) {
+			a.connPID = nil
+		}
 	case *supervisor.Restarting:
 		if a.closing {
 			ctx.Send(a.runner, &supervisor.StopChild{})
@@ -96,7 +103,13 @@ func (a *clientActor) Receive(ctx actor.Context) {
 	case *supervisor.GaveUp:
 		a.c.cycling.Store(false)
 		a.dropBuffer(ctx, fmt.Errorf("%w after %d attempts: %s", ErrGaveUp, m.Attempts, m.Cause))
+		// The supervisor stops itself now (its connection actor is gone
+		// already) and sends nothing more: forget it before the event, so
+		// that a Connect from OnGaveUp dials again.
+		a.runner, a.connPID, a.conn = nil, nil, nil
 		a.ev.emit(ctx, &ReconnectGaveUp{Attempts: m.Attempts, Cause: m.Cause}, nil, nil)
+		a.maybeCloseDone(ctx)
+		a.maybeStop(ctx)
 	case *actor.Terminated:
 		// Terminated overtakes ordinary messages: finish behind what the
 		// runner's actors sent before they ended.
@@ -152,7 +165,9 @@ func (a *clientActor) current(c *Connection) bool {
 }
 
 func (a *clientActor) onConnect(ctx actor.Context, delay time.Duration) {
-	a.c.take(reqConnect)
+	// The request is taken after the status moved, so that Status() never
+	// shows OFFLINE after Connect returned true.
+	defer a.c.take(reqConnect)
 	if a.c.current() != OFFLINE || a.runner != nil || a.closing {
 		return
 	}

@@ -52,10 +52,12 @@ func (a *serverActor) Receive(ctx actor.Context) {
 	case connectRequest:
 		a.onConnect(ctx, m.delay)
 	case closeRequest:
-		a.s.take(reqClose)
+		// The status moves first, then the request is taken, so that
+		// Status() never shows the status from before the Close.
 		if st := a.s.current(); st == ONLINE || st == CONNECTING {
 			a.beginClose(ctx)
 		} // else: stale, the close it asked for has happened
+		a.s.take(reqClose)
 	case timerFired:
 		switch {
 		case a.waitListen.fired(m):
@@ -77,7 +79,12 @@ func (a *serverActor) Receive(ctx actor.Context) {
 	case *supervisor.Restarting:
 		a.onListenRetry(ctx, m)
 	case *supervisor.GaveUp:
+		// The supervisor stops itself now and sends nothing more: forget it
+		// before the event, so that a Connect from OnGaveUp listens again.
+		a.forgetListener()
 		a.ev.emit(ctx, &ReconnectGaveUp{Attempts: m.Attempts, Cause: m.Cause}, nil, nil)
+		a.maybeClosed(ctx)
+		a.maybeStop(ctx)
 	case *actor.Terminated:
 		// Terminated overtakes ordinary messages: finish behind what the
 		// listener sent before it ended.
@@ -86,7 +93,7 @@ func (a *serverActor) Receive(ctx actor.Context) {
 		}
 	case listenerGone:
 		if a.listener != nil && m.pid.Equal(a.listener) {
-			a.listener, a.listening = nil, false
+			a.forgetListener()
 			a.maybeClosed(ctx)
 			a.maybeStop(ctx)
 		}
@@ -136,7 +143,7 @@ func (a *serverActor) Receive(ctx actor.Context) {
 }
 
 func (a *serverActor) onConnect(ctx actor.Context, delay time.Duration) {
-	a.s.take(reqConnect)
+	defer a.s.take(reqConnect) // after the status moved (see closeRequest)
 	if a.s.current() != OFFLINE || a.listener != nil || a.closing {
 		return
 	}
@@ -191,11 +198,26 @@ func (a *serverActor) onListenerFailed(ctx actor.Context, err error) {
 		a.beginClose(ctx)
 		return
 	}
+	if a.opts.ListenRetry == nil {
+		// The listener could not listen and stops itself; it holds no
+		// socket and sends nothing more. Forget it now: a Connect from the
+		// close callback (or right after it) reaches this actor before the
+		// listener's end does, and must find no listener in its way.
+		a.forgetListener()
+	}
 	if a.closing { // the close emits close
+		a.maybeClosed(ctx)
 		return
 	}
 	a.s.closed()
 	a.emitClose(ctx)
+	a.maybeStop(ctx)
+}
+
+// forgetListener: the listener (or its supervisor) is gone, or is ending and
+// will send nothing more; its late listenerGone no longer matches.
+func (a *serverActor) forgetListener() {
+	a.listener, a.listening = nil, false
 }
 
 // onListenRetry: the listen retry policy starts the listener again after a

@@ -443,11 +443,24 @@ func tlsTestServerSide(t *testing.T, cfg *tls.Config) (*tls.Conn, net.Conn) {
 	return tc, client
 }
 
+// A client that connects and says nothing: the server's handshake ends after
+// its timeout. If the timeout does not work, the test fails on its own
+// deadline (and closes the socket so that the handshake returns) instead of
+// hanging until the package's timeout.
 func TestHandshakeTimeoutServerSide(t *testing.T) {
 	d := tlsTestDevCerts(t)
 	tc, _ := tlsTestServerSide(t, tlsTestServerConfig(t, d.ServerOptions()))
 	start := time.Now()
-	err := Handshake(context.Background(), tc, 200*time.Millisecond)
+	done := make(chan error, 1)
+	go func() { done <- Handshake(context.Background(), tc, 200*time.Millisecond) }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(tlsTestTimeout):
+		tc.NetConn().Close() // unblocks the handshake
+		<-done
+		t.Fatalf("Handshake with a 200ms timeout still running after %v", tlsTestTimeout)
+	}
 	elapsed := time.Since(start)
 	if !errors.Is(err, ErrHandshakeTimeout) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want ErrHandshakeTimeout and context.DeadlineExceeded", err)

@@ -62,7 +62,9 @@ func TestClientThatNeverReadsIsClosed(t *testing.T) {
 		o.Limits.WriteTimeout = 500 * time.Millisecond
 		o.OnConnection = func(c *actors.Connection) { conns <- c }
 		o.OnDropped = func(_ *actors.Connection, toks [][]byte, reason error) {
-			require.True(t, errors.Is(reason, actors.ErrNotSent) || errors.Is(reason, actors.ErrMaybeSent))
+			if !errors.Is(reason, actors.ErrNotSent) && !errors.Is(reason, actors.ErrMaybeSent) { // not require: an actor goroutine
+				t.Errorf("dropped with %v, want ErrNotSent or ErrMaybeSent", reason)
+			}
 			dropped <- len(toks)
 		}
 	})
