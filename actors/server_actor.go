@@ -32,6 +32,9 @@ type serverActor struct {
 	closing   bool
 	hadError  bool
 	lastCause string // why listening last failed, for listen retry events
+	// connectAfterGiveUp: a Connect came while a listen retry was pending;
+	// if the policy gives up instead, it listens after this delay.
+	connectAfterGiveUp *time.Duration
 
 	waitListen    timer // Connect(delay)
 	closeDeadline timer
@@ -83,6 +86,10 @@ func (a *serverActor) Receive(ctx actor.Context) {
 		// before the event, so that a Connect from OnGaveUp listens again.
 		a.forgetListener()
 		a.ev.emit(ctx, &ReconnectGaveUp{Attempts: m.Attempts, Cause: m.Cause}, nil, nil)
+		if d := a.connectAfterGiveUp; d != nil && !a.closing {
+			a.connectAfterGiveUp = nil
+			a.listenAfter(ctx, *d)
+		}
 		a.maybeClosed(ctx)
 		a.maybeStop(ctx)
 	case *actor.Terminated:
@@ -144,11 +151,24 @@ func (a *serverActor) Receive(ctx actor.Context) {
 
 func (a *serverActor) onConnect(ctx actor.Context, delay time.Duration) {
 	defer a.s.take(reqConnect) // after the status moved (see closeRequest)
-	if a.s.current() != OFFLINE || a.listener != nil || a.closing {
+	if a.s.current() != OFFLINE || a.closing {
+		return
+	}
+	if a.listener != nil {
+		// A listen retry is on its way: it serves this Connect; if the
+		// policy gives up first, the Connect listens then.
+		a.connectAfterGiveUp = &delay
+		a.s.set(CONNECTING)
+		a.hadError = false
 		return
 	}
 	a.s.set(CONNECTING)
 	a.hadError = false
+	a.listenAfter(ctx, delay)
+}
+
+// listenAfter listens now or after delay.
+func (a *serverActor) listenAfter(ctx actor.Context, delay time.Duration) {
 	if delay <= 0 {
 		a.startListening(ctx)
 		return
@@ -223,9 +243,10 @@ func (a *serverActor) forgetListener() {
 // onListenRetry: the listen retry policy starts the listener again after a
 // delay.
 func (a *serverActor) onListenRetry(ctx actor.Context, m *supervisor.Restarting) {
-	if a.closing || a.s.current() != OFFLINE {
+	if a.closing || (a.s.current() != OFFLINE && a.connectAfterGiveUp == nil) {
 		return
 	}
+	a.connectAfterGiveUp = nil
 	a.s.set(CONNECTING)
 	a.hadError = false
 	a.ev.emit(ctx, &Reconnecting{Attempt: m.Attempt, Delay: m.Delay, Cause: a.lastCause}, nil, nil)

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/tokenserver/tokenserver/supervisor"
 	"net"
 	"strconv"
 	"sync/atomic"
@@ -345,6 +346,48 @@ func TestServerConnectFromCloseCallback(t *testing.T) {
 		case got = <-closes:
 		case <-time.After(deadline):
 			t.Fatalf("no close event after round %d for %v: the Connect from OnClose was lost (status %v)", got, deadline, s.Status())
+		}
+	}
+}
+
+// With ListenRetry, a Connect from OnClose after a failed listen is served by
+// the retry, or, when the policy gives up first, listens itself: it is never
+// lost, so close events keep coming.
+func TestServerConnectFromCloseCallbackWithListenRetry(t *testing.T) {
+	const rounds = 60
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	policy := supervisor.DefaultPolicy()
+	policy.Initial, policy.Max, policy.MaxRetries = time.Millisecond, time.Millisecond, 1
+	var handle atomic.Pointer[Server]
+	ready := make(chan struct{})
+	closes := make(chan int, 4*rounds)
+	n := 0 // the actor's
+	s, err := NewServer(ServerOptions{
+		Host: "127.0.0.1", Port: busy.Addr().(*net.TCPAddr).Port, TLS: testCerts(t).ServerOptions(),
+		ListenRetry: &policy,
+		OnClose: func(bool) {
+			n++
+			put(t, closes, n)
+			if _, ok := awaitIn(t, ready, "the handle"); ok && n < rounds {
+				handle.Load().Connect(0) // false while a retry is about to start: fine
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shutdownWithin(t, "server", s.Shutdown)
+	handle.Store(s)
+	close(ready)
+	for got := 0; got < rounds; {
+		select {
+		case got = <-closes:
+		case <-time.After(deadline):
+			t.Fatalf("no close event after round %d for %v: a Connect from OnClose was lost (status %v)", got, deadline, s.Status())
 		}
 	}
 }
