@@ -82,6 +82,9 @@ type connActor struct {
 	finishing  bool
 	reported   bool // connDown was sent
 	finishPoll timer
+	// closeWait bounds the wait for the peer's side after ours is shut: the
+	// read deadline does not end a reader that waits for credit.
+	closeWait timer
 }
 
 // connProps returns the props of a connection actor for h over conn (nil
@@ -154,6 +157,8 @@ func (a *connActor) Receive(ctx actor.Context) {
 			a.drain(ctx) // the handler did not return credit in time
 		case a.finishPoll.fired(m):
 			a.tryFinish(ctx)
+		case a.closeWait.fired(m):
+			a.stopReading()
 		}
 	case finishNow:
 		a.finish(ctx)
@@ -301,7 +306,7 @@ func (a *connActor) drain(ctx actor.Context) {
 // the peer sees our end (close_notify, FIN) and closes its side, which the
 // reader sees; that wait is bounded by the close timeout. A conn that cannot
 // half-close (net.Pipe, a user's net.Conn) is closed at once.
-func (a *connActor) shutdownWrite() {
+func (a *connActor) shutdownWrite(ctx actor.Context) {
 	if a.readerDone {
 		_ = a.conn.Close()
 		return
@@ -311,7 +316,21 @@ func (a *connActor) shutdownWrite() {
 		_ = a.conn.Close()
 		return
 	}
+	// The deadline ends a reader blocked in Read; the timer also ends one
+	// that waits for read credit (a handler that returns none, reading
+	// paused), which never reads again to see the peer's end.
 	_ = a.conn.SetReadDeadline(time.Now().Add(a.cfg.limits.CloseTimeout))
+	a.closeWait.start(ctx, a.cfg.limits.CloseTimeout)
+}
+
+// stopReading ends the reader after the close timeout: the peer did not
+// close its side in time, or the reader could not see it.
+func (a *connActor) stopReading() {
+	if a.readerDone {
+		return
+	}
+	a.reader.Stop()
+	_ = a.conn.Close()
 }
 
 // fail closes the socket at once. With a non-nil err it reports the error
@@ -350,6 +369,7 @@ func (a *connActor) maybeFinish(ctx actor.Context) {
 	}
 	a.phase = phaseClosed
 	a.finishing = true
+	a.closeWait.stop()
 	a.h.shared.gate.close()
 	a.h.shared.wakeWaiters()
 	if a.conn != nil {
@@ -397,6 +417,7 @@ func (a *connActor) report(ctx actor.Context) {
 func (a *connActor) stopped(ctx actor.Context) {
 	a.finishPoll.stop()
 	a.in.creditWait.stop()
+	a.closeWait.stop()
 	if a.cancelDial != nil {
 		a.cancelDial()
 	}

@@ -160,7 +160,7 @@ func (a *connActor) onWriteEnded(ctx actor.Context, err error) {
 		return
 	}
 	if a.phase == phaseDraining {
-		a.shutdownWrite()
+		a.shutdownWrite(ctx)
 	}
 	a.maybeFinish(ctx)
 }
