@@ -330,7 +330,21 @@ func (a *connActor) stopReading() {
 		return
 	}
 	a.reader.Stop()
-	_ = a.conn.Close()
+	abortConn(a.conn)
+}
+
+// abortConn closes conn at once. A *tls.Conn's Close first sends
+// close_notify, with crypto/tls's own 5 s write deadline, from the calling
+// goroutine: to a peer that reads nothing (a slow consumer, a peer that does
+// not close) that blocks the connection actor for 5 s. After a failure, or a
+// peer that did not close in time, there is nothing left to say: the socket
+// under the TLS layer is closed instead, and the pumps end on its error.
+func abortConn(conn net.Conn) {
+	if tc, ok := conn.(*tls.Conn); ok {
+		_ = tc.NetConn().Close()
+		return
+	}
+	_ = conn.Close()
 }
 
 // fail closes the socket at once. With a non-nil err it reports the error
@@ -355,7 +369,7 @@ func (a *connActor) fail(ctx actor.Context, err error) {
 		a.cfg.log.Debug("connection failed", "conn", a.h.id, "remote", a.h.remote, "err", err)
 		ctx.Send(a.cfg.owner, connFailed{a.h, err})
 	}
-	_ = a.conn.Close()
+	abortConn(a.conn)
 	a.reader.Stop()
 	a.closeWriter()
 	a.out.unsendQueue(a.h.shared)
@@ -424,7 +438,7 @@ func (a *connActor) stopped(ctx actor.Context) {
 	a.h.shared.gate.close()
 	a.h.shared.wakeWaiters()
 	if a.conn != nil {
-		_ = a.conn.Close()
+		abortConn(a.conn)
 	}
 	if a.reader != nil {
 		a.reader.Stop()
