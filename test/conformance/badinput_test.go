@@ -402,8 +402,11 @@ func TestBadInput_TooManyConnections(t *testing.T) {
 	stillHealthy(t, s, c, sc)
 }
 
-// A peer that stops reading while the server sends to it: Send turns false at
-// the high-water mark and that connection fails with ErrQueueFull.
+// A peer that stops reading while the server sends to it without waiting for
+// room: past the high-water mark Send keeps taking tokens (the connection
+// only stops reading); it turns false at the hard cap, Limits.MaxQueue, and
+// that connection fails as a slow consumer (ErrSlowConsumer wrapping
+// ErrQueueFull, code slow_consumer).
 func TestBadInput_PeerThatStopsReading(t *testing.T) {
 	const hwm = 256 << 10
 	e := newEnv(t)
@@ -431,10 +434,16 @@ func TestBadInput_PeerThatStopsReading(t *testing.T) {
 	raw := rawTLS(t, s.addr(), e.clientTLSConfig())
 	_, err := raw.Write([]byte("flood\n")) // and never read
 	require.NoError(t, err)
-	n := waitFor(t, refused, "Send to refuse at the high-water mark")
+	n := waitFor(t, refused, "Send to refuse at the hard cap")
 	assert.Less(t, n, 4096)
+	// Refused once the unwritten part of the queue would pass the cap: all
+	// that was taken is at least the cap (less the token that did not fit).
+	assert.GreaterOrEqual(t, n*(64<<10), actors.DefaultMaxQueue-(64<<10),
+		"Send refused after %d tokens of 64 KiB, before the hard cap (high-water mark %d)", n, hwm)
 	expectConnFailure(t, s, func(err error) {
+		assert.True(t, errors.Is(err, actors.ErrSlowConsumer), "errors.Is(%v, actors.ErrSlowConsumer)", err)
 		assert.True(t, errors.Is(err, actors.ErrQueueFull), "errors.Is(%v, actors.ErrQueueFull)", err)
+		assert.Equal(t, actors.CodeSlowConsumer, actors.ErrorCode(err))
 	})
 
 	stillHealthy(t, s, c, sc)
