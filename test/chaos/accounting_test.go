@@ -98,7 +98,9 @@ func (l *ledger) receivedCount() int {
 // A client with reconnection sends numbered tokens without pause while its
 // server is closed and listens again on the same port (Close, Connect(0)),
 // or is shut down and replaced by a new server on the same port, four
-// times. At the end every token Send took was received by a server or
+// times; then the server closes for good and the client is closed with
+// tokens in its reconnect buffer. At the end every token Send took was
+// received by a server or
 // reported by OnDropped (tokens = received + dropped, the maybe-sent ones
 // counted apart: a token may be both received and reported maybe sent,
 // never neither); none is received twice, none reported not sent is
@@ -175,8 +177,15 @@ func TestAccountingUnderRestarts(t *testing.T) {
 		wait(t, connects, fmt.Sprintf("reconnect %d", round+1))
 	}
 	progress("after the last restart")
+	// The end: the server goes away for good while the client sends, and
+	// the client is closed with tokens in its reconnect buffer, which it
+	// reports (ErrClientClosed).
+	require.True(t, srv.Close())
+	require.Eventually(t, func() bool { return cli.Status() != actors.ONLINE && cli.Buffered() > 0 }, deadline,
+		time.Millisecond, "tokens wait in the reconnect buffer while the server is down")
 	stop.Store(true)
 	n := wait(t, sent, "the sender")
+	require.True(t, cli.Close())
 	require.Eventually(t, l.settled, deadline, 5*time.Millisecond, "every token Send took received or reported")
 
 	l.mu.Lock()
