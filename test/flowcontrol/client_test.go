@@ -1,11 +1,13 @@
 package flowcontrol
 
 import (
+	"errors"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/tokenserver/tokenserver/actors"
+	"github.com/tokenserver/tokenserver/tlsio"
 )
 
 // A Go client sends 20 tokens of 1 MiB back to back, far past its 8 MiB
@@ -101,5 +103,108 @@ func TestClientSendsPastHighWaterMark(t *testing.T) {
 	case k := <-srvDrops:
 		t.Errorf("server dropped %d tokens", k)
 	default:
+	}
+}
+
+// A Go client whose server stops reading (its handler PID returns no
+// credit) is cut by its own write timeout, as a slow consumer, and reports
+// through OnDropped what it never wrote: the tokens of the write that
+// failed (ErrMaybeSent), then the ones still queued (ErrNotSent), in order,
+// the last of them the last token Send took. Nothing it took is reported
+// twice, and the server got the first ones.
+func TestClientCutBySlowServerReportsUnsent(t *testing.T) {
+	const n, size = 200, 64 << 10
+	certs := newCerts(t)
+	sys := newSystem(t)
+	pid, _, _ := spawnHandler(t, sys, 0, false)
+	var mu sync.Mutex
+	var delivered []uint64
+	_, addr := startServer(t, certs, sys, func(o *actors.ServerOptions) {
+		o.Handler = pid
+		o.Limits.CloseTimeout = 300 * time.Millisecond
+		o.OnToken = func(tok []byte, _ *actors.Connection) {
+			id, _ := tokenID(tok)
+			mu.Lock()
+			delivered = append(delivered, id)
+			mu.Unlock()
+		}
+	})
+	type report struct {
+		ids    []uint64
+		reason error
+	}
+	connected := make(chan struct{}, 1)
+	errs := make(chan error, 4)
+	reports := make(chan report, 8)
+	closed := make(chan bool, 1)
+	cli, err := actors.NewClient(actors.ClientOptions{
+		Host: "127.0.0.1", Port: mustPort(t, addr), TLS: certs.ClientOptions(),
+		Runtime:   actors.Runtime{System: sys},
+		Limits:    actors.Limits{WriteTimeout: 500 * time.Millisecond},
+		OnConnect: func() { put(connected, struct{}{}) },
+		OnError:   func(err error) { put(errs, err) },
+		OnDropped: func(toks [][]byte, reason error) {
+			r := report{reason: reason}
+			for _, tok := range toks {
+				id, ok := tokenID(tok)
+				if !ok {
+					id = ^uint64(0) // damaged: fails the order check below
+				}
+				r.ids = append(r.ids, id)
+			}
+			put(reports, r)
+		},
+		OnClose: func(hadError bool) { put(closed, hadError) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { shutdown(t, "client", cli.Shutdown) })
+	wait(t, connected, "the client's connect")
+	for i := range n {
+		if !cli.Send(makeToken(uint64(i), size)) {
+			t.Fatalf("Send refused token %d", i)
+		}
+	}
+	err = wait(t, errs, "the client's slow consumer error")
+	if !errors.Is(err, actors.ErrSlowConsumer) || !errors.Is(err, tlsio.ErrWriteTimeout) {
+		t.Fatalf("client error %v, want ErrSlowConsumer and tlsio.ErrWriteTimeout", err)
+	}
+	if !wait(t, closed, "the client's close") {
+		t.Error("the close after an error has hadError false")
+	}
+	var maybe, notSent []uint64
+	for len(reports) > 0 {
+		r := <-reports
+		switch {
+		case errors.Is(r.reason, actors.ErrMaybeSent) && notSent == nil:
+			maybe = append(maybe, r.ids...)
+		case errors.Is(r.reason, actors.ErrNotSent):
+			notSent = append(notSent, r.ids...)
+		default:
+			t.Fatalf("dropped %d tokens with %v (after %d maybe sent, %d not sent)", len(r.ids), r.reason, len(maybe), len(notSent))
+		}
+	}
+	all := append(append([]uint64(nil), maybe...), notSent...)
+	mu.Lock()
+	got := append([]uint64(nil), delivered...)
+	mu.Unlock()
+	t.Logf("Send took %d tokens of 64 KiB; the server's handler got %d; reported %d maybe sent, %d not sent; %d written into socket buffers and never read",
+		n, len(got), len(maybe), len(notSent), n-len(all)-len(got))
+	if len(notSent) == 0 {
+		t.Fatal("no token reported not sent: the client was cut with nothing queued")
+	}
+	for i, id := range all {
+		if want := uint64(n - len(all) + i); id != want {
+			t.Fatalf("reported token %d is %d, want %d: the reported tokens are the last ones Send took, in order", i, id, want)
+		}
+	}
+	for i, id := range got {
+		if id != uint64(i) {
+			t.Fatalf("the server got token %d where %d was next", id, i)
+		}
+	}
+	if len(got) > 0 && got[len(got)-1] >= all[0] {
+		t.Errorf("token %d was delivered to the server and reported dropped", got[len(got)-1])
 	}
 }
