@@ -68,8 +68,8 @@ func slowEcho(t *testing.T, hwm, n, size, readSize int, pause time.Duration) chi
 }
 
 // A raw crypto/tls client writes 300 tokens of 64 KiB as fast as its socket
-// takes them and reads the echoes slowly (16 KiB, then a millisecond's
-// pause): all come back intact, in order, with no error on either side, the
+// takes them and reads the echoes slowly (16 KiB, then a pause of a
+// millisecond or two): all come back intact, in order, with no error on either side, the
 // server stops reading past its high-water mark instead of cutting the
 // client, and its heap (measured alone, in a child process) stays bounded:
 // the live heap under the high-water mark plus the read window plus 16 MiB,
@@ -83,12 +83,15 @@ func TestSlowReaderRawClient(t *testing.T) {
 		name  string
 		hwm   int
 		slack uint64
+		pause time.Duration // before each read of 16 KiB
 	}{
-		{"default limits", 0, 16 << 20},
-		{"HighWaterMark 1 MiB", 1 << 20, 4 << 20},
+		// At most 8 MB/s read back: the 19.7 MB of echoes outrun the
+		// socket buffers (a few MiB) and the 8 MiB high-water mark.
+		{"default limits", 0, 16 << 20, 2 * time.Millisecond},
+		{"HighWaterMark 1 MiB", 1 << 20, 4 << 20, time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := slowEcho(t, tc.hwm, n, size, 16<<10, time.Millisecond)
+			r := slowEcho(t, tc.hwm, n, size, 16<<10, tc.pause)
 			window := r.ReadWindow * r.ReadBufferSize
 			if !r.Paused {
 				t.Errorf("the server never stopped reading: the test did not push it past its high-water mark")
