@@ -51,6 +51,7 @@ type clientActor struct {
 
 	runner   *actor.PID  // the connection actor, or its supervisor
 	connPID  *actor.PID  // the current connection actor
+	downPID  *actor.PID  // the last connection actor whose connDown came
 	conn     *Connection // the current connection, from connUp to connDown
 	buf      reconnectBuffer
 	hadError bool
@@ -78,9 +79,12 @@ func (a *clientActor) Receive(ctx actor.Context) {
 		}
 
 	case *supervisor.Started:
-		if !a.closing {
+		// The child may have dialed, failed and ended before this event
+		// (a refused dial takes microseconds; the supervisor sends Started
+		// after the spawn): a child whose connDown came is not current.
+		if !a.closing && !(a.downPID != nil && a.downPID.Equal(m.Child)) {
 			a.connPID = m.Child
-		} // else: the supervisor stops it on StopChild
+		} // else: the supervisor stops it on StopChild, or it is gone
 	case *supervisor.Stopped:
 		if m.Failed {
 			a.cause = m.Cause
@@ -257,7 +261,7 @@ func (a *clientActor) onDown(ctx actor.Context, m connDown) {
 		return // a connection the client had already let go
 	}
 	a.c.conn.Store(nil)
-	a.conn, a.connPID = nil, nil
+	a.conn, a.connPID, a.downPID = nil, nil, m.c.pid
 	if a.opts.Reconnect == nil {
 		a.runner = nil
 	}

@@ -84,6 +84,9 @@ type connActor struct {
 	finishing  bool
 	reported   bool // connDown was sent
 	finishPoll timer
+	// closeWait bounds the wait for the peer's side after ours is shut: the
+	// read deadline does not end a reader that waits for credit.
+	closeWait timer
 }
 
 // connProps returns the props of a connection actor for h over conn (nil
@@ -156,6 +159,8 @@ func (a *connActor) Receive(ctx actor.Context) {
 			a.drain(ctx) // the handler did not return credit in time
 		case a.finishPoll.fired(m):
 			a.tryFinish(ctx)
+		case a.closeWait.fired(m):
+			a.stopReading()
 		}
 	case finishNow:
 		a.finish(ctx)
@@ -311,7 +316,7 @@ func (a *connActor) drain(ctx actor.Context) {
 // the peer sees our end (close_notify, FIN) and closes its side, which the
 // reader sees; that wait is bounded by the close timeout. A conn that cannot
 // half-close (net.Pipe, a user's net.Conn) is closed at once.
-func (a *connActor) shutdownWrite() {
+func (a *connActor) shutdownWrite(ctx actor.Context) {
 	if a.readerDone {
 		_ = a.conn.Close()
 		return
@@ -321,7 +326,35 @@ func (a *connActor) shutdownWrite() {
 		_ = a.conn.Close()
 		return
 	}
+	// The deadline ends a reader blocked in Read; the timer also ends one
+	// that waits for read credit (a handler that returns none, reading
+	// paused), which never reads again to see the peer's end.
 	_ = a.conn.SetReadDeadline(time.Now().Add(a.cfg.limits.CloseTimeout))
+	a.closeWait.start(ctx, a.cfg.limits.CloseTimeout)
+}
+
+// stopReading ends the reader after the close timeout: the peer did not
+// close its side in time, or the reader could not see it.
+func (a *connActor) stopReading() {
+	if a.readerDone {
+		return
+	}
+	a.reader.Stop()
+	abortConn(a.conn)
+}
+
+// abortConn closes conn at once. A *tls.Conn's Close first sends
+// close_notify, with crypto/tls's own 5 s write deadline, from the calling
+// goroutine: to a peer that reads nothing (a slow consumer, a peer that does
+// not close) that blocks the connection actor for 5 s. After a failure, or a
+// peer that did not close in time, there is nothing left to say: the socket
+// under the TLS layer is closed instead, and the pumps end on its error.
+func abortConn(conn net.Conn) {
+	if tc, ok := conn.(*tls.Conn); ok {
+		_ = tc.NetConn().Close()
+		return
+	}
+	_ = conn.Close()
 }
 
 // fail closes the socket at once. With a non-nil err it reports the error
@@ -346,7 +379,7 @@ func (a *connActor) fail(ctx actor.Context, err error) {
 		a.cfg.log.Debug("connection failed", "conn", a.h.id, "remote", a.h.remote, "err", err)
 		ctx.Send(a.cfg.owner, connFailed{a.h, err})
 	}
-	_ = a.conn.Close()
+	abortConn(a.conn)
 	a.reader.Stop()
 	a.closeWriter()
 	a.out.unsendQueue(a.h.shared)
@@ -360,6 +393,7 @@ func (a *connActor) maybeFinish(ctx actor.Context) {
 	}
 	a.phase = phaseClosed
 	a.finishing = true
+	a.closeWait.stop()
 	a.h.shared.gate.close()
 	a.h.shared.wakeWaiters()
 	if a.conn != nil {
@@ -407,6 +441,7 @@ func (a *connActor) report(ctx actor.Context) {
 func (a *connActor) stopped(ctx actor.Context) {
 	a.finishPoll.stop()
 	a.in.creditWait.stop()
+	a.closeWait.stop()
 	if a.cancelDial != nil { // dialing: cancel, and close what it made
 		a.cancelDial()
 		if r := <-a.dialed; r.conn != nil {
@@ -417,7 +452,7 @@ func (a *connActor) stopped(ctx actor.Context) {
 	a.h.shared.gate.close()
 	a.h.shared.wakeWaiters()
 	if a.conn != nil {
-		_ = a.conn.Close()
+		abortConn(a.conn)
 	}
 	if a.reader != nil {
 		a.reader.Stop()

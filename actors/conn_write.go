@@ -109,14 +109,25 @@ func (a *connActor) onWritten(ctx actor.Context, n int) {
 	a.checkFlow(ctx)
 }
 
-// checkFlow pauses reading past the high-water mark, and resumes it, with a
-// drain event, under the low-water mark. It also wakes WaitDrain callers
-// once the queue is under the high-water mark.
+// checkFlow pauses reading past the high-water mark (or once a Send left
+// the queue past it, see connShared.crossed), and resumes it, with a drain
+// event, under the low-water mark. It also wakes WaitDrain callers once the
+// queue is under the high-water mark.
+//
+// While paused, the queue holds more than the low-water mark: frames in the
+// mailbox or with the writer, whose arrival or write calls checkFlow again.
+// A crossing seen when the queue is already under the low-water mark is
+// answered by the drain event at once, without pausing.
 func (a *connActor) checkFlow(ctx actor.Context) {
 	w, s := &a.out, a.h.shared
 	q := s.queued.Load()
 	switch {
-	case !w.paused && q > w.hwm:
+	case !w.paused && (q > w.hwm || s.crossed.Swap(false)):
+		if q <= w.lwm {
+			s.wakeWaiters()
+			ctx.Send(a.cfg.owner, connDrained{a.h})
+			return
+		}
 		w.paused = true
 		s.paused.Store(true)
 	case w.paused && q <= w.lwm:
@@ -160,7 +171,7 @@ func (a *connActor) onWriteEnded(ctx actor.Context, err error) {
 		return
 	}
 	if a.phase == phaseDraining {
-		a.shutdownWrite()
+		a.shutdownWrite(ctx)
 	}
 	a.maybeFinish(ctx)
 }

@@ -37,6 +37,11 @@ type connShared struct {
 	// paused: the actor stopped reading because queued passed the high-water
 	// mark; it reads again under the low-water mark.
 	paused atomic.Bool
+	// crossed: a Send left queued over the high-water mark. The actor may
+	// never see it over (a write can finish before the actor takes that
+	// frame), yet the producer saw Queued() over it and waits for a drain
+	// event: the actor pauses on crossed too, so that one follows.
+	crossed atomic.Bool
 	// room, when set, is closed by the actor when the queue drains under the
 	// low-water mark or the connection dies (see WaitDrain).
 	room atomic.Pointer[chan struct{}]
@@ -147,10 +152,14 @@ const msgOverhead = 64
 // inside the gate. Over the hard cap it asks the actor to fail instead.
 func (c *Connection) post(frames []byte) bool {
 	n := int64(len(frames) + msgOverhead)
-	if after := c.shared.queued.Add(n); after > c.shared.max && after != n {
+	after := c.shared.queued.Add(n)
+	if after > c.shared.max && after != n {
 		c.shared.queued.Add(-n)
 		c.root.Send(c.pid, overCap{})
 		return false
+	}
+	if after > c.shared.hwm {
+		c.shared.crossed.Store(true)
 	}
 	c.root.Send(c.pid, outFrame(frames))
 	return true

@@ -68,7 +68,10 @@ type Closed struct {
 // Drained is the drain event: the outbound queue of the connection went past
 // Limits.HighWaterMark (so the connection stopped reading) and is now back
 // under Limits.LowWaterMark. Producers that are not driven by reads send
-// again on it, as on Node's 'drain'.
+// again on it, as on Node's 'drain': after a Send that left
+// Connection.Queued() over the high-water mark, a drain event follows
+// (unless the connection closes first). A producer may see one more than it
+// waited for: it looks at Queued() again before it waits.
 type Drained struct {
 	Conn   *actor.PID
 	ConnID uint64

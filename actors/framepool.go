@@ -8,33 +8,51 @@ import (
 // Frame buffers for Send: encoded frames live from Send until the writer has
 // written them, and nobody else ever sees them, so the connection actor gives
 // them back here once written and the next Send reuses warm memory instead of
-// allocating. Buffers are kept in power-of-two classes from 4 KiB to 16 MiB;
-// smaller frames are cheap to allocate and larger ones are rare.
+// allocating. Buffers are kept in size classes from 4 KiB to 16 MiB, four per
+// doubling (5/8, 6/8, 7/8 and 8/8 of a power of two), so that a buffer is at
+// most a quarter larger than what it was asked for: the outbound queue counts
+// frame bytes, and a frame of a 64 KiB token must not hold 128 KiB while it
+// waits (with power-of-two classes, memory was up to twice the queue).
+// Smaller frames are cheap to allocate and larger ones are rare.
 const (
 	minPooledShift = 12 // 4 KiB
 	maxPooledShift = 24 // 16 MiB
+	classSteps     = 4  // size classes per doubling
 )
 
-var framePools [maxPooledShift - minPooledShift + 1]sync.Pool
+var framePools [(maxPooledShift - minPooledShift + 1) * classSteps]sync.Pool
+
+// frameClass returns the pool index and the buffer size of the smallest
+// class that holds n bytes, or ok false when n is not pooled.
+func frameClass(n int) (index, size int, ok bool) {
+	if n < 1<<minPooledShift || n > 1<<maxPooledShift {
+		return 0, 0, false
+	}
+	shift := bits.Len(uint(n - 1)) // 1<<(shift-1) < n <= 1<<shift
+	base := 1 << (shift - 1)
+	step := base / classSteps
+	j := (n - base + step - 1) / step // 1..classSteps
+	return (shift-minPooledShift)*classSteps + j - 1, base + j*step, true
+}
 
 // frameBuf returns an empty buffer with room for at least n bytes.
 func frameBuf(n int) []byte {
-	if n < 1<<minPooledShift || n > 1<<maxPooledShift {
+	i, size, ok := frameClass(n)
+	if !ok {
 		return make([]byte, 0, n)
 	}
-	shift := bits.Len(uint(n - 1)) // smallest power of two >= n
-	if p, ok := framePools[shift-minPooledShift].Get().(*[]byte); ok {
+	if p, ok := framePools[i].Get().(*[]byte); ok {
 		return (*p)[:0]
 	}
-	return make([]byte, 0, 1<<shift)
+	return make([]byte, 0, size)
 }
 
 // releaseFrame gives a written frame buffer back, if it is of a pooled class.
 func releaseFrame(b []byte) {
-	c := cap(b)
-	if c < 1<<minPooledShift || c > 1<<maxPooledShift || c&(c-1) != 0 {
+	i, size, ok := frameClass(cap(b))
+	if !ok || size != cap(b) {
 		return
 	}
 	b = b[:0]
-	framePools[bits.Len(uint(c))-1-minPooledShift].Put(&b)
+	framePools[i].Put(&b)
 }

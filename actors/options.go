@@ -108,7 +108,9 @@ type ServerOptions struct {
 	// OnConnectionClose: one connection closed.
 	OnConnectionClose func(c *Connection, hadError bool)
 	// OnDrain: the outbound queue of c went past Limits.HighWaterMark and is
-	// back under Limits.LowWaterMark: a producer may send again.
+	// back under Limits.LowWaterMark: a producer may send again. One follows
+	// every Send that left c.Queued() over the high-water mark, unless c
+	// closes first (see Drained).
 	OnDrain func(c *Connection)
 	// OnDropped: tokens sent on c that will never be written, with the
 	// reason: ErrNotSent (the connection closed or failed first) or

@@ -400,9 +400,11 @@ func TestBadInput_TooManyConnections(t *testing.T) {
 	stillHealthy(t, s, c, sc)
 }
 
-// A peer that stops reading while the server sends to it: Send takes tokens
-// past the high-water mark, turns false at the hard cap (MaxQueue), and that
-// connection fails as a slow consumer (ErrSlowConsumer, ErrQueueFull).
+// A peer that stops reading while the server sends to it without waiting for
+// room: past the high-water mark Send keeps taking tokens (the connection
+// only stops reading); it turns false at the hard cap, Limits.MaxQueue, and
+// that connection fails as a slow consumer (ErrSlowConsumer wrapping
+// ErrQueueFull, code slow_consumer).
 func TestBadInput_PeerThatStopsReading(t *testing.T) {
 	const hwm = 256 << 10
 	e := newEnv(t)
@@ -432,11 +434,15 @@ func TestBadInput_PeerThatStopsReading(t *testing.T) {
 	_, err := raw.Write([]byte("flood\n")) // and never read
 	require.NoError(t, err)
 	n := waitFor(t, refused, "Send to refuse at the hard cap")
-	assert.Greater(t, n*64<<10, hwm, "Send took tokens past the high-water mark")
 	assert.Less(t, n, 4096)
+	// Refused once the unwritten part of the queue would pass the cap: all
+	// that was taken is at least the cap (less the token that did not fit).
+	assert.GreaterOrEqual(t, n*(64<<10), 4*hwm-(64<<10),
+		"Send refused after %d tokens of 64 KiB, before the hard cap (high-water mark %d)", n, hwm)
 	expectConnFailure(t, s, func(err error) {
 		assert.True(t, errors.Is(err, actors.ErrSlowConsumer), "errors.Is(%v, actors.ErrSlowConsumer)", err)
 		assert.True(t, errors.Is(err, actors.ErrQueueFull), "errors.Is(%v, actors.ErrQueueFull)", err)
+		assert.Equal(t, actors.CodeSlowConsumer, actors.ErrorCode(err))
 	})
 
 	stillHealthy(t, s, c, sc)

@@ -55,17 +55,21 @@ func TestSilentConnectionsClosedAfterHandshakeTimeout(t *testing.T) {
 // healthy client goes on.
 func TestClientThatNeverReadsIsClosed(t *testing.T) {
 	const hwm = 256 << 10
+	type drop struct {
+		n      int
+		reason error
+	}
 	conns := make(chan *actors.Connection, 4)
-	dropped := make(chan int, 16)
+	dropped := make(chan drop, 16)
 	r := newRig(t, func(o *actors.ServerOptions) {
 		o.Limits.HighWaterMark = hwm
 		o.Limits.WriteTimeout = 500 * time.Millisecond
 		o.OnConnection = func(c *actors.Connection) { conns <- c }
 		o.OnDropped = func(_ *actors.Connection, toks [][]byte, reason error) {
-			if !errors.Is(reason, actors.ErrNotSent) && !errors.Is(reason, actors.ErrMaybeSent) { // not require: an actor goroutine
-				t.Errorf("dropped with %v, want ErrNotSent or ErrMaybeSent", reason)
+			select { // checked by the test, never from a callback
+			case dropped <- drop{len(toks), reason}:
+			default:
 			}
-			dropped <- len(toks)
 		}
 	})
 	<-conns
@@ -74,28 +78,40 @@ func TestClientThatNeverReadsIsClosed(t *testing.T) {
 	greedy := wait(t, conns, "greedy connection")
 	tok := bytes.Repeat([]byte("never read me "), 1000)
 	frame := wire.AppendToken(nil, tok)
-	stop := time.After(deadline)
-	maxQueued, paused := 0, false
-	for sent := 0; ; sent++ {
-		_ = bad.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
-		if _, err := bad.Write(frame); err != nil {
-			var ne net.Error
-			if !(errors.As(err, &ne) && ne.Timeout()) {
-				break // the server closed us
+	// The greedy client writes without a deadline (a timed-out TLS write
+	// leaves the conn unusable, and would stop it early on a loaded
+	// machine), until the server cuts it; 10,000 frames (140 MB) is far
+	// more than any socket buffers hold.
+	writerDone := make(chan error, 1)
+	go func() {
+		for i := 0; i < 10000; i++ {
+			if _, err := bad.Write(frame); err != nil {
+				writerDone <- err
+				return
 			}
 		}
-		if q := greedy.Queued(); q > maxQueued {
-			maxQueued = q
-		}
+		writerDone <- nil
+	}()
+	maxQueued, paused := 0, false
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	stop := time.After(deadline)
+	for !greedy.IsDead() {
+		maxQueued = max(maxQueued, greedy.Queued())
 		paused = paused || greedy.ReadPaused()
-		if greedy.IsDead() {
-			break
-		}
 		select {
+		case <-tick.C:
 		case <-stop:
 			t.Fatal("the connection that never reads was not closed")
-		default:
 		}
+	}
+	// Cut means the socket closes at once: the connection actor must not
+	// block on a close_notify the peer will never read.
+	select {
+	case err := <-writerDone:
+		require.Error(t, err, "the greedy client wrote 140 MB without being cut")
+	case <-time.After(2 * time.Second):
+		t.Fatal("the greedy client's socket was still open 2 s after its connection failed")
 	}
 	err := wait(t, r.errCh, "slow consumer error")
 	require.ErrorIs(t, err, actors.ErrSlowConsumer)
@@ -103,7 +119,11 @@ func TestClientThatNeverReadsIsClosed(t *testing.T) {
 	require.True(t, paused, "the connection stopped reading past the high-water mark")
 	window := tlsio.DefaultReadWindow * tlsio.DefaultReadBufferSize
 	require.LessOrEqual(t, maxQueued, hwm+window+len(frame), "queued bytes stay bounded")
-	require.Greater(t, wait(t, dropped, "unsent replies reported"), 0)
+	d := wait(t, dropped, "unsent replies reported")
+	require.Greater(t, d.n, 0)
+	require.True(t, errors.Is(d.reason, actors.ErrNotSent) || errors.Is(d.reason, actors.ErrMaybeSent),
+		"dropped with %v, want ErrNotSent or ErrMaybeSent", d.reason)
+	require.Equal(t, actors.CodeSlowConsumer, actors.ErrorCode(err))
 	require.True(t, wait(t, r.closes, "close of the greedy connection"))
 	r.checkHealthy("after the greedy client")
 }
