@@ -22,7 +22,7 @@ FUZZ_TARGETS := ./wire:FuzzDecode:100000 ./wire:FuzzRoundTrip:500000 ./test/fuzz
 FUZZMINIMIZE := 1000x
 INTEROP_DIR  := test/interop
 
-.PHONY: all run test fmt-check vet lint unit fuzz-short fuzz bench interop-deps soak
+.PHONY: all run test fmt-check vet lint unit fuzz-short fuzz bench interop-deps soak proto
 
 all: test
 
@@ -45,6 +45,14 @@ vet:
 lint:
 	$(GO) tool staticcheck ./...
 	$(GO) tool staticcheck -tags soak ./test/soak
+
+## proto: regenerate the Go code of the cluster's protobuf messages (committed,
+## so building needs no generator): protocompile and protoc-gen-go's
+## generator, both pinned in go.mod, no protoc needed.
+PROTOACTOR_DIR = $$($(GO) list -m -f '{{.Dir}}' github.com/asynkron/protoactor-go)
+proto:
+	$(GO) run ./actors/cluster/internal/protogen -I actors/cluster -I "$(PROTOACTOR_DIR)/actor" \
+		-out actors/cluster clusterpb/tokens.proto
 
 # The interop tests drive the real npm token-server; install it from the lock file.
 interop-deps:
