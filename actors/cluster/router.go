@@ -28,9 +28,10 @@ type (
 		identity string
 		err      error
 	}
-	// lookupDone: a lookup of g ended; pid is nil when it failed.
+	// lookupDone: lookup number gen of g ended; pid is nil when it failed.
 	lookupDone struct {
 		g   *grainRef
+		gen uint64
 		pid *actor.PID
 	}
 	// retryLookup: time to look g up again after a failed lookup.
@@ -74,7 +75,7 @@ type grainRef struct {
 	identity string
 	pid      *actor.PID // nil while unknown
 	looking  bool       // a lookup runs
-	again    bool       // look up again when it ends (membership changed)
+	gen      uint64     // number of the latest lookup; older ones are stale
 	waiting  bool       // a retry is scheduled
 	conns    map[*fconn]struct{}
 	lostAt   time.Time // when the grain was lost with batches outstanding
@@ -119,8 +120,8 @@ func (r *router) Receive(ctx actor.Context) {
 		r.onLookup(ctx, m)
 	case retryLookup:
 		m.g.waiting = false
-		if r.grains[m.g.identity] == m.g {
-			r.lookup(ctx, m.g)
+		if r.grains[m.g.identity] == m.g && m.g.pid == nil {
+			r.lookup(ctx, m.g, false)
 		}
 	case *pcluster.ClusterTopology:
 		r.onTopology(ctx, m)
@@ -175,7 +176,7 @@ func (r *router) onOpened(ctx actor.Context, m connOpened) {
 	r.byKey[fc.key] = fc
 	r.f.stats.connections.Add(1)
 	if g.pid == nil {
-		r.lookup(ctx, g)
+		r.lookup(ctx, g, false)
 	}
 }
 
@@ -284,14 +285,18 @@ func (r *router) onClosed(ctx actor.Context, id uint64) {
 }
 
 // lookup starts a lookup of g on a goroutine of its own, unless one runs.
-func (r *router) lookup(ctx actor.Context, g *grainRef) {
-	if g.looking {
-		g.again = true
+// With fresh set, it starts one even so: the membership changed, and the
+// running one may be waiting on a member that is gone (Proto.Actor's lookup
+// asks the owner's placement actor and waits up to 5 s); its answer will be
+// ignored.
+func (r *router) lookup(ctx actor.Context, g *grainRef, fresh bool) {
+	if g.looking && !fresh {
 		return
 	}
-	g.looking, g.again = true, false
+	g.looking = true
+	g.gen++
 	r.f.stats.lookups.Add(1)
-	cl, kind := r.opts.Cluster, r.opts.Kind
+	cl, kind, gen := r.opts.Cluster, r.opts.Kind, g.gen
 	root, self := ctx.ActorSystem().Root, ctx.Self()
 	go func() {
 		pid, _ := cl.PidCache.Get(g.identity, kind)
@@ -301,24 +306,17 @@ func (r *router) lookup(ctx actor.Context, g *grainRef) {
 				cl.PidCache.Set(g.identity, kind, pid)
 			}
 		}
-		root.Send(self, lookupDone{g: g, pid: pid})
+		root.Send(self, lookupDone{g: g, gen: gen, pid: pid})
 	}()
 }
 
 func (r *router) onLookup(ctx actor.Context, m lookupDone) {
 	g := m.g
-	g.looking = false
-	if r.grains[g.identity] != g {
-		return // every connection of g closed meanwhile
+	if m.gen != g.gen || r.grains[g.identity] != g || g.pid != nil {
+		return // stale, or every connection of g closed meanwhile
 	}
-	if m.pid == nil || g.again {
-		if m.pid != nil {
-			r.opts.Cluster.PidCache.RemoveByValue(g.identity, r.opts.Kind, m.pid)
-		}
-		if g.again {
-			r.lookup(ctx, g)
-			return
-		}
+	g.looking = false
+	if m.pid == nil {
 		r.log().Debug("grain lookup failed; retrying", "identity", g.identity)
 		if !g.waiting {
 			g.waiting = true
@@ -360,7 +358,7 @@ func (r *router) lost(ctx actor.Context, g *grainRef, why string) {
 	if outstanding && g.lostAt.IsZero() {
 		g.lostAt = time.Now()
 	}
-	r.lookup(ctx, g)
+	r.lookup(ctx, g, true)
 }
 
 func (r *router) onTopology(ctx actor.Context, t *pcluster.ClusterTopology) {
@@ -372,10 +370,9 @@ func (r *router) onTopology(ctx actor.Context, t *pcluster.ClusterTopology) {
 		switch {
 		case g.pid != nil && left[g.pid.Address]:
 			r.lost(ctx, g, "member left")
-		case g.pid == nil && g.looking:
-			g.again = true // the lookup may have asked the old owner
-		case g.pid == nil && !g.looking:
-			r.lookup(ctx, g)
+		case g.pid == nil:
+			// A lookup that runs may wait on the old owner: start a new one.
+			r.lookup(ctx, g, true)
 		}
 	}
 }
