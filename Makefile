@@ -79,10 +79,12 @@ fuzz:
 		$(GO) test -run=NONE -fuzz="^$$name\$$" -fuzztime=$(FUZZLONG) $$pkg || exit 1; \
 	done
 
-## bench: Go micro-benchmarks with allocation counts, then `make compare`.
+## bench: Go micro-benchmarks with allocation counts, then `make compare`,
+## then `make cluster-bench`.
 bench:
 	$(GO) test -run=NONE -bench=. -benchmem -benchtime=$(BENCHTIME) ./...
 	@$(MAKE) --no-print-directory compare
+	@$(MAKE) --no-print-directory cluster-bench
 
 ## compare: the end-to-end comparison (tokencat compare), as ratios:
 ## tokenserver against a plain crypto/tls echo loop and against the Node
@@ -103,6 +105,15 @@ compare:
 	$(GO) build -o "$$tmp/tokencat" ./examples/tokencat && \
 	echo "tokencat compare --duration $(COMPARE_DURATION) --reps $(COMPARE_REPS) $(COMPARE_FLAGS)" && \
 	"$$tmp/tokencat" compare --duration $(COMPARE_DURATION) --reps $(COMPARE_REPS) $(COMPARE_FLAGS)
+
+## cluster-bench: token round trips through a remote grain (a front and a
+## handler node, examples/cluster, as processes on loopback) against
+## Proto.Actor's own request/reply between the same two processes, 1 and 64
+## connections, in the same run, as ratios (test/cluster, -cluster.bench).
+.PHONY: cluster-bench
+cluster-bench:
+	$(GO) test -count=1 -run TestClusterBench -v ./test/cluster -cluster.bench \
+		-cluster.bench.duration $(COMPARE_DURATION) -cluster.bench.reps $(COMPARE_REPS)
 
 ## soak: reconnecting clients against a server restarted under load; every
 ## token must come back or be reported dropped (SOAK=5m make soak).

@@ -94,7 +94,11 @@ func (g *grain) Receive(ctx actor.Context) {
 	case *pcluster.ClusterInit:
 		g.init(m.Identity.GetIdentity())
 	case *clusterpb.TokenBatch:
-		g.onBatch(ctx, m)
+		if c := g.onBatch(ctx, m); c != nil {
+			ctx.Send(m.ReplyTo, c)
+		}
+	case *clusterpb.TokenBatches:
+		g.onBatches(ctx, m)
 	case *clusterpb.ConnClosed:
 		delete(g.conns, m.Conn)
 		if cc, ok := g.h.(ConnCloser); ok {
@@ -110,7 +114,33 @@ func (g *grain) init(identity string) {
 	}
 }
 
-func (g *grain) onBatch(ctx actor.Context, m *clusterpb.TokenBatch) {
+// onBatches answers the batches with one Credits per reply_to (one, from
+// one front).
+func (g *grain) onBatches(ctx actor.Context, m *clusterpb.TokenBatches) {
+	var to *actor.PID
+	var out *clusterpb.Credits
+	for _, b := range m.Batches {
+		c := g.onBatch(ctx, b)
+		if c == nil {
+			continue
+		}
+		if out != nil && !b.ReplyTo.Equal(to) {
+			ctx.Send(to, out)
+			out = nil
+		}
+		if out == nil {
+			to, out = b.ReplyTo, &clusterpb.Credits{}
+		}
+		out.Credits = append(out.Credits, c)
+	}
+	if out != nil {
+		ctx.Send(to, out)
+	}
+}
+
+// onBatch processes one batch and returns its Credit, or nil when the batch
+// is dropped.
+func (g *grain) onBatch(ctx actor.Context, m *clusterpb.TokenBatch) *clusterpb.Credit {
 	if g.h == nil { // no ClusterInit (not started as a cluster grain)
 		g.init(m.Identity)
 	}
@@ -126,16 +156,14 @@ func (g *grain) onBatch(ctx actor.Context, m *clusterpb.TokenBatch) {
 	}
 	switch {
 	case m.Seq <= gc.done: // a repeat: answer as the first time
-		c := gc.credits[m.Seq]
-		if c == nil {
-			c = &clusterpb.Credit{Conn: m.Conn, Seq: m.Seq}
+		if c := gc.credits[m.Seq]; c != nil {
+			return c
 		}
-		ctx.Send(m.ReplyTo, c)
-		return
+		return &clusterpb.Credit{Conn: m.Conn, Seq: m.Seq}
 	case m.Seq > gc.done+1: // one before it is missing: the front sends it again
 		ctx.Logger().Warn("token batch out of order: dropped", slog.String("conn", m.Conn),
 			slog.Uint64("seq", m.Seq), slog.Uint64("expected", gc.done+1))
-		return
+		return nil
 	}
 	credit := &clusterpb.Credit{Conn: m.Conn, Seq: m.Seq}
 	t := &Token{Context: ctx, Identity: g.identity, Conn: m.Conn, ReplyTo: m.ReplyTo, credit: credit}
@@ -145,7 +173,7 @@ func (g *grain) onBatch(ctx actor.Context, m *clusterpb.TokenBatch) {
 	}
 	gc.done = m.Seq
 	gc.credits[m.Seq] = credit
-	ctx.Send(m.ReplyTo, credit)
+	return credit
 }
 
 // handle runs the handler on one token; a panic is logged and the token

@@ -15,16 +15,23 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// collect is an actor that hands every Credit it gets to a channel.
-type collect chan *clusterpb.Credit
+// collect is an actor that hands every Credit and Credits it gets to
+// channels.
+type collect struct {
+	one  chan *clusterpb.Credit
+	many chan *clusterpb.Credits
+}
 
 func (c collect) Receive(ctx actor.Context) {
-	if m, ok := ctx.Message().(*clusterpb.Credit); ok {
-		c <- m
+	switch m := ctx.Message().(type) {
+	case *clusterpb.Credit:
+		c.one <- m
+	case *clusterpb.Credits:
+		c.many <- m
 	}
 }
 
-func recvCredit(t *testing.T, ch collect) *clusterpb.Credit {
+func recvCredit(t *testing.T, ch chan *clusterpb.Credit) *clusterpb.Credit {
 	t.Helper()
 	select {
 	case c := <-ch:
@@ -49,8 +56,8 @@ func TestGrainDedup(t *testing.T) {
 		})
 	})
 	g := system.Root.Spawn(props)
-	ch := make(collect, 16)
-	replyTo := system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return ch }))
+	ch, chs := make(chan *clusterpb.Credit, 16), make(chan *clusterpb.Credits, 16)
+	replyTo := system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return collect{ch, chs} }))
 	send := func(seq, acked uint64, tokens ...string) {
 		b := &clusterpb.TokenBatch{Conn: "m/1", Seq: seq, Acked: acked, ReplyTo: replyTo, Identity: "id"}
 		for _, s := range tokens {
@@ -86,6 +93,31 @@ func TestGrainDedup(t *testing.T) {
 	c = recvCredit(t, ch)
 	require.Equal(t, uint64(3), c.Seq)
 	require.Equal(t, 4, handled)
+
+	// Batches of several connections in one message: one Credits, in order,
+	// a repeat among them answered as the first time.
+	system.Root.Send(g2, &clusterpb.TokenBatches{Batches: []*clusterpb.TokenBatch{
+		{Conn: "m/2", Seq: 1, ReplyTo: replyTo, Identity: "id", Tokens: [][]byte{[]byte("e")}},
+		{Conn: "m/1", Seq: 3, Acked: 2, ReplyTo: replyTo, Identity: "id", Tokens: [][]byte{[]byte("d")}},
+		{Conn: "m/1", Seq: 4, Acked: 2, ReplyTo: replyTo, Identity: "id", Tokens: [][]byte{[]byte("f")}},
+	}})
+	cs := recvCredits(t, chs)
+	require.Len(t, cs.Credits, 3)
+	require.Equal(t, "m/2", cs.Credits[0].Conn)
+	require.Equal(t, [][]byte{[]byte("id:d")}, cs.Credits[1].Replies)
+	require.Equal(t, [][]byte{[]byte("id:f")}, cs.Credits[2].Replies)
+	require.Equal(t, 6, handled)
+}
+
+func recvCredits(t *testing.T, ch chan *clusterpb.Credits) *clusterpb.Credits {
+	t.Helper()
+	select {
+	case c := <-ch:
+		return c
+	case <-time.After(5 * time.Second):
+		t.Fatal("no Credits")
+		return nil
+	}
 }
 
 func TestDefaultIdentity(t *testing.T) {

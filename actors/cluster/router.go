@@ -38,6 +38,8 @@ type (
 	retryLookup struct{ g *grainRef }
 	// tick: check the Credit timeouts.
 	tick struct{}
+	// flush: send what the messages before it made ready.
+	flush struct{}
 )
 
 type router struct {
@@ -50,6 +52,12 @@ type router struct {
 	grains map[string]*grainRef
 	byPID  map[string]*grainRef // by the grain activation's PID
 	stopT  chan struct{}
+	// dirty grains have connections with tokens to send or batches to send
+	// again; flush sends them, one message per grain. A flush message is
+	// queued behind the messages already in the mailbox, so that the
+	// tokens of many connections for one grain leave together.
+	dirty    map[*grainRef]struct{}
+	flushing bool
 }
 
 // fconn is the router's state of one connection.
@@ -79,6 +87,7 @@ type grainRef struct {
 	waiting  bool       // a retry is scheduled
 	conns    map[*fconn]struct{}
 	lostAt   time.Time // when the grain was lost with batches outstanding
+	resend   bool      // its outstanding batches go again at the next flush
 }
 
 func newRouter(f *Front) *router {
@@ -86,6 +95,7 @@ func newRouter(f *Front) *router {
 		f: f, opts: f.opts, member: f.system.ID,
 		conns: map[uint64]*fconn{}, byKey: map[string]*fconn{},
 		grains: map[string]*grainRef{}, byPID: map[string]*grainRef{},
+		dirty: map[*grainRef]struct{}{},
 	}
 }
 
@@ -107,6 +117,13 @@ func (r *router) Receive(ctx actor.Context) {
 		}
 	case *clusterpb.Credit:
 		r.onCredit(ctx, m)
+	case *clusterpb.Credits:
+		for _, c := range m.Credits {
+			r.onCredit(ctx, c)
+		}
+	case flush:
+		r.flushing = false
+		r.flush(ctx)
 	case *clusterpb.ReplyBatch:
 		if fc := r.byKey[m.Conn]; fc != nil && len(m.Tokens) > 0 {
 			r.f.stats.replies.Add(int64(len(m.Tokens)))
@@ -191,34 +208,80 @@ func (r *router) onToken(ctx actor.Context, m *actors.TokenReceived) {
 	r.pump(ctx, fc)
 }
 
-// pump sends the pending tokens of fc while its window has room.
+// pump marks fc's grain for the next flush when fc has tokens to send.
 func (r *router) pump(ctx actor.Context, fc *fconn) {
-	g := fc.g
-	for g.pid != nil && len(fc.pending) > 0 && len(fc.inflight) < r.opts.Window {
-		n, size := 0, 0
-		for n < len(fc.pending) && n < r.opts.MaxBatch && (n == 0 || size+len(fc.pending[n]) <= r.opts.MaxBatchBytes) {
-			size += len(fc.pending[n])
-			n++
-		}
-		b := &batch{seq: fc.seq + 1, tokens: fc.pending[:n:n], sent: time.Now()}
-		fc.seq = b.seq
-		fc.pending = fc.pending[n:]
-		fc.pendingN -= size
-		if len(fc.pending) == 0 {
-			fc.pending = nil
-		}
-		fc.inflight = append(fc.inflight, b)
-		r.f.stats.batches.Add(1)
-		r.f.stats.forwarded.Add(int64(n))
-		r.send(ctx, fc, b)
+	if fc.g.pid != nil && len(fc.pending) > 0 && len(fc.inflight) < r.opts.Window {
+		r.markDirty(ctx, fc.g)
 	}
 }
 
-func (r *router) send(ctx actor.Context, fc *fconn, b *batch) {
-	ctx.Send(fc.g.pid, &clusterpb.TokenBatch{
+func (r *router) markDirty(ctx actor.Context, g *grainRef) {
+	r.dirty[g] = struct{}{}
+	if !r.flushing {
+		r.flushing = true
+		ctx.Send(ctx.Self(), flush{})
+	}
+}
+
+// flush sends, per dirty grain, one message with the batches of all its
+// connections: those to send again after a loss, then new ones while each
+// connection's window has room.
+func (r *router) flush(ctx actor.Context) {
+	for g := range r.dirty {
+		delete(r.dirty, g)
+		if g.pid == nil || r.grains[g.identity] != g {
+			continue
+		}
+		var out []*clusterpb.TokenBatch
+		for fc := range g.conns {
+			if g.resend {
+				for _, b := range fc.inflight { // sent to a lost activation
+					b.sent = time.Now()
+					r.f.stats.resent.Add(1)
+					out = append(out, r.message(fc, b))
+				}
+			}
+			for len(fc.pending) > 0 && len(fc.inflight) < r.opts.Window {
+				b := r.cut(fc)
+				out = append(out, r.message(fc, b))
+			}
+		}
+		g.resend = false
+		switch len(out) {
+		case 0:
+		case 1:
+			ctx.Send(g.pid, out[0])
+		default:
+			ctx.Send(g.pid, &clusterpb.TokenBatches{Batches: out})
+		}
+	}
+}
+
+// cut makes the next batch of fc from its pending tokens.
+func (r *router) cut(fc *fconn) *batch {
+	n, size := 0, 0
+	for n < len(fc.pending) && n < r.opts.MaxBatch && (n == 0 || size+len(fc.pending[n]) <= r.opts.MaxBatchBytes) {
+		size += len(fc.pending[n])
+		n++
+	}
+	b := &batch{seq: fc.seq + 1, tokens: fc.pending[:n:n], sent: time.Now()}
+	fc.seq = b.seq
+	fc.pending = fc.pending[n:]
+	fc.pendingN -= size
+	if len(fc.pending) == 0 {
+		fc.pending = nil
+	}
+	fc.inflight = append(fc.inflight, b)
+	r.f.stats.batches.Add(1)
+	r.f.stats.forwarded.Add(int64(n))
+	return b
+}
+
+func (r *router) message(fc *fconn, b *batch) *clusterpb.TokenBatch {
+	return &clusterpb.TokenBatch{
 		Conn: fc.key, Seq: b.seq, Acked: fc.acked, ReplyTo: r.self,
 		Tokens: b.tokens, Identity: fc.g.identity,
-	})
+	}
 }
 
 func (r *router) onCredit(ctx actor.Context, m *clusterpb.Credit) {
@@ -328,14 +391,8 @@ func (r *router) onLookup(ctx actor.Context, m lookupDone) {
 	g.pid = m.pid
 	r.byPID[pidKey(m.pid)] = g
 	ctx.Watch(m.pid)
-	for fc := range g.conns {
-		for _, b := range fc.inflight { // sent to a lost activation
-			b.sent = time.Now()
-			r.f.stats.resent.Add(1)
-			r.send(ctx, fc, b)
-		}
-		r.pump(ctx, fc)
-	}
+	g.resend = true
+	r.markDirty(ctx, g)
 }
 
 // lost: g's activation is gone (its node left, it stopped, or it does not

@@ -20,6 +20,10 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -29,6 +33,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -57,6 +62,12 @@ type config struct {
 	plaintextNodes       bool
 	refresh, delay, wait time.Duration
 	logLevel             slog.Level
+	// bench role
+	benchConns    []int
+	benchReps     int
+	benchDuration time.Duration
+	cpuProfile    string
+	benchWhat     string
 }
 
 var errUsage = errors.New("usage")
@@ -65,7 +76,7 @@ func parse(args []string, stderr io.Writer) (config, error) {
 	var c config
 	fs := flag.NewFlagSet("cluster", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&c.role, "role", "", "front or handler")
+	fs.StringVar(&c.role, "role", "", "front, handler, or bench (a front that measures round trips through a remote grain, then exits)")
 	fs.StringVar(&c.name, "name", "", "node name (default: role and remote port)")
 	fs.StringVar(&c.host, "host", "127.0.0.1", "address of this node's remote (gRPC) server, as the other nodes dial it")
 	fs.IntVar(&c.remotePort, "remote-port", 0, "port of the remote server (0: any free port)")
@@ -77,12 +88,27 @@ func parse(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.refresh, "refresh", 2*time.Second, "how often the provider polls the peers (membership changes show after it)")
 	fs.DurationVar(&c.delay, "delay", 0, "handler: time a grain spends on each token")
 	fs.DurationVar(&c.wait, "wait", 20*time.Second, "front: give up when no handler node joined after this")
+	conns := fs.String("bench-conns", "1,64", "bench: numbers of concurrent connections to measure")
+	fs.IntVar(&c.benchReps, "bench-reps", 3, "bench: measurements of each kind per concurrency (the median counts)")
+	fs.DurationVar(&c.benchDuration, "bench-duration", 2*time.Second, "bench: length of one measurement")
+	fs.StringVar(&c.benchWhat, "bench-what", "both", "bench: both, tokens or proto (one side only, for profiling)")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
 	level := fs.String("log-level", "warn", "Proto.Actor's and the router's log level on stderr (debug, info, warn, error)")
 	if err := fs.Parse(args); err != nil {
 		return c, fmt.Errorf("%w: %w", errUsage, err)
 	}
-	if c.role != "front" && c.role != "handler" {
-		return c, fmt.Errorf("%w: --role must be front or handler", errUsage)
+	if c.role != "front" && c.role != "handler" && c.role != "bench" {
+		return c, fmt.Errorf("%w: --role must be front, handler or bench", errUsage)
+	}
+	for _, n := range strings.Split(*conns, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(n))
+		if err != nil || v <= 0 {
+			return c, fmt.Errorf("%w: --bench-conns: %q is not a positive number", errUsage, n)
+		}
+		c.benchConns = append(c.benchConns, v)
+	}
+	if c.benchReps <= 0 || c.benchDuration <= 0 {
+		return c, fmt.Errorf("%w: --bench-reps and --bench-duration must be positive", errUsage)
 	}
 	if c.healthPort <= 0 || *peers == "" {
 		return c, fmt.Errorf("%w: --health-port and --peers are required", errUsage)
@@ -109,6 +135,18 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if c.cpuProfile != "" {
+		f, err := os.Create(c.cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "cluster:", err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "cluster:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if err := run(ctx, c, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "cluster:", err)
 		os.Exit(1)
@@ -236,11 +274,32 @@ func runFront(ctx context.Context, c config, o *out, log *slog.Logger, cl *pclus
 		return nil
 	}
 	o.printf("front %s listening on %s", c.name, server.Addr())
+	if c.role == "bench" {
+		return runBench(ctx, c, o, cl, &frontNode{addr: server.Addr().String()})
+	}
 	<-ctx.Done()
 	s := front.Stats()
 	o.printf("front %s stopping: %d connections, %d tokens forwarded in %d batches, %d resent, %d replies, %d lookups, %d failovers",
 		c.name, s.Connections, s.Forwarded, s.Batches, s.Resent, s.Replies, s.Lookups, s.Failovers)
 	return nil
+}
+
+// frontNode is what the bench needs of the front.
+type frontNode struct{ addr string }
+
+// identityOf is DefaultIdentity of the certificate in o.Cert: the grain of
+// a client presenting it.
+func identityOf(o tlsio.Options) (string, error) {
+	blk, _ := pem.Decode(o.Cert)
+	if blk == nil {
+		return "", fmt.Errorf("client certificate: no PEM block")
+	}
+	leaf, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		return "", fmt.Errorf("client certificate: %w", err)
+	}
+	sum := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
+	return hex.EncodeToString(sum[:]), nil
 }
 
 func hasKind(cl *pcluster.Cluster) bool {

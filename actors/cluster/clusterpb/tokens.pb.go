@@ -128,6 +128,56 @@ func (x *TokenBatch) GetIdentity() string {
 	return ""
 }
 
+// TokenBatches carries batches of several connections for the same grain
+// in one message: what a front has for a grain when it sends. The grain
+// answers it with one Credits.
+type TokenBatches struct {
+	state         protoimpl.MessageState
+	sizeCache     protoimpl.SizeCache
+	unknownFields protoimpl.UnknownFields
+
+	Batches []*TokenBatch `protobuf:"bytes,1,rep,name=batches,proto3" json:"batches,omitempty"`
+}
+
+func (x *TokenBatches) Reset() {
+	*x = TokenBatches{}
+	if protoimpl.UnsafeEnabled {
+		mi := &file_clusterpb_tokens_proto_msgTypes[1]
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		ms.StoreMessageInfo(mi)
+	}
+}
+
+func (x *TokenBatches) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TokenBatches) ProtoMessage() {}
+
+func (x *TokenBatches) ProtoReflect() protoreflect.Message {
+	mi := &file_clusterpb_tokens_proto_msgTypes[1]
+	if protoimpl.UnsafeEnabled && x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TokenBatches.ProtoReflect.Descriptor instead.
+func (*TokenBatches) Descriptor() ([]byte, []int) {
+	return file_clusterpb_tokens_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *TokenBatches) GetBatches() []*TokenBatch {
+	if x != nil {
+		return x.Batches
+	}
+	return nil
+}
+
 // Credit answers TokenBatch seq: the grain has processed its tokens. It is
 // the flow-control credit (the connection reads further once its tokens are
 // credited) and the acknowledgement (the front forgets the batch). The
@@ -150,7 +200,7 @@ type Credit struct {
 func (x *Credit) Reset() {
 	*x = Credit{}
 	if protoimpl.UnsafeEnabled {
-		mi := &file_clusterpb_tokens_proto_msgTypes[1]
+		mi := &file_clusterpb_tokens_proto_msgTypes[2]
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		ms.StoreMessageInfo(mi)
 	}
@@ -163,7 +213,7 @@ func (x *Credit) String() string {
 func (*Credit) ProtoMessage() {}
 
 func (x *Credit) ProtoReflect() protoreflect.Message {
-	mi := &file_clusterpb_tokens_proto_msgTypes[1]
+	mi := &file_clusterpb_tokens_proto_msgTypes[2]
 	if protoimpl.UnsafeEnabled && x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -176,7 +226,7 @@ func (x *Credit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Credit.ProtoReflect.Descriptor instead.
 func (*Credit) Descriptor() ([]byte, []int) {
-	return file_clusterpb_tokens_proto_rawDescGZIP(), []int{1}
+	return file_clusterpb_tokens_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Credit) GetConn() string {
@@ -207,6 +257,54 @@ func (x *Credit) GetClose() bool {
 	return false
 }
 
+// Credits answers a TokenBatches: one Credit per batch, in order.
+type Credits struct {
+	state         protoimpl.MessageState
+	sizeCache     protoimpl.SizeCache
+	unknownFields protoimpl.UnknownFields
+
+	Credits []*Credit `protobuf:"bytes,1,rep,name=credits,proto3" json:"credits,omitempty"`
+}
+
+func (x *Credits) Reset() {
+	*x = Credits{}
+	if protoimpl.UnsafeEnabled {
+		mi := &file_clusterpb_tokens_proto_msgTypes[3]
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		ms.StoreMessageInfo(mi)
+	}
+}
+
+func (x *Credits) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Credits) ProtoMessage() {}
+
+func (x *Credits) ProtoReflect() protoreflect.Message {
+	mi := &file_clusterpb_tokens_proto_msgTypes[3]
+	if protoimpl.UnsafeEnabled && x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Credits.ProtoReflect.Descriptor instead.
+func (*Credits) Descriptor() ([]byte, []int) {
+	return file_clusterpb_tokens_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Credits) GetCredits() []*Credit {
+	if x != nil {
+		return x.Credits
+	}
+	return nil
+}
+
 // ReplyBatch carries tokens for the client of conn outside the answer to a
 // batch (a grain that replies later). They are written in order with the
 // grain's other replies, but a failover does not resend them.
@@ -222,7 +320,7 @@ type ReplyBatch struct {
 func (x *ReplyBatch) Reset() {
 	*x = ReplyBatch{}
 	if protoimpl.UnsafeEnabled {
-		mi := &file_clusterpb_tokens_proto_msgTypes[2]
+		mi := &file_clusterpb_tokens_proto_msgTypes[4]
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		ms.StoreMessageInfo(mi)
 	}
@@ -235,7 +333,7 @@ func (x *ReplyBatch) String() string {
 func (*ReplyBatch) ProtoMessage() {}
 
 func (x *ReplyBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_clusterpb_tokens_proto_msgTypes[2]
+	mi := &file_clusterpb_tokens_proto_msgTypes[4]
 	if protoimpl.UnsafeEnabled && x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -248,7 +346,7 @@ func (x *ReplyBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplyBatch.ProtoReflect.Descriptor instead.
 func (*ReplyBatch) Descriptor() ([]byte, []int) {
-	return file_clusterpb_tokens_proto_rawDescGZIP(), []int{2}
+	return file_clusterpb_tokens_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ReplyBatch) GetConn() string {
@@ -278,7 +376,7 @@ type CloseRequest struct {
 func (x *CloseRequest) Reset() {
 	*x = CloseRequest{}
 	if protoimpl.UnsafeEnabled {
-		mi := &file_clusterpb_tokens_proto_msgTypes[3]
+		mi := &file_clusterpb_tokens_proto_msgTypes[5]
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		ms.StoreMessageInfo(mi)
 	}
@@ -291,7 +389,7 @@ func (x *CloseRequest) String() string {
 func (*CloseRequest) ProtoMessage() {}
 
 func (x *CloseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_clusterpb_tokens_proto_msgTypes[3]
+	mi := &file_clusterpb_tokens_proto_msgTypes[5]
 	if protoimpl.UnsafeEnabled && x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -304,7 +402,7 @@ func (x *CloseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseRequest.ProtoReflect.Descriptor instead.
 func (*CloseRequest) Descriptor() ([]byte, []int) {
-	return file_clusterpb_tokens_proto_rawDescGZIP(), []int{3}
+	return file_clusterpb_tokens_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CloseRequest) GetConn() string {
@@ -326,7 +424,7 @@ type ConnClosed struct {
 func (x *ConnClosed) Reset() {
 	*x = ConnClosed{}
 	if protoimpl.UnsafeEnabled {
-		mi := &file_clusterpb_tokens_proto_msgTypes[4]
+		mi := &file_clusterpb_tokens_proto_msgTypes[6]
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		ms.StoreMessageInfo(mi)
 	}
@@ -339,7 +437,7 @@ func (x *ConnClosed) String() string {
 func (*ConnClosed) ProtoMessage() {}
 
 func (x *ConnClosed) ProtoReflect() protoreflect.Message {
-	mi := &file_clusterpb_tokens_proto_msgTypes[4]
+	mi := &file_clusterpb_tokens_proto_msgTypes[6]
 	if protoimpl.UnsafeEnabled && x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -352,7 +450,7 @@ func (x *ConnClosed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnClosed.ProtoReflect.Descriptor instead.
 func (*ConnClosed) Descriptor() ([]byte, []int) {
-	return file_clusterpb_tokens_proto_rawDescGZIP(), []int{4}
+	return file_clusterpb_tokens_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ConnClosed) GetConn() string {
@@ -379,25 +477,34 @@ var file_clusterpb_tokens_proto_rawDesc = []byte{
 	0x16, 0x0a, 0x06, 0x74, 0x6f, 0x6b, 0x65, 0x6e, 0x73, 0x18, 0x05, 0x20, 0x03, 0x28, 0x0c, 0x52,
 	0x06, 0x74, 0x6f, 0x6b, 0x65, 0x6e, 0x73, 0x12, 0x1a, 0x0a, 0x08, 0x69, 0x64, 0x65, 0x6e, 0x74,
 	0x69, 0x74, 0x79, 0x18, 0x06, 0x20, 0x01, 0x28, 0x09, 0x52, 0x08, 0x69, 0x64, 0x65, 0x6e, 0x74,
-	0x69, 0x74, 0x79, 0x22, 0x5e, 0x0a, 0x06, 0x43, 0x72, 0x65, 0x64, 0x69, 0x74, 0x12, 0x12, 0x0a,
-	0x04, 0x63, 0x6f, 0x6e, 0x6e, 0x18, 0x01, 0x20, 0x01, 0x28, 0x09, 0x52, 0x04, 0x63, 0x6f, 0x6e,
-	0x6e, 0x12, 0x10, 0x0a, 0x03, 0x73, 0x65, 0x71, 0x18, 0x02, 0x20, 0x01, 0x28, 0x04, 0x52, 0x03,
-	0x73, 0x65, 0x71, 0x12, 0x18, 0x0a, 0x07, 0x72, 0x65, 0x70, 0x6c, 0x69, 0x65, 0x73, 0x18, 0x03,
-	0x20, 0x03, 0x28, 0x0c, 0x52, 0x07, 0x72, 0x65, 0x70, 0x6c, 0x69, 0x65, 0x73, 0x12, 0x14, 0x0a,
-	0x05, 0x63, 0x6c, 0x6f, 0x73, 0x65, 0x18, 0x04, 0x20, 0x01, 0x28, 0x08, 0x52, 0x05, 0x63, 0x6c,
-	0x6f, 0x73, 0x65, 0x22, 0x38, 0x0a, 0x0a, 0x52, 0x65, 0x70, 0x6c, 0x79, 0x42, 0x61, 0x74, 0x63,
-	0x68, 0x12, 0x12, 0x0a, 0x04, 0x63, 0x6f, 0x6e, 0x6e, 0x18, 0x01, 0x20, 0x01, 0x28, 0x09, 0x52,
-	0x04, 0x63, 0x6f, 0x6e, 0x6e, 0x12, 0x16, 0x0a, 0x06, 0x74, 0x6f, 0x6b, 0x65, 0x6e, 0x73, 0x18,
-	0x02, 0x20, 0x03, 0x28, 0x0c, 0x52, 0x06, 0x74, 0x6f, 0x6b, 0x65, 0x6e, 0x73, 0x22, 0x22, 0x0a,
-	0x0c, 0x43, 0x6c, 0x6f, 0x73, 0x65, 0x52, 0x65, 0x71, 0x75, 0x65, 0x73, 0x74, 0x12, 0x12, 0x0a,
-	0x04, 0x63, 0x6f, 0x6e, 0x6e, 0x18, 0x01, 0x20, 0x01, 0x28, 0x09, 0x52, 0x04, 0x63, 0x6f, 0x6e,
-	0x6e, 0x22, 0x20, 0x0a, 0x0a, 0x43, 0x6f, 0x6e, 0x6e, 0x43, 0x6c, 0x6f, 0x73, 0x65, 0x64, 0x12,
-	0x12, 0x0a, 0x04, 0x63, 0x6f, 0x6e, 0x6e, 0x18, 0x01, 0x20, 0x01, 0x28, 0x09, 0x52, 0x04, 0x63,
-	0x6f, 0x6e, 0x6e, 0x42, 0x3d, 0x5a, 0x3b, 0x67, 0x69, 0x74, 0x68, 0x75, 0x62, 0x2e, 0x63, 0x6f,
-	0x6d, 0x2f, 0x74, 0x6f, 0x6b, 0x65, 0x6e, 0x73, 0x65, 0x72, 0x76, 0x65, 0x72, 0x2f, 0x74, 0x6f,
-	0x6b, 0x65, 0x6e, 0x73, 0x65, 0x72, 0x76, 0x65, 0x72, 0x2f, 0x61, 0x63, 0x74, 0x6f, 0x72, 0x73,
-	0x2f, 0x63, 0x6c, 0x75, 0x73, 0x74, 0x65, 0x72, 0x2f, 0x63, 0x6c, 0x75, 0x73, 0x74, 0x65, 0x72,
-	0x70, 0x62, 0x62, 0x06, 0x70, 0x72, 0x6f, 0x74, 0x6f, 0x33,
+	0x69, 0x74, 0x79, 0x22, 0x4c, 0x0a, 0x0c, 0x54, 0x6f, 0x6b, 0x65, 0x6e, 0x42, 0x61, 0x74, 0x63,
+	0x68, 0x65, 0x73, 0x12, 0x3c, 0x0a, 0x07, 0x62, 0x61, 0x74, 0x63, 0x68, 0x65, 0x73, 0x18, 0x01,
+	0x20, 0x03, 0x28, 0x0b, 0x32, 0x22, 0x2e, 0x74, 0x6f, 0x6b, 0x65, 0x6e, 0x73, 0x65, 0x72, 0x76,
+	0x65, 0x72, 0x2e, 0x63, 0x6c, 0x75, 0x73, 0x74, 0x65, 0x72, 0x2e, 0x76, 0x31, 0x2e, 0x54, 0x6f,
+	0x6b, 0x65, 0x6e, 0x42, 0x61, 0x74, 0x63, 0x68, 0x52, 0x07, 0x62, 0x61, 0x74, 0x63, 0x68, 0x65,
+	0x73, 0x22, 0x5e, 0x0a, 0x06, 0x43, 0x72, 0x65, 0x64, 0x69, 0x74, 0x12, 0x12, 0x0a, 0x04, 0x63,
+	0x6f, 0x6e, 0x6e, 0x18, 0x01, 0x20, 0x01, 0x28, 0x09, 0x52, 0x04, 0x63, 0x6f, 0x6e, 0x6e, 0x12,
+	0x10, 0x0a, 0x03, 0x73, 0x65, 0x71, 0x18, 0x02, 0x20, 0x01, 0x28, 0x04, 0x52, 0x03, 0x73, 0x65,
+	0x71, 0x12, 0x18, 0x0a, 0x07, 0x72, 0x65, 0x70, 0x6c, 0x69, 0x65, 0x73, 0x18, 0x03, 0x20, 0x03,
+	0x28, 0x0c, 0x52, 0x07, 0x72, 0x65, 0x70, 0x6c, 0x69, 0x65, 0x73, 0x12, 0x14, 0x0a, 0x05, 0x63,
+	0x6c, 0x6f, 0x73, 0x65, 0x18, 0x04, 0x20, 0x01, 0x28, 0x08, 0x52, 0x05, 0x63, 0x6c, 0x6f, 0x73,
+	0x65, 0x22, 0x43, 0x0a, 0x07, 0x43, 0x72, 0x65, 0x64, 0x69, 0x74, 0x73, 0x12, 0x38, 0x0a, 0x07,
+	0x63, 0x72, 0x65, 0x64, 0x69, 0x74, 0x73, 0x18, 0x01, 0x20, 0x03, 0x28, 0x0b, 0x32, 0x1e, 0x2e,
+	0x74, 0x6f, 0x6b, 0x65, 0x6e, 0x73, 0x65, 0x72, 0x76, 0x65, 0x72, 0x2e, 0x63, 0x6c, 0x75, 0x73,
+	0x74, 0x65, 0x72, 0x2e, 0x76, 0x31, 0x2e, 0x43, 0x72, 0x65, 0x64, 0x69, 0x74, 0x52, 0x07, 0x63,
+	0x72, 0x65, 0x64, 0x69, 0x74, 0x73, 0x22, 0x38, 0x0a, 0x0a, 0x52, 0x65, 0x70, 0x6c, 0x79, 0x42,
+	0x61, 0x74, 0x63, 0x68, 0x12, 0x12, 0x0a, 0x04, 0x63, 0x6f, 0x6e, 0x6e, 0x18, 0x01, 0x20, 0x01,
+	0x28, 0x09, 0x52, 0x04, 0x63, 0x6f, 0x6e, 0x6e, 0x12, 0x16, 0x0a, 0x06, 0x74, 0x6f, 0x6b, 0x65,
+	0x6e, 0x73, 0x18, 0x02, 0x20, 0x03, 0x28, 0x0c, 0x52, 0x06, 0x74, 0x6f, 0x6b, 0x65, 0x6e, 0x73,
+	0x22, 0x22, 0x0a, 0x0c, 0x43, 0x6c, 0x6f, 0x73, 0x65, 0x52, 0x65, 0x71, 0x75, 0x65, 0x73, 0x74,
+	0x12, 0x12, 0x0a, 0x04, 0x63, 0x6f, 0x6e, 0x6e, 0x18, 0x01, 0x20, 0x01, 0x28, 0x09, 0x52, 0x04,
+	0x63, 0x6f, 0x6e, 0x6e, 0x22, 0x20, 0x0a, 0x0a, 0x43, 0x6f, 0x6e, 0x6e, 0x43, 0x6c, 0x6f, 0x73,
+	0x65, 0x64, 0x12, 0x12, 0x0a, 0x04, 0x63, 0x6f, 0x6e, 0x6e, 0x18, 0x01, 0x20, 0x01, 0x28, 0x09,
+	0x52, 0x04, 0x63, 0x6f, 0x6e, 0x6e, 0x42, 0x3d, 0x5a, 0x3b, 0x67, 0x69, 0x74, 0x68, 0x75, 0x62,
+	0x2e, 0x63, 0x6f, 0x6d, 0x2f, 0x74, 0x6f, 0x6b, 0x65, 0x6e, 0x73, 0x65, 0x72, 0x76, 0x65, 0x72,
+	0x2f, 0x74, 0x6f, 0x6b, 0x65, 0x6e, 0x73, 0x65, 0x72, 0x76, 0x65, 0x72, 0x2f, 0x61, 0x63, 0x74,
+	0x6f, 0x72, 0x73, 0x2f, 0x63, 0x6c, 0x75, 0x73, 0x74, 0x65, 0x72, 0x2f, 0x63, 0x6c, 0x75, 0x73,
+	0x74, 0x65, 0x72, 0x70, 0x62, 0x62, 0x06, 0x70, 0x72, 0x6f, 0x74, 0x6f, 0x33,
 }
 
 var (
@@ -412,22 +519,26 @@ func file_clusterpb_tokens_proto_rawDescGZIP() []byte {
 	return file_clusterpb_tokens_proto_rawDescData
 }
 
-var file_clusterpb_tokens_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_clusterpb_tokens_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_clusterpb_tokens_proto_goTypes = []interface{}{
 	(*TokenBatch)(nil),   // 0: tokenserver.cluster.v1.TokenBatch
-	(*Credit)(nil),       // 1: tokenserver.cluster.v1.Credit
-	(*ReplyBatch)(nil),   // 2: tokenserver.cluster.v1.ReplyBatch
-	(*CloseRequest)(nil), // 3: tokenserver.cluster.v1.CloseRequest
-	(*ConnClosed)(nil),   // 4: tokenserver.cluster.v1.ConnClosed
-	(*actor.PID)(nil),    // 5: actor.PID
+	(*TokenBatches)(nil), // 1: tokenserver.cluster.v1.TokenBatches
+	(*Credit)(nil),       // 2: tokenserver.cluster.v1.Credit
+	(*Credits)(nil),      // 3: tokenserver.cluster.v1.Credits
+	(*ReplyBatch)(nil),   // 4: tokenserver.cluster.v1.ReplyBatch
+	(*CloseRequest)(nil), // 5: tokenserver.cluster.v1.CloseRequest
+	(*ConnClosed)(nil),   // 6: tokenserver.cluster.v1.ConnClosed
+	(*actor.PID)(nil),    // 7: actor.PID
 }
 var file_clusterpb_tokens_proto_depIdxs = []int32{
-	5, // 0: tokenserver.cluster.v1.TokenBatch.reply_to:type_name -> actor.PID
-	1, // [1:1] is the sub-list for method output_type
-	1, // [1:1] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	7, // 0: tokenserver.cluster.v1.TokenBatch.reply_to:type_name -> actor.PID
+	0, // 1: tokenserver.cluster.v1.TokenBatches.batches:type_name -> tokenserver.cluster.v1.TokenBatch
+	2, // 2: tokenserver.cluster.v1.Credits.credits:type_name -> tokenserver.cluster.v1.Credit
+	3, // [3:3] is the sub-list for method output_type
+	3, // [3:3] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_clusterpb_tokens_proto_init() }
@@ -449,7 +560,7 @@ func file_clusterpb_tokens_proto_init() {
 			}
 		}
 		file_clusterpb_tokens_proto_msgTypes[1].Exporter = func(v interface{}, i int) interface{} {
-			switch v := v.(*Credit); i {
+			switch v := v.(*TokenBatches); i {
 			case 0:
 				return &v.state
 			case 1:
@@ -461,7 +572,7 @@ func file_clusterpb_tokens_proto_init() {
 			}
 		}
 		file_clusterpb_tokens_proto_msgTypes[2].Exporter = func(v interface{}, i int) interface{} {
-			switch v := v.(*ReplyBatch); i {
+			switch v := v.(*Credit); i {
 			case 0:
 				return &v.state
 			case 1:
@@ -473,7 +584,7 @@ func file_clusterpb_tokens_proto_init() {
 			}
 		}
 		file_clusterpb_tokens_proto_msgTypes[3].Exporter = func(v interface{}, i int) interface{} {
-			switch v := v.(*CloseRequest); i {
+			switch v := v.(*Credits); i {
 			case 0:
 				return &v.state
 			case 1:
@@ -485,6 +596,30 @@ func file_clusterpb_tokens_proto_init() {
 			}
 		}
 		file_clusterpb_tokens_proto_msgTypes[4].Exporter = func(v interface{}, i int) interface{} {
+			switch v := v.(*ReplyBatch); i {
+			case 0:
+				return &v.state
+			case 1:
+				return &v.sizeCache
+			case 2:
+				return &v.unknownFields
+			default:
+				return nil
+			}
+		}
+		file_clusterpb_tokens_proto_msgTypes[5].Exporter = func(v interface{}, i int) interface{} {
+			switch v := v.(*CloseRequest); i {
+			case 0:
+				return &v.state
+			case 1:
+				return &v.sizeCache
+			case 2:
+				return &v.unknownFields
+			default:
+				return nil
+			}
+		}
+		file_clusterpb_tokens_proto_msgTypes[6].Exporter = func(v interface{}, i int) interface{} {
 			switch v := v.(*ConnClosed); i {
 			case 0:
 				return &v.state
@@ -503,7 +638,7 @@ func file_clusterpb_tokens_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: file_clusterpb_tokens_proto_rawDesc,
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
