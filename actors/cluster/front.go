@@ -69,6 +69,7 @@ type FrontStats struct {
 	Connections int64 // connections routed
 	Forwarded   int64 // tokens sent to grains (resends not counted)
 	Batches     int64 // batches sent (resends not counted)
+	Messages    int64 // messages sent to grains (a TokenBatches holds several batches)
 	Resent      int64 // batches sent again after a loss
 	Replies     int64 // reply tokens handed to connections
 	Duplicates  int64 // Credits dropped as already seen
@@ -90,7 +91,7 @@ type Front struct {
 }
 
 type frontCounters struct {
-	connections, forwarded, batches, resent, replies, duplicates, lookups, failovers atomic.Int64
+	connections, forwarded, batches, messages, resent, replies, duplicates, lookups, failovers atomic.Int64
 }
 
 // NewFront starts the router of a front node.
@@ -171,7 +172,7 @@ func (f *Front) ServerOptions(opts actors.ServerOptions) (actors.ServerOptions, 
 func (f *Front) Stats() FrontStats {
 	s := &f.stats
 	return FrontStats{
-		Connections: s.connections.Load(), Forwarded: s.forwarded.Load(), Batches: s.batches.Load(),
+		Connections: s.connections.Load(), Forwarded: s.forwarded.Load(), Batches: s.batches.Load(), Messages: s.messages.Load(),
 		Resent: s.resent.Load(), Replies: s.replies.Load(), Duplicates: s.duplicates.Load(),
 		Lookups: s.lookups.Load(), Failovers: s.failovers.Load(),
 	}

@@ -247,6 +247,9 @@ func (r *router) flush(ctx actor.Context) {
 			}
 		}
 		g.resend = false
+		if len(out) > 0 {
+			r.f.stats.messages.Add(1)
+		}
 		switch len(out) {
 		case 0:
 		case 1:

@@ -76,7 +76,8 @@ func runBench(ctx context.Context, c config, o *out, cl *pcluster.Cluster, front
 				if tk, err = benchTokens(host, port, clientTLS, conns, c.benchDuration); err != nil {
 					return err
 				}
-				o.printf("bench tokens through the front conns=%d rep=%d: %v", conns, rep+1, tk)
+				st := front.f.Stats()
+				o.printf("bench tokens through the front conns=%d rep=%d: %v (so far: %d batches in %d messages)", conns, rep+1, tk, st.Batches, st.Messages)
 			}
 			proto, tokens = append(proto, p), append(tokens, tk)
 			if ctx.Err() != nil {

@@ -275,17 +275,20 @@ func runFront(ctx context.Context, c config, o *out, log *slog.Logger, cl *pclus
 	}
 	o.printf("front %s listening on %s", c.name, server.Addr())
 	if c.role == "bench" {
-		return runBench(ctx, c, o, cl, &frontNode{addr: server.Addr().String()})
+		return runBench(ctx, c, o, cl, &frontNode{addr: server.Addr().String(), f: front})
 	}
 	<-ctx.Done()
 	s := front.Stats()
-	o.printf("front %s stopping: %d connections, %d tokens forwarded in %d batches, %d resent, %d replies, %d lookups, %d failovers",
-		c.name, s.Connections, s.Forwarded, s.Batches, s.Resent, s.Replies, s.Lookups, s.Failovers)
+	o.printf("front %s stopping: %d connections, %d tokens forwarded in %d batches (%d messages), %d resent, %d replies, %d lookups, %d failovers",
+		c.name, s.Connections, s.Forwarded, s.Batches, s.Messages, s.Resent, s.Replies, s.Lookups, s.Failovers)
 	return nil
 }
 
 // frontNode is what the bench needs of the front.
-type frontNode struct{ addr string }
+type frontNode struct {
+	addr string
+	f    *tscluster.Front
+}
 
 // identityOf is DefaultIdentity of the certificate in o.Cert: the grain of
 // a client presenting it.
