@@ -16,11 +16,19 @@ import (
 
 // Defaults of FrontOptions.
 const (
-	DefaultMaxBatch      = 256
+	// DefaultMaxBatch is the most tokens in one TokenBatch.
+	DefaultMaxBatch = 256
+	// DefaultMaxBatchBytes is the most token bytes in one TokenBatch (a
+	// single larger token still goes, alone).
 	DefaultMaxBatchBytes = 256 << 10
-	DefaultWindow        = 4
-	DefaultAckTimeout    = 5 * time.Second
-	DefaultRetryDelay    = 250 * time.Millisecond
+	// DefaultWindow is how many batches of a connection may await their
+	// Credit.
+	DefaultWindow = 4
+	// DefaultAckTimeout is how long a batch may await its Credit before the
+	// grain is looked up again and the batch sent again.
+	DefaultAckTimeout = 5 * time.Second
+	// DefaultRetryDelay is the wait between failed lookups.
+	DefaultRetryDelay = 250 * time.Millisecond
 )
 
 // ErrInvalidFront: FrontOptions that cannot work.
