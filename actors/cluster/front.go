@@ -130,7 +130,12 @@ func NewFront(opts FrontOptions) (*Front, error) {
 	}
 	f := &Front{opts: opts, system: opts.Cluster.ActorSystem, done: make(chan struct{})}
 	r := newRouter(f)
-	f.pid = f.system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return r }))
+	// Inline, as the connection actors: the router never blocks and runs no
+	// user code but OnFailover, so it runs on the goroutine that sends to it
+	// (the server actor, the remote reader), one message at a time, which
+	// saves a wake-up per token each way.
+	f.pid = f.system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return r },
+		actor.WithDispatcher(actor.NewSynchronizedDispatcher(300))))
 	root, pid := f.system.Root, f.pid
 	f.sub = f.system.EventStream.Subscribe(func(ev any) {
 		if t, ok := ev.(*pcluster.ClusterTopology); ok {
