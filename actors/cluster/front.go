@@ -24,6 +24,9 @@ const (
 	// DefaultWindow is how many batches of a connection may await their
 	// Credit.
 	DefaultWindow = 4
+	// DefaultGrainWindow is how many messages to one grain may await their
+	// answer.
+	DefaultGrainWindow = 2
 	// DefaultAckTimeout is how long a batch may await its Credit before the
 	// grain is looked up again and the batch sent again.
 	DefaultAckTimeout = 5 * time.Second
@@ -54,6 +57,12 @@ type FrontOptions struct {
 	// (actors.Limits.ReadWindow) bounds them, since they are credited only
 	// when the grain has processed them.
 	Window int
+	// GrainWindow is how many messages to one grain may await their answer
+	// (default DefaultGrainWindow). Batches made meanwhile, of all the
+	// grain's connections, leave together in one TokenBatches when an
+	// answer comes: under load, the remote path carries many tokens per
+	// message; at low load, nothing waits.
+	GrainWindow int
 	// AckTimeout: batches without a Credit for this long make the front look
 	// the grain up again and send them again (default DefaultAckTimeout).
 	// Failures the cluster sees (the node left, the grain stopped) act at
@@ -118,6 +127,9 @@ func NewFront(opts FrontOptions) (*Front, error) {
 	}
 	if opts.Window <= 0 {
 		opts.Window = DefaultWindow
+	}
+	if opts.GrainWindow <= 0 {
+		opts.GrainWindow = DefaultGrainWindow
 	}
 	if opts.AckTimeout <= 0 {
 		opts.AckTimeout = DefaultAckTimeout

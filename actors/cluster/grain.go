@@ -129,7 +129,7 @@ func (g *grain) onBatches(ctx actor.Context, m *clusterpb.TokenBatches) {
 			out = nil
 		}
 		if out == nil {
-			to, out = b.ReplyTo, &clusterpb.Credits{}
+			to, out = b.ReplyTo, &clusterpb.Credits{Identity: g.identity}
 		}
 		out.Credits = append(out.Credits, c)
 	}
@@ -159,13 +159,13 @@ func (g *grain) onBatch(ctx actor.Context, m *clusterpb.TokenBatch) *clusterpb.C
 		if c := gc.credits[m.Seq]; c != nil {
 			return c
 		}
-		return &clusterpb.Credit{Conn: m.Conn, Seq: m.Seq}
+		return &clusterpb.Credit{Conn: m.Conn, Seq: m.Seq, Identity: g.identity}
 	case m.Seq > gc.done+1: // one before it is missing: the front sends it again
 		ctx.Logger().Warn("token batch out of order: dropped", slog.String("conn", m.Conn),
 			slog.Uint64("seq", m.Seq), slog.Uint64("expected", gc.done+1))
 		return nil
 	}
-	credit := &clusterpb.Credit{Conn: m.Conn, Seq: m.Seq}
+	credit := &clusterpb.Credit{Conn: m.Conn, Seq: m.Seq, Identity: g.identity}
 	t := &Token{Context: ctx, Identity: g.identity, Conn: m.Conn, ReplyTo: m.ReplyTo, credit: credit}
 	for _, data := range m.Tokens {
 		t.Data = data

@@ -88,6 +88,7 @@ type grainRef struct {
 	conns    map[*fconn]struct{}
 	lostAt   time.Time // when the grain was lost with batches outstanding
 	resend   bool      // its outstanding batches go again at the next flush
+	msgs     int       // messages sent to pid not answered yet
 }
 
 func newRouter(f *Front) *router {
@@ -116,8 +117,10 @@ func (r *router) Receive(ctx actor.Context) {
 			r.onClosed(ctx, m.ConnID)
 		}
 	case *clusterpb.Credit:
+		r.answered(ctx, m.Identity)
 		r.onCredit(ctx, m)
 	case *clusterpb.Credits:
+		r.answered(ctx, m.Identity)
 		for _, c := range m.Credits {
 			r.onCredit(ctx, c)
 		}
@@ -232,6 +235,9 @@ func (r *router) flush(ctx actor.Context) {
 		if g.pid == nil || r.grains[g.identity] != g {
 			continue
 		}
+		if g.msgs >= r.opts.GrainWindow && !g.resend {
+			continue // the next answer flushes g again
+		}
 		var out []*clusterpb.TokenBatch
 		for fc := range g.conns {
 			if g.resend {
@@ -248,6 +254,7 @@ func (r *router) flush(ctx actor.Context) {
 		}
 		g.resend = false
 		if len(out) > 0 {
+			g.msgs++
 			r.f.stats.messages.Add(1)
 		}
 		switch len(out) {
@@ -256,6 +263,24 @@ func (r *router) flush(ctx actor.Context) {
 			ctx.Send(g.pid, out[0])
 		default:
 			ctx.Send(g.pid, &clusterpb.TokenBatches{Batches: out})
+		}
+	}
+}
+
+// answered: a message to the grain of identity was answered; what waited
+// for room in its window goes at the next flush.
+func (r *router) answered(ctx actor.Context, identity string) {
+	g := r.grains[identity]
+	if g == nil {
+		return
+	}
+	if g.msgs > 0 {
+		g.msgs--
+	}
+	for fc := range g.conns {
+		if len(fc.pending) > 0 {
+			r.markDirty(ctx, g)
+			return
 		}
 	}
 }
@@ -394,7 +419,7 @@ func (r *router) onLookup(ctx actor.Context, m lookupDone) {
 	g.pid = m.pid
 	r.byPID[pidKey(m.pid)] = g
 	ctx.Watch(m.pid)
-	g.resend = true
+	g.resend, g.msgs = true, 0
 	r.markDirty(ctx, g)
 }
 

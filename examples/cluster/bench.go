@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -13,9 +14,9 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	pcluster "github.com/asynkron/protoactor-go/cluster"
-	"github.com/tokenserver/tokenserver/actors"
 	"github.com/tokenserver/tokenserver/actors/cluster/clusterpb"
 	"github.com/tokenserver/tokenserver/tlsio"
+	"github.com/tokenserver/tokenserver/wire"
 )
 
 // The bench role is a front node that measures itself: round trips of one
@@ -156,59 +157,58 @@ func benchProto(system *actor.ActorSystem, grain *actor.PID, conns int, d time.D
 var benchSeq atomic.Uint64
 
 // benchTokens: conns clients through the front, each sending one token and
-// waiting for its reply, for d.
+// waiting for its reply, for d. The clients are plain crypto/tls loops with
+// the wire framing (as tokencat bench's), so that the measurement is of the
+// front and the grain, not of a client runtime.
 func benchTokens(host string, port int, tlsOpts tlsio.Options, conns int, d time.Duration) (benchResult, error) {
-	system := actors.NewQuietSystem()
-	type client struct {
-		c       *actors.Client
-		replies chan struct{}
+	cfg, err := tlsio.ClientConfig(tlsOpts)
+	if err != nil {
+		return benchResult{}, err
 	}
-	var clients []client
+	addr := net.JoinHostPort(host, strconv.Itoa(port))
+	var socks []*tls.Conn
 	defer func() {
-		for _, cl := range clients {
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_ = cl.c.Shutdown(sctx)
-			cancel()
+		for _, c := range socks {
+			_ = c.Close()
 		}
-		system.Shutdown()
 	}()
 	for range conns {
-		replies := make(chan struct{}, 1)
-		up := make(chan struct{}, 1)
-		c, err := actors.NewClient(actors.ClientOptions{
-			Host: host, Port: port, TLS: tlsOpts, Runtime: actors.Runtime{System: system},
-			OnConnect: func() { up <- struct{}{} },
-			OnToken:   func([]byte, *actors.Connection) { replies <- struct{}{} },
-		})
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		c, err := tlsio.Dial(ctx, addr, cfg, tlsio.DialConfig{})
+		cancel()
 		if err != nil {
-			return benchResult{}, err
+			return benchResult{}, fmt.Errorf("bench client: %w", err)
 		}
-		clients = append(clients, client{c, replies})
-		select {
-		case <-up:
-		case <-time.After(10 * time.Second):
-			return benchResult{}, fmt.Errorf("bench client: no connection within 10 s")
-		}
+		socks = append(socks, c)
 	}
 	lat := make([][]time.Duration, conns)
 	var wg sync.WaitGroup
 	start := time.Now()
 	end := start.Add(d)
-	for i, cl := range clients {
+	for i, c := range socks {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			tok := []byte("token-" + strconv.Itoa(i))
+			frame := wire.AppendToken(nil, []byte("token-"+strconv.Itoa(i)))
+			dec, _ := wire.NewDecoder(1 << 20)
+			buf := make([]byte, 64<<10)
+			var frames []wire.Frame
 			for time.Now().Before(end) {
 				t0 := time.Now()
-				if !cl.c.Send(tok) {
+				if _, err := c.Write(frame); err != nil {
 					return
 				}
-				select {
-				case <-cl.replies:
-				case <-time.After(5 * time.Second):
-					return
+				_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				for len(frames) == 0 {
+					n, err := c.Read(buf)
+					if err != nil {
+						return
+					}
+					if frames, err = dec.AppendFrames(frames[:0], buf[:n]); err != nil {
+						return
+					}
 				}
+				frames = frames[1:] // one reply per token, in order
 				lat[i] = append(lat[i], time.Since(t0))
 			}
 		}()

@@ -68,6 +68,7 @@ type config struct {
 	benchDuration time.Duration
 	cpuProfile    string
 	benchWhat     string
+	grainWindow   int
 }
 
 var errUsage = errors.New("usage")
@@ -91,6 +92,7 @@ func parse(args []string, stderr io.Writer) (config, error) {
 	conns := fs.String("bench-conns", "1,64", "bench: numbers of concurrent connections to measure")
 	fs.IntVar(&c.benchReps, "bench-reps", 3, "bench: measurements of each kind per concurrency (the median counts)")
 	fs.DurationVar(&c.benchDuration, "bench-duration", 2*time.Second, "bench: length of one measurement")
+	fs.IntVar(&c.grainWindow, "grain-window", 0, "front: messages to one grain awaiting their answer (0: the default)")
 	fs.StringVar(&c.benchWhat, "bench-what", "both", "bench: both, tokens or proto (one side only, for profiling)")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
 	level := fs.String("log-level", "warn", "Proto.Actor's and the router's log level on stderr (debug, info, warn, error)")
@@ -225,6 +227,7 @@ func runFront(ctx context.Context, c config, o *out, log *slog.Logger, cl *pclus
 	}
 	front, err := tscluster.NewFront(tscluster.FrontOptions{
 		Cluster: cl, Kind: Kind, Logger: log, AckTimeout: 5 * time.Second, RetryDelay: c.refresh / 4,
+		GrainWindow: c.grainWindow,
 		OnFailover: func(identity string, lost time.Duration) {
 			o.printf("failover of grain %s: reached again %v after the loss was seen", short(identity), lost.Round(time.Millisecond))
 		},
