@@ -66,7 +66,7 @@ func runBench(ctx context.Context, c config, o *out, cl *pcluster.Cluster, front
 		if _, err := benchTokens(host, port, clientTLS, conns, c.benchDuration/4); err != nil {
 			return err
 		}
-		var proto, tokens []benchResult
+		var proto, tokens []benchResult // pairs, run one after the other
 		for rep := 0; rep < c.benchReps; rep++ {
 			var p, tk benchResult
 			if c.benchWhat != "tokens" {
@@ -85,26 +85,24 @@ func runBench(ctx context.Context, c config, o *out, cl *pcluster.Cluster, front
 				return nil
 			}
 		}
-		p, tk := median(proto), median(tokens)
+		if c.benchWhat != "both" {
+			continue
+		}
+		// Each ratio is the median of the ratios of runs close in time (a
+		// pair), which a machine whose load changes skews less than a ratio
+		// of medians.
+		var thr, lat []float64
+		for i := range proto {
+			thr = append(thr, tokens[i].rps/proto[i].rps)
+			lat = append(lat, float64(tokens[i].p50)/float64(proto[i].p50))
+		}
+		slices.Sort(thr)
+		slices.Sort(lat)
 		o.printf("ratio conns=%d: throughput %.2f of Proto.Actor's request/reply (target >= 0.7), p50 %.2fx (target <= 1.5x)",
-			conns, tk.rps/p.rps, float64(tk.p50)/float64(p.p50))
+			conns, thr[len(thr)/2], lat[len(lat)/2])
 	}
 	o.printf("bench done")
 	return nil
-}
-
-func median(rs []benchResult) benchResult {
-	rps := make([]float64, len(rs))
-	p50 := make([]time.Duration, len(rs))
-	p99 := make([]time.Duration, len(rs))
-	for i, r := range rs {
-		rps[i], p50[i], p99[i] = r.rps, r.p50, r.p99
-	}
-	slices.Sort(rps)
-	slices.Sort(p50)
-	slices.Sort(p99)
-	m := len(rs) / 2
-	return benchResult{rps: rps[m], p50: p50[m], p99: p99[m]}
 }
 
 // summarize turns the latencies of every caller into a result.
