@@ -22,7 +22,7 @@ FUZZ_TARGETS := ./wire:FuzzDecode:100000 ./wire:FuzzRoundTrip:500000 ./test/fuzz
 FUZZMINIMIZE := 1000x
 INTEROP_DIR  := test/interop
 
-.PHONY: all run test fmt-check vet lint unit fuzz-short fuzz bench interop-deps soak
+.PHONY: all run test fmt-check vet lint unit fuzz-short fuzz bench interop-deps soak proto
 
 all: test
 
@@ -45,6 +45,14 @@ vet:
 lint:
 	$(GO) tool staticcheck ./...
 	$(GO) tool staticcheck -tags soak ./test/soak
+
+## proto: regenerate the Go code of the cluster's protobuf messages (committed,
+## so building needs no generator): protocompile and protoc-gen-go's
+## generator, both pinned in go.mod, no protoc needed.
+PROTOACTOR_DIR = $$($(GO) list -m -f '{{.Dir}}' github.com/asynkron/protoactor-go)
+proto:
+	$(GO) run ./actors/cluster/internal/protogen -I actors/cluster -I "$(PROTOACTOR_DIR)/actor" \
+		-out actors/cluster clusterpb/tokens.proto
 
 # The interop tests drive the real npm token-server; install it from the lock file.
 interop-deps:
@@ -71,10 +79,12 @@ fuzz:
 		$(GO) test -run=NONE -fuzz="^$$name\$$" -fuzztime=$(FUZZLONG) $$pkg || exit 1; \
 	done
 
-## bench: Go micro-benchmarks with allocation counts, then `make compare`.
+## bench: Go micro-benchmarks with allocation counts, then `make compare`,
+## then `make cluster-bench`.
 bench:
 	$(GO) test -run=NONE -bench=. -benchmem -benchtime=$(BENCHTIME) ./...
 	@$(MAKE) --no-print-directory compare
+	@$(MAKE) --no-print-directory cluster-bench
 
 ## compare: the end-to-end comparison (tokencat compare), as ratios:
 ## tokenserver against a plain crypto/tls echo loop and against the Node
@@ -95,6 +105,15 @@ compare:
 	$(GO) build -o "$$tmp/tokencat" ./examples/tokencat && \
 	echo "tokencat compare --duration $(COMPARE_DURATION) --reps $(COMPARE_REPS) $(COMPARE_FLAGS)" && \
 	"$$tmp/tokencat" compare --duration $(COMPARE_DURATION) --reps $(COMPARE_REPS) $(COMPARE_FLAGS)
+
+## cluster-bench: token round trips through a remote grain (a front and a
+## handler node, examples/cluster, as processes on loopback) against
+## Proto.Actor's own request/reply between the same two processes, 1 and 64
+## connections, in the same run, as ratios (test/cluster, -cluster.bench).
+.PHONY: cluster-bench
+cluster-bench:
+	$(GO) test -count=1 -run TestClusterBench -v ./test/cluster -cluster.bench \
+		-cluster.bench.duration $(COMPARE_DURATION) -cluster.bench.reps $(COMPARE_REPS)
 
 ## soak: reconnecting clients against a server restarted under load; every
 ## token must come back or be reported dropped (SOAK=5m make soak).

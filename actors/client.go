@@ -43,6 +43,15 @@ func NewClient(opts ClientOptions) (*Client, error) {
 	}
 	target := &dialTarget{unix: opts.Path != ""}
 	switch {
+	case len(opts.Servers) > 0:
+		if opts.Path != "" || opts.Host != "" || opts.Port != 0 {
+			return nil, fmt.Errorf("%w: Servers with Path, Host or Port: give one or the other", ErrInvalidOptions)
+		}
+		pool, err := newServerPool(opts.Servers)
+		if err != nil {
+			return nil, err
+		}
+		target.pool = pool
 	case opts.Path != "" && (opts.Host != "" || opts.Port != 0):
 		return nil, fmt.Errorf("%w: Path %q with Host or Port: give one or the other", ErrInvalidOptions, opts.Path)
 	case opts.Path != "":
@@ -50,7 +59,7 @@ func NewClient(opts ClientOptions) (*Client, error) {
 	case opts.Port <= 0 || opts.Port > 65535:
 		return nil, fmt.Errorf("%w: port %d out of range", ErrInvalidOptions, opts.Port)
 	}
-	if !target.unix {
+	if !target.unix && target.pool == nil {
 		host := opts.Host
 		if host == "" {
 			host = "localhost" // as Node's tls.connect

@@ -55,6 +55,7 @@ type dialTarget struct {
 	addr string // host:port, or the socket path when unix
 	unix bool
 	tls  *tls.Config
+	pool *serverPool // ClientOptions.Servers: addr comes from it
 }
 
 // connActor owns one socket. Its fields are its own; what it shares with the
@@ -100,7 +101,7 @@ func connProps(h *Connection, conn net.Conn, cfg connConfig) *actor.Props {
 // its own.
 func dialingConnProps(system *actor.ActorSystem, cfg connConfig) *actor.Props {
 	return actor.PropsFromProducer(func() actor.Actor {
-		return newConnActor(newConnection(system.Root, cfg.limits), nil, cfg)
+		return newConnActor(newConnection(system.Root, cfg.limits), nil, cfg.withServer())
 	}, actor.WithDispatcher(inline))
 }
 

@@ -140,6 +140,13 @@ type ClientOptions struct {
 	// Port. The server certificate is then checked against
 	// TLS.ServerName, or "localhost" as in Node.
 	Path string
+	// Servers, if set, is a server list ("host:port" each) instead of Host
+	// and Port, as nats.go's server pool: every connect attempt takes the
+	// next server of the list in a random order, shuffled again once every
+	// server was tried, so a client whose server died reconnects (with
+	// Reconnect) to another one. The reconnect buffer and OnDropped hold
+	// across the switch as across any reconnection.
+	Servers []string
 	// TLS holds key, cert (the client certificate), ca, rejectUnauthorized,
 	// the server name and the escape hatch for any other TLS option.
 	TLS tlsio.Options

@@ -1,0 +1,47 @@
+// Package cluster puts the token server on Proto.Actor's cluster: front
+// nodes own the clients' TLS sockets and route each connection's tokens to
+// a handler grain, a Proto.Actor virtual actor on a handler node, whose
+// identity comes from the client's verified certificate.
+//
+// # Shape
+//
+//	client --TLS-- front node: connection actor -> server actor -> router
+//	                                                  | TokenBatch(es) (protobuf, mutual TLS)
+//	                                                  v
+//	                                handler node: grain (your Handler)
+//	                                                  | Credit(s): replies, credit
+//	                                                  v
+//	               front node: router -> replies and actors.Credit -> connection actor
+//
+// On a front node, NewFront starts the router and Front.ServerOptions makes
+// it the token server's handler PID. On handler nodes, NewKind registers the
+// grain kind (cluster.WithKinds); a front registers no kind, so it hosts no
+// grain. RemoteConfig builds Proto.Actor's remote configuration with mutual
+// TLS between nodes from tlsio options. The cluster provider (consul, etcd,
+// Kubernetes, automanaged...) and the identity lookup are the user's.
+//
+// # Delivery
+//
+// The router numbers each connection's batches and keeps them until the
+// grain's Credit comes. When a grain is lost (its PID terminates, its member
+// leaves the topology, or no Credit comes within FrontOptions.AckTimeout),
+// it looks the grain up again on a goroutine of its own (Proto.Actor's
+// lookups block), starting afresh whenever the membership changes, and sends
+// the outstanding batches again to the new activation. A grain handles each
+// (connection, sequence) once and answers a repeat with the Credit it gave
+// the first time; replies travel in the Credit, so that each token is
+// answered once. A token that a dead node handled without answering is
+// handled again by the new activation.
+//
+// # Flow control
+//
+// The router returns a connection's flow-control credit (actors.Credit) for
+// the tokens of a batch only when the grain's Credit for it arrives: a slow
+// grain stops its connections from reading after actors.Limits.ReadWindow
+// chunks, and TCP pushes back on the clients.
+//
+// # Messages
+//
+// Package clusterpb holds the protobuf messages between nodes
+// (tokens.proto; `make proto` regenerates the committed Go code).
+package cluster

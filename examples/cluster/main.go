@@ -1,0 +1,344 @@
+// Command cluster runs one node of a tokenserver cluster on Proto.Actor's
+// cluster: a front node (--role front) terminates the clients' TLS and
+// routes each connection's tokens to the handler grain of the client's
+// identity; a handler node (--role handler) hosts those grains. The grain
+// here answers each token with the token and the handler node's name
+// ("hello @h1"), after --delay.
+//
+// Nodes find each other with Proto.Actor's automanaged provider: every node
+// serves a health endpoint on --health-port (plain HTTP, on all interfaces:
+// the provider binds 0.0.0.0) and polls the --peers list (the health
+// host:port of every node, itself included) every --refresh. Nodes talk over
+// Proto.Actor's remote (gRPC) on --host:--remote-port with mutual TLS from
+// the --certs directory (ca.crt, server.crt, server.key, client.crt,
+// client.key, as `tokencat certs DIR` writes them), or in plaintext with
+// --plaintext-nodes on a loopback --host.
+//
+// It prints one line per event on stdout ("front f1 listening on ...",
+// "grain ... activated on h1") and stops on SIGINT or SIGTERM.
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	pcluster "github.com/asynkron/protoactor-go/cluster"
+	"github.com/asynkron/protoactor-go/cluster/clusterproviders/automanaged"
+	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
+	"github.com/tokenserver/tokenserver/actors"
+	tscluster "github.com/tokenserver/tokenserver/actors/cluster"
+	"github.com/tokenserver/tokenserver/tlsio"
+)
+
+// Kind is the cluster kind of the example's handler grains.
+const Kind = "tokens"
+
+type config struct {
+	role, name, host     string
+	remotePort           int
+	healthPort           int
+	peers                []string
+	listen               string
+	certs                string
+	plaintextNodes       bool
+	refresh, delay, wait time.Duration
+	logLevel             slog.Level
+	// bench role
+	benchConns    []int
+	benchReps     int
+	benchDuration time.Duration
+	cpuProfile    string
+	benchWhat     string
+	grainWindow   int
+}
+
+var errUsage = errors.New("usage")
+
+func parse(args []string, stderr io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("cluster", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.role, "role", "", "front, handler, or bench (a front that measures round trips through a remote grain, then exits)")
+	fs.StringVar(&c.name, "name", "", "node name (default: role and remote port)")
+	fs.StringVar(&c.host, "host", "127.0.0.1", "address of this node's remote (gRPC) server, as the other nodes dial it")
+	fs.IntVar(&c.remotePort, "remote-port", 0, "port of the remote server (0: any free port)")
+	fs.IntVar(&c.healthPort, "health-port", 0, "port of the automanaged provider's health endpoint (binds all interfaces)")
+	peers := fs.String("peers", "", "comma-separated health host:port of every node, this one included")
+	fs.StringVar(&c.listen, "listen", "127.0.0.1:7000", "front: address of the token server")
+	fs.StringVar(&c.certs, "certs", "", "directory of ca.crt server.crt server.key client.crt client.key (tokencat certs DIR)")
+	fs.BoolVar(&c.plaintextNodes, "plaintext-nodes", false, "no TLS between nodes (only with a loopback --host)")
+	fs.DurationVar(&c.refresh, "refresh", 2*time.Second, "how often the provider polls the peers (membership changes show after it)")
+	fs.DurationVar(&c.delay, "delay", 0, "handler: time a grain spends on each token")
+	fs.DurationVar(&c.wait, "wait", 20*time.Second, "front: give up when no handler node joined after this")
+	conns := fs.String("bench-conns", "1,64", "bench: numbers of concurrent connections to measure")
+	fs.IntVar(&c.benchReps, "bench-reps", 3, "bench: measurements of each kind per concurrency (the median counts)")
+	fs.DurationVar(&c.benchDuration, "bench-duration", 2*time.Second, "bench: length of one measurement")
+	fs.IntVar(&c.grainWindow, "grain-window", 0, "front: messages to one grain awaiting their answer (0: the default)")
+	fs.StringVar(&c.benchWhat, "bench-what", "both", "bench: both, tokens or proto (one side only, for profiling)")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
+	level := fs.String("log-level", "warn", "Proto.Actor's and the router's log level on stderr (debug, info, warn, error)")
+	if err := fs.Parse(args); err != nil {
+		return c, fmt.Errorf("%w: %w", errUsage, err)
+	}
+	if c.role != "front" && c.role != "handler" && c.role != "bench" {
+		return c, fmt.Errorf("%w: --role must be front, handler or bench", errUsage)
+	}
+	for _, n := range strings.Split(*conns, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(n))
+		if err != nil || v <= 0 {
+			return c, fmt.Errorf("%w: --bench-conns: %q is not a positive number", errUsage, n)
+		}
+		c.benchConns = append(c.benchConns, v)
+	}
+	if c.benchReps <= 0 || c.benchDuration <= 0 {
+		return c, fmt.Errorf("%w: --bench-reps and --bench-duration must be positive", errUsage)
+	}
+	if c.healthPort <= 0 || *peers == "" {
+		return c, fmt.Errorf("%w: --health-port and --peers are required", errUsage)
+	}
+	if c.certs == "" {
+		return c, fmt.Errorf("%w: --certs is required (tokencat certs DIR writes one)", errUsage)
+	}
+	for _, p := range strings.Split(*peers, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			c.peers = append(c.peers, p)
+		}
+	}
+	if err := c.logLevel.UnmarshalText([]byte(*level)); err != nil {
+		return c, fmt.Errorf("%w: --log-level: %w", errUsage, err)
+	}
+	return c, nil
+}
+
+func main() {
+	c, err := parse(os.Args[1:], os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cluster:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if c.cpuProfile != "" {
+		f, err := os.Create(c.cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "cluster:", err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "cluster:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if err := run(ctx, c, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "cluster:", err)
+		os.Exit(1)
+	}
+}
+
+// out prints event lines; the tests read them.
+type out struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (o *out) printf(format string, args ...any) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	fmt.Fprintf(o.w, format+"\n", args...)
+}
+
+func run(ctx context.Context, c config, stdout, stderr io.Writer) error {
+	o := &out{w: stdout}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: c.logLevel}))
+	serverTLS, err := tlsio.LoadFiles(filepath.Join(c.certs, "server.key"), filepath.Join(c.certs, "server.crt"), filepath.Join(c.certs, "ca.crt"))
+	if err != nil {
+		return err
+	}
+	serverTLS.RequestCert = true
+	clientTLS, err := tlsio.LoadFiles(filepath.Join(c.certs, "client.key"), filepath.Join(c.certs, "client.crt"), filepath.Join(c.certs, "ca.crt"))
+	if err != nil {
+		return err
+	}
+	var nodeTLS *tscluster.NodeTLS
+	if !c.plaintextNodes {
+		nodeTLS = &tscluster.NodeTLS{Server: serverTLS, Client: clientTLS}
+	}
+	rc, err := tscluster.RemoteConfig(c.host, c.remotePort, nodeTLS)
+	if err != nil {
+		return err
+	}
+	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return log }))
+	var kinds []*pcluster.Kind
+	if c.role == "handler" {
+		kinds = append(kinds, tscluster.NewKind(Kind, func(identity string) tscluster.Handler {
+			return &echoGrain{c: c, o: o, identity: identity}
+		}))
+	}
+	provider := automanaged.NewWithConfig(c.refresh, c.healthPort, c.peers...)
+	cfg := pcluster.Configure("tokenserver", provider, disthash.New(), rc, pcluster.WithKinds(kinds...))
+	cl := pcluster.New(system, cfg)
+	cl.StartMember()
+	defer cl.Shutdown(false) // graceful sleeps 2 s; peers see the health endpoint go
+	if c.name == "" {
+		_, port, _ := system.GetHostPort()
+		c.name = c.role + strconv.Itoa(port)
+	}
+	o.printf("%s %s joined the cluster at %s (health port %d)", c.role, c.name, system.Address(), c.healthPort)
+	if c.role == "handler" {
+		<-ctx.Done()
+		o.printf("handler %s stopping", c.name)
+		return nil
+	}
+	return runFront(ctx, c, o, log, cl, serverTLS)
+}
+
+func runFront(ctx context.Context, c config, o *out, log *slog.Logger, cl *pcluster.Cluster, serverTLS tlsio.Options) error {
+	// Wait until a member hosts the kind, so that the first lookups find one.
+	deadline := time.Now().Add(c.wait)
+	for !hasKind(cl) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no handler node joined within %v", c.wait)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	front, err := tscluster.NewFront(tscluster.FrontOptions{
+		Cluster: cl, Kind: Kind, Logger: log, AckTimeout: 5 * time.Second, RetryDelay: c.refresh / 4,
+		GrainWindow: c.grainWindow,
+		OnFailover: func(identity string, lost time.Duration) {
+			o.printf("failover of grain %s: reached again %v after the loss was seen", short(identity), lost.Round(time.Millisecond))
+		},
+	})
+	if err != nil {
+		return err
+	}
+	defer front.Stop()
+	host, portStr, err := net.SplitHostPort(c.listen)
+	if err != nil {
+		return fmt.Errorf("--listen: %w", err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return fmt.Errorf("--listen: %w", err)
+	}
+	up := make(chan struct{}, 1)
+	failed := make(chan error, 1)
+	opts, err := front.ServerOptions(actors.ServerOptions{
+		Host: host, Port: port, TLS: serverTLS,
+		Runtime:   actors.Runtime{System: cl.ActorSystem, Logger: log},
+		OnConnect: func() { up <- struct{}{} },
+		OnError: func(err error) {
+			select {
+			case failed <- err:
+			default:
+			}
+		},
+	})
+	if err != nil {
+		return err
+	}
+	server, err := actors.NewServer(opts)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = server.Shutdown(sctx)
+	}()
+	select {
+	case <-up:
+	case err := <-failed:
+		return err
+	case <-ctx.Done():
+		return nil
+	}
+	o.printf("front %s listening on %s", c.name, server.Addr())
+	if c.role == "bench" {
+		return runBench(ctx, c, o, cl, &frontNode{addr: server.Addr().String(), f: front})
+	}
+	<-ctx.Done()
+	s := front.Stats()
+	o.printf("front %s stopping: %d connections, %d tokens forwarded in %d batches (%d messages), %d resent, %d replies, %d lookups, %d failovers",
+		c.name, s.Connections, s.Forwarded, s.Batches, s.Messages, s.Resent, s.Replies, s.Lookups, s.Failovers)
+	return nil
+}
+
+// frontNode is what the bench needs of the front.
+type frontNode struct {
+	addr string
+	f    *tscluster.Front
+}
+
+// identityOf is DefaultIdentity of the certificate in o.Cert: the grain of
+// a client presenting it.
+func identityOf(o tlsio.Options) (string, error) {
+	blk, _ := pem.Decode(o.Cert)
+	if blk == nil {
+		return "", fmt.Errorf("client certificate: no PEM block")
+	}
+	leaf, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		return "", fmt.Errorf("client certificate: %w", err)
+	}
+	sum := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+func hasKind(cl *pcluster.Cluster) bool {
+	for _, m := range cl.MemberList.Members().Members() {
+		if m.HasKind(Kind) {
+			return true
+		}
+	}
+	return false
+}
+
+func short(identity string) string {
+	if len(identity) > 12 {
+		return identity[:12]
+	}
+	return identity
+}
+
+// echoGrain answers each token with the token and the node's name.
+type echoGrain struct {
+	c         config
+	o         *out
+	identity  string
+	announced bool
+}
+
+func (g *echoGrain) Token(t *tscluster.Token) {
+	if !g.announced {
+		g.announced = true
+		g.o.printf("grain %s activated on %s", short(g.identity), g.c.name)
+	}
+	if g.c.delay > 0 {
+		time.Sleep(g.c.delay)
+	}
+	t.Reply(append(t.Data, " @"+g.c.name...))
+}

@@ -1,0 +1,40 @@
+//go:build linux
+
+package cluster
+
+import (
+	"flag"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+var (
+	benchFlag     = flag.Bool("cluster.bench", false, "run TestClusterBench (make bench does)")
+	benchDuration = flag.Duration("cluster.bench.duration", 2*time.Second, "length of one measurement")
+	benchReps     = flag.Int("cluster.bench.reps", 3, "measurements of each kind per concurrency")
+)
+
+// TestClusterBench runs the benchmark of examples/cluster (--role bench):
+// token round trips through a front node and a remote grain on a handler
+// node, 1 and 64 connections, against Proto.Actor's own request/reply to the
+// same grain between the same two processes, in the same run. It prints the
+// ratios. Only with -cluster.bench (make bench).
+func TestClusterBench(t *testing.T) {
+	if !*benchFlag {
+		t.Skip("run with -cluster.bench (make bench)")
+	}
+	e := newEnv(t, 2)
+	e.start("handler", "h1")
+	b := e.start("bench", "bench", "--listen", "127.0.0.1:"+strconv.Itoa(freePorts(t, 1)[0]),
+		"--bench-duration", benchDuration.String(), "--bench-reps", strconv.Itoa(*benchReps), "--log-level", "warn")
+	b.waitLine(t, "bench done", 30*time.Second+2*time.Duration(*benchReps)*2**benchDuration*3)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, l := range b.lines {
+		if strings.HasPrefix(l, "bench ") || strings.HasPrefix(l, "ratio ") {
+			t.Log(l)
+		}
+	}
+}

@@ -1,0 +1,8 @@
+// Package cluster tests tokenserver on Proto.Actor's cluster with real OS
+// processes on loopback: the examples/cluster binary as front and handler
+// nodes, clients in the test process. A handler node holding a busy grain
+// is killed with SIGKILL, and a front node is killed while its clients
+// reconnect to another one. Every process started is ended and waited for.
+// The tests run on Linux (they use Pdeathsig so that no node outlives a
+// test process that dies).
+package cluster
