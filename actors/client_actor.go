@@ -226,17 +226,15 @@ func (a *clientActor) onUp(ctx actor.Context, c *Connection) {
 
 func (a *clientActor) onFrames(ctx actor.Context, m connFrames) {
 	a.ev.deliver(ctx, m.c, m.frames)
-	ctx.Send(m.c.pid, framesDone{})
-	if a.opts.Reconnect == nil || !a.current(m.c) {
-		return
-	}
+	remoteClose := false
 	for _, f := range m.frames {
-		if f.Kind == wire.KindRemoteClose {
-			// The server is going away: close cleanly, and connect again
-			// after the policy's delay.
-			ctx.Send(m.c.pid, closeToReconnect{})
-			return
-		}
+		remoteClose = remoteClose || f.Kind == wire.KindRemoteClose
+	}
+	ctx.Send(m.c.pid, framesDone{m.frames}) // the frames are the connection's again
+	if remoteClose && a.opts.Reconnect != nil && a.current(m.c) {
+		// The server is going away: close cleanly, and connect again after
+		// the policy's delay.
+		ctx.Send(m.c.pid, closeToReconnect{})
 	}
 }
 

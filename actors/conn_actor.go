@@ -128,7 +128,7 @@ func (a *connActor) Receive(ctx actor.Context) {
 	case readEnded:
 		a.onReadEnded(ctx, m.err)
 	case framesDone:
-		a.onDelivered(ctx)
+		a.onDelivered(ctx, m.frames)
 	case *Credit:
 		a.onCredit(ctx, m.Tokens)
 	case Credit:

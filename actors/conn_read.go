@@ -22,10 +22,38 @@ import (
 
 // readSide is the connection actor's state for reading.
 type readSide struct {
-	debts      []chunkDebt // chunks handed to the owner, oldest first
-	owed       int         // read credits held back while reading is paused
-	peerClosed bool        // the peer ended its side; close once delivered
-	creditWait timer       // bounds the wait for credit after the peer's end
+	debts      []chunkDebt    // chunks handed to the owner, oldest first
+	owed       int            // read credits held back while reading is paused
+	peerClosed bool           // the peer ended its side; close once delivered
+	creditWait timer          // bounds the wait for credit after the peer's end
+	spare      [][]wire.Frame // frames slices the owner handed back, for reuse
+}
+
+// maxSpareFrames bounds the frames slices kept for reuse, and the size of
+// each: one of a chunk of tiny tokens is large, and rare.
+const (
+	maxSpare       = 4
+	maxSpareFrames = 8192
+)
+
+// framesSlice returns an empty frames slice, reused if one is spare.
+func (r *readSide) framesSlice() []wire.Frame {
+	if n := len(r.spare); n > 0 {
+		f := r.spare[n-1]
+		r.spare = r.spare[:n-1]
+		return f
+	}
+	return nil
+}
+
+// giveBack keeps a delivered chunk's frames slice for the next chunk, with
+// the tokens it points to released (they are the user's).
+func (r *readSide) giveBack(f []wire.Frame) {
+	if cap(f) == 0 || cap(f) > maxSpareFrames || len(r.spare) >= maxSpare {
+		return
+	}
+	clear(f)
+	r.spare = append(r.spare, f[:0])
 }
 
 // chunkDebt is what a chunk handed on still waits for.
@@ -38,7 +66,9 @@ func (a *connActor) onChunk(ctx actor.Context, data []byte) {
 	if a.phase == phaseClosed {
 		return
 	}
-	frames, err := a.dec.AppendFrames(nil, data)
+	// The chunk is the actor's (the pump handed it over): escaped tokens
+	// are decoded in place.
+	frames, err := a.dec.AppendFramesInPlace(a.in.framesSlice(), data)
 	if len(frames) > 0 {
 		debt := chunkDebt{}
 		if a.cfg.handlerCredit {
@@ -51,6 +81,7 @@ func (a *connActor) onChunk(ctx actor.Context, data []byte) {
 		a.in.debts = append(a.in.debts, debt)
 		ctx.Send(a.cfg.owner, connFrames{a.h, frames})
 	} else {
+		a.in.giveBack(frames)
 		a.releaseRead()
 	}
 	if err != nil {
@@ -59,7 +90,8 @@ func (a *connActor) onChunk(ctx actor.Context, data []byte) {
 }
 
 // onDelivered: the owner has delivered the oldest chunk it had not.
-func (a *connActor) onDelivered(ctx actor.Context) {
+func (a *connActor) onDelivered(ctx actor.Context, frames []wire.Frame) {
+	a.in.giveBack(frames)
 	for i := range a.in.debts {
 		if !a.in.debts[i].ownerDone {
 			a.in.debts[i].ownerDone = true

@@ -39,8 +39,9 @@ type (
 	closeToReconnect struct{}
 	// overCap: a Send would have passed the hard cap of the queue.
 	overCap struct{}
-	// framesDone: the owner has delivered the oldest undelivered chunk.
-	framesDone struct{}
+	// framesDone: the owner has delivered the oldest undelivered chunk; it
+	// hands the frames slice back for reuse (the tokens are the user's).
+	framesDone struct{ frames []wire.Frame }
 	// forceClose closes the connection at once with err.
 	forceClose struct{ err error }
 	// finishNow: every frame that entered the gate has been handled.

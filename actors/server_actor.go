@@ -122,7 +122,7 @@ func (a *serverActor) Receive(ctx actor.Context) {
 		}
 	case connFrames:
 		a.ev.deliver(ctx, m.c, m.frames)
-		ctx.Send(m.c.pid, framesDone{})
+		ctx.Send(m.c.pid, framesDone{m.frames})
 	case connFailed:
 		a.ev.emit(ctx, errorEvent(m.c, m.err), m.c, m.err)
 	case connDrained:

@@ -54,7 +54,7 @@ func (a *standaloneActor) Receive(ctx actor.Context) {
 		a.ev.emit(ctx, connectedEvent(m.c), m.c, nil)
 	case connFrames:
 		a.ev.deliver(ctx, m.c, m.frames)
-		ctx.Send(m.c.pid, framesDone{})
+		ctx.Send(m.c.pid, framesDone{m.frames})
 	case connFailed:
 		a.ev.emit(ctx, errorEvent(m.c, m.err), m.c, m.err)
 	case connDrained:

@@ -31,9 +31,11 @@ type ReadConfig struct {
 }
 
 // ReadPump is the goroutine that reads a socket for the actor that owns it.
-// Every successful read is copied into a new slice of exactly the bytes read
-// and passed to the onChunk function given to StartReadPump; the slice then
-// belongs to the receiver. When reading ends (error, EOF, or the owner closing
+// Every successful read is passed to the onChunk function given to
+// StartReadPump as a slice of exactly the bytes read, which then belongs to
+// the receiver: a read that filled at least half the buffer hands the buffer
+// itself over (the pump takes a new one), a smaller one is copied, so that a
+// few bytes never hold a large buffer. When reading ends (error, EOF, or the owner closing
 // the socket) onStop is called once with the cause and the goroutine exits.
 type ReadPump struct {
 	credits chan struct{}
@@ -82,11 +84,17 @@ func (p *ReadPump) run(conn net.Conn, cfg ReadConfig, onChunk func([]byte), onSt
 		}
 		n, err := conn.Read(buf)
 		if n > 0 {
-			chunk := make([]byte, n)
-			copy(chunk, buf[:n])
-			onChunk(chunk)
-			if n == len(buf) && len(buf) < cfg.BufferSize {
-				buf = make([]byte, min(2*len(buf), cfg.BufferSize))
+			size := len(buf)
+			if n == size && size < cfg.BufferSize {
+				size = min(2*size, cfg.BufferSize) // reads fill it: grow
+			}
+			if n >= len(buf)/2 {
+				onChunk(buf[:n:n])
+				buf = make([]byte, size)
+			} else {
+				chunk := make([]byte, n)
+				copy(chunk, buf[:n])
+				onChunk(chunk)
 			}
 		} else {
 			p.Release() // nothing was handed on: the credit is still ours

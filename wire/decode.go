@@ -114,6 +114,19 @@ func (d *Decoder) Buffered() int {
 // [*TokenTooLargeError]. The decoder then stays failed: every later call
 // returns dst unchanged and the same error.
 func (d *Decoder) AppendFrames(dst []Frame, chunk []byte) ([]Frame, error) {
+	return d.appendFrames(dst, chunk, false)
+}
+
+// AppendFramesInPlace is [Decoder.AppendFrames] for a caller that hands chunk
+// over: the decoder may overwrite it. Tokens with escapes that lie wholly
+// inside chunk are unescaped in place (unescaping never grows a body), so
+// they alias chunk too, and no frame wholly inside chunk allocates. Frames
+// that span chunks are still decoded into a buffer of their own.
+func (d *Decoder) AppendFramesInPlace(dst []Frame, chunk []byte) ([]Frame, error) {
+	return d.appendFrames(dst, chunk, true)
+}
+
+func (d *Decoder) appendFrames(dst []Frame, chunk []byte, inPlace bool) ([]Frame, error) {
 	if d.err != nil {
 		return dst, d.err
 	}
@@ -158,22 +171,31 @@ func (d *Decoder) AppendFrames(dst []Frame, chunk []byte) ([]Frame, error) {
 				return dst, d.fail(d.tooLarge(base + int64(i+d.limit)))
 			}
 			// Unescaping never grows the body, and the limit bounds the
-			// result. The escaped frames of one chunk share one allocation,
-			// the arena, each token taking the next bytes of it.
+			// result. In place, the token is decoded over its own body:
+			// each byte is written at or before where it is read. Else the
+			// escaped frames of one chunk share one allocation, the arena,
+			// each token taking the next bytes of it.
 			need := min(nl, d.limit)
-			if cap(arena)-len(arena) < need {
-				arena = make([]byte, 0, max(need, len(rest)))
+			a := -1
+			if inPlace {
+				tok = body[:bs:need]
+			} else {
+				if cap(arena)-len(arena) < need {
+					arena = make([]byte, 0, max(need, len(rest)))
+				}
+				a = len(arena)
+				tok = arena[a : a+bs : a+need]
+				copy(tok, body[:bs])
 			}
-			a := len(arena)
-			tok = arena[a : a+bs : a+need]
-			copy(tok, body[:bs])
 			var err error
 			if nl <= shortFrame && nl <= d.limit {
 				tok, err = d.unescapeShort(tok, body[bs:], base+int64(i+bs))
 			} else {
 				tok, err = d.unescape(tok, body[bs:], base+int64(i+bs), false)
 			}
-			arena = arena[:a+len(tok)]
+			if a >= 0 {
+				arena = arena[:a+len(tok)]
+			}
 			if err != nil {
 				return dst, d.fail(err)
 			}

@@ -392,3 +392,29 @@ func TestLargeTokenSpanningChunks(t *testing.T) {
 		requireFramesEqual(t, framesFor([][]byte{tok, []byte("small"), []byte("sm\\all")}), frames)
 	}
 }
+
+// AppendFramesInPlace decodes escaped tokens over their own bodies: they
+// alias the chunk, and a chunk of whole frames costs no allocation.
+func TestAppendFramesInPlaceAliasesAndDoesNotAllocate(t *testing.T) {
+	stream := []byte("a\\\\b\\nc\nplain\n\\\n")
+	d, err := NewDecoder(DefaultMaxTokenSize)
+	check.NoError(t, err)
+	chunk := bytes.Clone(stream)
+	frames, err := d.AppendFramesInPlace(nil, chunk)
+	check.NoError(t, err)
+	check.Len(t, frames, 3)
+	check.Equal(t, []byte("a\\b\nc"), frames[0].Token)
+	check.True(t, aliases(frames[0].Token, chunk), "the escaped token is decoded in place")
+	check.Equal(t, len(frames[0].Token), cap(frames[0].Token))
+	check.Equal(t, []byte("plain"), frames[1].Token)
+	check.Equal(t, KindRemoteClose, frames[2].Kind)
+
+	dst := make([]Frame, 0, 8)
+	allocs := testing.AllocsPerRun(100, func() {
+		copy(chunk, stream)
+		if _, err := d.AppendFramesInPlace(dst[:0], chunk); err != nil {
+			t.Fatal(err)
+		}
+	})
+	check.Equal(t, 0.0, allocs, "allocations per chunk")
+}

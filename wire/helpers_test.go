@@ -72,7 +72,19 @@ func refDecode(stream []byte, limit int) ([]Frame, error) {
 
 // decodeChunks feeds stream to a fresh decoder in chunks cut at the given
 // increasing cut points and checks the decoder's invariants on the way.
+//
+// It decodes the stream twice, with AppendFrames and with
+// AppendFramesInPlace, and checks that both give the same frames and error.
 func decodeChunks(t testing.TB, stream []byte, limit int, cuts []int) ([]Frame, error) {
+	t.Helper()
+	frames, err := decodeChunksMode(t, stream, limit, cuts, false)
+	inPlace, errInPlace := decodeChunksMode(t, stream, limit, cuts, true)
+	check.Equal(t, err, errInPlace, "AppendFramesInPlace's error")
+	requireFramesEqual(t, frames, inPlace)
+	return frames, err
+}
+
+func decodeChunksMode(t testing.TB, stream []byte, limit int, cuts []int, inPlace bool) ([]Frame, error) {
 	t.Helper()
 	d, err := NewDecoder(limit)
 	check.NoError(t, err)
@@ -81,7 +93,11 @@ func decodeChunks(t testing.TB, stream []byte, limit int, cuts []int) ([]Frame, 
 	for _, c := range append(cuts, len(stream)) {
 		chunk := bytes.Clone(stream[prev:c])
 		n := len(frames)
-		frames, err = d.AppendFrames(frames, chunk)
+		if inPlace {
+			frames, err = d.AppendFramesInPlace(frames, chunk)
+		} else {
+			frames, err = d.AppendFrames(frames, chunk)
+		}
 		for _, f := range frames[n:] {
 			checkFrame(t, f, limit)
 		}
