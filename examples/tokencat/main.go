@@ -38,8 +38,9 @@ type env struct {
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
-	// stderrIsTerminal enables progress output (bench).
-	stderrIsTerminal bool
+	// stdoutIsTerminal and stderrIsTerminal, both, enable progress output
+	// (bench).
+	stdoutIsTerminal, stderrIsTerminal bool
 }
 
 func main() {
@@ -48,6 +49,7 @@ func main() {
 		stdin:            os.Stdin,
 		stdout:           os.Stdout,
 		stderr:           os.Stderr,
+		stdoutIsTerminal: isTerminal(os.Stdout),
 		stderrIsTerminal: isTerminal(os.Stderr),
 	}
 	os.Exit(run(e, os.Args[1:]))
