@@ -134,6 +134,7 @@ func TestStatsCountTrafficAndCleanCloses(t *testing.T) {
 			st.TokensReceived == n && st.BytesReceived == size && st.TokensSent == n && st.BytesSent == size
 	}
 	eventually(t, "the server's counts", func() bool { return srvWant(r.srv.Stats()) }, func() any { return r.srv.Stats() })
+	eventually(t, "the client's writes", func() bool { return cli.Stats().TokensSent == n }, func() any { return cli.Stats() })
 	st := cli.Stats()
 	require.Equal(t, Stats{ConnectAttempts: 1, Opened: 1, Open: 1, TokensSent: n, BytesSent: size,
 		TokensReceived: n, BytesReceived: size}, st)
@@ -269,6 +270,8 @@ func TestStatsClientReconnectsAndDrops(t *testing.T) {
 	recv(t, connects, "reconnected")
 	require.True(t, cli.Send([]byte("two")))
 	recv(t, replies, "echo")
+	// The echo may come back before the client's writer reports its write.
+	eventually(t, "the client's writes", func() bool { return cli.Stats().TokensSent == 2 }, func() any { return cli.Stats() })
 	st := cli.Stats()
 	require.Equal(t, int64(2), st.ConnectAttempts)
 	require.Equal(t, int64(1), st.Reconnects)

@@ -253,7 +253,7 @@ func TestScrapeCountsWhatHappened(t *testing.T) {
 	size := encoded(sent)
 	waitUntil(t, "every echo written", func() bool {
 		st := srv.Stats()
-		return st.TokensSent == int64(n)+1 && st.Open == 1
+		return st.TokensSent == int64(n)+1 && st.Open == 1 && cli.Stats().TokensSent == int64(n)
 	})
 
 	fams, text := exp.scrape(t)
