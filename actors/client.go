@@ -79,8 +79,12 @@ func NewClient(opts ClientOptions) (*Client, error) {
 			return nil, fmt.Errorf("%w: reconnect buffer size %d is negative", ErrInvalidOptions, r.BufferSize)
 		}
 	}
-	system, log, owned := opts.Runtime.resolve()
 	c := &Client{}
+	c.stats = newStats(roleClient, c.gauges)
+	if err := c.stats.startMetrics(opts.Runtime); err != nil {
+		return nil, err
+	}
+	system, log, owned := opts.Runtime.resolve()
 	c.init(system, owned)
 	if opts.Reconnect != nil {
 		c.bufLimit = int64(opts.Reconnect.BufferSize)
@@ -90,8 +94,10 @@ func NewClient(opts ClientOptions) (*Client, error) {
 	a.connCfg = connConfig{limits: limits, log: log, handlerCredit: opts.Handler != nil,
 		dial:       target,
 		supervised: opts.Reconnect != nil}
+	a.connCfg.stats = c.stats
 	a.ev = newEmitter(opts.Handler, log, &c.inCallback, opts.callback,
 		tokenCallbacks{one: opts.OnToken, remoteClose: true})
+	a.ev.stats = c.stats
 	c.pid = system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return a }, actor.WithDispatcher(c.pool)))
 	return c, nil
 }

@@ -242,6 +242,7 @@ func (a *clientActor) onFrames(ctx actor.Context, m connFrames) {
 // (or is reported); then the close event, unless Close is in progress (its
 // close event comes once everything has stopped).
 func (a *clientActor) onDown(ctx actor.Context, m connDown) {
+	a.c.stats.down(m.c, m.hadError)
 	if toks := decodeTokens(m.maybeSent); len(toks) > 0 {
 		a.ev.emit(ctx, droppedEvent(m.c, toks, ErrMaybeSent), m.c, ErrMaybeSent)
 	}

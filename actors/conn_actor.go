@@ -48,6 +48,8 @@ type connConfig struct {
 	// supervised: the parent is a supervisor; an end that was not asked for
 	// is reported to it with supervisor.Fail, so that it connects again.
 	supervised bool
+	// stats are the owner's counts (nil: count nothing).
+	stats *stats
 }
 
 // dialTarget is where a client's connection actor dials.
@@ -195,6 +197,7 @@ func (a *connActor) start(ctx actor.Context) {
 }
 
 func (a *connActor) startDial(ctx actor.Context) {
+	a.cfg.stats.connectAttempt()
 	dctx, cancel := context.WithCancel(context.Background())
 	a.cancelDial = cancel
 	a.dialed = make(chan dialDone, 1)

@@ -58,8 +58,9 @@ func (r *readSide) giveBack(f []wire.Frame) {
 
 // chunkDebt is what a chunk handed on still waits for.
 type chunkDebt struct {
-	ownerDone bool // framesDone came
-	handler   int  // tokens the handler has not credited yet
+	ownerDone bool  // framesDone came
+	handler   int   // tokens the handler has not credited yet
+	at        int64 // its arrival, for the delivery histogram (stats.stamp)
 }
 
 func (a *connActor) onChunk(ctx actor.Context, data []byte) {
@@ -69,8 +70,9 @@ func (a *connActor) onChunk(ctx actor.Context, data []byte) {
 	// The chunk is the actor's (the pump handed it over): escaped tokens
 	// are decoded in place.
 	frames, err := a.dec.AppendFramesInPlace(a.in.framesSlice(), data)
+	a.cfg.stats.read(len(data), frames)
 	if len(frames) > 0 {
-		debt := chunkDebt{}
+		debt := chunkDebt{at: a.cfg.stats.stamp()}
 		if a.cfg.handlerCredit {
 			for _, f := range frames {
 				if f.Kind == wire.KindToken {
@@ -115,6 +117,7 @@ func (a *connActor) onCredit(ctx actor.Context, n int) {
 // settle gives back the read credit of every delivered chunk at the front.
 func (a *connActor) settle(ctx actor.Context) {
 	for len(a.in.debts) > 0 && a.in.debts[0].ownerDone && a.in.debts[0].handler == 0 {
+		a.cfg.stats.delivered(a.in.debts[0].at)
 		a.in.debts = a.in.debts[1:]
 		a.releaseRead()
 	}

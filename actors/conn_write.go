@@ -94,6 +94,7 @@ func (a *connActor) handToWriter(batch [][]byte, size int) {
 func (a *connActor) onWritten(ctx actor.Context, n int) {
 	w := &a.out
 	a.h.shared.queued.Add(-int64(n))
+	a.cfg.stats.wrote(n, w.inFlight, &a.h.shared.controls)
 	w.writing = false
 	release(w.inFlight)
 	w.inFlight, w.inFlightSize = nil, 0
@@ -158,6 +159,7 @@ func (a *connActor) onWriteEnded(ctx actor.Context, err error) {
 		if errors.As(err, &we) {
 			written = we.Written
 		}
+		a.cfg.stats.wroteBefore(w.inFlight, written)
 		w.failInFlight(s, written)
 	}
 	w.unsendQueue(s)

@@ -24,6 +24,7 @@ type Connection struct {
 	remote net.Addr // set before the handle is shared
 	local  net.Addr
 	tls    atomic.Pointer[tls.ConnectionState]
+	obs    connObs // what the owner's stats remember of it
 }
 
 // connShared is the state the handle and the connection actor both see.
@@ -47,6 +48,9 @@ type connShared struct {
 	room atomic.Pointer[chan struct{}]
 	hwm  int64
 	max  int64 // the hard cap
+	// controls counts the remoteClose frames posted and not yet written, so
+	// that the stats do not count them as tokens.
+	controls atomic.Int32
 }
 
 var connIDs atomic.Uint64
@@ -140,7 +144,12 @@ func (c *Connection) RemoteClose() bool {
 		return false
 	}
 	defer c.shared.gate.leave()
-	return c.post(wire.AppendRemoteClose(nil))
+	c.shared.controls.Add(1)
+	if !c.post(wire.AppendRemoteClose(nil)) {
+		c.shared.controls.Add(-1)
+		return false
+	}
+	return true
 }
 
 // msgOverhead is what one queued message costs beyond its frame bytes (the

@@ -54,6 +54,13 @@
 // followed by a close event with hadError set, except ErrHandlerPanic: a
 // callback that panicked is reported and the connection goes on.
 //
+// # Observing
+//
+// Server.Stats and Client.Stats return what each has counted (stats.go):
+// atomic counters, one add per event, read chunk or write batch. With
+// Runtime.MeterProvider the same counts are OpenTelemetry metrics
+// (metrics.go), read by one callback when the provider collects.
+//
 // # Running
 //
 // Server, client and standalone owner actors run on goroutines that live (a

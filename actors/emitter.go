@@ -27,6 +27,8 @@ type emitter struct {
 	tokens    tokenCallbacks
 	// running counts callbacks in progress (Shutdown looks at it).
 	running *atomic.Int32
+	// stats counts every event (nil: standalone connections count nothing).
+	stats *stats
 }
 
 // tokenCallbacks are the owner's token callbacks.
@@ -48,6 +50,7 @@ func newEmitter(handler *actor.PID, log *slog.Logger, running *atomic.Int32,
 
 // emit delivers one event.
 func (e *emitter) emit(ctx actor.Context, ev any, c *Connection, err error) {
+	e.stats.event(ev, c, err)
 	if perr := e.run(ev, c, err); perr != nil {
 		e.panicked(ctx, c, perr)
 	}
@@ -78,6 +81,7 @@ func (e *emitter) recovered(v any) error {
 // followed by close: the handler failed, not the connection. A panic of the
 // error callback itself is only logged.
 func (e *emitter) panicked(ctx actor.Context, c *Connection, err error) {
+	e.stats.panicked()
 	ev := errorEvent(c, err)
 	_ = e.run(ev, c, err)
 	if e.handler != nil {

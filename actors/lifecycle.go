@@ -23,6 +23,7 @@ type lifecycle struct {
 	asked      atomic.Int32 // a request the actor has not taken yet
 	shut       atomic.Bool  // Shutdown was called
 	inCallback atomic.Int32 // user callbacks running now
+	stats      *stats       // counts (Stats, metrics)
 }
 
 // init prepares a lifecycle whose actor starts at once (status CONNECTING).
@@ -122,6 +123,7 @@ func (l *lifecycle) shutdown(ctx context.Context, closeFn func() bool) error {
 
 // stopped runs when the actor has stopped: the private system goes too.
 func (l *lifecycle) stopped() {
+	l.stats.stopMetrics()
 	if l.owned {
 		l.system.Shutdown()
 	}

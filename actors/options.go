@@ -5,6 +5,9 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
 	"github.com/tokenserver/tokenserver/supervisor"
 	"github.com/tokenserver/tokenserver/tlsio"
 )
@@ -27,13 +30,26 @@ const (
 	DefaultHandshakeTimeout = 5 * time.Second
 )
 
-// Runtime says where the actors run and where logs go.
+// Runtime says where the actors run, where logs go and where metrics go.
 type Runtime struct {
 	// System is an actor system to embed in. Nil: a private one, made quiet
 	// (Proto.Actor's default logger writes to stderr).
 	System *actor.ActorSystem
 	// Logger receives the runtime's own logs. Nil: logs are dropped.
 	Logger *slog.Logger
+	// MeterProvider, if set, receives the metrics of the server or client:
+	// OpenTelemetry instruments of the meter MeterName, read from its counts
+	// when the provider collects (the README's "Operating it" lists them).
+	// Nil, the default: no metrics, and nothing is done for them. Stats gives
+	// the same counts either way. Standalone connections (NewConnection)
+	// report none. Proto.Actor's own metrics are not turned on by this: see
+	// actor.WithMetricProviders for a System of your own.
+	MeterProvider metric.MeterProvider
+	// MetricAttributes are added to every metric of the server or client.
+	// The metrics of servers (or clients) that share a MeterProvider add up;
+	// these tell them apart, for example attribute.String("listener",
+	// "public").
+	MetricAttributes []attribute.KeyValue
 }
 
 // ServerOptions configures NewServer: the options of the original

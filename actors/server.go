@@ -62,8 +62,12 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
 	}
-	system, log, owned := opts.Runtime.resolve()
 	s := &Server{}
+	s.stats = newStats(roleServer, s.gauges)
+	if err := s.stats.startMetrics(opts.Runtime); err != nil {
+		return nil, err
+	}
+	system, log, owned := opts.Runtime.resolve()
 	s.init(system, owned)
 	s.conns.Store(&[]*Connection{})
 	a := &serverActor{
@@ -74,6 +78,7 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	warnDescriptors(log, opts)
 	a.ev = newEmitter(opts.Handler, log, &s.inCallback, opts.callback,
 		tokenCallbacks{one: opts.OnToken, batch: opts.OnTokens})
+	a.ev.stats = s.stats
 	s.pid = system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return a }, actor.WithDispatcher(s.pool)))
 	return s, nil
 }

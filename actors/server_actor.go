@@ -77,6 +77,7 @@ func (a *serverActor) Receive(ctx actor.Context) {
 		a.onListenerFailed(ctx, m.err)
 	case acceptRetrying:
 		// The listener logs it; it keeps accepting.
+		a.s.stats.acceptRetries.Add(1)
 	case accepted:
 		a.onAccepted(ctx, m.conn)
 	case *supervisor.Restarting:
@@ -128,6 +129,7 @@ func (a *serverActor) Receive(ctx actor.Context) {
 	case connDrained:
 		a.ev.emit(ctx, &Drained{Conn: m.c.pid, ConnID: m.c.id}, m.c, nil)
 	case connDown:
+		a.s.stats.down(m.c, m.hadError)
 		a.admit.gone(ctx, m.c, a.conns[m.c])
 		delete(a.conns, m.c)
 		a.publish()
@@ -253,6 +255,7 @@ func (a *serverActor) onListenRetry(ctx actor.Context, m *supervisor.Restarting)
 }
 
 func (a *serverActor) onAccepted(ctx actor.Context, raw net.Conn) {
+	a.s.stats.accepted.Add(1)
 	if a.closing || !a.listening {
 		_ = raw.Close()
 		return
@@ -269,6 +272,7 @@ func (a *serverActor) onAccepted(ctx actor.Context, raw net.Conn) {
 	}
 	cfg := connConfig{limits: a.limits, owner: ctx.Self(), log: a.log, handshake: true,
 		handlerCredit: a.opts.Handler != nil}
+	cfg.stats = a.s.stats
 	self := ctx.Self()
 	sock := &flightConn{Conn: raw, onFlight: func() { root.Send(self, slotDone{h}) }}
 	a.conns[h] = false // in its handshake

@@ -53,7 +53,9 @@ at 4 MiB of encoded bytes). The run stops after --count tokens in total across
 connections, or after --duration, whichever comes first (--duration defaults to
 10s when neither is given). Prints tokens/s, MB/s (payload bytes echoed per
 second, one way) and latency percentiles (send to reply), as a table or, with
---json, as JSON. Progress goes to stderr once a second when it is a terminal.`,
+--json, as JSON. While it runs, a progress line on stderr shows the elapsed
+time, the tokens/s so far and, with --count, a bar; only when stdout and stderr
+are both terminals, and not with --json.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runBenchCommand(e, cmd.Flags(), &o) },
 	}
@@ -126,8 +128,8 @@ func runBenchCommand(e *env, f *pflag.FlagSet, o *benchOptions) error {
 		addr: o.addr, mode: o.mode, size: o.size, count: o.count, conns: o.conns,
 		duration: o.duration, window: o.window, timeout: o.timeout,
 	}
-	if e.stderrIsTerminal {
-		cfg.progress = e.stderr
+	if showProgress(e, o.asJSON) {
+		cfg.progress = &progress{w: e.stderr, total: o.count, every: progressInterval}
 	}
 	var stop func() error
 	switch {

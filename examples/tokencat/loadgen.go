@@ -47,7 +47,7 @@ type benchConfig struct {
 	duration time.Duration
 	window   int           // pipeline: tokens outstanding per connection
 	timeout  time.Duration // a reply that takes longer is an error
-	progress io.Writer     // once a second when non-nil
+	progress *progress     // drawn while the run goes, when non-nil
 }
 
 // benchResult is what bench measured.
@@ -294,26 +294,16 @@ func (b *bench) verify(conn int, seq int64, got, scratch []byte) error {
 	return errors.New(msg)
 }
 
-// reportProgress prints the tokens done so far once a second.
+// reportProgress draws the tokens done so far (progress.go) until ctx ends.
 func (b *bench) reportProgress(ctx context.Context, conns []*benchConn, done chan struct{}) {
 	defer close(done)
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	var last int64
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			var n int64
-			for _, c := range conns {
-				n += c.acked.Load()
-			}
-			fmt.Fprintf(b.cfg.progress, "%6.1fs  %12d tokens  %12.0f tokens/s\n",
-				time.Since(b.start).Seconds(), n, float64(n-last))
-			last = n
+	b.cfg.progress.run(ctx, b.start, func() int64 {
+		var n int64
+		for _, c := range conns {
+			n += c.acked.Load()
 		}
-	}
+		return n
+	})
 }
 
 // benchConn is one client connection of a run.

@@ -46,8 +46,9 @@ type env struct {
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
-	// stderrIsTerminal enables progress output (bench).
-	stderrIsTerminal bool
+	// stdoutIsTerminal and stderrIsTerminal, both, enable progress output
+	// (bench).
+	stdoutIsTerminal, stderrIsTerminal bool
 }
 
 func main() {
@@ -56,6 +57,7 @@ func main() {
 		stdin:            os.Stdin,
 		stdout:           os.Stdout,
 		stderr:           os.Stderr,
+		stdoutIsTerminal: isTerminal(os.Stdout),
 		stderrIsTerminal: isTerminal(os.Stderr),
 	}
 	os.Exit(run(e, os.Args[1:]))
