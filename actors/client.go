@@ -169,26 +169,6 @@ func (o *ClientOptions) callback(ev any, c *Connection, err error) {
 		if o.OnConnect != nil {
 			o.OnConnect()
 		}
-	case *RemoteClosed:
-		if o.OnRemoteClose != nil {
-			o.OnRemoteClose(c)
-		}
-	case *ErrorOccurred:
-		if o.OnError != nil {
-			o.OnError(err)
-		}
-	case *Closed:
-		if o.OnClose != nil {
-			o.OnClose(ev.HadError)
-		}
-	case *Drained:
-		if o.OnDrain != nil {
-			o.OnDrain()
-		}
-	case *TokensDropped:
-		if o.OnDropped != nil {
-			o.OnDropped(ev.Tokens, err)
-		}
 	case *Reconnecting:
 		if o.OnReconnecting != nil {
 			o.OnReconnecting(ev.Attempt, ev.Delay, ev.Cause)
@@ -197,5 +177,7 @@ func (o *ClientOptions) callback(ev any, c *Connection, err error) {
 		if o.OnGaveUp != nil {
 			o.OnGaveUp(ev.Attempts, ev.Cause)
 		}
+	default:
+		peerCallbacks{o.OnRemoteClose, o.OnError, o.OnClose, o.OnDrain, o.OnDropped}.call(ev, c, err)
 	}
 }

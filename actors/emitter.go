@@ -157,6 +157,42 @@ func (e *emitter) runTokens(tokens [][]byte, c *Connection) (perr error) {
 	return nil
 }
 
+// peerCallbacks are the callbacks a client and a standalone connection have
+// in common: those of the one connection they own.
+type peerCallbacks struct {
+	onRemoteClose func(c *Connection)
+	onError       func(err error)
+	onClose       func(hadError bool)
+	onDrain       func()
+	onDropped     func(tokens [][]byte, reason error)
+}
+
+// call calls the callback of ev, if it is one of these and set.
+func (p peerCallbacks) call(ev any, c *Connection, err error) {
+	switch ev := ev.(type) {
+	case *RemoteClosed:
+		if p.onRemoteClose != nil {
+			p.onRemoteClose(c)
+		}
+	case *ErrorOccurred:
+		if p.onError != nil {
+			p.onError(err)
+		}
+	case *Closed:
+		if p.onClose != nil {
+			p.onClose(ev.HadError)
+		}
+	case *Drained:
+		if p.onDrain != nil {
+			p.onDrain()
+		}
+	case *TokensDropped:
+		if p.onDropped != nil {
+			p.onDropped(ev.Tokens, err)
+		}
+	}
+}
+
 // The events of a connection, built from its handle.
 
 func errorEvent(c *Connection, err error) *ErrorOccurred {

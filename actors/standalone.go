@@ -23,28 +23,7 @@ func newStandalone(opts ConnectionOptions, log *slog.Logger, system *actor.Actor
 
 // callback calls the option's callback for one event.
 func (o *ConnectionOptions) callback(ev any, c *Connection, err error) {
-	switch ev := ev.(type) {
-	case *RemoteClosed:
-		if o.OnRemoteClose != nil {
-			o.OnRemoteClose(c)
-		}
-	case *ErrorOccurred:
-		if o.OnError != nil {
-			o.OnError(err)
-		}
-	case *Closed:
-		if o.OnClose != nil {
-			o.OnClose(ev.HadError)
-		}
-	case *Drained:
-		if o.OnDrain != nil {
-			o.OnDrain()
-		}
-	case *TokensDropped:
-		if o.OnDropped != nil {
-			o.OnDropped(ev.Tokens, err)
-		}
-	}
+	peerCallbacks{o.OnRemoteClose, o.OnError, o.OnClose, o.OnDrain, o.OnDropped}.call(ev, c, err)
 }
 
 // Receive handles one message.
