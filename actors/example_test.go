@@ -133,13 +133,12 @@ func ExampleClientOptions_reconnect() {
 
 	policy := supervisor.DefaultPolicy()
 	policy.Initial, policy.Max = 10*time.Millisecond, 50*time.Millisecond
-	dropped, replied := make(chan struct{}), make(chan struct{})
+	dropped, replied := make(chan string, 1), make(chan struct{})
 	cli, err := actors.NewClient(actors.ClientOptions{
 		Host: "127.0.0.1", Port: port, TLS: certs.ClientOptions(),
 		Reconnect: &actors.ReconnectOptions{Policy: policy, BufferSize: 16},
 		OnDropped: func(tokens [][]byte, reason error) {
-			fmt.Printf("dropped %q: %s\n", tokens, actors.ErrorCode(reason))
-			close(dropped)
+			dropped <- fmt.Sprintf("dropped %q: %s", tokens, actors.ErrorCode(reason))
 		},
 		OnToken: func(token []byte, _ *actors.Connection) {
 			fmt.Printf("reply %q\n", token)
@@ -150,8 +149,8 @@ func ExampleClientOptions_reconnect() {
 		panic(err)
 	}
 	fmt.Println(cli.Send([]byte("first")))                         // kept in the buffer
-	fmt.Println(cli.Send([]byte("too long for a 16-byte buffer"))) // reported
-	<-dropped
+	fmt.Println(cli.Send([]byte("too long for a 16-byte buffer"))) // reported:
+	fmt.Println(<-dropped)
 
 	listening := make(chan struct{})
 	srv, err := actors.NewServer(actors.ServerOptions{
