@@ -53,7 +53,7 @@ type Server struct {
 }
 
 // Start listens on o.Addr and serves MetricsPath (and PprofPath with
-// o.Pprof) until Shutdown.
+// o.Pprof) until Shutdown. A failure to listen is net.Listen's error.
 func Start(o Options) (*Server, error) {
 	registry := prometheus.NewRegistry()
 	if err := registry.Register(collectors.NewGoCollector()); err != nil {
@@ -78,7 +78,7 @@ func Start(o Options) (*Server, error) {
 	ln, err := net.Listen("tcp", o.Addr)
 	if err != nil {
 		_ = exporter.Shutdown(context.Background())
-		return nil, fmt.Errorf("metrics: %w", err)
+		return nil, err // "listen tcp ADDR: ..."
 	}
 	s := &Server{
 		provider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(exporter)),

@@ -117,7 +117,7 @@ func TestShutdownCutsLongRequests(t *testing.T) {
 func TestListenError(t *testing.T) {
 	s := start(t, Options{Addr: "127.0.0.1:0"})
 	_, err := Start(Options{Addr: s.Addr().String()})
-	require.ErrorContains(t, err, "metrics:")
+	require.ErrorContains(t, err, "listen tcp "+s.Addr().String())
 	_, err = Start(Options{Addr: "no port"})
 	require.Error(t, err)
 }
