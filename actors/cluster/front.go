@@ -12,6 +12,8 @@ import (
 	pcluster "github.com/asynkron/protoactor-go/cluster"
 	"github.com/asynkron/protoactor-go/eventstream"
 	"github.com/tokenserver/tokenserver/actors"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 )
 
 // Defaults of FrontOptions.
@@ -78,10 +80,21 @@ type FrontOptions struct {
 	// not block) when a grain that had batches outstanding is reached again
 	// after its node or activation was lost: lost is when the loss was seen.
 	OnFailover func(identity string, lost time.Duration)
+	// MeterProvider, if set, receives the counts of Stats as OpenTelemetry
+	// metrics (tokenserver.cluster.*, in the meter MeterName), read from
+	// the router's counters when the provider collects; Stop unregisters
+	// them. Give the front's server the same provider
+	// (actors.Runtime.MeterProvider) for its connections and tokens. Nil
+	// (the default): no metrics, and nothing is done for them.
+	MeterProvider metric.MeterProvider
+	// MetricAttributes are added to every metric of this front, to tell
+	// apart fronts that share a MeterProvider.
+	MetricAttributes []attribute.KeyValue
 }
 
 // FrontStats counts what a front's router did: the remote path of the
-// observability counters.
+// observability counters, also reported as metrics with
+// FrontOptions.MeterProvider.
 type FrontStats struct {
 	Connections int64 // connections routed
 	Forwarded   int64 // tokens sent to grains (resends not counted)
@@ -98,13 +111,14 @@ type FrontStats struct {
 // handler grains. Make one with NewFront, then pass the server's options
 // through Front.ServerOptions.
 type Front struct {
-	opts   FrontOptions
-	system *actor.ActorSystem
-	pid    *actor.PID
-	sub    *eventstream.Subscription
-	stats  frontCounters
-	once   sync.Once
-	done   chan struct{}
+	opts    FrontOptions
+	system  *actor.ActorSystem
+	pid     *actor.PID
+	sub     *eventstream.Subscription
+	stats   frontCounters
+	once    sync.Once
+	done    chan struct{}
+	metrics *frontMetrics // nil without a MeterProvider
 }
 
 type frontCounters struct {
@@ -141,6 +155,9 @@ func NewFront(opts FrontOptions) (*Front, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	f := &Front{opts: opts, system: opts.Cluster.ActorSystem, done: make(chan struct{})}
+	if err := f.startMetrics(); err != nil {
+		return nil, err
+	}
 	r := newRouter(f)
 	// Inline, as the connection actors: the router never blocks and runs no
 	// user code but OnFailover, so it runs on the goroutine that sends to it
@@ -203,10 +220,11 @@ func (f *Front) Stats() FrontStats {
 	}
 }
 
-// Stop stops the router (after the server, whose events it receives). It is
-// safe to call more than once.
+// Stop stops the router (after the server, whose events it receives) and
+// unregisters its metrics. It is safe to call more than once.
 func (f *Front) Stop() {
 	f.once.Do(func() {
+		f.stopMetrics()
 		f.system.EventStream.Unsubscribe(f.sub)
 		_ = f.system.Root.StopFuture(f.pid).Wait()
 		close(f.done)

@@ -14,8 +14,14 @@
 // client.key, as `tokencat certs DIR` writes them), or in plaintext with
 // --plaintext-nodes on a loopback --host.
 //
+// A front with --metrics HOST:PORT serves its metrics (the token server's
+// tokenserver_* and the router's tokenserver_cluster_*) at
+// http://HOST:PORT/metrics in the Prometheus text format, and with --pprof
+// Go's profiles at /debug/pprof/ on the same address.
+//
 // It prints one line per event on stdout ("front f1 listening on ...",
-// "grain ... activated on h1") and stops on SIGINT or SIGTERM.
+// "front f1 metrics on http://...", "grain ... activated on h1") and stops
+// on SIGINT or SIGTERM.
 package main
 
 import (
@@ -46,7 +52,9 @@ import (
 	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
 	"github.com/tokenserver/tokenserver/actors"
 	tscluster "github.com/tokenserver/tokenserver/actors/cluster"
+	"github.com/tokenserver/tokenserver/examples/internal/metricsserver"
 	"github.com/tokenserver/tokenserver/tlsio"
+	"go.opentelemetry.io/otel/metric"
 )
 
 // Kind is the cluster kind of the example's handler grains.
@@ -69,6 +77,8 @@ type config struct {
 	cpuProfile    string
 	benchWhat     string
 	grainWindow   int
+	metrics       string
+	pprof         bool
 }
 
 var errUsage = errors.New("usage")
@@ -95,6 +105,8 @@ func parse(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.grainWindow, "grain-window", 0, "front: messages to one grain awaiting their answer (0: the default)")
 	fs.StringVar(&c.benchWhat, "bench-what", "both", "bench: both, tokens or proto (one side only, for profiling)")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
+	fs.StringVar(&c.metrics, "metrics", "", "front: serve the front's metrics at http://HOST:PORT/metrics (Prometheus text format; port 0 picks a free port)")
+	fs.BoolVar(&c.pprof, "pprof", false, "front: with --metrics, also serve Go's profiles (net/http/pprof) at /debug/pprof/")
 	level := fs.String("log-level", "warn", "Proto.Actor's and the router's log level on stderr (debug, info, warn, error)")
 	if err := fs.Parse(args); err != nil {
 		return c, fmt.Errorf("%w: %w", errUsage, err)
@@ -122,6 +134,17 @@ func parse(args []string, stderr io.Writer) (config, error) {
 		if p = strings.TrimSpace(p); p != "" {
 			c.peers = append(c.peers, p)
 		}
+	}
+	if c.metrics != "" {
+		if c.role == "handler" {
+			return c, fmt.Errorf("%w: --metrics is for a front (or bench) node", errUsage)
+		}
+		if _, _, err := net.SplitHostPort(c.metrics); err != nil {
+			return c, fmt.Errorf("%w: --metrics: %w", errUsage, err)
+		}
+	}
+	if c.pprof && c.metrics == "" {
+		return c, fmt.Errorf("%w: --pprof needs --metrics", errUsage)
 	}
 	if err := c.logLevel.UnmarshalText([]byte(*level)); err != nil {
 		return c, fmt.Errorf("%w: --log-level: %w", errUsage, err)
@@ -213,6 +236,24 @@ func run(ctx context.Context, c config, stdout, stderr io.Writer) error {
 }
 
 func runFront(ctx context.Context, c config, o *out, log *slog.Logger, cl *pcluster.Cluster, serverTLS tlsio.Options) error {
+	// The metrics server first, so that it stops last: after the token
+	// server and the router, which unregister their metrics.
+	var provider metric.MeterProvider // nil: no metrics
+	if c.metrics != "" {
+		ms, err := metricsserver.Start(metricsserver.Options{Addr: c.metrics, Pprof: c.pprof})
+		if err != nil {
+			return fmt.Errorf("--metrics: %w", err)
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			if err := ms.Shutdown(sctx); err != nil {
+				log.Warn("metrics server shutdown", "err", err)
+			}
+		}()
+		provider = ms.MeterProvider()
+		o.printf("front %s metrics on %s", c.name, ms.URL())
+	}
 	// Wait until a member hosts the kind, so that the first lookups find one.
 	deadline := time.Now().Add(c.wait)
 	for !hasKind(cl) {
@@ -227,7 +268,7 @@ func runFront(ctx context.Context, c config, o *out, log *slog.Logger, cl *pclus
 	}
 	front, err := tscluster.NewFront(tscluster.FrontOptions{
 		Cluster: cl, Kind: Kind, Logger: log, AckTimeout: 5 * time.Second, RetryDelay: c.refresh / 4,
-		GrainWindow: c.grainWindow,
+		GrainWindow: c.grainWindow, MeterProvider: provider,
 		OnFailover: func(identity string, lost time.Duration) {
 			o.printf("failover of grain %s: reached again %v after the loss was seen", short(identity), lost.Round(time.Millisecond))
 		},
@@ -248,7 +289,7 @@ func runFront(ctx context.Context, c config, o *out, log *slog.Logger, cl *pclus
 	failed := make(chan error, 1)
 	opts, err := front.ServerOptions(actors.ServerOptions{
 		Host: host, Port: port, TLS: serverTLS,
-		Runtime:   actors.Runtime{System: cl.ActorSystem, Logger: log},
+		Runtime:   actors.Runtime{System: cl.ActorSystem, Logger: log, MeterProvider: provider},
 		OnConnect: func() { up <- struct{}{} },
 		OnError: func(err error) {
 			select {

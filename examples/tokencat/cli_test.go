@@ -31,6 +31,8 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"serve without --key", []string{"serve", "--listen", "127.0.0.1:0", "--ca", "x", "--cert", "y"}, "missing required flag --key"},
 		{"serve --echo and --exec", append([]string{"serve", "--listen", "127.0.0.1:0", "--echo", "--exec", "cat"}, srv...), "cannot be used together"},
 		{"serve bad listen", append([]string{"serve", "--listen", "nowhere"}, srv...), "want HOST:PORT"},
+		{"serve bad metrics", append([]string{"serve", "--listen", "127.0.0.1:0", "--metrics", "nowhere"}, srv...), `--metrics "nowhere": want HOST:PORT`},
+		{"serve --pprof without --metrics", append([]string{"serve", "--listen", "127.0.0.1:0", "--pprof"}, srv...), "--pprof needs --metrics"},
 		{"serve bad duration", append([]string{"serve", "--listen", "127.0.0.1:0", "--write-timeout", "soon"}, srv...), "invalid value"},
 		{"send without --addr", append([]string{"send"}, cli...), "missing required flag --addr"},
 		{"send without --ca", []string{"send", "--addr", "127.0.0.1:1", "--cert", "x", "--key", "y"}, "missing required flag --ca"},

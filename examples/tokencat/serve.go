@@ -13,8 +13,10 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/tokenserver/tokenserver/actors"
+	"github.com/tokenserver/tokenserver/examples/internal/metricsserver"
 	"github.com/tokenserver/tokenserver/tlsio"
 	"github.com/tokenserver/tokenserver/wire"
 )
@@ -41,13 +43,15 @@ type serveOptions struct {
 	writeTimeout     time.Duration
 	keepAlive        time.Duration
 	cpuProfile       string
+	metrics          string
+	pprof            bool
 }
 
 // newServeCommand returns "tokencat serve".
 func newServeCommand(e *env) *cobra.Command {
 	var o serveOptions
 	cmd := &cobra.Command{
-		Use:   "serve --listen HOST:PORT --ca FILE (--cert FILE --key FILE | --pfx FILE) [--echo | --exec CMD] [flags]",
+		Use:   "serve --listen HOST:PORT --ca FILE (--cert FILE --key FILE | --pfx FILE) [--echo | --exec CMD] [--metrics HOST:PORT [--pprof]] [flags]",
 		Short: "run a token server with client certificates required (echo, or a command per token)",
 		Long: `Run a token server. Clients must present a certificate signed by --ca (mutual
 TLS). The first line on stdout is "listening on HOST:PORT" with the port
@@ -73,7 +77,19 @@ do not close in time are closed by force, and tokencat exits 0.
 --cpuprofile FILE writes a CPU profile of the server (runtime/pprof) to FILE
 when it exits, after SIGINT or SIGTERM: load the server from another process,
 for example with "tokencat bench --addr", then stop it and read the profile
-with "go tool pprof -top tokencat FILE".`,
+with "go tool pprof -top tokencat FILE".
+
+--metrics HOST:PORT serves the server's metrics at http://HOST:PORT/metrics in
+the Prometheus text format: the tokenserver_* metrics (connections, tokens and
+bytes, handshake failures by cause, closes by error code...; see "Operating
+it" in the README), and the Go runtime's go_* and the process's process_*. They
+are served over plain HTTP by a server of their own, stopped when serve exits.
+Port 0 picks a free port: before it listens for tokens, serve prints
+"metrics on http://HOST:PORT/metrics" on stderr with the port bound.
+--pprof adds Go's profiles (net/http/pprof) at /debug/pprof/ on the same
+address; without it that path is 404. Both show the program's internals, and
+a profile costs CPU while it runs: bind --metrics where only trusted hosts
+reach it. (/debug/pprof/profile is refused while --cpuprofile runs.)`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runServe(e, cmd.Flags(), &o) },
 	}
@@ -94,6 +110,8 @@ with "go tool pprof -top tokencat FILE".`,
 	f.DurationVar(&o.writeTimeout, "write-timeout", tlsio.DefaultWriteTimeout, "close a client that reads nothing for `D` while replies wait for it (negative: never)")
 	f.DurationVar(&o.keepAlive, "keepalive", 15*time.Second, "TCP keepalive period `D` (negative: off)")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile to `FILE` on exit (go tool pprof)")
+	f.StringVar(&o.metrics, "metrics", "", "serve metrics at http://`HOST:PORT`/metrics in the Prometheus text format (port 0 picks a free port)")
+	f.BoolVar(&o.pprof, "pprof", false, "with --metrics, also serve Go's profiles (net/http/pprof) at /debug/pprof/")
 	return cmd
 }
 
@@ -128,6 +146,14 @@ func runServe(e *env, f *pflag.FlagSet, o *serveOptions) (err error) {
 	case o.execTimeout <= 0:
 		return usageErrorf("--exec-timeout must be positive")
 	}
+	if f.Changed("metrics") {
+		if _, _, err := splitHostPort("metrics", o.metrics); err != nil {
+			return err
+		}
+	}
+	if o.pprof && o.metrics == "" {
+		return usageErrorf("--pprof needs --metrics (it serves on the same address)")
+	}
 	addr, err := parseAddr("listen", o.listen)
 	if err != nil {
 		return err
@@ -137,6 +163,22 @@ func runServe(e *env, f *pflag.FlagSet, o *serveOptions) (err error) {
 		return err
 	}
 	tlsOpts.RequestCert = true // mutual TLS: clients need a certificate signed by --ca
+	log := slog.New(slog.NewTextHandler(e.stderr, nil))
+	var meterProvider metric.MeterProvider // nil: no metrics
+	if o.metrics != "" {
+		ms, err := metricsserver.Start(metricsserver.Options{Addr: o.metrics, Pprof: o.pprof})
+		if err != nil {
+			return fmt.Errorf("--metrics: %w", err)
+		}
+		// After the token server's shutdown (in shutdown, below), which
+		// unregisters its metrics.
+		defer stopMetrics(ms, log)
+		meterProvider = ms.MeterProvider()
+		fmt.Fprintf(e.stderr, "metrics on %s\n", ms.URL())
+		if o.pprof {
+			fmt.Fprintf(e.stderr, "pprof on http://%s%s\n", ms.Addr(), metricsserver.PprofPath)
+		}
+	}
 	stopProfile, err := startCPUProfile(o.cpuProfile)
 	if err != nil {
 		return err
@@ -145,7 +187,6 @@ func runServe(e *env, f *pflag.FlagSet, o *serveOptions) (err error) {
 
 	ctx, stop := signal.NotifyContext(e.ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	log := slog.New(slog.NewTextHandler(e.stderr, nil))
 
 	// Echo gets the tokens of each read at once and sends them back in one
 	// message; exec takes them one by one.
@@ -183,7 +224,7 @@ func runServe(e *env, f *pflag.FlagSet, o *serveOptions) (err error) {
 		MaxPending:        o.maxPending,
 		MaxPendingPerAddr: o.maxPendingAddr,
 		MaxHandshakes:     o.maxHandshakes,
-		Runtime:           actors.Runtime{Logger: log},
+		Runtime:           actors.Runtime{Logger: log, MeterProvider: meterProvider},
 		OnConnect:         func() { notify(listening) },
 		OnError: func(err error) {
 			log.Error("server error", "err", err)
@@ -254,6 +295,22 @@ func runServe(e *env, f *pflag.FlagSet, o *serveOptions) (err error) {
 		}
 		return err
 	}
+}
+
+// metricsShutdownTimeout bounds the graceful end of the metrics server's
+// requests when serve exits; a profile still running then is cut.
+const metricsShutdownTimeout = 2 * time.Second
+
+// stopMetrics shuts the metrics server down. A request cut by it (a long
+// profile) is logged, and does not change serve's exit status.
+func stopMetrics(ms *metricsserver.Server, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), metricsShutdownTimeout)
+	defer cancel()
+	if err := ms.Shutdown(ctx); err != nil {
+		log.Warn("metrics server shutdown", "err", err)
+		return
+	}
+	log.Info("metrics server stopped")
 }
 
 // notify does a non-blocking send on a channel of capacity 1.

@@ -185,15 +185,18 @@ func (l *load) check(within time.Duration) {
 // A handler node that holds a busy grain is killed (SIGKILL): the front
 // looks the grain up again once the node left the membership, sends what
 // was not credited to the new activation on the other handler node, and
-// every token gets exactly one reply.
+// every token gets exactly one reply. The front's metrics, scraped over
+// HTTP (--metrics), count the remote path: tokens forwarded and replies,
+// batches sent again, lookups, the failover.
 func TestHandlerNodeFailover(t *testing.T) {
 	e := newEnv(t, 3)
 	listen := "127.0.0.1:" + strconv.Itoa(freePorts(t, 1)[0])
 	// Slow grains (200 µs a token) keep the load running across the kill.
 	h1 := e.start("handler", "h1", "--delay", "200us")
 	h2 := e.start("handler", "h2", "--delay", "200us")
-	f1 := e.start("front", "f1", "--listen", listen)
+	f1 := e.start("front", "f1", "--listen", listen, "--metrics", "127.0.0.1:0")
 	f1.waitLine(t, "listening on", 30*time.Second)
+	metrics := f1.metricsURL(t)
 	h1.waitLine(t, "joined the cluster", 10*time.Second)
 	h2.waitLine(t, "joined the cluster", 10*time.Second)
 
@@ -222,4 +225,45 @@ func TestHandlerNodeFailover(t *testing.T) {
 	if failover <= 0 {
 		t.Fatalf("no reply from another node after the kill")
 	}
+
+	// Every token was read, forwarded once (batches sent again are counted
+	// apart) and answered once, on 4 connections; the loss made the front
+	// look the grain up again, send batches again and count a failover.
+	fams := scrapeFront(t, metrics)
+	total := float64(l.total)
+	for _, w := range []struct {
+		name  string
+		value float64
+	}{
+		{"tokenserver_received_tokens_total", total},
+		{"tokenserver_cluster_forwarded_tokens_total", total},
+		{"tokenserver_cluster_reply_tokens_total", total},
+		{"tokenserver_cluster_connections_routed_total", 4},
+		{"tokenserver_connections_opened_total", 4},
+	} {
+		if v := metricValue(t, fams, w.name); v != w.value {
+			t.Errorf("%s = %v, want %v", w.name, v, w.value)
+		}
+	}
+	for _, w := range []struct {
+		name string
+		min  float64
+	}{
+		{"tokenserver_cluster_failovers_total", 1},
+		{"tokenserver_cluster_resent_batches_total", 1},
+		{"tokenserver_cluster_lookups_total", 2},
+		{"tokenserver_cluster_forwarded_batches_total", 1},
+	} {
+		if v := metricValue(t, fams, w.name); v < w.min {
+			t.Errorf("%s = %v, want at least %v", w.name, v, w.min)
+		}
+	}
+	batches := metricValue(t, fams, "tokenserver_cluster_forwarded_batches_total")
+	resent := metricValue(t, fams, "tokenserver_cluster_resent_batches_total")
+	if msgs := metricValue(t, fams, "tokenserver_cluster_sent_messages_total"); msgs < 1 || msgs > batches+resent {
+		t.Errorf("tokenserver_cluster_sent_messages_total = %v, want 1 to %v (batches and batches sent again)", msgs, batches+resent)
+	}
+	t.Logf("front metrics: %v batches in %v messages, %v sent again, %v lookups, %v duplicate credits",
+		batches, metricValue(t, fams, "tokenserver_cluster_sent_messages_total"), resent,
+		metricValue(t, fams, "tokenserver_cluster_lookups_total"), metricValue(t, fams, "tokenserver_cluster_duplicate_credits_total"))
 }

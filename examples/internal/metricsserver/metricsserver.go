@@ -1,0 +1,124 @@
+// Package metricsserver serves the metrics of an OpenTelemetry MeterProvider
+// over HTTP, in the Prometheus text format, for the example commands
+// (tokencat serve --metrics, cluster --metrics): the OpenTelemetry
+// Prometheus exporter in a registry of its own, with the Go runtime's and
+// the process's collectors, on a net/http server of its own; optionally
+// net/http/pprof's handlers on the same server.
+package metricsserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	"go.opentelemetry.io/otel/metric"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+)
+
+// Paths served.
+const (
+	// MetricsPath serves the metrics in the Prometheus text format.
+	MetricsPath = "/metrics"
+	// PprofPath is the index of net/http/pprof's handlers (Options.Pprof).
+	PprofPath = "/debug/pprof/"
+)
+
+// ReadHeaderTimeout bounds the time a client of the HTTP server takes to
+// send its request's headers.
+const ReadHeaderTimeout = 10 * time.Second
+
+// Options of Start.
+type Options struct {
+	// Addr is the HOST:PORT to listen on (port 0 picks a free port).
+	Addr string
+	// Pprof adds net/http/pprof's handlers under PprofPath. Without it,
+	// every path but MetricsPath is 404.
+	Pprof bool
+}
+
+// Server is a MeterProvider whose metrics it serves over HTTP.
+type Server struct {
+	provider *sdkmetric.MeterProvider
+	ln       net.Listener
+	http     *http.Server
+	served   chan error
+}
+
+// Start listens on o.Addr and serves MetricsPath (and PprofPath with
+// o.Pprof) until Shutdown. A failure to listen is net.Listen's error.
+func Start(o Options) (*Server, error) {
+	registry := prometheus.NewRegistry()
+	if err := registry.Register(collectors.NewGoCollector()); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	if err := registry.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	exporter, err := otelprom.New(otelprom.WithRegisterer(registry))
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle(MetricsPath, promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
+	if o.Pprof {
+		mux.HandleFunc(PprofPath, pprof.Index) // and the named profiles under it (heap, goroutine...)
+		mux.HandleFunc(PprofPath+"cmdline", pprof.Cmdline)
+		mux.HandleFunc(PprofPath+"profile", pprof.Profile)
+		mux.HandleFunc(PprofPath+"symbol", pprof.Symbol)
+		mux.HandleFunc(PprofPath+"trace", pprof.Trace)
+	}
+	ln, err := net.Listen("tcp", o.Addr)
+	if err != nil {
+		_ = exporter.Shutdown(context.Background())
+		return nil, err // "listen tcp ADDR: ..."
+	}
+	s := &Server{
+		provider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(exporter)),
+		ln:       ln,
+		// No write timeout: a CPU profile or a trace takes as long as asked.
+		http:   &http.Server{Handler: mux, ReadHeaderTimeout: ReadHeaderTimeout},
+		served: make(chan error, 1),
+	}
+	go func() { s.served <- s.http.Serve(ln) }()
+	return s, nil
+}
+
+// MeterProvider is the provider whose metrics the server serves: give it
+// to the runtime (actors.Runtime.MeterProvider, cluster's
+// FrontOptions.MeterProvider).
+func (s *Server) MeterProvider() metric.MeterProvider { return s.provider }
+
+// Addr is the address the server listens on, with the port bound.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// URL is the URL of the metrics: http://HOST:PORT/metrics.
+func (s *Server) URL() string { return "http://" + s.ln.Addr().String() + MetricsPath }
+
+// Shutdown stops the HTTP server, gracefully until ctx ends (a request
+// still running then, such as a CPU profile, is cut), then the
+// MeterProvider. Give the runtime's objects that use the provider time to
+// shut down first.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.http.Shutdown(ctx)
+	if err != nil {
+		err = errors.Join(err, s.http.Close())
+	}
+	if serr := <-s.served; !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, serr)
+	}
+	if perr := s.provider.Shutdown(context.WithoutCancel(ctx)); perr != nil {
+		err = errors.Join(err, perr)
+	}
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,123 @@
+package metricsserver
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"runtime/trace"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/metric"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const deadline = 10 * time.Second
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: deadline}
+	resp, err := c.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(body)
+}
+
+func start(t *testing.T, o Options) *Server {
+	t.Helper()
+	s, err := Start(o)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), deadline)
+		defer cancel()
+		require.NoError(t, s.Shutdown(ctx))
+	})
+	return s
+}
+
+// The provider's metrics, the Go runtime's and the process's are served at
+// /metrics in the Prometheus text format; nothing else is served.
+func TestServesMetrics(t *testing.T) {
+	s := start(t, Options{Addr: "127.0.0.1:0"})
+	require.True(t, strings.HasPrefix(s.URL(), "http://127.0.0.1:"), s.URL())
+	require.True(t, strings.HasSuffix(s.URL(), "/metrics"), s.URL())
+	counter, err := s.MeterProvider().Meter("test").Int64Counter("test.things", metric.WithUnit("{thing}"))
+	require.NoError(t, err)
+	counter.Add(context.Background(), 3)
+
+	code, body := get(t, s.URL())
+	require.Equal(t, http.StatusOK, code)
+	var parser expfmt.TextParser
+	fams, err := parser.TextToMetricFamilies(bytes.NewReader([]byte(body)))
+	require.NoError(t, err)
+	require.Contains(t, fams, "test_things_total")
+	require.Equal(t, 3.0, fams["test_things_total"].GetMetric()[0].GetCounter().GetValue())
+	require.Contains(t, fams, "go_goroutines")
+
+	base := strings.TrimSuffix(s.URL(), MetricsPath)
+	for _, path := range []string{"/", PprofPath, PprofPath + "heap", PprofPath + "cmdline"} {
+		code, _ := get(t, base+path)
+		require.Equal(t, http.StatusNotFound, code, path)
+	}
+}
+
+// With Pprof, net/http/pprof's handlers are served too.
+func TestPprof(t *testing.T) {
+	s := start(t, Options{Addr: "127.0.0.1:0", Pprof: true})
+	base := strings.TrimSuffix(s.URL(), MetricsPath)
+	code, body := get(t, base+PprofPath)
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, body, "goroutine")
+	for _, path := range []string{PprofPath + "cmdline", PprofPath + "heap?debug=1", PprofPath + "goroutine?debug=1", MetricsPath} {
+		code, _ := get(t, base+path)
+		require.Equal(t, http.StatusOK, code, path)
+	}
+}
+
+// Shutdown ends a request that runs past ctx (a 30 s execution trace) and
+// closes the listener.
+func TestShutdownCutsLongRequests(t *testing.T) {
+	s, err := Start(Options{Addr: "127.0.0.1:0", Pprof: true})
+	require.NoError(t, err)
+	base := strings.TrimSuffix(s.URL(), MetricsPath)
+	done := make(chan error, 1)
+	go func() {
+		c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: time.Minute}
+		resp, err := c.Get(base + PprofPath + "trace?seconds=30")
+		if err == nil {
+			_, err = io.ReadAll(resp.Body)
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	require.Eventually(t, trace.IsEnabled, deadline, time.Millisecond, "the trace runs")
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	began := time.Now()
+	require.Error(t, s.Shutdown(ctx), "the trace was cut")
+	require.Less(t, time.Since(began), deadline)
+	select {
+	case <-done:
+	case <-time.After(deadline):
+		t.Fatal("the trace request did not end")
+	}
+	require.Eventually(t, func() bool { return !trace.IsEnabled() }, deadline, time.Millisecond, "the trace stopped")
+	_, err = http.Get(s.URL())
+	require.Error(t, err, "listener closed")
+}
+
+func TestListenError(t *testing.T) {
+	s := start(t, Options{Addr: "127.0.0.1:0"})
+	_, err := Start(Options{Addr: s.Addr().String()})
+	require.ErrorContains(t, err, "listen tcp "+s.Addr().String())
+	_, err = Start(Options{Addr: "no port"})
+	require.Error(t, err)
+}
