@@ -137,7 +137,7 @@ func (a *clientActor) Receive(ctx actor.Context) {
 			a.log.Debug("connection failed after the client closed", "err", m.err)
 		}
 	case connDrained:
-		a.ev.emit(ctx, &Drained{Conn: m.c.pid, ConnID: m.c.id}, m.c, nil)
+		a.ev.drained(ctx, m.c)
 	case connDown:
 		a.onDown(ctx, m)
 
@@ -225,12 +225,11 @@ func (a *clientActor) onUp(ctx actor.Context, c *Connection) {
 }
 
 func (a *clientActor) onFrames(ctx actor.Context, m connFrames) {
-	a.ev.deliver(ctx, m.c, m.frames)
 	remoteClose := false
 	for _, f := range m.frames {
 		remoteClose = remoteClose || f.Kind == wire.KindRemoteClose
 	}
-	ctx.Send(m.c.pid, framesDone{m.frames}) // the frames are the connection's again
+	a.ev.deliverChunk(ctx, m) // the frames are the connection's again after it
 	if remoteClose && a.opts.Reconnect != nil && a.current(m.c) {
 		// The server is going away: close cleanly, and connect again after
 		// the policy's delay.

@@ -137,7 +137,7 @@ func (a *connActor) Receive(ctx actor.Context) {
 		a.onCredit(ctx, m.Tokens)
 	case outFrame:
 		a.h.shared.queued.Add(-msgOverhead) // the message is out of the mailbox
-		a.enqueue(ctx, m)
+		a.enqueue(ctx, m.frames, m.tokens)
 	case *SendToken:
 		a.sendFromMessage(ctx, m.Data)
 	case SendToken:

@@ -70,15 +70,17 @@ func (a *connActor) onChunk(ctx actor.Context, data []byte) {
 	// The chunk is the actor's (the pump handed it over): escaped tokens
 	// are decoded in place.
 	frames, err := a.dec.AppendFramesInPlace(a.in.framesSlice(), data)
-	a.cfg.stats.read(len(data), frames)
+	tokens := 0
+	for i := range frames {
+		if frames[i].Kind == wire.KindToken {
+			tokens++
+		}
+	}
+	a.cfg.stats.read(len(data), tokens)
 	if len(frames) > 0 {
 		debt := chunkDebt{at: a.cfg.stats.stamp()}
 		if a.cfg.handlerCredit {
-			for _, f := range frames {
-				if f.Kind == wire.KindToken {
-					debt.handler++
-				}
-			}
+			debt.handler = tokens // the owner sends each token to the handler
 		}
 		a.in.debts = append(a.in.debts, debt)
 		ctx.Send(a.cfg.owner, connFrames{a.h, frames})

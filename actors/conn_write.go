@@ -35,8 +35,10 @@ type writeSide struct {
 	writing      bool     // a batch is with the writer
 	inFlight     [][]byte // that batch
 	inFlightSize int
-	writerClosed bool // the writer takes nothing more
-	paused       bool // over the high-water mark: not reading
+	// inFlightTokens is how many tokens that batch holds (for the stats).
+	inFlightTokens int
+	writerClosed   bool // the writer takes nothing more
+	paused         bool // over the high-water mark: not reading
 
 	maybeSent []byte // frames of the write that failed
 	unsent    []byte // frames never written, in order
@@ -53,21 +55,18 @@ func (a *connActor) sendFromMessage(ctx actor.Context, token []byte) {
 	frame := wire.AppendToken(nil, token)
 	s := a.h.shared
 	if a.phase == phaseOpen && !s.gate.isClosed() {
-		n := int64(len(frame))
-		if after := s.queued.Add(n); after > s.max && after != n {
-			s.queued.Add(-n)
-			a.fail(ctx, fmt.Errorf("%w: %w (%d bytes)", ErrSlowConsumer, ErrQueueFull, s.max))
-		} else {
-			a.enqueue(ctx, frame)
+		if s.reserve(int64(len(frame))) {
+			a.enqueue(ctx, frame, 1)
 			return
 		}
+		a.fail(ctx, fmt.Errorf("%w: %w (%d bytes)", ErrSlowConsumer, ErrQueueFull, s.max))
 	}
 	a.out.unsent = append(a.out.unsent, frame...)
 }
 
-// enqueue takes one frame (or a batch of frames) already counted in the
-// queue.
-func (a *connActor) enqueue(ctx actor.Context, frame []byte) {
+// enqueue takes one frame (or a batch of frames, tokens of them tokens)
+// already counted in the queue.
+func (a *connActor) enqueue(ctx actor.Context, frame []byte, tokens int) {
 	w := &a.out
 	if a.phase == phaseClosed || a.phase == phaseDialing || w.writerClosed {
 		// Send saw the connection alive, but it closed meanwhile.
@@ -77,24 +76,24 @@ func (a *connActor) enqueue(ctx actor.Context, frame []byte) {
 		return
 	}
 	if !w.writing {
-		a.handToWriter([][]byte{frame}, len(frame))
+		a.handToWriter([][]byte{frame}, len(frame), tokens)
 	} else {
-		w.queue.push(frame)
+		w.queue.push(frame, tokens)
 	}
 	a.checkFlow(ctx)
 }
 
-func (a *connActor) handToWriter(batch [][]byte, size int) {
+func (a *connActor) handToWriter(batch [][]byte, size, tokens int) {
 	w := &a.out
 	w.writing = true
-	w.inFlight, w.inFlightSize = batch, size
+	w.inFlight, w.inFlightSize, w.inFlightTokens = batch, size, tokens
 	a.writer.Write(batch...)
 }
 
 func (a *connActor) onWritten(ctx actor.Context, n int) {
 	w := &a.out
 	a.h.shared.queued.Add(-int64(n))
-	a.cfg.stats.wrote(n, w.inFlight, &a.h.shared.controls)
+	a.cfg.stats.wrote(n, w.inFlightTokens)
 	w.writing = false
 	release(w.inFlight)
 	w.inFlight, w.inFlightSize = nil, 0
@@ -102,8 +101,8 @@ func (a *connActor) onWritten(ctx actor.Context, n int) {
 		return
 	}
 	if !w.queue.empty() {
-		size := w.queue.size
-		a.handToWriter(w.queue.take(), size)
+		size, tokens := w.queue.size, w.queue.tokens
+		a.handToWriter(w.queue.take(), size, tokens)
 	} else if a.phase == phaseDraining {
 		a.closeWriter()
 	}

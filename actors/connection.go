@@ -48,9 +48,6 @@ type connShared struct {
 	room atomic.Pointer[chan struct{}]
 	hwm  int64
 	max  int64 // the hard cap
-	// controls counts the remoteClose frames posted and not yet written, so
-	// that the stats do not count them as tokens.
-	controls atomic.Int32
 }
 
 var connIDs atomic.Uint64
@@ -112,7 +109,7 @@ func (c *Connection) Send(token []byte) bool {
 	}
 	defer c.shared.gate.leave()
 	frame := wire.AppendToken(frameBuf(len(token)+len(token)/8+1), token)
-	return c.post(frame)
+	return c.post(frame, 1)
 }
 
 // SendBatch queues tokens for sending, in order, as one message to the
@@ -134,7 +131,7 @@ func (c *Connection) SendBatch(tokens [][]byte) bool {
 	for _, t := range tokens {
 		buf = wire.AppendToken(buf, t)
 	}
-	return c.post(buf)
+	return c.post(buf, len(tokens))
 }
 
 // RemoteClose sends the remoteClose control frame, asking the peer to close
@@ -144,12 +141,7 @@ func (c *Connection) RemoteClose() bool {
 		return false
 	}
 	defer c.shared.gate.leave()
-	c.shared.controls.Add(1)
-	if !c.post(wire.AppendRemoteClose(nil)) {
-		c.shared.controls.Add(-1)
-		return false
-	}
-	return true
+	return c.post(wire.AppendRemoteClose(nil), 0)
 }
 
 // msgOverhead is what one queued message costs beyond its frame bytes (the
@@ -157,20 +149,37 @@ func (c *Connection) RemoteClose() bool {
 // waits, so that a flood of tiny tokens is bounded by memory, not bytes.
 const msgOverhead = 64
 
-// post claims room in the queue for frames and sends them to the actor, from
-// inside the gate. Over the hard cap it asks the actor to fail instead.
-func (c *Connection) post(frames []byte) bool {
-	n := int64(len(frames) + msgOverhead)
-	after := c.shared.queued.Add(n)
-	if after > c.shared.max && after != n {
-		c.shared.queued.Add(-n)
+// post claims room in the queue for frames (holding tokens tokens) and sends
+// them to the actor, from inside the gate. Over the hard cap it asks the
+// actor to fail instead.
+func (c *Connection) post(frames []byte, tokens int) bool {
+	if !c.shared.claim(int64(len(frames) + msgOverhead)) {
 		c.root.Send(c.pid, overCap{})
 		return false
 	}
-	if after > c.shared.hwm {
-		c.shared.crossed.Store(true)
+	c.root.Send(c.pid, outFrame{frames, tokens})
+	return true
+}
+
+// claim is reserve for a handle's Send, which also notes a crossing of the
+// high-water mark (see crossed).
+func (s *connShared) claim(n int64) bool {
+	if !s.reserve(n) {
+		return false
 	}
-	c.root.Send(c.pid, outFrame(frames))
+	if s.queued.Load() > s.hwm {
+		s.crossed.Store(true)
+	}
+	return true
+}
+
+// reserve adds n bytes to the queue unless that passes the hard cap (an
+// empty queue takes anything) and reports whether it did.
+func (s *connShared) reserve(n int64) bool {
+	if after := s.queued.Add(n); after > s.max && after != n {
+		s.queued.Add(-n)
+		return false
+	}
 	return true
 }
 

@@ -89,6 +89,18 @@ func (e *emitter) panicked(ctx actor.Context, c *Connection, err error) {
 	}
 }
 
+// deliverChunk delivers the frames of one read chunk, then hands the frames
+// slice back to its connection (framesDone), which may read on and reuse it.
+func (e *emitter) deliverChunk(ctx actor.Context, m connFrames) {
+	e.deliver(ctx, m.c, m.frames)
+	ctx.Send(m.c.pid, framesDone{m.frames})
+}
+
+// drained emits c's drain event.
+func (e *emitter) drained(ctx actor.Context, c *Connection) {
+	e.emit(ctx, &Drained{Conn: c.pid, ConnID: c.id}, c, nil)
+}
+
 // deliver hands the frames of one read chunk to the user, in order: each
 // token to the token callback and, as a TokenReceived, to the handler PID.
 // A token whose callback panics is reported (ErrHandlerPanic) and skipped;

@@ -28,8 +28,12 @@ type (
 
 // From handles and owners to the connection actor.
 type (
-	// outFrame is encoded frames to send, already counted in the queue.
-	outFrame []byte
+	// outFrame is encoded frames to send, already counted in the queue, and
+	// how many of them are tokens (a remoteClose frame is not).
+	outFrame struct {
+		frames []byte
+		tokens int
+	}
 	// closeRequest asks for a clean close (Close on a handle, or on the
 	// owner of the connection). To a server or client actor it asks the
 	// same of them.

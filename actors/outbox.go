@@ -11,16 +11,18 @@ const (
 // outbox holds the frames a connection actor has for the writer while the
 // writer is busy. It is owned by that actor alone.
 type outbox struct {
-	segs [][]byte
-	tail int // index in segs of the buffer small frames go to; -1: none
-	size int // bytes queued
+	segs   [][]byte
+	tail   int // index in segs of the buffer small frames go to; -1: none
+	size   int // bytes queued
+	tokens int // tokens among the queued frames
 }
 
 func newOutbox() outbox { return outbox{tail: -1} }
 
-// push queues one encoded frame.
-func (o *outbox) push(frame []byte) {
+// push queues encoded frames, tokens of them tokens.
+func (o *outbox) push(frame []byte, tokens int) {
 	o.size += len(frame)
+	o.tokens += tokens
 	if len(frame) >= coalesceMin {
 		o.segs = append(o.segs, frame)
 		o.tail = -1
@@ -37,7 +39,7 @@ func (o *outbox) push(frame []byte) {
 // take returns every queued segment, in order, and empties the outbox.
 func (o *outbox) take() [][]byte {
 	segs := o.segs
-	o.segs, o.tail, o.size = nil, -1, 0
+	o.segs, o.tail, o.size, o.tokens = nil, -1, 0, 0
 	return segs
 }
 

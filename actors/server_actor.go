@@ -122,12 +122,11 @@ func (a *serverActor) Receive(ctx actor.Context) {
 			m.c.RemoteClose()
 		}
 	case connFrames:
-		a.ev.deliver(ctx, m.c, m.frames)
-		ctx.Send(m.c.pid, framesDone{m.frames})
+		a.ev.deliverChunk(ctx, m)
 	case connFailed:
 		a.ev.emit(ctx, errorEvent(m.c, m.err), m.c, m.err)
 	case connDrained:
-		a.ev.emit(ctx, &Drained{Conn: m.c.pid, ConnID: m.c.id}, m.c, nil)
+		a.ev.drained(ctx, m.c)
 	case connDown:
 		a.s.stats.down(m.c, m.hadError)
 		a.admit.gone(ctx, m.c, a.conns[m.c])

@@ -32,12 +32,11 @@ func (a *standaloneActor) Receive(ctx actor.Context) {
 	case connUp:
 		a.ev.emit(ctx, connectedEvent(m.c), m.c, nil)
 	case connFrames:
-		a.ev.deliver(ctx, m.c, m.frames)
-		ctx.Send(m.c.pid, framesDone{m.frames})
+		a.ev.deliverChunk(ctx, m)
 	case connFailed:
 		a.ev.emit(ctx, errorEvent(m.c, m.err), m.c, m.err)
 	case connDrained:
-		a.ev.emit(ctx, &Drained{Conn: m.c.pid, ConnID: m.c.id}, m.c, nil)
+		a.ev.drained(ctx, m.c)
 	case connDown:
 		reportDropped(ctx, a.ev, m)
 		a.ev.emit(ctx, closedEvent(m.c, m.hadError), m.c, nil)

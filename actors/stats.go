@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/tokenserver/tokenserver/tlsio"
-	"github.com/tokenserver/tokenserver/wire"
 )
 
 // The counts of a Server or a Client: what Stats returns and what the metrics
@@ -245,15 +244,9 @@ func newStats(r role, gauges func() gaugeValues) *stats {
 }
 
 // read counts the tokens and bytes of one read chunk.
-func (s *stats) read(n int, frames []wire.Frame) {
+func (s *stats) read(n, tokens int) {
 	if s == nil {
 		return
-	}
-	tokens := 0
-	for i := range frames {
-		if frames[i].Kind == wire.KindToken {
-			tokens++
-		}
 	}
 	s.in.tokens.Add(int64(tokens))
 	s.in.bytes.Add(int64(n))
@@ -261,23 +254,12 @@ func (s *stats) read(n int, frames []wire.Frame) {
 
 var newline = []byte{'\n'}
 
-// wrote counts a batch of frames written in full: n bytes in segs, each of
-// which begins with a frame. remoteClose frames (RemoteClose posts them, and
-// counts them in controls) are not tokens.
-func (s *stats) wrote(n int, segs [][]byte, controls *atomic.Int32) {
+// wrote counts a batch written in full: n bytes holding tokens tokens.
+func (s *stats) wrote(n, tokens int) {
 	if s == nil {
 		return
 	}
-	frames := 0
-	for _, b := range segs {
-		frames += bytes.Count(b, newline)
-	}
-	if controls.Load() > 0 {
-		c := countRemoteCloses(segs)
-		controls.Add(-int32(c))
-		frames -= c
-	}
-	s.out.tokens.Add(int64(frames))
+	s.out.tokens.Add(int64(tokens))
 	s.out.bytes.Add(int64(n))
 }
 
@@ -298,26 +280,6 @@ func (s *stats) wroteBefore(segs [][]byte, written int) {
 	s.out.tokens.Add(int64(frames))
 	s.out.bytes.Add(int64(written))
 }
-
-// countRemoteCloses counts the remoteClose frames in segs, each of which
-// begins with a frame. Inside a token's frame a backslash is followed by a
-// backslash or an n, so a backslash then a newline at the start of a frame
-// is a remoteClose frame, and nothing else is.
-func countRemoteCloses(segs [][]byte) int {
-	n := 0
-	for _, b := range segs {
-		if bytes.HasPrefix(b, remoteCloseFrame) {
-			n++
-		}
-		n += bytes.Count(b, remoteCloseInside)
-	}
-	return n
-}
-
-var (
-	remoteCloseFrame  = wire.AppendRemoteClose(nil)
-	remoteCloseInside = append([]byte{'\n'}, remoteCloseFrame...)
-)
 
 // connectAttempt counts a client's dial.
 func (s *stats) connectAttempt() {
