@@ -52,7 +52,8 @@ type Limits struct {
 	MaxQueue int
 	// WriteTimeout is how long the peer may read nothing while data waits
 	// for it before the connection fails as a slow consumer (default 10 s;
-	// negative disables it).
+	// negative disables it). The write deadline is moved lazily, so a stalled
+	// write fails after between WriteTimeout and 9/8 of it.
 	WriteTimeout time.Duration
 	// HandshakeTimeout bounds the TLS handshake (default
 	// DefaultHandshakeTimeout, 5 s).

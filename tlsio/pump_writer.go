@@ -1,6 +1,7 @@
 package tlsio
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -49,7 +50,8 @@ type WritePump struct {
 // written in full, onWritten(total length) is called; on the first error, or after
 // Close, onStop is called once and the goroutine exits: with nil after Close,
 // with a *WriteError after a failed write.
-// timeout <= 0 disables the write deadline.
+// timeout <= 0 disables the write deadline; otherwise a write that makes no
+// progress fails after between timeout and 9/8 of it (see deadline).
 func StartWritePump(conn net.Conn, timeout time.Duration, onWritten func(n int), onStop func(error)) *WritePump {
 	p := &WritePump{in: make(chan [][]byte, 1), done: make(chan struct{})}
 	go p.run(conn, timeout, onWritten, onStop)
@@ -58,29 +60,126 @@ func StartWritePump(conn net.Conn, timeout time.Duration, onWritten func(n int),
 
 func (p *WritePump) run(conn net.Conn, timeout time.Duration, onWritten func(int), onStop func(error)) {
 	defer close(p.done)
+	w := batchWriter{conn: conn, timeout: timeout}
+	if _, ok := conn.(*tls.Conn); ok {
+		w.record = maxRecordPlaintext
+	}
 	for batch := range p.in {
-		n := 0
-		for _, b := range batch {
-			w, err := writeAll(conn, b, timeout)
-			n += w
-			if err != nil {
-				onStop(&WriteError{Written: n, Err: err})
-				return
-			}
+		n, err := w.write(batch)
+		if err != nil {
+			onStop(&WriteError{Written: n, Err: err})
+			return
 		}
 		onWritten(n)
 	}
 	onStop(nil)
 }
 
-// writeAll writes b in slices, each under its own deadline, and returns how
-// many bytes were written.
-func writeAll(conn net.Conn, b []byte, timeout time.Duration) (int, error) {
+// batchWriter writes the batches of a pump. On a *tls.Conn every Write
+// becomes records of at most 16 KiB of plaintext, each its own syscall, and
+// a batch of frames of any sizes would leave a short record at the end of
+// each buffer. So the writer passes whole records' worth: runs of full
+// records go out straight from the buffers, and the pieces between them are
+// gathered in a record-sized buffer of its own first. Only the last record
+// of a batch may be short.
+type batchWriter struct {
+	conn    net.Conn
+	timeout time.Duration
+	d       deadline
+	record  int    // plaintext bytes per record; 0: write buffers as they are
+	stage   []byte // the record being gathered, from stages during a batch
+}
+
+// stages holds record-sized buffers between batches, so that an idle
+// connection keeps none.
+var stages = sync.Pool{New: func() any { b := make([]byte, 0, maxRecordPlaintext); return &b }}
+
+// write writes batch in order and returns how many of its bytes were
+// written in full, and the first error.
+func (w *batchWriter) write(batch [][]byte) (int, error) {
+	if w.record == 0 || len(batch) == 1 {
+		n := 0
+		for _, b := range batch {
+			k, err := writeAll(w.conn, b, w.timeout, &w.d)
+			n += k
+			if err != nil {
+				return n, err
+			}
+		}
+		return n, nil
+	}
+	sp := stages.Get().(*[]byte)
+	w.stage = (*sp)[:0]
+	defer func() {
+		*sp = w.stage[:0]
+		w.stage = nil
+		stages.Put(sp)
+	}()
+	n := 0
+	flush := func() error {
+		k, err := writeAll(w.conn, w.stage, w.timeout, &w.d)
+		n += k
+		w.stage = w.stage[:0]
+		return err
+	}
+	for _, b := range batch {
+		if len(w.stage) > 0 {
+			k := copy(w.stage[len(w.stage):w.record], b)
+			w.stage, b = w.stage[:len(w.stage)+k], b[k:]
+			if len(w.stage) < w.record {
+				continue // b is all in the record being gathered
+			}
+			if err := flush(); err != nil {
+				return n, err
+			}
+		}
+		if full := len(b) - len(b)%w.record; full > 0 {
+			k, err := writeAll(w.conn, b[:full], w.timeout, &w.d)
+			n += k
+			if err != nil {
+				return n, err
+			}
+			b = b[full:]
+		}
+		w.stage = append(w.stage, b...)
+	}
+	if len(w.stage) > 0 {
+		if err := flush(); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// deadline is the write deadline a pump has set on its socket. Setting one
+// costs a timer update in the runtime, so it is moved only when less than
+// the timeout is left: then it is set a slack further (timeout/8), and the
+// next writes in that slack use it as it is. Every write thus starts with at
+// least the timeout ahead of it, and at most the timeout and its slack.
+type deadline struct{ at time.Time }
+
+// ensure makes sure the deadline is at least timeout after now.
+func (d *deadline) ensure(conn net.Conn, timeout time.Duration) error {
+	now := time.Now()
+	if !d.at.IsZero() && d.at.Sub(now) >= timeout {
+		return nil
+	}
+	at := now.Add(timeout + timeout/8)
+	if err := conn.SetWriteDeadline(at); err != nil {
+		return err
+	}
+	d.at = at
+	return nil
+}
+
+// writeAll writes b in slices, each with at least the timeout to go (see
+// deadline), and returns how many bytes were written.
+func writeAll(conn net.Conn, b []byte, timeout time.Duration, d *deadline) (int, error) {
 	written := 0
 	for len(b) > 0 {
 		piece := b[:min(len(b), writeSlice)]
 		if timeout > 0 {
-			if err := conn.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
+			if err := d.ensure(conn, timeout); err != nil {
 				return written, fmt.Errorf("tlsio: set write deadline: %w", err)
 			}
 		}
