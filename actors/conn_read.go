@@ -70,6 +70,11 @@ func (a *connActor) onChunk(ctx actor.Context, data []byte) {
 	// The chunk is the actor's (the pump handed it over): escaped tokens
 	// are decoded in place.
 	frames, err := a.dec.AppendFramesInPlace(a.in.framesSlice(), data)
+	if !a.dec.ChunkKept() && a.reader != nil {
+		// Every token it completed spans chunks and was copied out: the
+		// pump can read into it again.
+		a.reader.Recycle(data)
+	}
 	tokens := 0
 	for i := range frames {
 		if frames[i].Kind == wire.KindToken {

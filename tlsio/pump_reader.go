@@ -1,6 +1,7 @@
 package tlsio
 
 import (
+	"crypto/tls"
 	"net"
 	"sync"
 )
@@ -15,11 +16,16 @@ const (
 	// minReadBufferSize is the read buffer an idle connection starts with; it
 	// grows while reads fill it, so idle connections stay small.
 	minReadBufferSize = 4 << 10
+	// maxRecordPlaintext is the most a read of a *tls.Conn returns: the
+	// plaintext of one TLS record. A larger buffer would only be left half
+	// empty.
+	maxRecordPlaintext = 16 << 10
 )
 
 // ReadConfig configures a ReadPump.
 type ReadConfig struct {
-	// BufferSize is the largest read at once (default DefaultReadBufferSize).
+	// BufferSize is the largest read at once (default DefaultReadBufferSize;
+	// at most 16 KiB on a *tls.Conn, whose reads return one record at most).
 	BufferSize int
 	// Window is the number of chunks handed on and not yet released after
 	// which the pump stops reading (default DefaultReadWindow). While it does
@@ -32,13 +38,20 @@ type ReadConfig struct {
 
 // ReadPump is the goroutine that reads a socket for the actor that owns it.
 // Every successful read is passed to the onChunk function given to
-// StartReadPump as a slice of exactly the bytes read, which then belongs to
-// the receiver: a read that filled at least half the buffer hands the buffer
+// StartReadPump as a slice of the bytes read (its capacity may be the whole
+// buffer's), which then belongs to the receiver: a read that filled at least half the buffer hands the buffer
 // itself over (the pump takes a new one), a smaller one is copied, so that a
-// few bytes never hold a large buffer. When reading ends (error, EOF, or the owner closing
-// the socket) onStop is called once with the cause and the goroutine exits.
+// few bytes never hold a large buffer. A receiver done with a chunk that
+// nothing refers to any more may give it back with Recycle, and the pump
+// reads into it again rather than allocate. When reading ends (error, EOF, or
+// the owner closing the socket) onStop is called once with the cause and the
+// goroutine exits.
+//
+// Reads of a *tls.Conn return one record at most, so its buffer is never
+// larger than a record's plaintext (16 KiB), whatever BufferSize says.
 type ReadPump struct {
 	credits chan struct{}
+	spare   chan []byte
 	done    chan struct{}
 	stop    chan struct{}
 	once    sync.Once
@@ -53,8 +66,12 @@ func StartReadPump(conn net.Conn, cfg ReadConfig, onChunk func([]byte), onStop f
 	if cfg.Window <= 0 {
 		cfg.Window = DefaultReadWindow
 	}
+	if _, ok := conn.(*tls.Conn); ok {
+		cfg.BufferSize = min(cfg.BufferSize, maxRecordPlaintext)
+	}
 	p := &ReadPump{
 		credits: make(chan struct{}, cfg.Window),
+		spare:   make(chan []byte, 1),
 		done:    make(chan struct{}),
 		stop:    make(chan struct{}),
 	}
@@ -76,11 +93,23 @@ func (p *ReadPump) run(conn net.Conn, cfg ReadConfig, onChunk func([]byte), onSt
 	size := min(minReadBufferSize, cfg.BufferSize)
 	buf := make([]byte, size)
 	for {
+		// Two single-channel selects first: they lock no channel that is
+		// empty, where one select over both locks both on every read.
 		select {
-		case <-p.credits:
 		case <-p.stop:
 			onStop(nil)
 			return
+		default:
+		}
+		select {
+		case <-p.credits:
+		default:
+			select {
+			case <-p.credits:
+			case <-p.stop:
+				onStop(nil)
+				return
+			}
 		}
 		n, err := conn.Read(buf)
 		if n > 0 {
@@ -89,8 +118,8 @@ func (p *ReadPump) run(conn net.Conn, cfg ReadConfig, onChunk func([]byte), onSt
 				size = min(2*size, cfg.BufferSize) // reads fill it: grow
 			}
 			if n >= len(buf)/2 {
-				onChunk(buf[:n:n])
-				buf = make([]byte, size)
+				onChunk(buf[:n])
+				buf = p.buffer(size)
 			} else {
 				chunk := make([]byte, n)
 				copy(chunk, buf[:n])
@@ -103,6 +132,29 @@ func (p *ReadPump) run(conn net.Conn, cfg ReadConfig, onChunk func([]byte), onSt
 			onStop(err)
 			return
 		}
+	}
+}
+
+// buffer returns a read buffer of size bytes: a recycled one if it is large
+// enough, else a new one.
+func (p *ReadPump) buffer(size int) []byte {
+	select {
+	case b := <-p.spare:
+		if cap(b) >= size {
+			return b[:size]
+		}
+	default:
+	}
+	return make([]byte, size)
+}
+
+// Recycle gives a chunk back for the pump to read into again. The caller
+// must not use it, nor anything that refers to it, afterwards. It never
+// blocks; a chunk the pump has no room for is left to the garbage collector.
+func (p *ReadPump) Recycle(chunk []byte) {
+	select {
+	case p.spare <- chunk[:cap(chunk)]:
+	default:
 	}
 }
 

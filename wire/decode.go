@@ -70,6 +70,7 @@ type Decoder struct {
 	pending bool   // the frame in progress ends with an unpaired backslash
 	hint    int    // size of the last large token: the next one's first guess
 	err     error  // sticky protocol error
+	kept    bool   // a frame of the last call refers to its chunk
 }
 
 // NewDecoder returns a decoder that accepts decoded tokens of at most
@@ -126,7 +127,14 @@ func (d *Decoder) AppendFramesInPlace(dst []Frame, chunk []byte) ([]Frame, error
 	return d.appendFrames(dst, chunk, true)
 }
 
+// ChunkKept reports whether a token returned by the last call of
+// [Decoder.AppendFrames] or [Decoder.AppendFramesInPlace] refers to the
+// chunk of that call. When it does not (every token it completed spans
+// chunks, or there was none), the caller may reuse the chunk at once.
+func (d *Decoder) ChunkKept() bool { return d.kept }
+
 func (d *Decoder) appendFrames(dst []Frame, chunk []byte, inPlace bool) ([]Frame, error) {
+	d.kept = false
 	if d.err != nil {
 		return dst, d.err
 	}
@@ -159,6 +167,7 @@ func (d *Decoder) appendFrames(dst []Frame, chunk []byte, inPlace bool) ([]Frame
 					return dst, d.fail(d.tooLarge(base + int64(i+d.limit)))
 				}
 				dst = append(dst, Frame{Kind: KindToken, Token: body[:nl:nl]})
+				d.kept = true
 				i += nl + 1
 				continue
 			}
@@ -179,6 +188,7 @@ func (d *Decoder) appendFrames(dst []Frame, chunk []byte, inPlace bool) ([]Frame
 			a := -1
 			if inPlace {
 				tok = body[:bs:need]
+				d.kept = true
 			} else {
 				if cap(arena)-len(arena) < need {
 					arena = make([]byte, 0, max(need, len(rest)))

@@ -418,3 +418,35 @@ func TestAppendFramesInPlaceAliasesAndDoesNotAllocate(t *testing.T) {
 	})
 	check.Equal(t, 0.0, allocs, "allocations per chunk")
 }
+
+func TestChunkKept(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		chunks  []string
+		inPlace bool
+		kept    []bool // after each chunk
+	}{
+		{"token inside the chunk", []string{"abc\n"}, false, []bool{true}},
+		{"escaped token decoded in place", []string{"a\\nb\n"}, true, []bool{true}},
+		{"escaped token copied out", []string{"a\\nb\n"}, false, []bool{false}},
+		{"frame spanning chunks", []string{"ab", "cd", "ef\n"}, true, []bool{false, false, false}},
+		{"a spanning frame ends, a whole one follows", []string{"ab", "c\nxyz\n"}, true, []bool{false, true}},
+		{"remoteClose only", []string{"\\\n"}, true, []bool{false}},
+		{"empty chunk", []string{""}, true, []bool{false}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := NewDecoder(DefaultMaxTokenSize)
+			check.NoError(t, err)
+			for i, c := range tc.chunks {
+				chunk := []byte(c)
+				if tc.inPlace {
+					_, err = d.AppendFramesInPlace(nil, chunk)
+				} else {
+					_, err = d.AppendFrames(nil, chunk)
+				}
+				check.NoError(t, err)
+				check.Equal(t, tc.kept[i], d.ChunkKept(), "after chunk %d (%q)", i, c)
+			}
+		})
+	}
+}

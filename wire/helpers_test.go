@@ -101,6 +101,14 @@ func decodeChunksMode(t testing.TB, stream []byte, limit int, cuts []int, inPlac
 		for _, f := range frames[n:] {
 			checkFrame(t, f, limit)
 		}
+		// ChunkKept must say so whenever a token of this call aliases it.
+		if !d.ChunkKept() {
+			for _, f := range frames[n:] {
+				if aliases(f.Token, chunk) {
+					t.Fatalf("ChunkKept is false, but a token aliases chunk %q", chunk)
+				}
+			}
+		}
 		// Tokens may alias their chunk; copy those, then scribble over the
 		// chunk. The decoder must not have kept a reference to it, so later
 		// frames and the allocated tokens are unaffected.
