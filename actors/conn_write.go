@@ -39,6 +39,8 @@ type writeSide struct {
 	inFlightTokens int
 	writerClosed   bool // the writer takes nothing more
 	paused         bool // over the high-water mark: not reading
+	// spare is the slice of a batch the writer is done with, for the next.
+	spare [][]byte
 
 	maybeSent []byte // frames of the write that failed
 	unsent    []byte // frames never written, in order
@@ -76,7 +78,9 @@ func (a *connActor) enqueue(ctx actor.Context, frame []byte, tokens int) {
 		return
 	}
 	if !w.writing {
-		a.handToWriter([][]byte{frame}, len(frame), tokens)
+		batch := append(w.spare, frame)
+		w.spare = nil
+		a.handToWriter(batch, len(frame), tokens)
 	} else {
 		w.queue.push(frame, tokens)
 	}
@@ -96,6 +100,10 @@ func (a *connActor) onWritten(ctx actor.Context, n int) {
 	a.cfg.stats.wrote(n, w.inFlightTokens)
 	w.writing = false
 	release(w.inFlight)
+	if cap(w.inFlight) <= maxSpare {
+		clear(w.inFlight)
+		w.spare = w.inFlight[:0]
+	}
 	w.inFlight, w.inFlightSize = nil, 0
 	if a.phase == phaseClosed {
 		return

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"slices"
 	"sync"
 	"time"
 
@@ -22,57 +23,116 @@ import (
 //     runs user code, so this is safe; its owner, which runs user callbacks,
 //     keeps goroutines of its own.
 
-// workerIdle is how long an idle worker waits for work before it exits.
+// workerIdle is how long a worker may stay parked before it exits.
 const workerIdle = 5 * time.Second
 
 // workerPool is a Proto.Actor Dispatcher that runs mailboxes on goroutines
-// that live. Schedule never blocks: it hands the work to an idle worker, or
-// starts one. Workers exit after workerIdle without work, and at once, once
-// idle, after close.
+// that live. Schedule never blocks: it hands the work to the worker parked
+// last, or starts one. A parked worker waits on a channel of its own, so
+// handing it work is one channel send and one wake-up, with no timer to
+// reset: a janitor timer, armed while workers are parked, lets those parked
+// for workerIdle exit. After close, parked workers exit at once and busy
+// ones when done; work scheduled after close still runs, on a worker that
+// then exits.
 type workerPool struct {
-	work       chan func()
-	quit       chan struct{}
-	closeOnce  sync.Once
 	throughput int
+	idleFor    time.Duration // workerIdle, but for tests
+
+	mu      sync.Mutex
+	idle    []*worker // parked, the longest parked first
+	janitor *time.Timer
+	closed  bool
+}
+
+// worker is one goroutine of a workerPool.
+type worker struct {
+	work   chan func() // capacity 1: its next work, or nil to exit
+	parked time.Time
 }
 
 var _ actor.Dispatcher = (*workerPool)(nil)
 
-func newWorkerPool() *workerPool {
-	return &workerPool{work: make(chan func()), quit: make(chan struct{}), throughput: 300}
-}
+func newWorkerPool() *workerPool { return &workerPool{throughput: 300, idleFor: workerIdle} }
 
-// Schedule runs fn on an idle worker, or on a new one.
+// Schedule runs fn on a parked worker, or on a new one.
 func (p *workerPool) Schedule(fn func()) {
-	select {
-	case p.work <- fn:
-	default:
-		go p.worker(fn)
+	p.mu.Lock()
+	if n := len(p.idle); n > 0 {
+		w := p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+		p.mu.Unlock()
+		w.work <- fn
+		return
 	}
+	p.mu.Unlock()
+	go p.run(&worker{work: make(chan func(), 1)}, fn)
 }
 
 // Throughput is how many messages a mailbox handles before it yields.
 func (p *workerPool) Throughput() int { return p.throughput }
 
-func (p *workerPool) worker(fn func()) {
-	idle := time.NewTimer(workerIdle)
-	defer idle.Stop()
-	for {
+func (p *workerPool) run(w *worker, fn func()) {
+	for fn != nil {
 		fn()
-		idle.Reset(workerIdle)
-		select {
-		case fn = <-p.work:
-		case <-p.quit:
-			return
-		case <-idle.C:
-			return
-		}
+		fn = p.park(w)
 	}
 }
 
-// close lets idle workers exit; one that is busy exits when done. Work
-// scheduled after close still runs, on a worker that then exits.
-func (p *workerPool) close() { p.closeOnce.Do(func() { close(p.quit) }) }
+// park puts w among the parked workers and returns its next work, or nil
+// when it is to exit.
+func (p *workerPool) park(w *worker) func() {
+	w.parked = time.Now()
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.idle = append(p.idle, w)
+	if p.janitor == nil {
+		p.janitor = time.AfterFunc(p.idleFor, p.shed)
+	}
+	p.mu.Unlock()
+	return <-w.work
+}
+
+// shed lets the workers parked for idleFor exit, and arms the janitor
+// again for the next one while any is parked.
+func (p *workerPool) shed() {
+	now := time.Now()
+	p.mu.Lock()
+	n := 0
+	for n < len(p.idle) && now.Sub(p.idle[n].parked) >= p.idleFor {
+		n++
+	}
+	stale := slices.Clone(p.idle[:n])
+	p.idle = slices.Delete(p.idle, 0, n)
+	if len(p.idle) > 0 && !p.closed {
+		p.janitor.Reset(p.idleFor - now.Sub(p.idle[0].parked))
+	} else {
+		p.janitor = nil
+	}
+	p.mu.Unlock()
+	for _, w := range stale {
+		w.work <- nil
+	}
+}
+
+// close lets parked workers exit; one that is busy exits when done.
+func (p *workerPool) close() {
+	p.mu.Lock()
+	p.closed = true
+	idle := p.idle
+	p.idle = nil
+	if p.janitor != nil {
+		p.janitor.Stop()
+		p.janitor = nil
+	}
+	p.mu.Unlock()
+	for _, w := range idle {
+		w.work <- nil
+	}
+}
 
 // inline is the dispatcher of connection actors.
 var inline = actor.NewSynchronizedDispatcher(300)

@@ -1,0 +1,91 @@
+package actors
+
+import (
+	"sync"
+	"testing"
+	"time"
+)
+
+// poolParked counts the pool's parked workers.
+func poolParked(p *workerPool) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.idle)
+}
+
+// TestWorkerPoolRunsParksAndSheds: work scheduled at once runs at once, on
+// as many workers as it needs; they park when done, are reused, and exit
+// once parked for idleFor.
+func TestWorkerPoolRunsParksAndSheds(t *testing.T) {
+	p := newWorkerPool()
+	defer p.close()
+
+	release := make(chan struct{})
+	var started, done sync.WaitGroup
+	for range 3 {
+		started.Add(1)
+		done.Add(1)
+		p.Schedule(func() {
+			started.Done()
+			<-release // three at a time: three workers
+			done.Done()
+		})
+	}
+	started.Wait()
+	close(release)
+	done.Wait()
+	eventually(t, "three parked workers", func() bool { return poolParked(p) == 3 }, func() any { return poolParked(p) })
+
+	// Parked workers take new work without new goroutines.
+	ran := make(chan struct{})
+	p.Schedule(func() { close(ran) })
+	<-ran
+	eventually(t, "the worker back among the parked", func() bool { return poolParked(p) == 3 }, func() any { return poolParked(p) })
+
+	// Once parked for idleFor, they exit (shed is what the janitor runs).
+	p.mu.Lock()
+	p.idleFor = 0
+	p.mu.Unlock()
+	p.shed()
+	if n := poolParked(p); n != 0 {
+		t.Fatalf("%d workers parked after shedding", n)
+	}
+}
+
+// TestWorkerPoolJanitorSheds: the janitor timer, armed when a worker
+// parks, lets it exit after idleFor without any other work coming.
+func TestWorkerPoolJanitorSheds(t *testing.T) {
+	p := newWorkerPool()
+	p.idleFor = 20 * time.Millisecond
+	defer p.close()
+	ran := make(chan struct{})
+	p.Schedule(func() { close(ran) })
+	<-ran
+	eventually(t, "the janitor to let the worker go", func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return len(p.idle) == 0 && p.janitor == nil
+	}, func() any { return poolParked(p) })
+}
+
+// TestWorkerPoolClose: close lets parked workers exit at once (goleak checks
+// that they did), and work scheduled after close still runs.
+func TestWorkerPoolClose(t *testing.T) {
+	p := newWorkerPool()
+	ran := make(chan struct{})
+	p.Schedule(func() { close(ran) })
+	<-ran
+	eventually(t, "a parked worker", func() bool { return poolParked(p) == 1 }, func() any { return poolParked(p) })
+	p.close()
+	if n := poolParked(p); n != 0 {
+		t.Fatalf("%d workers parked after close", n)
+	}
+	late := make(chan struct{})
+	p.Schedule(func() { close(late) })
+	select {
+	case <-late:
+	case <-time.After(5 * time.Second):
+		t.Fatal("work scheduled after close did not run")
+	}
+	eventually(t, "no parked worker after close", func() bool { return poolParked(p) == 0 }, func() any { return poolParked(p) })
+}
