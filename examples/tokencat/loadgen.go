@@ -105,11 +105,13 @@ func runBench(ctx context.Context, cfg benchConfig) (benchResult, error) {
 	if cfg.mode != modeRoundtrip && cfg.mode != modePipeline {
 		return benchResult{}, fmt.Errorf("unknown mode %q", cfg.mode)
 	}
-	if cfg.mode == modePipeline {
-		cfg.window = max(1, min(cfg.window, windowBytes/(2*cfg.size+1)))
-	}
 	b := &bench{cfg: cfg, prefix: min(8, cfg.size/2)}
 	b.makePayloads()
+	if cfg.mode == modePipeline {
+		// The bound counts the frames as they are encoded: random bytes
+		// escape about one byte in 128, not every byte.
+		b.cfg.window = max(1, min(cfg.window, windowBytes/b.maxFrame()))
+	}
 	if cfg.count > 0 {
 		b.remaining.Store(cfg.count)
 	} else {
@@ -187,7 +189,7 @@ func runBench(ctx context.Context, cfg benchConfig) (benchResult, error) {
 		Seconds: elapsed.Seconds(), hist: &histogram{},
 	}
 	if cfg.mode == modePipeline {
-		res.Window = cfg.window
+		res.Window = b.cfg.window
 	}
 	for _, c := range conns {
 		res.Tokens += c.acked.Load()
@@ -256,6 +258,15 @@ func (b *bench) makePayloads() {
 		}
 		b.payloads[k] = p
 	}
+}
+
+// maxFrame is the encoded size of the largest frame the payloads make.
+func (b *bench) maxFrame() int {
+	n := 1
+	for _, p := range b.payloads {
+		n = max(n, wire.EncodedLen(p))
+	}
+	return n
 }
 
 // fill writes the payload of token seq (0-based, per connection) into dst:
@@ -434,7 +445,7 @@ func (c *benchConn) writeLoop(ctx context.Context) (err error) {
 		c.mu.Unlock()
 	}()
 	window := int64(b.cfg.window)
-	encMax := 2*b.cfg.size + 1
+	encMax := b.maxFrame()
 	maxBatch := int64(max(1, writeBatchBytes/encMax))
 	buf := make([]byte, 0, writeBatchBytes+encMax)
 	scratch := make([]byte, 0, b.cfg.size)
