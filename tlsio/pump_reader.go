@@ -39,9 +39,10 @@ type ReadConfig struct {
 // ReadPump is the goroutine that reads a socket for the actor that owns it.
 // Every successful read is passed to the onChunk function given to
 // StartReadPump as a slice of the bytes read (its capacity may be the whole
-// buffer's), which then belongs to the receiver: a read that filled at least half the buffer hands the buffer
-// itself over (the pump takes a new one), a smaller one is copied, so that a
-// few bytes never hold a large buffer. A receiver done with a chunk that
+// buffer's), which then belongs to the receiver: a read that filled at least
+// half the buffer hands the buffer itself over (the pump takes a new one), a
+// smaller one is copied, so that a few bytes never hold a large buffer. A
+// receiver done with a chunk that
 // nothing refers to any more may give it back with Recycle, and the pump
 // reads into it again rather than allocate. When reading ends (error, EOF, or
 // the owner closing the socket) onStop is called once with the cause and the
