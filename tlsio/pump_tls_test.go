@@ -46,14 +46,7 @@ func (c *recordConn) lengths() []int {
 func tlsPipe(t *testing.T) (server, client *tls.Conn, rec *recordConn) {
 	t.Helper()
 	d := tlsTestDevCerts(t)
-	scfg, err := ServerConfig(d.ServerOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ccfg, err := ClientConfig(d.ClientOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
+	scfg, ccfg := tlsTestServerConfig(t, d.ServerOptions()), tlsTestClientConfig(t, d.ClientOptions())
 	// net.Pipe has no buffer: session tickets, written after the client's
 	// handshake is done, would wait for a read that nobody makes.
 	scfg.SessionTicketsDisabled = true
