@@ -89,11 +89,19 @@ type Options struct {
 	// ServerName). A certificate with a DNS or IP subjectAltName is checked
 	// exactly as without the option.
 	//
+	// The server name a Common Name was accepted for must then lie within
+	// the DNS name constraints of every CA of the chain (permitted and
+	// excluded subtrees), as openssl verify requires of a Common Name:
+	// otherwise the handshake fails with an x509.CertificateInvalidError
+	// whose Reason is x509.CANotAuthorizedForThisName. openssl skips a
+	// Common Name without a dot; tlsio checks every name, so "localhost"
+	// under a CA that permits only "example.com" is refused.
+	//
 	// It is off by default because Go, like browsers, no longer accepts a
 	// host name in the Common Name: it has been deprecated since RFC 2818
-	// (2000), and name constraints on a CA do not apply to it. Without it
-	// such a certificate fails with [ErrCommonNameOnly], whose message names
-	// this option.
+	// (2000), and crypto/x509 does not hold it against a CA's name
+	// constraints. Without it such a certificate fails with
+	// [ErrCommonNameOnly], whose message names this option.
 	//
 	// With it, a client does the verification itself (in VerifyConnection,
 	// with InsecureSkipVerify set so that crypto/tls does not refuse the
