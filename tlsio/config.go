@@ -22,7 +22,7 @@ import (
 //     Cert gives [ErrIncompleteKeyPair]; PFX with either,
 //     [ErrPFXWithKeyPair].
 //   - CA, when given, becomes ClientCAs (with the self-signed certificates
-//     of PFX, see [Options.PFX]).
+//     of PFX only if [Options.TrustPFXRoots] asks for them).
 //   - RequestCert with RejectUnauthorized true (or nil) sets
 //     tls.RequireAndVerifyClientCert: a client without a certificate, or
 //     with one that does not verify against ClientCAs, fails the handshake.
@@ -52,7 +52,7 @@ func ServerConfig(o Options) (*tls.Config, error) {
 	if len(cfg.Certificates) == 0 && cfg.GetCertificate == nil && cfg.GetConfigForClient == nil {
 		return nil, fmt.Errorf("%w: set Options.Key and Options.Cert, or Options.PFX", ErrNoCertificate)
 	}
-	pool, err := trustPool(o.CA, pfxRoots)
+	pool, err := trustPool(o, pfxRoots)
 	if err != nil {
 		return nil, err
 	}
@@ -87,8 +87,10 @@ func ServerConfig(o Options) (*tls.Config, error) {
 //     one of Key and Cert gives [ErrIncompleteKeyPair]; PFX with either,
 //     [ErrPFXWithKeyPair].
 //   - CA, when given, becomes RootCAs (with the self-signed certificates of
-//     PFX, see [Options.PFX]); otherwise the base's RootCAs are kept, and
-//     nil means the system roots, as Node uses its default root store.
+//     PFX only if [Options.TrustPFXRoots] asks for them); otherwise the
+//     base's RootCAs are kept, and nil means the system roots, as Node uses
+//     its default root store (with the self-signed certificates of PFX, see
+//     [Options.PFX]).
 //   - ServerName, when given, is set; otherwise [Dial] uses the dialed host
 //     and [DialUnix] "localhost".
 //   - RejectUnauthorized false sets InsecureSkipVerify (and logs a warning
@@ -108,7 +110,7 @@ func ClientConfig(o Options) (*tls.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	pool, err := trustPool(o.CA, pfxRoots)
+	pool, err := trustPool(o, pfxRoots)
 	if err != nil {
 		return nil, err
 	}
@@ -208,17 +210,20 @@ func applyKeyPair(cfg *tls.Config, o Options) ([]*x509.Certificate, error) {
 }
 
 // trustPool returns the pool to verify the peer against: the certificates
-// of ca, plus the extra ones (the self-signed certificates of a PFX). With
-// extra but no ca, the extra ones are added to the system roots, as Node
-// adds them to its default root store. It returns nil, for "unchanged",
-// when both are empty.
-func trustPool(ca []byte, extra []*x509.Certificate) (*x509.CertPool, error) {
+// of o.CA, plus the extra ones (the self-signed certificates of a PFX) when
+// o.TrustPFXRoots asks for them. With extra but no CA, the extra ones are
+// added to the system roots, as Node adds them to its default root store.
+// It returns nil, for "unchanged", when both are empty.
+func trustPool(o Options, extra []*x509.Certificate) (*x509.CertPool, error) {
 	var pool *x509.CertPool
 	switch {
-	case len(ca) > 0:
+	case len(o.CA) > 0:
 		var err error
-		if pool, err = certPool(ca); err != nil {
+		if pool, err = certPool(o.CA); err != nil {
 			return nil, err
+		}
+		if !o.TrustPFXRoots {
+			return pool, nil
 		}
 	case len(extra) > 0:
 		var err error

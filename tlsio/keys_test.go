@@ -457,9 +457,9 @@ func TestPFX(t *testing.T) {
 	})
 }
 
-// TestPFXTrustsItsRoots: as in Node, the self-signed certificates of a PFX
-// verify the peer, in addition to CA or the system roots; intermediates
-// alone are not trusted.
+// TestPFXTrustsItsRoots: as in Node, without CA the self-signed
+// certificates of a PFX verify the peer, in addition to the system roots;
+// intermediates alone are not trusted.
 func TestPFXTrustsItsRoots(t *testing.T) {
 	root := tlsTestNewCA(t, "pfx root", false, nil)
 	inter := tlsTestNewCA(t, "pfx intermediate", false, root)
@@ -505,6 +505,72 @@ func TestPFXTrustsItsRoots(t *testing.T) {
 			t.Fatalf("client: err = %v, want x509.UnknownAuthorityError", err)
 		}
 		tlsTestServerResultOf(t, res)
+	})
+}
+
+// TestPFXRootsNotTrustedWithCA: with CA given, the self-signed
+// certificates of a server's PFX do not verify client certificates (nor a
+// client's the server), unless Options.TrustPFXRoots asks for it (issue 30).
+func TestPFXRootsNotTrustedWithCA(t *testing.T) {
+	pfxRoot := tlsTestNewCA(t, "root inside the pfx", false, nil)
+	server := pfxRoot.issue(t, serverLeaf("localhost"), false)
+	intruder := pfxRoot.issue(t, clientLeaf("client of the pfx root"), false)
+	clientCA := tlsTestNewCA(t, "the client CA", false, nil)
+	member := clientCA.issue(t, clientLeaf("client of the CA"), false)
+	spfx := tlsTestPFX(t, pkcs12.Modern, server, "s", pfxRoot.cert)
+	sopt := Options{PFX: spfx, Passphrase: "s", CA: clientCA.certPEM, RequestCert: true}
+	// dial connects with client's certificate, sent whatever CAs the server
+	// lists in its request (crypto/tls would send none that is not from
+	// one of them; an attacker's client sends it anyway), and returns the
+	// server's error, else the client's.
+	dial := func(t *testing.T, sopt Options, client tlsTestLeaf) error {
+		t.Helper()
+		cfg := tlsTestClientConfig(t, Options{Key: client.keyPEM, Cert: client.certPEM, CA: pfxRoot.certPEM, ServerName: "localhost"})
+		cert := cfg.Certificates[0]
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil }
+		addr, res := tlsTestServe(t, tlsTestServerConfig(t, sopt))
+		_, err := tlsTestDialAndRead(t, addr, cfg)
+		if sr := tlsTestServerResultOf(t, res); sr.err != nil {
+			return sr.err
+		}
+		return err
+	}
+
+	t.Run("a client of the CA", func(t *testing.T) {
+		if err := dial(t, sopt, member); err != nil {
+			t.Fatalf("refused: %v", err)
+		}
+	})
+	t.Run("a client of the pfx root is refused", func(t *testing.T) {
+		err := dial(t, sopt, intruder)
+		var uerr x509.UnknownAuthorityError
+		if !errors.As(err, &uerr) {
+			t.Fatalf("err = %v, want x509.UnknownAuthorityError on the server", err)
+		}
+	})
+	t.Run("TrustPFXRoots", func(t *testing.T) {
+		o := sopt
+		o.TrustPFXRoots = true
+		for _, c := range []tlsTestLeaf{member, intruder} {
+			if err := dial(t, o, c); err != nil {
+				t.Fatalf("%s refused: %v", c.cert.Subject.CommonName, err)
+			}
+		}
+	})
+	t.Run("client side", func(t *testing.T) {
+		// A client's PFX with its own root and a CA of another: the server
+		// of the PFX root is not trusted.
+		cpfx := tlsTestPFX(t, pkcs12.Modern, intruder, "c", pfxRoot.cert)
+		copt := Options{PFX: cpfx, Passphrase: "c", CA: clientCA.certPEM, ServerName: "localhost"}
+		_, _, err := tlsTestHandshake(t, Options{Key: server.keyPEM, Cert: server.certPEM}, copt)
+		var uerr x509.UnknownAuthorityError
+		if !errors.As(err, &uerr) {
+			t.Fatalf("err = %v, want x509.UnknownAuthorityError", err)
+		}
+		copt.TrustPFXRoots = true
+		if _, _, err := tlsTestHandshake(t, Options{Key: server.keyPEM, Cert: server.certPEM}, copt); err != nil {
+			t.Fatalf("with TrustPFXRoots: %v", err)
+		}
 	})
 }
 

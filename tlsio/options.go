@@ -44,10 +44,18 @@ type Options struct {
 	// Giving both is [ErrPFXWithKeyPair]. Passphrase decrypts it.
 	//
 	// The CA certificates in the archive are sent after the leaf as its
-	// chain. As in Node, the self-signed ones among them are also trusted
-	// to verify the peer, in addition to CA (or to the system roots when CA
-	// is empty).
+	// chain. When CA is empty, the self-signed ones among them are also
+	// trusted to verify the peer, in addition to the system roots, as in
+	// Node. When CA is given, they are not (unlike Node, which adds them to
+	// CA): a server whose own certificate chains to a public or shared
+	// root would otherwise accept every client certificate from that root.
+	// Set TrustPFXRoots to trust them as well.
 	PFX []byte
+
+	// TrustPFXRoots, with both PFX and CA given, trusts the self-signed
+	// certificates of PFX to verify the peer in addition to CA, as Node
+	// does. Without CA they are trusted anyway (see PFX).
+	TrustPFXRoots bool
 
 	// CA is PEM and may hold several certificates. A server verifies client
 	// certificates against it; a client verifies the server certificate
