@@ -1,0 +1,101 @@
+package tlsio
+
+import (
+	"crypto/rand"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/pem"
+	"errors"
+	"runtime"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/scrypt"
+)
+
+// tlsTestScryptKey is an ENCRYPTED PRIVATE KEY block with scrypt parameters
+// n, r, p and AES-256-CBC, whose ciphertext is random (no passphrase fits):
+// what a hostile key file looks like.
+func tlsTestScryptKey(t *testing.T, n, r, p int) []byte {
+	t.Helper()
+	salt := make([]byte, 16)
+	rand.Read(salt)
+	params, err := asn1.Marshal(scryptParams{Salt: salt, CostParameter: n, BlockSize: r, ParallelizationParameter: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	iv := make([]byte, 16)
+	rand.Read(iv)
+	ivDER, _ := asn1.Marshal(iv)
+	scheme, err := asn1.Marshal(pbes2Params{
+		KeyDerivationFunc: pkix.AlgorithmIdentifier{Algorithm: oidScrypt, Parameters: asn1.RawValue{FullBytes: params}},
+		EncryptionScheme:  pkix.AlgorithmIdentifier{Algorithm: oidAES256CBC, Parameters: asn1.RawValue{FullBytes: ivDER}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, 64)
+	rand.Read(data)
+	der, err := asn1.Marshal(encryptedPrivateKeyInfo{
+		Algorithm:     pkix.AlgorithmIdentifier{Algorithm: oidPBES2, Parameters: asn1.RawValue{FullBytes: scheme}},
+		EncryptedData: data,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: pemPKCS8Encrypted, Bytes: der})
+}
+
+// TestScryptMemoryCap: scrypt's work memory is 128·r·(N+p+2) bytes, not
+// 128·N·r·p; parameters over the cap are refused before anything is
+// allocated (issue 30).
+func TestScryptMemoryCap(t *testing.T) {
+	t.Run("N=2 r=2^20 p=1 is refused", func(t *testing.T) {
+		// 128·2^20·(2+1+2) = 640 MiB; 128·N·r·p said 256 MiB.
+		_, _, err := parseKey(tlsTestScryptKey(t, 2, 1<<20, 1), tlsTestPassphrase)
+		if !errors.Is(err, ErrBadPEM) || !strings.Contains(err.Error(), "640 MiB") {
+			t.Fatalf("err = %v, want ErrBadPEM saying the 640 MiB needed", err)
+		}
+	})
+	t.Run("boundary", func(t *testing.T) {
+		for _, tc := range []struct {
+			n, r, p int
+			ok      bool
+		}{
+			{1<<21 - 3, 1, 1, true},        // exactly 256 MiB
+			{1<<21 - 2, 1, 1, false},       // 128 bytes over
+			{1 << 17, 8, 1<<17 - 2, true},  // 256 MiB with p large
+			{1 << 17, 8, 1<<17 - 1, false}, // 1 KiB over
+			{2, 1 << 20, 1, false},
+			{16384, 8, 1, true}, // openssl's default
+			{1 << 20, 1 << 20, 1 << 20, false},
+			{1 << 62, 1 << 62, 1 << 62, false}, // no overflow
+			{0, 8, 1, false},
+			{16384, 0, 1, false},
+			{16384, 8, 0, false},
+			{-16384, 8, 1, false},
+		} {
+			err := checkScryptCost(tc.n, tc.r, tc.p)
+			if (err == nil) != tc.ok {
+				t.Errorf("N=%d r=%d p=%d: err = %v, want accepted %v", tc.n, tc.r, tc.p, err, tc.ok)
+			}
+		}
+	})
+	t.Run("the formula is what scrypt allocates", func(t *testing.T) {
+		// A large p, where 128·N·r·p is 12 times too much.
+		const n, r, p = 16, 64, 64
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		if _, err := scrypt.Key([]byte("x"), []byte("salt"), n, r, p, 32); err != nil {
+			t.Fatal(err)
+		}
+		runtime.ReadMemStats(&after)
+		got := int64(after.TotalAlloc - before.TotalAlloc)
+		want := scryptMemory(n, r, p)
+		t.Logf("scrypt.Key(N=%d, r=%d, p=%d) allocated %d bytes; 128·r·(N+p+2) = %d; 128·N·r·p = %d", n, r, p, got, want, 128*n*r*p)
+		if got < want*95/100 || got > want*110/100+64<<10 {
+			t.Errorf("scrypt.Key(N=%d, r=%d, p=%d) allocated %d bytes, the formula says %d", n, r, p, got, want)
+		}
+	})
+}
