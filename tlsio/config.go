@@ -14,7 +14,9 @@ import (
 //
 //   - The base is a clone of o.TLSConfig (or an empty config); o.TLSConfig is
 //     never modified. MinVersion is raised to at least TLS 1.2; the maximum
-//     stays Go's default (TLS 1.3).
+//     stays Go's default (TLS 1.3). Unless the base sets CipherSuites, TLS
+//     1.2 offers only ECDHE suites with AES-GCM or ChaCha20-Poly1305 (Go's
+//     defaults also have AES-CBC with HMAC-SHA1).
 //   - Key and Cert (Key decrypted with Passphrase if it is encrypted), or
 //     PFX, when given, replace the base's Certificates. Without them the
 //     base must provide Certificates, GetCertificate or GetConfigForClient,
@@ -81,7 +83,8 @@ func ServerConfig(o Options) (*tls.Config, error) {
 //
 //   - The base is a clone of o.TLSConfig (or an empty config); o.TLSConfig is
 //     never modified. MinVersion is raised to at least TLS 1.2; the maximum
-//     stays Go's default (TLS 1.3).
+//     stays Go's default (TLS 1.3). Unless the base sets CipherSuites, TLS
+//     1.2 offers only ECDHE suites with AES-GCM or ChaCha20-Poly1305.
 //   - Key and Cert (Key decrypted with Passphrase if it is encrypted), or
 //     PFX, when given, become the client certificate (Certificates). Only
 //     one of Key and Cert gives [ErrIncompleteKeyPair]; PFX with either,
@@ -159,6 +162,9 @@ func baseConfig(t *tls.Config) *tls.Config {
 	}
 	if cfg.MinVersion < tls.VersionTLS12 {
 		cfg.MinVersion = tls.VersionTLS12
+	}
+	if cfg.CipherSuites == nil {
+		cfg.CipherSuites = append([]uint16(nil), aeadSuites...)
 	}
 	return cfg
 }
