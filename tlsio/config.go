@@ -17,6 +17,13 @@ import (
 //     stays Go's default (TLS 1.3). Unless the base sets CipherSuites, TLS
 //     1.2 offers only ECDHE suites with AES-GCM or ChaCha20-Poly1305 (Go's
 //     defaults also have AES-CBC with HMAC-SHA1).
+//   - Session tickets are off (SessionTicketsDisabled), whatever the base
+//     says: no connection resumes a session, so every handshake verifies
+//     the client certificate in full, against the CA and revocation list in
+//     use at the time, and no ticket key, which would decrypt
+//     every TLS 1.2 session it resumed, is held. Token connections are long
+//     lived, so resumption would save little: a connection is one full
+//     handshake, then any number of tokens.
 //   - Key and Cert (Key decrypted with Passphrase if it is encrypted), or
 //     PFX, when given, replace the base's Certificates. Without them the
 //     base must provide Certificates, GetCertificate or GetConfigForClient,
@@ -47,6 +54,8 @@ import (
 // nothing on a server.
 func ServerConfig(o Options) (*tls.Config, error) {
 	cfg := baseConfig(o.TLSConfig)
+	// Every connection runs a full handshake: see the doc comment.
+	cfg.SessionTicketsDisabled = true
 	pfxRoots, err := applyKeyPair(cfg, o)
 	if err != nil {
 		return nil, err
