@@ -1,7 +1,14 @@
 package tlsio
 
 import (
+	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/ed25519"
+	"crypto/pbkdf2"
 	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/pem"
@@ -98,4 +105,86 @@ func TestScryptMemoryCap(t *testing.T) {
 			t.Errorf("scrypt.Key(N=%d, r=%d, p=%d) allocated %d bytes, the formula says %d", n, r, p, got, want)
 		}
 	})
+}
+
+// tlsTestEncryptRaw encrypts plain as it is (no padding added: it must fill
+// whole blocks) as an ENCRYPTED PRIVATE KEY block with PBKDF2-SHA256 and
+// AES-256-CBC, so that a test chooses the padding bytes the decryption
+// finds.
+func tlsTestEncryptRaw(t *testing.T, plain []byte, passphrase string) []byte {
+	t.Helper()
+	if len(plain)%aes.BlockSize != 0 {
+		t.Fatalf("plaintext of %d bytes: not whole blocks", len(plain))
+	}
+	salt, iv := make([]byte, 16), make([]byte, aes.BlockSize)
+	rand.Read(salt)
+	rand.Read(iv)
+	dk, err := pbkdf2.Key(sha256.New, passphrase, salt, 2048, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := aes.NewCipher(dk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := make([]byte, len(plain))
+	cipher.NewCBCEncrypter(block, iv).CryptBlocks(enc, plain)
+	params, _ := asn1.Marshal(pbkdf2Params{Salt: salt, IterationCount: 2048,
+		PRF: pkix.AlgorithmIdentifier{Algorithm: oidHMACWithSHA256, Parameters: asn1.NullRawValue}})
+	ivDER, _ := asn1.Marshal(iv)
+	scheme, _ := asn1.Marshal(pbes2Params{
+		KeyDerivationFunc: pkix.AlgorithmIdentifier{Algorithm: oidPBKDF2, Parameters: asn1.RawValue{FullBytes: params}},
+		EncryptionScheme:  pkix.AlgorithmIdentifier{Algorithm: oidAES256CBC, Parameters: asn1.RawValue{FullBytes: ivDER}},
+	})
+	der, err := asn1.Marshal(encryptedPrivateKeyInfo{
+		Algorithm:     pkix.AlgorithmIdentifier{Algorithm: oidPBES2, Parameters: asn1.RawValue{FullBytes: scheme}},
+		EncryptedData: enc,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: pemPKCS8Encrypted, Bytes: der})
+}
+
+// TestPBES2Padding: the PKCS #7 padding of a decrypted key is n bytes of
+// value n, 1 <= n <= 16; anything else is a wrong passphrase, never handed
+// to the PKCS #8 parser (issue 32: a padding byte of 0 was).
+func TestPBES2Padding(t *testing.T) {
+	// An Ed25519 PKCS #8 key is 48 bytes, three AES blocks; with a seed
+	// ending in 0 its DER ends in 0, so encrypted without padding it
+	// decrypts to a valid key followed by a "padding" byte of 0.
+	seed := make([]byte, ed25519.SeedSize)
+	rand.Read(seed[:ed25519.SeedSize-1])
+	der, err := x509.MarshalPKCS8PrivateKey(ed25519.NewKeyFromSeed(seed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(der) != 48 || der[47] != 0 {
+		t.Fatalf("Ed25519 PKCS #8 DER of %d bytes ending in %#x, want 48 ending in 0", len(der), der[47])
+	}
+	pad := func(n int, b byte) []byte { return append(bytes.Clone(der), bytes.Repeat([]byte{b}, n)...) }
+	for _, tc := range []struct {
+		name  string
+		plain []byte
+		ok    bool
+	}{
+		{"no padding, last byte 0", der, false},
+		{"16 bytes of 16", pad(16, 16), true},
+		{"16 bytes of 0", pad(16, 0), false},
+		{"16 bytes of 17", pad(16, 17), false},
+		{"16 bytes, last 2, one before 1", append(pad(14, 16), 1, 2), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			key, _, err := parseKey(tlsTestEncryptRaw(t, tc.plain, tlsTestPassphrase), tlsTestPassphrase)
+			if tc.ok {
+				if err != nil {
+					t.Fatalf("err = %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrBadPassphrase) || !errors.Is(err, errDecrypt) {
+				t.Fatalf("key %T, err = %v; want ErrBadPassphrase from the padding check (errDecrypt)", key, err)
+			}
+		})
+	}
 }
