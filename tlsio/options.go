@@ -145,6 +145,10 @@ func (o Options) rejectUnauthorized() bool {
 // Errors name the file and wrap the underlying error (for example
 // fs.ErrNotExist or [ErrBadPEM]).
 //
+// LoadFiles sets no other field: in particular a server built from its
+// Options alone asks no client for a certificate. For a server, use
+// [LoadServerFiles], which requires client certificates signed by the CA.
+//
 // For a PKCS #12 file, read it with os.ReadFile into Options.PFX.
 func LoadFiles(keyFile, certFile, caFile string) (Options, error) {
 	var o Options
@@ -173,6 +177,31 @@ func LoadFiles(keyFile, certFile, caFile string) (Options, error) {
 			return Options{}, fmt.Errorf("tlsio: ca file %s: %w", caFile, err)
 		}
 	}
+	return o, nil
+}
+
+// LoadServerFiles reads a server's PEM files, as [LoadFiles] does, into
+// Options that require client certificates signed by the CA: RequestCert
+// true, RejectUnauthorized left nil (true). This is mutual TLS, what
+// token-server's examples set up with requestCert and ca; it is the short
+// path on purpose, since LoadFiles alone makes a server that asks no client
+// for a certificate.
+//
+// Every path is required: an empty caFile is [ErrNoCA], an empty keyFile or
+// certFile [ErrIncompleteKeyPair]. For a PKCS #12 file, use LoadFiles("",
+// "", caFile), read the archive into Options.PFX and set RequestCert.
+func LoadServerFiles(keyFile, certFile, caFile string) (Options, error) {
+	switch {
+	case caFile == "":
+		return Options{}, fmt.Errorf("%w: LoadServerFiles needs the CA file that signs the client certificates", ErrNoCA)
+	case keyFile == "" || certFile == "":
+		return Options{}, fmt.Errorf("%w: LoadServerFiles needs both the key file and the certificate file", ErrIncompleteKeyPair)
+	}
+	o, err := LoadFiles(keyFile, certFile, caFile)
+	if err != nil {
+		return Options{}, err
+	}
+	o.RequestCert = true
 	return o, nil
 }
 
