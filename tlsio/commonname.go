@@ -151,6 +151,7 @@ type serverVerifier struct {
 	roots      *x509.CertPool   // nil: the system roots
 	now        func() time.Time // nil: time.Now
 	serverName string           // the config's ServerName, when the state has none
+	revoked    *revocation      // the lists of Options.CRL, nil when none
 	// The hooks of the user's config, called after a successful
 	// verification, with the verified chains.
 	verifyPeer func([][]byte, [][]*x509.Certificate) error
@@ -192,6 +193,9 @@ func (v *serverVerifier) verify(cs tls.ConnectionState) error {
 		if chains, err = constrainedChains(chains, name); err != nil {
 			return &tls.CertificateVerificationError{UnverifiedCertificates: certs, Err: err}
 		}
+	}
+	if err := v.revoked.check(chains); err != nil {
+		return err
 	}
 	if v.verifyPeer != nil {
 		raw := make([][]byte, len(certs))

@@ -63,6 +63,29 @@ type Options struct {
 	// its default root store (see [ServerConfig] and [ClientConfig]).
 	CA []byte
 
+	// CRL is a certificate revocation list, or several, as Node's crl
+	// option: PEM ("X509 CRL" blocks, as many as needed) or one list in
+	// DER. A peer whose verified chain holds a certificate that a list
+	// revokes fails its handshake with a *[RevokedError], which matches
+	// [ErrRevoked] and names the serial number. A server checks client
+	// certificates (with RequestCert), a client the server's.
+	//
+	// Each list must be signed by a certificate of CA (a root or an
+	// intermediate; CA is required with CRL), and applies only to the
+	// certificates that this CA issued, so a list can never revoke the
+	// certificates of another CA; a list of another issuer, or whose
+	// signature does not verify, is [ErrBadCRL]. Several lists of one CA
+	// add up. Unlike Node (openssl with CRL_CHECK_ALL), a CA without a list
+	// is not an error, and neither is a list past its nextUpdate: the lists
+	// given are applied as they are (see [Source.Info] for their
+	// nextUpdate). Delta lists are read as complete ones. Nothing is
+	// checked when verification is off (RejectUnauthorized false).
+	//
+	// A [Source] swaps the lists in place, and says whether a connection
+	// already established is revoked under the new ones
+	// ([Source.Revoked]).
+	CRL []byte
+
 	// RequestCert makes a server ask for a client certificate. Ignored by
 	// clients.
 	RequestCert bool
