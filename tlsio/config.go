@@ -20,7 +20,7 @@ import (
 //   - Session tickets are off (SessionTicketsDisabled), whatever the base
 //     says: no connection resumes a session, so every handshake verifies
 //     the client certificate in full, against the CA and revocation list in
-//     use at the time (see [Source]), and no ticket key, which would
+//     use at the time (see [ServerSource]), and no ticket key, which would
 //     decrypt every TLS 1.2 session it resumed, is held. Token connections
 //     are long lived, so resumption would save little: a connection is one
 //     full handshake, then any number of tokens.

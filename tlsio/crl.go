@@ -17,7 +17,7 @@ import (
 // pemCRL is the PEM block type of a certificate revocation list.
 const pemCRL = "X509 CRL"
 
-// RevokedError is the error of a handshake (or of [Source.Revoked]) whose
+// RevokedError is the error of a handshake (or of [ServerSource.Revoked]) whose
 // peer certificate, or one of the CA certificates of its chain, is revoked
 // by a list of [Options.CRL]. It matches [ErrRevoked] with errors.Is.
 type RevokedError struct {

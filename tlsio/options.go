@@ -77,13 +77,13 @@ type Options struct {
 	// signature does not verify, is [ErrBadCRL]. Several lists of one CA
 	// add up. Unlike Node (openssl with CRL_CHECK_ALL), a CA without a list
 	// is not an error, and neither is a list past its nextUpdate: the lists
-	// given are applied as they are (see [Source.Info] for their
-	// nextUpdate). Delta lists are read as complete ones. Nothing is
+	// given are applied as they are (see Info.CRLNextUpdate of a
+	// [ServerSource]). Delta lists are read as complete ones. Nothing is
 	// checked when verification is off (RejectUnauthorized false).
 	//
-	// A [Source] swaps the lists in place, and says whether a connection
-	// already established is revoked under the new ones
-	// ([Source.Revoked]).
+	// A [ServerSource] swaps the lists in place, and says whether a
+	// connection already established is revoked under the new ones
+	// ([ServerSource.Revoked]).
 	CRL []byte
 
 	// RequestCert makes a server ask for a client certificate. Ignored by
