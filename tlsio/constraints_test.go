@@ -2,7 +2,6 @@ package tlsio
 
 import (
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"os"
 	"os/exec"
@@ -16,16 +15,9 @@ import (
 // constraints.
 func tlsTestConstrainedCA(t *testing.T, name string, parent *tlsTestCA, permitted, excluded []string) *tlsTestCA {
 	t.Helper()
-	key := tlsTestKey(t, false)
-	c := tlsTestSign(t, &x509.Certificate{
-		Subject:               pkix.Name{CommonName: name, Organization: []string{"tlsio tests"}},
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		PermittedDNSDomains:   permitted,
-		ExcludedDNSDomains:    excluded,
-	}, key.Public(), parent, key)
-	return &tlsTestCA{cert: c, key: key, certPEM: certPEM(c.Raw)}
+	tmpl := tlsTestCATemplate(name)
+	tmpl.PermittedDNSDomains, tmpl.ExcludedDNSDomains = permitted, excluded
+	return tlsTestCAFrom(t, tmpl, false, parent)
 }
 
 // tlsTestOpenSSLVerify runs `openssl verify` on leaf (its PEM holds the

@@ -59,6 +59,14 @@ func tlsTestEncryptPKCS8(t testing.TB, key crypto.PrivateKey, passphrase string,
 	if err != nil {
 		t.Fatal(err)
 	}
+	return tlsTestEncryptPlain(t, plain, passphrase, c, true)
+}
+
+// tlsTestEncryptPlain encrypts plain as tlsTestEncryptPKCS8 does, with its
+// PKCS #7 padding when pad is set, or as it is (whole blocks) otherwise, so
+// that a test can choose the padding bytes the decryption finds.
+func tlsTestEncryptPlain(t testing.TB, plain []byte, passphrase string, c pbes2Case, pad bool) []byte {
+	t.Helper()
 	ciph, ok := pbes2CipherFor(c.cipher)
 	if !ok {
 		t.Fatalf("no cipher %v", c.cipher)
@@ -67,6 +75,7 @@ func tlsTestEncryptPKCS8(t testing.TB, key crypto.PrivateKey, passphrase string,
 	rand.Read(salt)
 	var kdf pkix.AlgorithmIdentifier
 	var dk []byte
+	var err error
 	if c.scrypt {
 		dk, err = scrypt.Key([]byte(passphrase), salt, 1024, 8, 1, ciph.keySize)
 		params, _ := asn1.Marshal(scryptParams{Salt: salt, CostParameter: 1024, BlockSize: 8, ParallelizationParameter: 1, KeyLength: ciph.keySize})
@@ -94,16 +103,30 @@ func tlsTestEncryptPKCS8(t testing.TB, key crypto.PrivateKey, passphrase string,
 	}
 	iv := make([]byte, block.BlockSize())
 	rand.Read(iv)
-	n := block.BlockSize() - len(plain)%block.BlockSize()
-	padded := append(bytes.Clone(plain), bytes.Repeat([]byte{byte(n)}, n)...)
+	padded := bytes.Clone(plain)
+	if pad {
+		n := block.BlockSize() - len(plain)%block.BlockSize()
+		padded = append(padded, bytes.Repeat([]byte{byte(n)}, n)...)
+	} else if len(plain)%block.BlockSize() != 0 {
+		t.Fatalf("plaintext of %d bytes: not whole blocks", len(plain))
+	}
 	enc := make([]byte, len(padded))
 	cipher.NewCBCEncrypter(block, iv).CryptBlocks(enc, padded)
+	return tlsTestPBES2PEM(t, kdf, c.cipher, iv, enc)
+}
 
+// tlsTestPBES2PEM wraps enc, encrypted with the cipher cipherOID and iv
+// under a key from kdf, as an ENCRYPTED PRIVATE KEY block.
+func tlsTestPBES2PEM(t testing.TB, kdf pkix.AlgorithmIdentifier, cipherOID asn1.ObjectIdentifier, iv, enc []byte) []byte {
+	t.Helper()
 	ivDER, _ := asn1.Marshal(iv)
-	scheme, _ := asn1.Marshal(pbes2Params{
+	scheme, err := asn1.Marshal(pbes2Params{
 		KeyDerivationFunc: kdf,
-		EncryptionScheme:  pkix.AlgorithmIdentifier{Algorithm: c.cipher, Parameters: asn1.RawValue{FullBytes: ivDER}},
+		EncryptionScheme:  pkix.AlgorithmIdentifier{Algorithm: cipherOID, Parameters: asn1.RawValue{FullBytes: ivDER}},
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	der, err := asn1.Marshal(encryptedPrivateKeyInfo{
 		Algorithm:     pkix.AlgorithmIdentifier{Algorithm: oidPBES2, Parameters: asn1.RawValue{FullBytes: scheme}},
 		EncryptedData: enc,

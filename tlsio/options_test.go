@@ -28,26 +28,41 @@ func TestBool(t *testing.T) {
 	}
 }
 
-func TestLoadFiles(t *testing.T) {
+// tlsTestDevFiles writes fresh development certificates to a temporary
+// directory, and returns them with a function that gives the path of one
+// of their files.
+func tlsTestDevFiles(t *testing.T) (*DevCerts, func(name string) string) {
+	t.Helper()
 	d := tlsTestDevCerts(t)
 	dir := t.TempDir()
 	if err := d.WriteFiles(dir, false); err != nil {
 		t.Fatal(err)
 	}
-	p := func(name string) string { return filepath.Join(dir, name) }
+	return d, func(name string) string { return filepath.Join(dir, name) }
+}
 
-	o, err := LoadFiles(p("server.key"), p("server.crt"), p("ca.crt"))
+// tlsTestLoadServerFiles calls load on the server files of d (at p), and
+// checks that it read them as they are.
+func tlsTestLoadServerFiles(t *testing.T, d *DevCerts, p func(string) string, load func(key, cert, ca string) (Options, error)) Options {
+	t.Helper()
+	o, err := load(p("server.key"), p("server.crt"), p("ca.crt"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(o.Key, d.ServerKey) || !bytes.Equal(o.Cert, d.ServerCert) || !bytes.Equal(o.CA, d.CACert) {
-		t.Error("LoadFiles returned other contents")
+		t.Error("the files were read with other contents")
 	}
+	return o
+}
+
+func TestLoadFiles(t *testing.T) {
+	d, p := tlsTestDevFiles(t)
+	o := tlsTestLoadServerFiles(t, d, p, LoadFiles)
 	if o.RequestCert || o.RejectUnauthorized != nil || o.TLSConfig != nil || o.ServerName != "" {
 		t.Errorf("LoadFiles set more than Key, Cert, CA: %+v", o)
 	}
 
-	o, err = LoadFiles("", "", p("ca.crt"))
+	o, err := LoadFiles("", "", p("ca.crt"))
 	if err != nil || o.Key != nil || o.Cert != nil || o.CA == nil {
 		t.Errorf("CA only: %+v, %v", o, err)
 	}
@@ -85,20 +100,8 @@ func TestLoadFiles(t *testing.T) {
 // TestLoadServerFiles: the options of LoadServerFiles make a server that
 // requires a client certificate signed by the CA (issue 31).
 func TestLoadServerFiles(t *testing.T) {
-	d := tlsTestDevCerts(t)
-	dir := t.TempDir()
-	if err := d.WriteFiles(dir, false); err != nil {
-		t.Fatal(err)
-	}
-	p := func(name string) string { return filepath.Join(dir, name) }
-	o, err := LoadServerFiles(p("server.key"), p("server.crt"), p("ca.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(o.Key, d.ServerKey) || !bytes.Equal(o.Cert, d.ServerCert) || !bytes.Equal(o.CA, d.CACert) {
-		t.Error("LoadServerFiles returned other contents")
-	}
-	scfg := tlsTestServerConfig(t, o)
+	d, p := tlsTestDevFiles(t)
+	scfg := tlsTestServerConfig(t, tlsTestLoadServerFiles(t, d, p, LoadServerFiles))
 
 	t.Run("a client without a certificate is refused", func(t *testing.T) {
 		addr, res := tlsTestServe(t, scfg)

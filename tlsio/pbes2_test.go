@@ -2,16 +2,11 @@ package tlsio
 
 import (
 	"bytes"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/ed25519"
-	"crypto/pbkdf2"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
-	"encoding/pem"
 	"errors"
 	"runtime"
 	"strings"
@@ -31,26 +26,11 @@ func tlsTestScryptKey(t *testing.T, n, r, p int) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	iv := make([]byte, 16)
+	iv, data := make([]byte, 16), make([]byte, 64)
 	rand.Read(iv)
-	ivDER, _ := asn1.Marshal(iv)
-	scheme, err := asn1.Marshal(pbes2Params{
-		KeyDerivationFunc: pkix.AlgorithmIdentifier{Algorithm: oidScrypt, Parameters: asn1.RawValue{FullBytes: params}},
-		EncryptionScheme:  pkix.AlgorithmIdentifier{Algorithm: oidAES256CBC, Parameters: asn1.RawValue{FullBytes: ivDER}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	data := make([]byte, 64)
 	rand.Read(data)
-	der, err := asn1.Marshal(encryptedPrivateKeyInfo{
-		Algorithm:     pkix.AlgorithmIdentifier{Algorithm: oidPBES2, Parameters: asn1.RawValue{FullBytes: scheme}},
-		EncryptedData: data,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: pemPKCS8Encrypted, Bytes: der})
+	kdf := pkix.AlgorithmIdentifier{Algorithm: oidScrypt, Parameters: asn1.RawValue{FullBytes: params}}
+	return tlsTestPBES2PEM(t, kdf, oidAES256CBC, iv, data)
 }
 
 // TestScryptMemoryCap: scrypt's work memory is 128·r·(N+p+2) bytes, not
@@ -107,45 +87,6 @@ func TestScryptMemoryCap(t *testing.T) {
 	})
 }
 
-// tlsTestEncryptRaw encrypts plain as it is (no padding added: it must fill
-// whole blocks) as an ENCRYPTED PRIVATE KEY block with PBKDF2-SHA256 and
-// AES-256-CBC, so that a test chooses the padding bytes the decryption
-// finds.
-func tlsTestEncryptRaw(t *testing.T, plain []byte, passphrase string) []byte {
-	t.Helper()
-	if len(plain)%aes.BlockSize != 0 {
-		t.Fatalf("plaintext of %d bytes: not whole blocks", len(plain))
-	}
-	salt, iv := make([]byte, 16), make([]byte, aes.BlockSize)
-	rand.Read(salt)
-	rand.Read(iv)
-	dk, err := pbkdf2.Key(sha256.New, passphrase, salt, 2048, 32)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, err := aes.NewCipher(dk)
-	if err != nil {
-		t.Fatal(err)
-	}
-	enc := make([]byte, len(plain))
-	cipher.NewCBCEncrypter(block, iv).CryptBlocks(enc, plain)
-	params, _ := asn1.Marshal(pbkdf2Params{Salt: salt, IterationCount: 2048,
-		PRF: pkix.AlgorithmIdentifier{Algorithm: oidHMACWithSHA256, Parameters: asn1.NullRawValue}})
-	ivDER, _ := asn1.Marshal(iv)
-	scheme, _ := asn1.Marshal(pbes2Params{
-		KeyDerivationFunc: pkix.AlgorithmIdentifier{Algorithm: oidPBKDF2, Parameters: asn1.RawValue{FullBytes: params}},
-		EncryptionScheme:  pkix.AlgorithmIdentifier{Algorithm: oidAES256CBC, Parameters: asn1.RawValue{FullBytes: ivDER}},
-	})
-	der, err := asn1.Marshal(encryptedPrivateKeyInfo{
-		Algorithm:     pkix.AlgorithmIdentifier{Algorithm: oidPBES2, Parameters: asn1.RawValue{FullBytes: scheme}},
-		EncryptedData: enc,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: pemPKCS8Encrypted, Bytes: der})
-}
-
 // TestPBES2Padding: the PKCS #7 padding of a decrypted key is n bytes of
 // value n, 1 <= n <= 16; anything else is a wrong passphrase, never handed
 // to the PKCS #8 parser (issue 32: a padding byte of 0 was).
@@ -175,7 +116,7 @@ func TestPBES2Padding(t *testing.T) {
 		{"16 bytes, last 2, one before 1", append(pad(14, 16), 1, 2), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			key, _, err := parseKey(tlsTestEncryptRaw(t, tc.plain, tlsTestPassphrase), tlsTestPassphrase)
+			key, _, err := parseKey(tlsTestEncryptPlain(t, tc.plain, tlsTestPassphrase, pbes2Cases[2], false), tlsTestPassphrase)
 			if tc.ok {
 				if err != nil {
 					t.Fatalf("err = %v", err)

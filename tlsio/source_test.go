@@ -12,7 +12,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 )
@@ -29,42 +28,14 @@ func tlsTestEcho(t *testing.T, cfg *tls.Config) *tlsTestEchoServer {
 	t.Helper()
 	ln := tlsTestListen(t)
 	s := &tlsTestEchoServer{addr: ln.Addr().String(), results: make(chan tlsTestServerResult, 32)}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	conns := map[net.Conn]bool{}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns[c] = true
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(4 * tlsTestTimeout))
-				tc := tls.Server(c, cfg)
-				err := Handshake(context.Background(), tc, tlsTestTimeout)
-				s.results <- tlsTestServerResult{state: tc.ConnectionState(), err: err}
-				if err == nil {
-					io.Copy(tc, tc)
-				}
-			}()
+	tlsTestAcceptLoop(t, ln, func(c net.Conn) {
+		c.SetDeadline(time.Now().Add(4 * tlsTestTimeout))
+		tc := tls.Server(c, cfg)
+		err := Handshake(context.Background(), tc, tlsTestTimeout)
+		s.results <- tlsTestServerResult{state: tc.ConnectionState(), err: err}
+		if err == nil {
+			io.Copy(tc, tc)
 		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
 	})
 	return s
 }
@@ -132,20 +103,24 @@ func tlsTestForceCert(cfg *tls.Config) *tls.Config {
 
 func tlsTestServerSource(t *testing.T, o Options) *ServerSource {
 	t.Helper()
-	s, err := NewServerSource(o)
-	if err != nil {
-		t.Fatalf("NewServerSource: %v", err)
-	}
-	return s
+	return tlsTestMust[*ServerSource](t)(NewServerSource(o))
 }
 
 func tlsTestClientSource(t *testing.T, o Options) *ClientSource {
 	t.Helper()
-	s, err := NewClientSource(o)
-	if err != nil {
-		t.Fatalf("NewClientSource: %v", err)
+	return tlsTestMust[*ClientSource](t)(NewClientSource(o))
+}
+
+// tlsTestMust returns a function that fails the test on a non-nil error and
+// returns v otherwise.
+func tlsTestMust[T any](t *testing.T) func(v T, err error) T {
+	return func(v T, err error) T {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
 	}
-	return s
 }
 
 // tlsTestReloadCA is a CA with a server and two clients.
