@@ -148,7 +148,8 @@ type Options struct {
 	// TLSConfig is an escape hatch for any other TLS setting. It is cloned,
 	// never modified, and the fields above are applied on top of the clone
 	// only where they are set. MinVersion is always raised to at least
-	// TLS 1.2.
+	// TLS 1.2; CipherSuites, when nil, becomes the AEAD suites only (see
+	// [ServerConfig]); a server's SessionTicketsDisabled is always set.
 	TLSConfig *tls.Config
 }
 
