@@ -16,6 +16,9 @@ const (
 	// KindAck is a token/2 acknowledgement: [Frame.Value] is the highest
 	// sequence number up to which every data frame was taken.
 	KindAck
+	// KindEnd is token/2's END: the peer sends no more data on this
+	// connection, the clean end of its session.
+	KindEnd
 )
 
 // String returns "token", "remoteClose", or "FrameKind(n)" for other values.
@@ -27,6 +30,8 @@ func (k FrameKind) String() string {
 		return "remoteClose"
 	case KindAck:
 		return "ack"
+	case KindEnd:
+		return "end"
 	}
 	return "FrameKind(" + itoa(int(k)) + ")"
 }

@@ -34,6 +34,8 @@ const (
 	TypeHello FrameType = 0x04
 	// TypeWelcome is the server's first frame.
 	TypeWelcome FrameType = 0x05
+	// TypeEnd ends the sender's data: the clean end of its session.
+	TypeEnd FrameType = 0x06
 )
 
 // String returns the frame type's name as the specification writes it, or
@@ -50,13 +52,15 @@ func (t FrameType) String() string {
 		return "HELLO"
 	case TypeWelcome:
 		return "WELCOME"
+	case TypeEnd:
+		return "END"
 	}
 	const hexDigits = "0123456789abcdef"
 	return "FrameType(0x" + string([]byte{hexDigits[t>>4], hexDigits[t&0xf]}) + ")"
 }
 
 // MaxControlPayload is the largest payload of a token/2 control frame (ACK,
-// CLOSE, HELLO, WELCOME); a longer one is a protocol error.
+// CLOSE, HELLO, WELCOME, END); a longer one is a protocol error.
 const MaxControlPayload = 1024
 
 // maxUvarintLen is the longest uvarint.
@@ -152,6 +156,10 @@ func AppendClose(dst []byte, reason string) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(reason)))
 	return append(dst, reason...)
 }
+
+// AppendEnd appends the token/2 END frame (the sender sends no more DATA on
+// this connection) and returns the extended slice.
+func AppendEnd(dst []byte) []byte { return append(dst, byte(TypeEnd), 0) }
 
 // AppendHello appends the token/2 HELLO frame for h and returns the extended
 // slice.

@@ -7,12 +7,13 @@ import "unicode/utf8"
 // [ReadWelcome]). Feed it the byte stream in chunks of any size, split
 // anywhere; it returns the complete frames in order and keeps the frame in
 // progress. DATA becomes a [KindToken] frame, ACK a [KindAck] frame (its
-// value in [Frame.Value]) and CLOSE a [KindRemoteClose] frame (its reason in
-// [Frame.Token]).
+// value in [Frame.Value]), CLOSE a [KindRemoteClose] frame (its reason in
+// [Frame.Token]) and END a [KindEnd] frame.
 //
 // It is strict: an unknown type, a length that is no minimal uvarint, a
 // control frame over [MaxControlPayload] or with a malformed payload, and
-// HELLO or WELCOME after the handshake are a [*FrameError]; a DATA frame
+// HELLO or WELCOME after the handshake, an END with a payload, and DATA or
+// END after an END are a [*FrameError]; a DATA frame
 // over the maximum token size is a [*TokenTooLargeError] as soon as its
 // length is read, before its payload arrives. Errors are sticky, as with
 // token/1's [Decoder].
@@ -39,8 +40,9 @@ type Token2Decoder struct {
 	size   int
 	buf    []byte
 
-	err  error
-	kept bool
+	ended bool // END was decoded: no DATA or END may follow
+	err   error
+	kept  bool
 }
 
 // eagerPayload is the largest payload a decoder allocates at its final size
@@ -148,7 +150,7 @@ func (d *Token2Decoder) AppendFrames(dst []Frame, chunk []byte) ([]Frame, error)
 		rest := chunk[i:]
 		at := base + int64(i)
 		t := FrameType(rest[0])
-		if err := checkType(t, at); err != nil {
+		if err := d.checkType(t, at); err != nil {
 			return dst, d.fail(err)
 		}
 		n, k, bad := readUvarint(rest[1:])
@@ -183,10 +185,15 @@ func (d *Token2Decoder) AppendFrames(dst []Frame, chunk []byte) ([]Frame, error)
 }
 
 // checkType refuses a type byte that may not start a frame after the
-// handshake.
-func checkType(t FrameType, at int64) error {
+// handshake, or after an END.
+func (d *Token2Decoder) checkType(t FrameType, at int64) error {
 	switch t {
-	case TypeData, TypeAck, TypeClose:
+	case TypeAck, TypeClose:
+		return nil
+	case TypeData, TypeEnd:
+		if d.ended {
+			return &FrameError{Offset: at, Type: t, Reason: t.String() + " after END"}
+		}
 		return nil
 	case TypeHello, TypeWelcome:
 		return &FrameError{Offset: at, Type: t, Reason: "only the first frame of a connection may be " + t.String()}
@@ -196,7 +203,7 @@ func checkType(t FrameType, at int64) error {
 
 // checkHeader checks a frame's length against the limits.
 func (d *Token2Decoder) checkHeader(t FrameType, n uint64, at int64) error {
-	if err := checkType(t, at); err != nil {
+	if err := d.checkType(t, at); err != nil {
 		return err
 	}
 	if t == TypeData {
@@ -259,6 +266,12 @@ func (d *Token2Decoder) complete(dst []Frame, t FrameType, payload []byte, at in
 			return dst, &FrameError{Offset: at, Type: t, Reason: "payload is not one uvarint"}
 		}
 		return append(dst, Frame{Kind: KindAck, Value: v}), nil
+	case TypeEnd:
+		if len(payload) != 0 {
+			return dst, &FrameError{Offset: at, Type: t, Reason: "END with a payload"}
+		}
+		d.ended = true
+		return append(dst, Frame{Kind: KindEnd}), nil
 	default: // TypeClose: checkType let nothing else through
 		if !utf8.Valid(payload) {
 			return dst, &FrameError{Offset: at, Type: t, Reason: "reason is not valid UTF-8"}

@@ -12,6 +12,25 @@ import (
 // the token size limit is a [*TokenTooLargeError] instead.
 var ErrBadFrame = errors.New("wire: bad token/2 frame")
 
+// ErrRefused is the sentinel for a token/2 server that answered HELLO with
+// CLOSE instead of WELCOME: it refused the connection, and says why.
+// [ReadWelcome] reports it as a [*RefusedError]; match it with errors.Is.
+var ErrRefused = errors.New("wire: token/2 connection refused")
+
+// RefusedError is the reason a token/2 server gave for refusing a
+// connection. errors.Is(err, ErrRefused) is true for it.
+type RefusedError struct {
+	// Reason is the server's reason, as it wrote it.
+	Reason string
+}
+
+// Error returns a readable description, e.g.
+// `wire: token/2 connection refused: session belongs to another client`.
+func (e *RefusedError) Error() string { return ErrRefused.Error() + ": " + e.Reason }
+
+// Is reports whether target is [ErrRefused].
+func (e *RefusedError) Is(target error) bool { return target == ErrRefused }
+
 // FrameError reports a token/2 frame that breaks the specification.
 // errors.Is(err, ErrBadFrame) is true for it.
 type FrameError struct {

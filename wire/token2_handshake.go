@@ -3,6 +3,7 @@ package wire
 import (
 	"errors"
 	"io"
+	"unicode/utf8"
 )
 
 // ReadHello reads the first frame of a token/2 connection from r, on the
@@ -12,7 +13,7 @@ import (
 // is a [*FrameError]; a stream that ends first is io.EOF (nothing read) or
 // io.ErrUnexpectedEOF; other read errors are returned as they are.
 func ReadHello(r io.Reader) (Hello, error) {
-	payload, err := readFirstFrame(r, TypeHello)
+	_, payload, err := readFirstFrame(r, TypeHello)
 	if err != nil {
 		return Hello{}, err
 	}
@@ -49,11 +50,18 @@ func ReadHello(r io.Reader) (Hello, error) {
 
 // ReadWelcome reads the first frame of a token/2 connection from r, on the
 // client: it must be a WELCOME. Like [ReadHello], it reads exactly that
-// frame.
+// frame. A CLOSE instead is the server's refusal: a [*RefusedError] with its
+// reason.
 func ReadWelcome(r io.Reader) (Welcome, error) {
-	payload, err := readFirstFrame(r, TypeWelcome)
+	t, payload, err := readFirstFrame(r, TypeWelcome, TypeClose)
 	if err != nil {
 		return Welcome{}, err
+	}
+	if t == TypeClose {
+		if !utf8.Valid(payload) {
+			return Welcome{}, &FrameError{Type: t, Reason: "reason is not valid UTF-8"}
+		}
+		return Welcome{}, &RefusedError{Reason: string(payload)}
 	}
 	bad := func(reason string) (Welcome, error) {
 		return Welcome{}, &FrameError{Type: TypeWelcome, Reason: reason}
@@ -78,25 +86,26 @@ func ReadWelcome(r io.Reader) (Welcome, error) {
 	return w, nil
 }
 
-// readFirstFrame reads one control frame of type want from r, byte by byte
-// for its header and in one read for its payload.
-func readFirstFrame(r io.Reader, want FrameType) ([]byte, error) {
+// readFirstFrame reads one control frame of type want (or, if given, of
+// type alt) from r, byte by byte for its header and in one read for its
+// payload.
+func readFirstFrame(r io.Reader, want FrameType, alt ...FrameType) (FrameType, []byte, error) {
 	var hdr [1 + maxUvarintLen]byte
 	if _, err := io.ReadFull(r, hdr[:1]); err != nil {
-		return nil, err // io.EOF when the stream ends at once
+		return 0, nil, err // io.EOF when the stream ends at once
 	}
 	t := FrameType(hdr[0])
-	if t != want {
-		return nil, &FrameError{Type: t, Reason: "the first frame must be " + want.String()}
+	if t != want && (len(alt) == 0 || t != alt[0]) {
+		return 0, nil, &FrameError{Type: t, Reason: "the first frame must be " + want.String()}
 	}
 	var size uint64
 	for n := 1; ; n++ {
 		if _, err := io.ReadFull(r, hdr[n:n+1]); err != nil {
-			return nil, unexpected(err)
+			return 0, nil, unexpected(err)
 		}
 		v, k, why := readUvarint(hdr[1 : n+1])
 		if why != "" {
-			return nil, &FrameError{Type: t, Reason: "length: " + why}
+			return 0, nil, &FrameError{Type: t, Reason: "length: " + why}
 		}
 		if k > 0 {
 			size = v
@@ -104,13 +113,13 @@ func readFirstFrame(r io.Reader, want FrameType) ([]byte, error) {
 		}
 	}
 	if size > MaxControlPayload {
-		return nil, &FrameError{Type: t, Reason: "control frame of " + u64toa(size) + " bytes, over 1024"}
+		return 0, nil, &FrameError{Type: t, Reason: "control frame of " + u64toa(size) + " bytes, over 1024"}
 	}
 	payload := make([]byte, size)
 	if _, err := io.ReadFull(r, payload); err != nil {
-		return nil, unexpected(err)
+		return 0, nil, unexpected(err)
 	}
-	return payload, nil
+	return t, payload, nil
 }
 
 // unexpected turns the end of the stream inside a frame into

@@ -43,11 +43,12 @@ type token2Vectors struct {
 		Recv   uint64 `json:"recv"`
 	} `json:"welcome"`
 	Rejected []struct {
-		Name  string `json:"name"`
-		Hex   string `json:"hex"`
-		Where string `json:"where"`
-		Limit int    `json:"limit"`
-		Error string `json:"error"`
+		Name   string `json:"name"`
+		Hex    string `json:"hex"`
+		Where  string `json:"where"`
+		Limit  int    `json:"limit"`
+		Error  string `json:"error"`
+		Reason string `json:"reason"`
 	} `json:"rejected"`
 }
 
@@ -76,6 +77,8 @@ func wantFrames(t *testing.T, fs []token2Frame) []Frame {
 			out = append(out, Frame{Kind: KindAck, Value: f.Value})
 		case "remoteClose":
 			out = append(out, Frame{Kind: KindRemoteClose, Token: []byte(f.Reason)})
+		case "end":
+			out = append(out, Frame{Kind: KindEnd})
 		default:
 			t.Fatalf("vector kind %q", f.Kind)
 		}
@@ -94,6 +97,8 @@ func encodeFrames(fs []Frame) []byte {
 			out = AppendAck(out, f.Value)
 		case KindRemoteClose:
 			out = AppendClose(out, string(f.Token))
+		case KindEnd:
+			out = AppendEnd(out)
 		}
 	}
 	return out
@@ -173,6 +178,11 @@ func TestToken2VectorsRejected(t *testing.T) {
 				check.True(t, errors.As(err, &te), "a *TokenTooLargeError")
 				check.Equal(t, v.Limit, te.Limit)
 				check.Equal(t, int64(0), te.Offset, "the frame's first byte")
+			case "refused":
+				check.ErrorIs(t, err, ErrRefused)
+				var re *RefusedError
+				check.True(t, errors.As(err, &re), "a *RefusedError")
+				check.Equal(t, v.Reason, re.Reason)
 			case "unexpected_eof":
 				check.ErrorIs(t, err, io.ErrUnexpectedEOF)
 			default:
@@ -348,6 +358,8 @@ func TestToken2Names(t *testing.T) {
 	check.Equal(t, "resumed", SessionResumed.String())
 	check.Equal(t, "SessionStatus(7)", SessionStatus(7).String())
 	check.Equal(t, "ack", KindAck.String())
+	check.Equal(t, "end", KindEnd.String())
+	check.Equal(t, "END", TypeEnd.String())
 }
 
 // decode2Chunks feeds stream to a fresh Token2Decoder in the chunks cuts
@@ -372,7 +384,7 @@ func decode2Chunks(t testing.TB, stream []byte, limit int, cuts []int) ([]Frame,
 			case KindRemoteClose:
 				check.True(t, utf8.Valid(f.Token))
 				check.LessOrEqual(t, len(f.Token), MaxControlPayload)
-			case KindAck:
+			case KindAck, KindEnd:
 			default:
 				t.Fatalf("bad kind %v", f.Kind)
 			}
@@ -407,9 +419,13 @@ func decode2Chunks(t testing.TB, stream []byte, limit int, cuts []int) ([]Frame,
 // how many bytes the complete frames took.
 func refDecode2(stream []byte, limit int) (frames []Frame, sentinel error, at int64, consumed int) {
 	i := 0
+	ended := false
 	for i < len(stream) {
 		t := FrameType(stream[i])
-		if t != TypeData && t != TypeAck && t != TypeClose {
+		if t != TypeData && t != TypeAck && t != TypeClose && t != TypeEnd {
+			return frames, ErrBadFrame, int64(i), i
+		}
+		if ended && (t == TypeData || t == TypeEnd) {
 			return frames, ErrBadFrame, int64(i), i
 		}
 		var n uint64
@@ -470,6 +486,12 @@ func refDecode2(stream []byte, limit int) (frames []Frame, sentinel error, at in
 				return frames, ErrBadFrame, int64(i), i
 			}
 			frames = append(frames, Frame{Kind: KindRemoteClose, Token: bytes.Clone(payload)})
+		case TypeEnd:
+			if len(payload) != 0 {
+				return frames, ErrBadFrame, int64(i), i
+			}
+			ended = true
+			frames = append(frames, Frame{Kind: KindEnd})
 		}
 		i = end
 	}
@@ -518,6 +540,7 @@ func FuzzToken2Decode(f *testing.F) {
 	f.Add([]byte{0x01, 0x05, 'h', 'e', 'l', 'l', 'o'}, uint16(4), uint64(5))
 	f.Add(AppendHello(nil, Hello{First: 1}), uint16(10), uint64(6))
 	f.Add([]byte{0x03, 0x01, 0xff}, uint16(10), uint64(7))
+	f.Add(AppendData(AppendEnd(AppendData(nil, []byte("x"))), nil), uint16(10), uint64(8))
 	f.Fuzz(func(t *testing.T, data []byte, limit16 uint16, seed uint64) {
 		limit := int(limit16%4096) + 1
 		r := rand.New(rand.NewPCG(seed, seed>>32))
@@ -564,6 +587,7 @@ func FuzzToken2Handshake(f *testing.F) {
 	f.Add(AppendHello(nil, Hello{Session: SessionID{9}, Recv: 5, First: 3, Last: 4}))
 	f.Add(AppendWelcome(nil, Welcome{Status: SessionResumed, Recv: 1 << 50}))
 	f.Add([]byte{0x04, 0x81, 0x08})
+	f.Add(AppendClose(nil, "no"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r := bytes.NewReader(data)
 		if h, err := ReadHello(r); err == nil {
