@@ -10,8 +10,15 @@ const (
 	KindToken FrameKind = iota
 	// KindRemoteClose is the remoteClose control frame (0x5C 0x0A): the
 	// server is closing and asks the client to close its side.
-	// [Frame.Token] is nil.
+	// [Frame.Token] is nil in token/1; in token/2 (CLOSE) it holds the
+	// reason, UTF-8 text.
 	KindRemoteClose
+	// KindAck is a token/2 acknowledgement: [Frame.Value] is the highest
+	// sequence number up to which every data frame was taken.
+	KindAck
+	// KindEnd is token/2's END: the peer sends no more data on this
+	// connection, the clean end of its session.
+	KindEnd
 )
 
 // String returns "token", "remoteClose", or "FrameKind(n)" for other values.
@@ -21,6 +28,10 @@ func (k FrameKind) String() string {
 		return "token"
 	case KindRemoteClose:
 		return "remoteClose"
+	case KindAck:
+		return "ack"
+	case KindEnd:
+		return "end"
 	}
 	return "FrameKind(" + itoa(int(k)) + ")"
 }
@@ -44,10 +55,13 @@ type Frame struct {
 	// Kind is the frame's kind.
 	Kind FrameKind
 	// Token is the decoded token of a KindToken frame (non-nil, possibly
-	// empty) and nil for a KindRemoteClose frame. Its capacity equals its
-	// length. It may alias the chunk passed to [Decoder.AppendFrames]; see
-	// there for when.
+	// empty); for a KindRemoteClose frame it is nil in token/1 and the
+	// reason in token/2. Its capacity equals its length. It may alias the
+	// chunk passed to [Decoder.AppendFrames]; see there for when.
 	Token []byte
+	// Value is a control frame's number: the acknowledged sequence number
+	// of a KindAck frame (token/2). Zero otherwise.
+	Value uint64
 }
 
 // Decoder is a streaming token/1 decoder. Feed it the byte stream in chunks
