@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -17,7 +16,6 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 
-	"github.com/tokenserver/tokenserver/tlsio"
 	"github.com/tokenserver/tokenserver/wire"
 )
 
@@ -162,21 +160,7 @@ func TestServeMetricsCountAKnownWorkload(t *testing.T) {
 
 	// 2. Another connection: one token, echoed, then an invalid escape,
 	// which makes the server close it.
-	opts, err := tlsio.LoadFiles(filepath.Join(dir, "client.key"), filepath.Join(dir, "client.crt"), filepath.Join(dir, "ca.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := tlsio.ClientConfig(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	bad, err := tlsio.Dial(ctx, srv.addr, cfg, tlsio.DialConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bad.Close()
+	bad := dialClient(t, srv.addr, dir)
 	_ = bad.SetDeadline(time.Now().Add(10 * time.Second))
 	const good, badFrame = "raw\n", "\\q\n"
 	if _, err := bad.Write([]byte(good)); err != nil {

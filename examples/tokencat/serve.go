@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"go.opentelemetry.io/otel/metric"
@@ -69,7 +70,10 @@ Connection events are logged to stderr.
 "sh -c CMD" for each token, with the token on stdin, and replies with its
 stdout, raw. Commands of one connection run one at a time, in order, outside the
 server actor; a command that fails or times out is logged and gets no reply,
-and the server keeps running.
+and the server keeps running. No token is dropped for waiting: a connection
+whose commands are behind is not read until they catch up (TCP slows its
+client down), so it holds about one token (up to --max-token-size) and one
+read (64 KiB).
 
 SIGINT or SIGTERM closes the server: clients are sent remoteClose, those that
 do not close in time are closed by force, and tokencat exits 0.
@@ -188,21 +192,6 @@ func runServe(e *env, f *pflag.FlagSet, o *serveOptions) (err error) {
 	ctx, stop := signal.NotifyContext(e.ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	// Echo gets the tokens of each read at once and sends them back in one
-	// message; exec takes them one by one.
-	var exec *execHandler
-	var onToken func([]byte, *actors.Connection)
-	onTokens := func(tokens [][]byte, c *actors.Connection) {
-		c.SendBatch(tokens) // refused only by a dead connection or at --max-queue; the connection reports it
-
-	}
-	mode := "echo"
-	if o.exec != "" {
-		mode = "exec"
-		exec = newExecHandler(o.exec, o.execTimeout, o.maxToken, log)
-		onToken, onTokens = exec.onToken, nil
-	}
-
 	listening := make(chan struct{}, 1)
 	failed := make(chan error, 1)
 	closed := make(chan struct{}, 1)
@@ -214,6 +203,23 @@ func runServe(e *env, f *pflag.FlagSet, o *serveOptions) (err error) {
 		HighWaterMark:    o.highWater,
 		MaxQueue:         o.maxQueue,
 	}
+	runtime := actors.Runtime{Logger: log, MeterProvider: meterProvider}
+
+	// Echo gets the tokens of each read at once and sends them back in one
+	// message; exec's handler actor takes them one by one, and returns the
+	// credit of each once its command has run.
+	var exec *execHandler
+	var handler *actor.PID
+	onTokens := func(tokens [][]byte, c *actors.Connection) {
+		c.SendBatch(tokens) // refused only by a dead connection or at --max-queue; the connection reports it
+	}
+	mode := "echo"
+	if o.exec != "" {
+		mode = "exec"
+		exec = startExecHandler(&commandRunner{command: o.exec, timeout: o.execTimeout, maxOutput: o.maxToken, log: log})
+		runtime.System, handler, onTokens = exec.system, exec.pid, nil
+		limits.ReadWindow = execReadWindow
+	}
 	server, err := actors.NewServer(actors.ServerOptions{
 		Host:              addr.host,
 		Port:              addr.port,
@@ -224,7 +230,8 @@ func runServe(e *env, f *pflag.FlagSet, o *serveOptions) (err error) {
 		MaxPending:        o.maxPending,
 		MaxPendingPerAddr: o.maxPendingAddr,
 		MaxHandshakes:     o.maxHandshakes,
-		Runtime:           actors.Runtime{Logger: log, MeterProvider: meterProvider},
+		Runtime:           runtime,
+		Handler:           handler,
 		OnConnect:         func() { notify(listening) },
 		OnError: func(err error) {
 			log.Error("server error", "err", err)
@@ -245,21 +252,23 @@ func runServe(e *env, f *pflag.FlagSet, o *serveOptions) (err error) {
 		},
 		OnConnectionClose: func(c *actors.Connection, hadError bool) {
 			log.Info("connection closed", "conn", c.ID(), "remote", c.RemoteAddr(), "hadError", hadError)
-			if exec != nil {
-				exec.forget(c)
-			}
 		},
 		OnDropped: func(c *actors.Connection, tokens [][]byte, reason error) {
 			log.Warn("replies not delivered", "conn", c.ID(), "tokens", len(tokens), "code", actors.ErrorCode(reason))
 		},
-		OnToken:  onToken,
 		OnTokens: onTokens,
 	})
 	if err != nil {
+		if exec != nil {
+			exec.stop(shutdownGrace)
+		}
 		return err
 	}
 
 	shutdown := func() error {
+		if exec != nil {
+			exec.closing() // no more commands: waiting tokens let their connections close
+		}
 		server.Close() // remoteClose to every client
 		sctx, cancel := context.WithTimeout(context.Background(), actors.DefaultCloseTimeout+shutdownGrace)
 		defer cancel()
