@@ -6,18 +6,22 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"time"
 )
 
 // commandRunner runs serve's --exec command for one token at a time: "sh -c
-// CMD" with the token on stdin; its stdout is the reply. It is read-only once
-// made, so the command goroutines share it.
+// CMD" with the token on stdin and tokencat's environment without its own
+// variables (childEnv); its stdout is the reply. It is read-only once made,
+// so the command goroutines share it.
 type commandRunner struct {
 	command   string
 	timeout   time.Duration
 	maxOutput int
+	env       []string // the commands' environment (childEnv)
 	log       *slog.Logger
 	ctx       context.Context // cancelled at shutdown: kills running commands
 }
@@ -27,6 +31,7 @@ func (r *commandRunner) run(token []byte) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(r.ctx, r.timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "sh", "-c", r.command)
+	cmd.Env = r.env
 	cmd.Stdin = bytes.NewReader(token)
 	stdout := &cappedBuffer{max: r.maxOutput}
 	stderr := &cappedBuffer{max: 1024}
@@ -46,6 +51,18 @@ func (r *commandRunner) run(token []byte) ([]byte, error) {
 		r.log.Warn("exec stderr", "text", strings.TrimSpace(stderr.buf.String()))
 	}
 	return stdout.buf.Bytes(), nil
+}
+
+// envPrefix starts the names of the environment variables that tokencat
+// reads (TOKENCAT_PASSPHRASE, passphraseEnv): they may hold secrets.
+const envPrefix = "TOKENCAT_"
+
+// childEnv is tokencat's environment without the variables whose names start
+// with envPrefix, for the --exec commands: a command that prints or logs its
+// environment does not give a client the passphrase. (The passphrase is also
+// unset once read; see tlsFlags.load.)
+func childEnv() []string {
+	return slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, envPrefix) })
 }
 
 // cappedBuffer keeps the first max bytes written to it and notes whether

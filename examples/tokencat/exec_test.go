@@ -172,3 +172,46 @@ func TestServeExecSIGTERMRunsNoMoreCommands(t *testing.T) {
 		t.Errorf("serve forced the close or dropped the reply:\n%s", log)
 	}
 }
+
+// The passphrase of serve's key, given in TOKENCAT_PASSPHRASE, does not
+// reach the --exec commands, nor does any other TOKENCAT_ variable; the
+// rest of the environment does.
+func TestServeExecCommandsDoNotSeeThePassphrase(t *testing.T) {
+	t.Parallel()
+	dir := certDir(t)
+	key := writeTestFile(t, t.TempDir(), "server-enc.key", encryptedKey(t, readPair(t, dir, "server"), testPassphrase))
+	env := []string{"TOKENCAT_PASSPHRASE=" + testPassphrase, "TOKENCAT_SOMETHING=tokencat-only", "KEPT_FOR_COMMANDS=yes"}
+	srv := startSubEnv(t, env, "serve", "127.0.0.1:0", "--ca", filepath.Join(dir, "ca.crt"),
+		"--cert", filepath.Join(dir, "server.crt"), "--key", key, "--exec", "env")
+	r := mustRun(t, 0, 30*time.Second, "", sendArgs(srv.addr, dir, "--timeout", "10s", "any")...)
+	if !strings.Contains(r.stdout, "KEPT_FOR_COMMANDS=yes\n") {
+		t.Fatalf("the command's environment lacks KEPT_FOR_COMMANDS:\n%s", r.stdout)
+	}
+	for _, secret := range []string{testPassphrase, "TOKENCAT_", "tokencat-only"} {
+		if strings.Contains(r.stdout, secret) {
+			t.Errorf("the command's environment contains %q:\n%s", secret, r.stdout)
+		}
+	}
+}
+
+// Loading the TLS flags unsets $TOKENCAT_PASSPHRASE, so that no process
+// tokencat starts inherits it; and serve's help says what the commands get.
+func TestPassphraseVariableUnsetOnceRead(t *testing.T) {
+	dir := certDir(t)
+	t.Setenv(passphraseEnv, testPassphrase)
+	flags := tlsFlags{ca: filepath.Join(dir, "ca.crt"), cert: filepath.Join(dir, "server.crt"), key: filepath.Join(dir, "server.key")}
+	o, err := flags.load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Passphrase != testPassphrase {
+		t.Errorf("passphrase %q, want the variable's", o.Passphrase)
+	}
+	if v, set := os.LookupEnv(passphraseEnv); set {
+		t.Errorf("%s is still set after load: %q", passphraseEnv, v)
+	}
+	help := runInProcess(t, "serve", "--help").stdout
+	if !strings.Contains(help, "without the variables\nwhose names start with TOKENCAT_") {
+		t.Errorf("serve help does not say which variables the commands do not get:\n%s", help)
+	}
+}

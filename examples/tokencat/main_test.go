@@ -172,9 +172,19 @@ func startServeArgs(t *testing.T, listen string, args ...string) *serveProc {
 // startServeArgs).
 func startSubArgs(t *testing.T, sub, listen string, args ...string) *serveProc {
 	t.Helper()
+	return startSubEnv(t, nil, sub, listen, args...)
+}
+
+// startSubEnv is startSubArgs with env ("NAME=value") added to the
+// environment.
+func startSubEnv(t *testing.T, env []string, sub, listen string, args ...string) *serveProc {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	args = append([]string{sub, "--listen", listen}, args...)
 	cmd := exec.CommandContext(ctx, tokencatBin, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	p := &serveProc{cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stderr = p.stderr
 	stdout, err := cmd.StdoutPipe()

@@ -73,7 +73,11 @@ server actor; a command that fails or times out is logged and gets no reply,
 and the server keeps running. No token is dropped for waiting: a connection
 whose commands are behind is not read until they catch up (TCP slows its
 client down), so it holds about one token (up to --max-token-size) and one
-read (64 KiB).
+read (64 KiB). The commands get tokencat's environment without the variables
+whose names start with TOKENCAT_ ($TOKENCAT_PASSPHRASE is also unset once
+read). They run as tokencat's user and can read what it can, its key and
+passphrase files included: --exec is no sandbox, so give serve a user of its
+own and a command that trusts no token.
 
 SIGINT or SIGTERM closes the server: clients are sent remoteClose, those that
 do not close in time are closed by force, and tokencat exits 0.
@@ -216,7 +220,7 @@ func runServe(e *env, f *pflag.FlagSet, o *serveOptions) (err error) {
 	mode := "echo"
 	if o.exec != "" {
 		mode = "exec"
-		exec = startExecHandler(&commandRunner{command: o.exec, timeout: o.execTimeout, maxOutput: o.maxToken, log: log})
+		exec = startExecHandler(&commandRunner{command: o.exec, timeout: o.execTimeout, maxOutput: o.maxToken, env: childEnv(), log: log})
 		runtime.System, handler, onTokens = exec.system, exec.pid, nil
 		limits.ReadWindow = execReadWindow
 	}

@@ -96,8 +96,11 @@ func refusePassphrase(f *pflag.FlagSet) error {
 	return nil
 }
 
-// load reads the files (and the passphrase) into TLS options.
+// load reads the files (and the passphrase) into TLS options. It unsets
+// $TOKENCAT_PASSPHRASE, read or not, so that no process tokencat starts
+// inherits it.
 func (t tlsFlags) load() (tlsio.Options, error) {
+	defer os.Unsetenv(passphraseEnv)
 	o, err := tlsio.LoadFiles(t.key, t.cert, t.ca)
 	if err != nil {
 		return tlsio.Options{}, err
