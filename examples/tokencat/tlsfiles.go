@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strings"
@@ -59,7 +60,10 @@ archive, instead of --cert and --key; its self-signed CA certificates are
 trusted along with --ca, as in Node), is decrypted with the first line of
 --passphrase-file, or else with $` + passphraseEnv + `. There is no --passphrase
 flag: a command line is visible to every user of the machine (ps), an
-environment only to its own user and root, a file to whom its mode allows.`
+environment only to its own user and root, a file to whom its mode allows.
+A --passphrase-file that others may read, or its group unless root owns it,
+is refused, as ssh refuses such a key: chmod 600 it (0640 at most if root
+owns it).`
 
 // tlsFlagNames are the names of the flags of addTLSFlags, for bench, where
 // they go with --addr only.
@@ -119,12 +123,25 @@ func (t tlsFlags) load() (tlsio.Options, error) {
 
 // passphrase returns the first line of --passphrase-file, without its line
 // ending (what openssl's -passin file: reads), or else the value of
-// $TOKENCAT_PASSPHRASE, or else "".
+// $TOKENCAT_PASSPHRASE, or else "". A file open to others is refused
+// (checkSecretFileMode).
 func (t tlsFlags) passphrase() (string, error) {
 	if t.passphraseFile == "" {
 		return os.Getenv(passphraseEnv), nil
 	}
-	b, err := os.ReadFile(t.passphraseFile)
+	f, err := os.Open(t.passphraseFile)
+	if err != nil {
+		return "", fmt.Errorf("read passphrase file: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat() // of the file opened, even through a symbolic link
+	if err != nil {
+		return "", fmt.Errorf("read passphrase file: %w", err)
+	}
+	if err := checkSecretFileMode("passphrase-file", t.passphraseFile, fi); err != nil {
+		return "", err
+	}
+	b, err := io.ReadAll(f)
 	if err != nil {
 		return "", fmt.Errorf("read passphrase file: %w", err)
 	}
