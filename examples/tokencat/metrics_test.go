@@ -6,8 +6,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -302,6 +305,26 @@ func TestServePprofOnlyWithFlag(t *testing.T) {
 	if conn, err := net.DialTimeout("tcp", host, 5*time.Second); err == nil {
 		conn.Close()
 		t.Errorf("%s still accepts connections after serve exited", host)
+	}
+}
+
+// Nothing tokencat links registers Go's profiles on http.DefaultServeMux,
+// as importing net/http/pprof does: they are served only on the --metrics
+// address, with --pprof. (expvar, which the Prometheus client imports,
+// registers /debug/vars there; nothing in tokencat serves that mux.)
+func TestNoProfilesOnDefaultServeMux(t *testing.T) {
+	t.Parallel()
+	for _, path := range []string{"/debug/pprof/", "/debug/pprof/heap", "/debug/pprof/profile", "/debug/pprof/cmdline"} {
+		if _, pattern := http.DefaultServeMux.Handler(httptest.NewRequest(http.MethodGet, path, nil)); pattern != "" {
+			t.Errorf("http.DefaultServeMux serves %s (pattern %q)", path, pattern)
+		}
+	}
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	if slices.Contains(strings.Fields(string(out)), "net/http/pprof") {
+		t.Error("tokencat imports net/http/pprof, which registers its handlers on http.DefaultServeMux")
 	}
 }
 

@@ -94,8 +94,9 @@ it" in the README), and the Go runtime's go_* and the process's process_*. They
 are served over plain HTTP by a server of their own, stopped when serve exits.
 Port 0 picks a free port: before it listens for tokens, serve prints
 "metrics on http://HOST:PORT/metrics" on stderr with the port bound.
---pprof adds Go's profiles (net/http/pprof) at /debug/pprof/ on the same
-address; without it that path is 404. Both show the program's internals, and
+--pprof adds Go's profiles at /debug/pprof/ on the same address, as
+net/http/pprof serves them (the named profiles, profile, trace, cmdline; no
+symbol, no delta profiles), and only there; without it that path is 404. Both show the program's internals, and
 a profile costs CPU while it runs: bind --metrics where only trusted hosts
 reach it. (/debug/pprof/profile is refused while --cpuprofile runs.)`,
 		Args: noArgs,
@@ -119,7 +120,7 @@ reach it. (/debug/pprof/profile is refused while --cpuprofile runs.)`,
 	f.DurationVar(&o.keepAlive, "keepalive", 15*time.Second, "TCP keepalive period `D` (negative: off)")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile to `FILE` on exit (go tool pprof)")
 	f.StringVar(&o.metrics, "metrics", "", "serve metrics at http://`HOST:PORT`/metrics in the Prometheus text format (port 0 picks a free port)")
-	f.BoolVar(&o.pprof, "pprof", false, "with --metrics, also serve Go's profiles (net/http/pprof) at /debug/pprof/")
+	f.BoolVar(&o.pprof, "pprof", false, "with --metrics, also serve Go's profiles (go tool pprof) at /debug/pprof/")
 	return cmd
 }
 

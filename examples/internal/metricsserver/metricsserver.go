@@ -2,8 +2,9 @@
 // over HTTP, in the Prometheus text format, for the example commands
 // (tokencat serve --metrics, cluster --metrics): the OpenTelemetry
 // Prometheus exporter in a registry of its own, with the Go runtime's and
-// the process's collectors, on a net/http server of its own; optionally
-// net/http/pprof's handlers on the same server.
+// the process's collectors, on a net/http server of its own; optionally Go's
+// profiles on the same server, served as net/http/pprof serves them but
+// without importing it (pprof.go says why).
 package metricsserver
 
 import (
@@ -12,7 +13,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,7 +27,7 @@ import (
 const (
 	// MetricsPath serves the metrics in the Prometheus text format.
 	MetricsPath = "/metrics"
-	// PprofPath is the index of net/http/pprof's handlers (Options.Pprof).
+	// PprofPath is the index of Go's profiles (Options.Pprof).
 	PprofPath = "/debug/pprof/"
 )
 
@@ -39,8 +39,9 @@ const ReadHeaderTimeout = 10 * time.Second
 type Options struct {
 	// Addr is the HOST:PORT to listen on (port 0 picks a free port).
 	Addr string
-	// Pprof adds net/http/pprof's handlers under PprofPath. Without it,
-	// every path but MetricsPath is 404.
+	// Pprof adds Go's profiles under PprofPath: the runtime/pprof
+	// profiles by name, profile (CPU), trace and cmdline, as net/http/pprof
+	// serves them. Without it, every path but MetricsPath is 404.
 	Pprof bool
 }
 
@@ -69,11 +70,7 @@ func Start(o Options) (*Server, error) {
 	mux := http.NewServeMux()
 	mux.Handle(MetricsPath, promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
 	if o.Pprof {
-		mux.HandleFunc(PprofPath, pprof.Index) // and the named profiles under it (heap, goroutine...)
-		mux.HandleFunc(PprofPath+"cmdline", pprof.Cmdline)
-		mux.HandleFunc(PprofPath+"profile", pprof.Profile)
-		mux.HandleFunc(PprofPath+"symbol", pprof.Symbol)
-		mux.HandleFunc(PprofPath+"trace", pprof.Trace)
+		registerPprof(mux)
 	}
 	ln, err := net.Listen("tcp", o.Addr)
 	if err != nil {
