@@ -267,7 +267,7 @@ func runServe(e *env, f *pflag.FlagSet, o *serveOptions) (err error) {
 		if exec != nil {
 			exec.stop(shutdownGrace)
 		}
-		return err
+		return o.tls.explainPassphraseError(err, tlsOpts.Passphrase)
 	}
 
 	shutdown := func() error {

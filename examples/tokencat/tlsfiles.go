@@ -156,7 +156,45 @@ func (t tlsFlags) clientConfig() (*tls.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	return tlsio.ClientConfig(o)
+	cfg, err := tlsio.ClientConfig(o)
+	return cfg, t.explainPassphraseError(err, o.Passphrase)
+}
+
+// passphraseError is a missing or wrong passphrase (tlsio.ErrBadPassphrase
+// is in its chain) worded with tokencat's flags: the library's message names
+// a Go field, Options.Passphrase.
+type passphraseError struct {
+	msg string
+	err error // from tlsio
+}
+
+// Error returns the message for the command line.
+func (e *passphraseError) Error() string { return e.msg }
+
+// Unwrap returns tlsio's error.
+func (e *passphraseError) Unwrap() error { return e.err }
+
+// explainPassphraseError rewords err, from building a TLS configuration of
+// the options load returned (passphrase is theirs), when the key or PFX
+// could not be decrypted: which flag's file, where the passphrase came from,
+// how to give one. Any other error is returned as it is.
+func (t tlsFlags) explainPassphraseError(err error, passphrase string) error {
+	if !errors.Is(err, tlsio.ErrBadPassphrase) {
+		return err
+	}
+	file := "--key " + t.key
+	if t.pfx != "" {
+		file = "--pfx " + t.pfx
+	}
+	if passphrase == "" && t.passphraseFile == "" {
+		return &passphraseError{fmt.Sprintf("%s is encrypted and no passphrase was given: pass --passphrase-file FILE or set %s",
+			file, passphraseEnv), err}
+	}
+	from := "$" + passphraseEnv
+	if t.passphraseFile != "" {
+		from = "--passphrase-file " + t.passphraseFile
+	}
+	return &passphraseError{fmt.Sprintf("the passphrase in %s does not decrypt %s: %v", from, file, err), err}
 }
 
 // explainTLSError adds to err, when a server certificate was refused for
