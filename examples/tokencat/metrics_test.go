@@ -347,7 +347,7 @@ func TestServeMetricsAddressInUseExits1(t *testing.T) {
 func TestServeHelpDocumentsMetrics(t *testing.T) {
 	t.Parallel()
 	r := runInProcess(t, "serve", "--help")
-	for _, want := range []string{"--metrics HOST:PORT", "--pprof", `"metrics on http://HOST:PORT/metrics"`, "/debug/pprof/", "Prometheus text format"} {
+	for _, want := range []string{"--metrics HOST:PORT", "--pprof", `"metrics on http://HOST:PORT/metrics"`, "/debug/pprof/", "Prometheus text format", "/healthz", "/readyz"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("serve help does not contain %q:\n%s", want, r.stdout)
 		}

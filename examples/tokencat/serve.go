@@ -94,6 +94,9 @@ it" in the README), and the Go runtime's go_* and the process's process_*. They
 are served over plain HTTP by a server of their own, stopped when serve exits.
 Port 0 picks a free port: before it listens for tokens, serve prints
 "metrics on http://HOST:PORT/metrics" on stderr with the port bound.
+The same address answers Kubernetes probes: /healthz is 200 "ok" while serve
+runs (liveness); /readyz is 200 "ok" while the server listens and accepts,
+and 503 before it listens and from the moment it closes (readiness).
 --pprof adds Go's profiles at /debug/pprof/ on the same address, as
 net/http/pprof serves them (the named profiles, profile, trace, cmdline; no
 symbol, no delta profiles), and only there; without it that path is 404. Both show the program's internals, and
@@ -119,7 +122,7 @@ reach it. (/debug/pprof/profile is refused while --cpuprofile runs.)`,
 	f.DurationVar(&o.writeTimeout, "write-timeout", tlsio.DefaultWriteTimeout, "close a client that reads nothing for `D` while replies wait for it (negative: never)")
 	f.DurationVar(&o.keepAlive, "keepalive", 15*time.Second, "TCP keepalive period `D` (negative: off)")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile to `FILE` on exit (go tool pprof)")
-	f.StringVar(&o.metrics, "metrics", "", "serve metrics at http://`HOST:PORT`/metrics in the Prometheus text format (port 0 picks a free port)")
+	f.StringVar(&o.metrics, "metrics", "", "serve metrics at http://`HOST:PORT`/metrics in the Prometheus text format, and /healthz and /readyz (port 0 picks a free port)")
 	f.BoolVar(&o.pprof, "pprof", false, "with --metrics, also serve Go's profiles (go tool pprof) at /debug/pprof/")
 	return cmd
 }
@@ -174,8 +177,9 @@ func runServe(e *env, f *pflag.FlagSet, o *serveOptions) (err error) {
 	tlsOpts.RequestCert = true // mutual TLS: clients need a certificate signed by --ca
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
 	var meterProvider metric.MeterProvider // nil: no metrics
+	ready := newReadiness()
 	if o.metrics != "" {
-		ms, err := metricsserver.Start(metricsserver.Options{Addr: o.metrics, Pprof: o.pprof})
+		ms, err := metricsserver.Start(metricsserver.Options{Addr: o.metrics, Pprof: o.pprof, Ready: ready.check})
 		if err != nil {
 			return fmt.Errorf("--metrics: %w", err)
 		}
@@ -271,6 +275,7 @@ func runServe(e *env, f *pflag.FlagSet, o *serveOptions) (err error) {
 	}
 
 	shutdown := func() error {
+		ready.closing()
 		if exec != nil {
 			exec.closing() // no more commands: waiting tokens let their connections close
 		}
@@ -295,6 +300,7 @@ func runServe(e *env, f *pflag.FlagSet, o *serveOptions) (err error) {
 	case <-ctx.Done():
 		return shutdown()
 	}
+	ready.listening()
 	fmt.Fprintf(e.stdout, "listening on %s\n", formatAddr(server.Addr()))
 	log.Info("listening", "addr", formatAddr(server.Addr()), "mode", mode)
 

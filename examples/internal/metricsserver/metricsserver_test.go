@@ -3,11 +3,13 @@ package metricsserver
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"runtime/trace"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -158,4 +160,40 @@ func TestListenError(t *testing.T) {
 	require.ErrorContains(t, err, "listen tcp "+s.Addr().String())
 	_, err = Start(Options{Addr: "no port"})
 	require.Error(t, err)
+}
+
+// /healthz answers 200 while the server runs; /readyz answers what
+// Options.Ready says: 200, or 503 with the reason. Without Ready, /readyz
+// is 404.
+func TestHealthAndReadiness(t *testing.T) {
+	var notReady atomic.Pointer[string]
+	starting := "starting: not listening yet"
+	notReady.Store(&starting)
+	s := start(t, Options{Addr: "127.0.0.1:0", Ready: func() error {
+		if p := notReady.Load(); p != nil {
+			return errors.New(*p)
+		}
+		return nil
+	}})
+	base := strings.TrimSuffix(s.URL(), MetricsPath)
+	check := func(path string, wantCode int, wantBody string) {
+		t.Helper()
+		code, body := get(t, base+path)
+		require.Equal(t, wantCode, code, path)
+		require.Equal(t, wantBody, body, path)
+	}
+	check(HealthPath, http.StatusOK, "ok\n")
+	check(ReadyPath, http.StatusServiceUnavailable, "not ready: starting: not listening yet\n")
+	notReady.Store(nil)
+	check(ReadyPath, http.StatusOK, "ok\n")
+	closing := "closing"
+	notReady.Store(&closing)
+	check(ReadyPath, http.StatusServiceUnavailable, "not ready: closing\n")
+	check(HealthPath, http.StatusOK, "ok\n")
+
+	plain := start(t, Options{Addr: "127.0.0.1:0"})
+	base = strings.TrimSuffix(plain.URL(), MetricsPath)
+	check(HealthPath, http.StatusOK, "ok\n")
+	code, _ := get(t, base+ReadyPath)
+	require.Equal(t, http.StatusNotFound, code, "no Ready: no "+ReadyPath)
 }
