@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"html"
+	"io"
 	"net/http"
 	"os"
 	"runtime"
@@ -31,8 +32,8 @@ const (
 func registerPprof(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+PprofPath, profileOrIndex)
 	mux.HandleFunc("GET "+PprofPath+"cmdline", cmdline)
-	mux.HandleFunc("GET "+PprofPath+"profile", cpuProfile)
-	mux.HandleFunc("GET "+PprofPath+"trace", executionTrace)
+	mux.HandleFunc("GET "+PprofPath+"profile", recording("profile", defaultCPUSeconds, pprof.StartCPUProfile, pprof.StopCPUProfile))
+	mux.HandleFunc("GET "+PprofPath+"trace", recording("trace", defaultTraceSeconds, trace.Start, trace.Stop))
 }
 
 // profileOrIndex serves PprofPath+NAME, the runtime/pprof profile NAME
@@ -96,40 +97,28 @@ func cmdline(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write([]byte(strings.Join(os.Args, "\x00")))
 }
 
-// cpuProfile serves a CPU profile of seconds (default 30) seconds. It fails
-// while another CPU profile runs (tokencat serve --cpuprofile).
-func cpuProfile(w http.ResponseWriter, r *http.Request) {
-	d, ok := duration(w, r, defaultCPUSeconds)
-	if !ok {
-		return
+// recording returns the handler of a recording made while it waits seconds
+// (default def) seconds: start begins it, writing to the response, and stop
+// ends it. Only one of each kind runs at a time in a process (start fails
+// meanwhile; for the CPU profile, also while tokencat serve --cpuprofile
+// runs). name is the download's file name.
+func recording(name string, def float64, start func(io.Writer) error, stop func()) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		d, ok := duration(w, r, def)
+		if !ok {
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Disposition", `attachment; filename="`+name+`"`)
+		if err := start(w); err != nil {
+			w.Header().Del("Content-Type")
+			w.Header().Del("Content-Disposition")
+			http.Error(w, "could not start the "+name+": "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+		wait(r.Context(), d)
+		stop()
 	}
-	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Content-Disposition", `attachment; filename="profile"`)
-	if err := pprof.StartCPUProfile(w); err != nil {
-		unsetDownload(w)
-		http.Error(w, "could not start the CPU profile: "+err.Error(), http.StatusInternalServerError)
-		return
-	}
-	wait(r.Context(), d)
-	pprof.StopCPUProfile()
-}
-
-// executionTrace serves an execution trace of seconds (default 1) seconds,
-// for go tool trace.
-func executionTrace(w http.ResponseWriter, r *http.Request) {
-	d, ok := duration(w, r, defaultTraceSeconds)
-	if !ok {
-		return
-	}
-	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Content-Disposition", `attachment; filename="trace"`)
-	if err := trace.Start(w); err != nil {
-		unsetDownload(w)
-		http.Error(w, "could not start the trace: "+err.Error(), http.StatusInternalServerError)
-		return
-	}
-	wait(r.Context(), d)
-	trace.Stop()
 }
 
 // duration reads the seconds parameter (a positive number, def when
@@ -155,10 +144,4 @@ func wait(ctx context.Context, d time.Duration) {
 	case <-t.C:
 	case <-ctx.Done():
 	}
-}
-
-// unsetDownload takes back the headers of a download, for an error reply.
-func unsetDownload(w http.ResponseWriter) {
-	w.Header().Del("Content-Type")
-	w.Header().Del("Content-Disposition")
 }
