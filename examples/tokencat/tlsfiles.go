@@ -56,8 +56,8 @@ func addTLSFlags(f *pflag.FlagSet, t *tlsFlags, side string) {
 // tlsHelp is the paragraph of the long help of serve, send and bench about
 // encrypted keys, PKCS #12 and passphrases.
 const tlsHelp = `An encrypted --key (PKCS #8, or the legacy PEM form), or --pfx (a PKCS #12
-archive, instead of --cert and --key; its self-signed CA certificates are
-trusted along with --ca, as in Node), is decrypted with the first line of
+archive, instead of --cert and --key; only --ca is trusted for peers, not
+the self-signed CA certificates inside it, which Node would trust too), is decrypted with the first line of
 --passphrase-file, or else with $` + passphraseEnv + `. There is no --passphrase
 flag: a command line is visible to every user of the machine (ps), an
 environment only to its own user and root, a file to whom its mode allows.
