@@ -10,9 +10,13 @@
 // the provider binds 0.0.0.0) and polls the --peers list (the health
 // host:port of every node, itself included) every --refresh. Nodes talk over
 // Proto.Actor's remote (gRPC) on --host:--remote-port with mutual TLS from
-// the --certs directory (ca.crt, server.crt, server.key, client.crt,
-// client.key, as `tokencat certs DIR` writes them), or in plaintext with
-// --plaintext-nodes on a loopback --host.
+// the --node-certs directory (ca.crt, server.crt, server.key, client.crt,
+// client.key, as `tokencat certs DIR` writes them): a CA of the nodes' own,
+// which must not be the CA of --certs, so that no token client's
+// certificate opens a node (Proto.Actor's remote takes any actor message
+// from whoever it accepts). Or in plaintext with --plaintext-nodes on a
+// loopback --host. A front's token server uses --certs (its server.crt and
+// server.key, and ca.crt for the clients).
 //
 // A front with --metrics HOST:PORT serves its metrics (the token server's
 // tokenserver_* and the router's tokenserver_cluster_*) at
@@ -66,7 +70,7 @@ type config struct {
 	healthPort           int
 	peers                []string
 	listen               string
-	certs                string
+	certs, nodeCerts     string
 	plaintextNodes       bool
 	refresh, delay, wait time.Duration
 	logLevel             slog.Level
@@ -94,8 +98,9 @@ func parse(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.healthPort, "health-port", 0, "port of the automanaged provider's health endpoint (binds all interfaces)")
 	peers := fs.String("peers", "", "comma-separated health host:port of every node, this one included")
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:7000", "front: address of the token server")
-	fs.StringVar(&c.certs, "certs", "", "directory of ca.crt server.crt server.key client.crt client.key (tokencat certs DIR)")
-	fs.BoolVar(&c.plaintextNodes, "plaintext-nodes", false, "no TLS between nodes (only with a loopback --host)")
+	fs.StringVar(&c.certs, "certs", "", "directory of the token server's and clients' certificates: ca.crt server.crt server.key client.crt client.key (tokencat certs DIR)")
+	fs.StringVar(&c.nodeCerts, "node-certs", "", "directory of the nodes' own certificates, the same five files from a CA of their own, not the CA of --certs (tokencat certs DIR)")
+	fs.BoolVar(&c.plaintextNodes, "plaintext-nodes", false, "no TLS between nodes (only with a loopback --host), instead of --node-certs")
 	fs.DurationVar(&c.refresh, "refresh", 2*time.Second, "how often the provider polls the peers (membership changes show after it)")
 	fs.DurationVar(&c.delay, "delay", 0, "handler: time a grain spends on each token")
 	fs.DurationVar(&c.wait, "wait", 20*time.Second, "front: give up when no handler node joined after this")
@@ -129,6 +134,9 @@ func parse(args []string, stderr io.Writer) (config, error) {
 	}
 	if c.certs == "" {
 		return c, fmt.Errorf("%w: --certs is required (tokencat certs DIR writes one)", errUsage)
+	}
+	if c.plaintextNodes == (c.nodeCerts != "") {
+		return c, fmt.Errorf("%w: give either --node-certs (a CA of the nodes' own: tokencat certs DIR) or --plaintext-nodes", errUsage)
 	}
 	for _, p := range strings.Split(*peers, ",") {
 		if p = strings.TrimSpace(p); p != "" {
@@ -193,18 +201,17 @@ func (o *out) printf(format string, args ...any) {
 func run(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	o := &out{w: stdout}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: c.logLevel}))
+	// The node's gRPC guard (actors/cluster.ServerGuard) logs through the
+	// default logger.
+	slog.SetDefault(log)
 	serverTLS, err := tlsio.LoadFiles(filepath.Join(c.certs, "server.key"), filepath.Join(c.certs, "server.crt"), filepath.Join(c.certs, "ca.crt"))
 	if err != nil {
 		return err
 	}
 	serverTLS.RequestCert = true
-	clientTLS, err := tlsio.LoadFiles(filepath.Join(c.certs, "client.key"), filepath.Join(c.certs, "client.crt"), filepath.Join(c.certs, "ca.crt"))
+	nodeTLS, err := loadNodeTLS(c)
 	if err != nil {
 		return err
-	}
-	var nodeTLS *tscluster.NodeTLS
-	if !c.plaintextNodes {
-		nodeTLS = &tscluster.NodeTLS{Server: serverTLS, Client: clientTLS}
 	}
 	rc, err := tscluster.RemoteConfig(c.host, c.remotePort, nodeTLS)
 	if err != nil {

@@ -3,8 +3,10 @@ package main
 import (
 	"errors"
 	"io"
+	"path/filepath"
 	"testing"
 
+	"github.com/tokenserver/tokenserver/tlsio"
 	"go.uber.org/goleak"
 )
 
@@ -13,11 +15,13 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // The flags: what is required, what is checked. The nodes themselves run as
 // processes in test/cluster.
 func TestParse(t *testing.T) {
-	base := []string{"--health-port", "6330", "--peers", "127.0.0.1:6330", "--certs", "certs"}
+	base := []string{"--health-port", "6330", "--peers", "127.0.0.1:6330", "--certs", "certs", "--node-certs", "node-certs"}
 	for _, bad := range [][]string{
 		append([]string{"--role", "gateway"}, base...),
-		{"--role", "front", "--certs", "certs"},
-		{"--role", "front", "--health-port", "6330", "--peers", "127.0.0.1:6330"},
+		{"--role", "front", "--certs", "certs", "--node-certs", "node-certs"},
+		{"--role", "front", "--health-port", "6330", "--peers", "127.0.0.1:6330", "--node-certs", "node-certs"},
+		{"--role", "front", "--health-port", "6330", "--peers", "127.0.0.1:6330", "--certs", "certs"},
+		append([]string{"--role", "front", "--plaintext-nodes"}, base...),
 		append([]string{"--role", "bench", "--bench-conns", "1,x"}, base...),
 		append([]string{"--role", "handler", "--log-level", "loud"}, base...),
 		append([]string{"--role", "handler", "--metrics", "127.0.0.1:0"}, base...),
@@ -42,5 +46,36 @@ func TestParse(t *testing.T) {
 	}
 	if len(c.benchConns) != 2 || c.benchConns[1] != 64 || len(c.peers) != 1 {
 		t.Errorf("parsed %+v", c)
+	}
+}
+
+// The nodes' certificates must come from a CA of their own: the same CA as
+// the token clients' is refused before the node starts.
+func TestNodeCertsNeedTheirOwnCA(t *testing.T) {
+	dir := t.TempDir()
+	for _, d := range []string{"certs", "node-certs"} {
+		certs, err := tlsio.GenerateDevCerts()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := certs.WriteFiles(filepath.Join(dir, d), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := config{certs: filepath.Join(dir, "certs"), nodeCerts: filepath.Join(dir, "certs")}
+	if _, err := loadNodeTLS(c); !errors.Is(err, errSharedCA) {
+		t.Errorf("--node-certs = --certs: %v, want errSharedCA", err)
+	}
+	c.nodeCerts = filepath.Join(dir, "node-certs")
+	n, err := loadNodeTLS(c)
+	if err != nil || !n.OwnCA || !n.Server.RequestCert {
+		t.Errorf("a CA of their own: %+v, %v", n, err)
+	}
+	if _, err := n.RemoteOptions(); err != nil {
+		t.Error(err)
+	}
+	c.plaintextNodes = true
+	if n, err := loadNodeTLS(c); n != nil || err != nil {
+		t.Errorf("--plaintext-nodes: %+v, %v", n, err)
 	}
 }

@@ -80,24 +80,34 @@ func freePorts(t *testing.T, n int) []int {
 
 // env is one cluster of node processes sharing certificates and a peer list.
 type env struct {
-	t     *testing.T
-	certs *tlsio.DevCerts
-	dir   string
-	peers []string // health host:port of every node
-	next  int      // next unused health port
-	mu    sync.Mutex
-	nodes []*node
+	t         *testing.T
+	certs     *tlsio.DevCerts // the token clients' and the front's (--certs)
+	nodeCerts *tlsio.DevCerts // the nodes' own CA (--node-certs)
+	dir       string
+	peers     []string // health host:port of every node
+	next      int      // next unused health port
+	// plaintext runs the nodes with --plaintext-nodes instead of
+	// --node-certs; set it before the first start.
+	plaintext bool
+	mu        sync.Mutex
+	nodes     []*node
 }
 
 func newEnv(t *testing.T, nodes int) *env {
 	t.Helper()
-	certs, err := tlsio.GenerateDevCerts()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{t: t, certs: certs, dir: t.TempDir()}
-	if err := certs.WriteFiles(filepath.Join(e.dir, "certs"), false); err != nil {
-		t.Fatal(err)
+	e := &env{t: t, dir: t.TempDir()}
+	for _, c := range []struct {
+		certs **tlsio.DevCerts
+		dir   string
+	}{{&e.certs, "certs"}, {&e.nodeCerts, "node-certs"}} {
+		certs, err := tlsio.GenerateDevCerts()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := certs.WriteFiles(filepath.Join(e.dir, c.dir), false); err != nil {
+			t.Fatal(err)
+		}
+		*c.certs = certs
 	}
 	for _, p := range freePorts(t, nodes) {
 		e.peers = append(e.peers, "127.0.0.1:"+strconv.Itoa(p))
@@ -130,6 +140,11 @@ func (e *env) start(role, name string, extra ...string) *node {
 		"--peers", strings.Join(e.peers, ","), "--certs", filepath.Join(e.dir, "certs"),
 		"--refresh", refresh.String(), "--log-level", "info",
 	}, extra...)
+	if e.plaintext {
+		args = append(args, "--plaintext-nodes")
+	} else {
+		args = append(args, "--node-certs", filepath.Join(e.dir, "node-certs"))
+	}
 	cmd := exec.Command(binary(e.t), args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	n := &node{name: name, cmd: cmd, done: make(chan struct{}), stderr: filepath.Join(e.dir, name+".stderr")}
@@ -196,6 +211,16 @@ func (n *node) waitLine(t *testing.T, s string, within time.Duration) string {
 				strings.Join(n.lines, "\n"), n.tail())
 		}
 		n.cond.Wait()
+	}
+}
+
+// exited says whether the process has ended.
+func (n *node) exited() bool {
+	select {
+	case <-n.done:
+		return true
+	default:
+		return false
 	}
 }
 
