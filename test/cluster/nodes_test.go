@@ -89,13 +89,17 @@ type env struct {
 	// plaintext runs the nodes with --plaintext-nodes instead of
 	// --node-certs; set it before the first start.
 	plaintext bool
-	mu        sync.Mutex
-	nodes     []*node
+	// logLevel is the nodes' --log-level ("info" from newEnv, so that a
+	// failed test shows what Proto.Actor did); "" leaves the example's
+	// default.
+	logLevel string
+	mu       sync.Mutex
+	nodes    []*node
 }
 
 func newEnv(t *testing.T, nodes int) *env {
 	t.Helper()
-	e := &env{t: t, dir: t.TempDir()}
+	e := &env{t: t, dir: t.TempDir(), logLevel: "info"}
 	for _, c := range []struct {
 		certs **tlsio.DevCerts
 		dir   string
@@ -138,8 +142,11 @@ func (e *env) start(role, name string, extra ...string) *node {
 	args := append([]string{
 		"--role", role, "--name", name, "--health-port", port,
 		"--peers", strings.Join(e.peers, ","), "--certs", filepath.Join(e.dir, "certs"),
-		"--refresh", refresh.String(), "--log-level", "info",
+		"--refresh", refresh.String(),
 	}, extra...)
+	if e.logLevel != "" {
+		args = append(args, "--log-level", e.logLevel)
+	}
 	if e.plaintext {
 		args = append(args, "--plaintext-nodes")
 	} else {
