@@ -5,13 +5,18 @@
 // here answers each token with the token and the handler node's name
 // ("hello @h1"), after --delay.
 //
-// Nodes find each other with Proto.Actor's automanaged provider: every
-// node serves a health endpoint over plain HTTP on --host:--health-port
-// and polls the --peers list (the health host:port of every node, itself
-// included) every --refresh. The endpoint tells anyone who reaches it the
-// node's id, remote address, kinds and cluster name, and takes no
-// credentials: keep --host on loopback or a private network that no client
-// reaches, never facing the Internet.
+// Membership (--provider):
+//   - automanaged (the default, for a quick start): every node serves a
+//     health endpoint over plain HTTP on --host:--health-port and polls the
+//     --peers list (the health host:port of every node, itself included)
+//     every --refresh. The endpoint tells anyone who reaches it the node's
+//     id, remote address, kinds and cluster name, and takes no
+//     credentials: keep --host on loopback or a private network that no
+//     client reaches, never facing the Internet.
+//   - etcd: nodes register under --etcd-prefix in the etcd cluster at
+//     --etcd-endpoints (with a lease of 3 s: a dead node leaves within about
+//     that), over TLS with --etcd-ca (and a client certificate with
+//     --etcd-cert and --etcd-key).
 //
 // Nodes talk over Proto.Actor's remote (gRPC) on --host:--remote-port with
 // mutual TLS from the --node-certs directory (ca.crt, server.crt,
@@ -75,8 +80,10 @@ const Kind = "tokens"
 type config struct {
 	role, name, host     string
 	remotePort           int
+	provider             string
 	healthPort           int
 	peers                []string
+	etcd                 etcdConfig
 	listen               string
 	certs, nodeCerts     string
 	plaintextNodes       bool
@@ -103,13 +110,19 @@ func parse(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.name, "name", "", "node name (default: role and remote port)")
 	fs.StringVar(&c.host, "host", "127.0.0.1", "address of this node's remote (gRPC) server, as the other nodes dial it; automanaged: also of its health endpoint")
 	fs.IntVar(&c.remotePort, "remote-port", 0, "port of the remote server (0: any free port)")
-	fs.IntVar(&c.healthPort, "health-port", 0, "port of the health endpoint, on --host, plain HTTP: it tells anyone who reaches it this node's id, address and kinds, so it must not face a network that clients or the Internet reach")
-	peers := fs.String("peers", "", "comma-separated health host:port of every node, this one included")
+	fs.StringVar(&c.provider, "provider", "automanaged", "membership: automanaged (--health-port, --peers; a quick start) or etcd (--etcd-endpoints)")
+	fs.IntVar(&c.healthPort, "health-port", 0, "automanaged: port of the health endpoint, on --host, plain HTTP: it tells anyone who reaches it this node's id, address and kinds, so it must not face a network that clients or the Internet reach")
+	peers := fs.String("peers", "", "automanaged: comma-separated health host:port of every node, this one included")
+	endpoints := fs.String("etcd-endpoints", "", "etcd: comma-separated client URLs of the etcd cluster (https://... with --etcd-ca)")
+	fs.StringVar(&c.etcd.prefix, "etcd-prefix", "/tokenserver", "etcd: key prefix of the membership")
+	fs.StringVar(&c.etcd.ca, "etcd-ca", "", "etcd: CA file to verify etcd's server certificate (TLS to etcd)")
+	fs.StringVar(&c.etcd.cert, "etcd-cert", "", "etcd: client certificate file for etcd (with --etcd-key)")
+	fs.StringVar(&c.etcd.key, "etcd-key", "", "etcd: client key file for etcd (with --etcd-cert)")
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:7000", "front: address of the token server")
 	fs.StringVar(&c.certs, "certs", "", "directory of the token server's and clients' certificates: ca.crt server.crt server.key client.crt client.key (tokencat certs DIR)")
 	fs.StringVar(&c.nodeCerts, "node-certs", "", "directory of the nodes' own certificates, the same five files from a CA of their own, not the CA of --certs (tokencat certs DIR)")
 	fs.BoolVar(&c.plaintextNodes, "plaintext-nodes", false, "no TLS between nodes (only with a loopback --host), instead of --node-certs")
-	fs.DurationVar(&c.refresh, "refresh", 2*time.Second, "how often the provider polls the peers (membership changes show after it)")
+	fs.DurationVar(&c.refresh, "refresh", 2*time.Second, "automanaged: how often the provider polls the peers (membership changes show after it)")
 	fs.DurationVar(&c.delay, "delay", 0, "handler: time a grain spends on each token")
 	fs.DurationVar(&c.wait, "wait", 20*time.Second, "front: give up when no handler node joined after this")
 	conns := fs.String("bench-conns", "1,64", "bench: numbers of concurrent connections to measure")
@@ -138,8 +151,27 @@ func parse(args []string, stderr io.Writer) (config, error) {
 		return c, fmt.Errorf("%w: --bench-reps and --bench-duration must be positive", errUsage)
 	}
 	c.peers = splitList(*peers)
-	if c.healthPort <= 0 || len(c.peers) == 0 {
-		return c, fmt.Errorf("%w: --health-port and --peers are required", errUsage)
+	c.etcd.endpoints = splitList(*endpoints)
+	switch c.provider {
+	case "automanaged":
+		if c.healthPort <= 0 || len(c.peers) == 0 {
+			return c, fmt.Errorf("%w: --provider automanaged needs --health-port and --peers", errUsage)
+		}
+		if len(c.etcd.endpoints) > 0 {
+			return c, fmt.Errorf("%w: --etcd-endpoints is for --provider etcd", errUsage)
+		}
+	case "etcd":
+		if len(c.etcd.endpoints) == 0 {
+			return c, fmt.Errorf("%w: --provider etcd needs --etcd-endpoints", errUsage)
+		}
+		if c.healthPort != 0 || len(c.peers) > 0 {
+			return c, fmt.Errorf("%w: --health-port and --peers are for --provider automanaged", errUsage)
+		}
+		if (c.etcd.cert == "") != (c.etcd.key == "") {
+			return c, fmt.Errorf("%w: --etcd-cert and --etcd-key go together", errUsage)
+		}
+	default:
+		return c, fmt.Errorf("%w: --provider must be automanaged or etcd", errUsage)
 	}
 	if c.certs == "" {
 		return c, fmt.Errorf("%w: --certs is required (tokencat certs DIR writes one)", errUsage)

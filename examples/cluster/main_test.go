@@ -15,7 +15,9 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // The flags: what is required, what is checked. The nodes themselves run as
 // processes in test/cluster.
 func TestParse(t *testing.T) {
-	base := []string{"--health-port", "6330", "--peers", "127.0.0.1:6330", "--certs", "certs", "--node-certs", "node-certs"}
+	certs := []string{"--certs", "certs", "--node-certs", "node-certs"}
+	base := append([]string{"--health-port", "6330", "--peers", "127.0.0.1:6330"}, certs...)
+	etcd := append([]string{"--provider", "etcd", "--etcd-endpoints", "http://127.0.0.1:2379"}, certs...)
 	for _, bad := range [][]string{
 		append([]string{"--role", "gateway"}, base...),
 		{"--role", "front", "--certs", "certs", "--node-certs", "node-certs"},
@@ -27,16 +29,17 @@ func TestParse(t *testing.T) {
 		append([]string{"--role", "handler", "--metrics", "127.0.0.1:0"}, base...),
 		append([]string{"--role", "front", "--metrics", "nowhere"}, base...),
 		append([]string{"--role", "front", "--pprof"}, base...),
+		append([]string{"--role", "front", "--provider", "consul"}, base...),
+		append([]string{"--role", "front", "--provider", "etcd"}, base...),
+		append([]string{"--role", "front", "--etcd-endpoints", "http://127.0.0.1:2379"}, base...),
+		append([]string{"--role", "front", "--health-port", "6330"}, etcd...),
+		append([]string{"--role", "front", "--etcd-cert", "c.crt"}, etcd...),
 	} {
 		if _, err := parse(bad, io.Discard); !errors.Is(err, errUsage) {
 			t.Errorf("parse(%q) = %v, want a usage error", bad, err)
 		}
 	}
-	c, err := parse(append([]string{"--role", "handler", "--peers", "a:1, b:2"}, base[:2]...), io.Discard)
-	if err == nil {
-		t.Errorf("no --certs: parsed %+v", c)
-	}
-	c, err = parse(append([]string{"--role", "front", "--metrics", "127.0.0.1:0", "--pprof"}, base...), io.Discard)
+	c, err := parse(append([]string{"--role", "front", "--metrics", "127.0.0.1:0", "--pprof"}, base...), io.Discard)
 	if err != nil || c.metrics != "127.0.0.1:0" || !c.pprof {
 		t.Errorf("front --metrics --pprof: parsed %+v, %v", c, err)
 	}
@@ -44,8 +47,13 @@ func TestParse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.benchConns) != 2 || c.benchConns[1] != 64 || len(c.peers) != 1 {
+	if len(c.benchConns) != 2 || c.benchConns[1] != 64 || len(c.peers) != 1 || c.provider != "automanaged" {
 		t.Errorf("parsed %+v", c)
+	}
+	c, err = parse([]string{"--role", "handler", "--provider", "etcd", "--etcd-endpoints", "https://a:2379, https://b:2379",
+		"--etcd-ca", "ca.crt", "--etcd-cert", "c.crt", "--etcd-key", "c.key", "--certs", "certs", "--plaintext-nodes"}, io.Discard)
+	if err != nil || len(c.etcd.endpoints) != 2 || c.etcd.endpoints[1] != "https://b:2379" || c.etcd.prefix != "/tokenserver" || !c.plaintextNodes {
+		t.Errorf("etcd: parsed %+v, %v", c, err)
 	}
 }
 

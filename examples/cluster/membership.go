@@ -3,25 +3,49 @@ package main
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	pcluster "github.com/asynkron/protoactor-go/cluster"
 	"github.com/asynkron/protoactor-go/cluster/clusterproviders/automanaged"
+	"github.com/asynkron/protoactor-go/cluster/clusterproviders/etcd"
 	"github.com/asynkron/protoactor-go/eventstream"
 	"github.com/labstack/echo"
+	"github.com/tokenserver/tokenserver/tlsio"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"google.golang.org/grpc"
 )
 
-// providerStopTimeout bounds the provider's Shutdown at exit.
+// etcdConfig is the flags of --provider etcd.
+type etcdConfig struct {
+	endpoints     []string
+	prefix        string
+	ca, cert, key string
+}
+
+// etcdDialTimeout bounds the first connection to etcd: a node that cannot
+// reach it exits with an error instead of waiting (Proto.Actor's etcd
+// provider makes its calls without a deadline).
+const etcdDialTimeout = 5 * time.Second
+
+// providerStopTimeout bounds the provider's Shutdown at exit (the etcd
+// provider deletes the node's key without a deadline).
 const providerStopTimeout = 2 * time.Second
 
 // How long the other nodes take to see a node leave once its provider is
 // shut down, beyond automanaged's polling interval: a margin for a loaded
 // machine.
-const automanagedLeaveMargin = 300 * time.Millisecond
+const (
+	automanagedLeaveMargin = 300 * time.Millisecond
+	etcdLeave              = 300 * time.Millisecond
+)
 
 // membership is a node's cluster provider and what goes with it: the
 // automanaged provider's health endpoint, bound to --host; a line per
@@ -43,18 +67,29 @@ type membership struct {
 }
 
 func newMembership(c config, gone *departed, stderr io.Writer) (*membership, error) {
-	h, err := listenHealth(c.host, c.healthPort, stderr)
-	if err != nil {
-		return nil, err
+	switch c.provider {
+	case "etcd":
+		p, err := newEtcdProvider(c.etcd, c.logLevel, stderr)
+		if err != nil {
+			return nil, err
+		}
+		// The key goes at once; the watches tell the others within a
+		// round trip.
+		return &membership{provider: p, desc: "etcd at " + strings.Join(c.etcd.endpoints, ","), leave: etcdLeave, gone: gone}, nil
+	default:
+		h, err := listenHealth(c.host, c.healthPort, stderr)
+		if err != nil {
+			return nil, err
+		}
+		return &membership{
+			provider: automanaged.NewWithTesting(c.refresh, c.healthPort, h.echo, c.peers...),
+			health:   h,
+			desc:     "automanaged, health endpoint on http://" + h.addr,
+			// The others poll the endpoint every refresh.
+			leave: c.refresh + automanagedLeaveMargin,
+			gone:  gone,
+		}, nil
 	}
-	return &membership{
-		provider: automanaged.NewWithTesting(c.refresh, c.healthPort, h.echo, c.peers...),
-		health:   h,
-		desc:     "automanaged, health endpoint on http://" + h.addr,
-		// The others poll the endpoint every refresh.
-		leave: c.refresh + automanagedLeaveMargin,
-		gone:  gone,
-	}, nil
 }
 
 func (m *membership) String() string { return m.desc }
@@ -110,7 +145,7 @@ func (m *membership) hasJoined() {
 }
 
 // stop leaves the cluster: the provider first (the health endpoint
-// closes), then, once the other nodes have seen the
+// closes; the etcd key goes), then, once the other nodes have seen the
 // leave (m.leave), the remote, so that they have closed their connections
 // to this node and log no lost connection; then Shutdown(false) (graceful
 // sleeps 2 s, and does not shut the provider down).
@@ -166,4 +201,32 @@ func (h *healthEndpoint) serve(ctx echo.Context) error {
 		return err
 	}
 	return ctx.JSON(http.StatusOK, automanaged.NewNode(h.cl.Config.Name, h.cl.ActorSystem.ID, host, port, h.port, h.cl.GetClusterKinds()))
+}
+
+// newEtcdProvider connects to etcd (within etcdDialTimeout) for
+// Proto.Actor's etcd provider. Its client logs (zap) go to stderr at the
+// level of --log-level.
+func newEtcdProvider(c etcdConfig, level slog.Level, stderr io.Writer) (*etcd.Provider, error) {
+	zl := zap.New(zapcore.NewCore(zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig()),
+		zapcore.AddSync(stderr), zapcore.Level(level/4))) // slog's levels are 4 apart, zap's 1
+	cfg := clientv3.Config{
+		Endpoints:   c.endpoints,
+		DialTimeout: etcdDialTimeout,
+		DialOptions: []grpc.DialOption{grpc.WithBlock()},
+		Logger:      zl,
+	}
+	if c.ca != "" || c.cert != "" {
+		o, err := tlsio.LoadFiles(c.key, c.cert, c.ca)
+		if err != nil {
+			return nil, fmt.Errorf("TLS to etcd: %w", err)
+		}
+		if cfg.TLS, err = tlsio.ClientConfig(o); err != nil {
+			return nil, fmt.Errorf("TLS to etcd: %w", err)
+		}
+	}
+	p, err := etcd.NewWithConfig(c.prefix, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("etcd at %s: %w", strings.Join(c.endpoints, ","), err)
+	}
+	return p, nil
 }

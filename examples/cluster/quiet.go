@@ -19,7 +19,9 @@ var membershipNoise = map[string]bool{
 	"Bad connection to the node health status": true,
 	// automanaged: the node's own health endpoint closing at shutdown.
 	"Automanaged server stopping..!": true,
-	// gossip from a member that this node's membership does not hold yet.
+	// gossip from a member that this node's membership does not hold yet
+	// (or, with etcd, ever: the etcd provider's member ids are not the
+	// actor system ids that gossip uses).
 	"Got gossip request from unknown member": true,
 	// gossip to a member not up yet or gone (the token path does not use
 	// gossip).

@@ -28,8 +28,10 @@ func (n *node) waitLines(t *testing.T, within time.Duration, s ...string) {
 // only (joined, one per membership change, listening, the grain's
 // activation) and nothing on stderr: none of Proto.Actor's lines about
 // peers not up yet or gone, no gossip warnings, no HTTP server banner.
-func TestQuietNodes(t *testing.T) {
-	e := newEnv(t, 3)
+// With either membership provider.
+func TestQuietNodes(t *testing.T) { providers(t, 3, quietNodes) }
+
+func quietNodes(t *testing.T, e *env) {
 	e.logLevel = "" // the example's default
 	listen := "127.0.0.1:" + strconv.Itoa(freePorts(t, 1)[0])
 	h1 := e.start("handler", "h1")
