@@ -36,11 +36,7 @@ const nodeName = "node.tokens.test"
 // subjectAltName: a node's certificate when it carries a node name.
 func nodeLeaf(t *testing.T, d *tlsio.DevCerts, dns []string, uris ...string) (certPEM, keyPEM []byte) {
 	t.Helper()
-	caBlock, _ := pem.Decode(d.CACert)
-	ca, err := x509.ParseCertificate(caBlock.Bytes)
-	require.NoError(t, err)
-	keyBlock, _ := pem.Decode(d.CAKey)
-	caKey, err := x509.ParsePKCS8PrivateKey(keyBlock.Bytes)
+	ca, err := tls.X509KeyPair(d.CACert, d.CAKey) // Leaf is set
 	require.NoError(t, err)
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
@@ -57,7 +53,7 @@ func nodeLeaf(t *testing.T, d *tlsio.DevCerts, dns []string, uris ...string) (ce
 		require.NoError(t, err)
 		tmpl.URIs = append(tmpl.URIs, parsed)
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Leaf, &key.PublicKey, ca.PrivateKey)
 	require.NoError(t, err)
 	k, err := x509.MarshalPKCS8PrivateKey(key)
 	require.NoError(t, err)

@@ -5,6 +5,7 @@ package cluster
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenserver/tokenserver/actors"
 	"github.com/tokenserver/tokenserver/tlsio"
 )
 
@@ -216,6 +218,40 @@ func (e *env) run(name, path string, args ...string) *node {
 		n.mu.Unlock()
 	}()
 	return n
+}
+
+// connect connects a client with the token clients' certificate to the
+// front at addr, with opts (Host, Port, TLS, Runtime and OnConnect are set
+// here), waits until it is connected, and shuts it down when the test
+// ends.
+func (e *env) connect(t *testing.T, addr string, opts actors.ClientOptions) *actors.Client {
+	t.Helper()
+	host, portStr, _ := net.SplitHostPort(addr)
+	port, _ := strconv.Atoi(portStr)
+	up := make(chan struct{}, 1)
+	opts.Host, opts.Port, opts.TLS = host, port, e.certs.ClientOptions()
+	opts.Runtime = actors.Runtime{System: actors.NewQuietSystem()}
+	opts.OnConnect = func() {
+		select {
+		case up <- struct{}{}:
+		default:
+		}
+	}
+	cl, err := actors.NewClient(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = cl.Shutdown(ctx)
+	})
+	select {
+	case <-up:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("no connection to the front %s", addr)
+	}
+	return cl
 }
 
 // waitLine waits for a stdout line that contains s and returns it.

@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -114,34 +113,13 @@ func (n *node) stderrHas(s string, within time.Duration) bool {
 // returns the reply.
 func (e *env) ask(t *testing.T, addr, token string) (string, error) {
 	t.Helper()
-	host, portStr, _ := net.SplitHostPort(addr)
-	port, _ := strconv.Atoi(portStr)
 	replies := make(chan string, 1)
-	up := make(chan struct{}, 1)
-	cl, err := actors.NewClient(actors.ClientOptions{
-		Host: host, Port: port, TLS: e.certs.ClientOptions(),
-		Runtime:   actors.Runtime{System: actors.NewQuietSystem()},
-		OnConnect: func() { up <- struct{}{} },
-		OnToken: func(tok []byte, _ *actors.Connection) {
-			select {
-			case replies <- string(tok):
-			default:
-			}
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = cl.Shutdown(ctx)
-	}()
-	select {
-	case <-up:
-	case <-time.After(20 * time.Second):
-		return "", fmt.Errorf("no connection to the front %s", addr)
-	}
+	cl := e.connect(t, addr, actors.ClientOptions{OnToken: func(tok []byte, _ *actors.Connection) {
+		select {
+		case replies <- string(tok):
+		default:
+		}
+	}})
 	if !cl.Send([]byte(token)) {
 		return "", fmt.Errorf("Send(%q) refused", token)
 	}
