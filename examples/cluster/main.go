@@ -39,7 +39,9 @@
 // logs go to stderr at --log-level (warn by default), without the lines it
 // writes while members come and go, which tell of no fault (a peer not up
 // yet, gossip from a member not known yet...), unless --log-level debug.
-// It stops on SIGINT or SIGTERM.
+// The node's gRPC guard (actors/cluster.ServerGuard) logs the calls it
+// refuses and the panics it recovers on stderr too, through Go's default
+// logger, whatever the level. It stops on SIGINT or SIGTERM.
 package main
 
 import (
@@ -248,9 +250,6 @@ func run(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	o := &out{w: stdout}
 	gone := &departed{}
 	log := newLogger(stderr, c.logLevel, gone)
-	// The node's gRPC guard (actors/cluster.ServerGuard) logs through the
-	// default logger.
-	slog.SetDefault(log)
 	serverTLS, err := tlsio.LoadFiles(filepath.Join(c.certs, "server.key"), filepath.Join(c.certs, "server.crt"), filepath.Join(c.certs, "ca.crt"))
 	if err != nil {
 		return err
