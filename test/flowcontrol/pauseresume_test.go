@@ -1,0 +1,109 @@
+package flowcontrol
+
+import (
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tokenserver/tokenserver/actors"
+	"github.com/tokenserver/tokenserver/wire"
+)
+
+// TestReadingGoesOnAfterPauseWithReadWindowOne: after reading paused at the
+// high-water mark and resumed under the low-water mark, the connection reads
+// on, even with a read window of one chunk: the read credit of a chunk
+// delivered while reading was paused is given back when reading resumes. An
+// echo server (HighWaterMark 64 KiB, ReadWindow 1) and a raw peer that, three
+// times over, writes tokens of 16 KiB without reading until the server has
+// stopped reading, then one short token that ends the round, and reads every
+// echo in order up to that one. Each round's end token waits in the socket
+// while the server is paused, so its echo proves the server read again after
+// resuming; the pause comes back in the next round. (A connection that lost
+// that credit stopped reading for good after its first pause.)
+func TestReadingGoesOnAfterPauseWithReadWindowOne(t *testing.T) {
+	const (
+		rounds    = 3
+		hwm       = 64 << 10
+		size      = 16 << 10
+		endSize   = 8       // the round's end token: shorter than the others
+		maxTokens = 4 << 10 // a bound per round (64 MiB): the pause comes long before
+	)
+	certs := newCerts(t)
+	conns := make(chan *actors.Connection, 1)
+	errs := make(chan error, 4)
+	_, addr := startServer(t, certs, newSystem(t), func(o *actors.ServerOptions) {
+		o.Limits = actors.Limits{HighWaterMark: hwm, ReadWindow: 1}
+		o.OnConnection = func(c *actors.Connection) { put(conns, c) }
+		o.OnConnectionError = func(_ *actors.Connection, err error) { put(errs, err) }
+		o.OnToken = func(tok []byte, c *actors.Connection) { c.Send(tok) }
+	})
+	peer := dialRaw(t, certs, addr)
+	c := wait(t, conns, "the server's connection")
+	dec, err := wire.NewDecoder(wire.DefaultMaxTokenSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64<<10)
+	var frames []wire.Frame
+
+	next := uint64(0) // the number of the next token written
+	for round := range rounds {
+		// The writer: tokens until the server stops reading, then the end
+		// token. Its writes block while the server does not read.
+		var stop atomic.Bool
+		wrote := make(chan error, 1)
+		go func(first uint64) {
+			var frame []byte
+			id := first
+			for ; id < first+maxTokens && !stop.Load(); id++ {
+				frame = wire.AppendToken(frame[:0], makeToken(id, size))
+				_ = peer.SetWriteDeadline(time.Now().Add(deadline))
+				if _, err := peer.Write(frame); err != nil {
+					wrote <- err
+					return
+				}
+			}
+			_ = peer.SetWriteDeadline(time.Now().Add(deadline))
+			_, err := peer.Write(wire.AppendToken(nil, makeToken(id, endSize)))
+			wrote <- err
+		}(next)
+		for end := time.Now().Add(deadline); !c.ReadPaused(); time.Sleep(2 * time.Millisecond) {
+			if time.Now().After(end) {
+				t.Fatalf("round %d: reading did not pause within %v while the peer read nothing, with %d bytes queued (HighWaterMark %d): the server stopped reading first",
+					round, deadline, c.Queued(), hwm)
+			}
+		}
+		stop.Store(true)
+
+		// Read every echo, in order, up to the end token's.
+		for ended := false; !ended; {
+			_ = peer.SetReadDeadline(time.Now().Add(deadline))
+			n, rerr := peer.Read(buf)
+			frames, err = dec.AppendFrames(frames[:0], buf[:n])
+			if err != nil {
+				t.Fatalf("round %d: decoding the echoes: %v", round, err)
+			}
+			for _, f := range frames {
+				id, ok := tokenID(f.Token)
+				if !ok || id != next || ended {
+					t.Fatalf("round %d: echo of token %d (intact: %v, %d bytes) where %d was next", round, id, ok, len(f.Token), next)
+				}
+				next++
+				ended = len(f.Token) == endSize
+			}
+			if rerr != nil && !ended {
+				t.Fatalf("round %d: no end token after the echo of token %d: %v (the server's reading paused: %v, %d bytes queued)",
+					round, next-1, rerr, c.ReadPaused(), c.Queued())
+			}
+		}
+		if err := wait(t, wrote, "the writer"); err != nil {
+			t.Fatalf("round %d: writing: %v", round, err)
+		}
+	}
+	t.Logf("%d rounds of pause and resume with ReadWindow 1: %d tokens echoed", rounds, next)
+	select {
+	case err := <-errs:
+		t.Fatalf("the connection failed: %v", err)
+	default:
+	}
+}
