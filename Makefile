@@ -24,7 +24,7 @@ FUZZ_TARGETS := ./wire:FuzzDecode:100000 ./wire:FuzzRoundTrip:500000 ./test/fuzz
 FUZZMINIMIZE := 1000x
 INTEROP_DIR  := test/interop
 
-.PHONY: all run test fmt-check vet lint unit fuzz-short fuzz bench interop-deps soak proto
+.PHONY: all run test fmt-check vet lint unit fuzz-short fuzz bench interop-deps soak proto mutate
 
 all: test
 
@@ -121,3 +121,29 @@ cluster-bench:
 ## token must come back or be reported dropped (SOAK=5m make soak).
 soak:
 	$(GO) test -tags soak -count=1 -timeout 0 -run TestSoak -v ./test/soak -soak.duration=$(SOAK)
+
+## mutate: mutation testing with gremlins (pinned in go.mod as a tool; not
+## part of `make test`: it takes hours on 2 cores; run it by hand and before
+## a release): wire/, tlsio/ and supervisor/ whole, and actors/ on the lines
+## changed since MUTATE_BASE (the last release tag, or this round's first
+## commit while there is none), each of those mutants tested by the
+## MUTATE_TESTS packages, the first that fails killing it. The report, with
+## every package's efficacy, goes to stdout and $(MUTATE_OUT)/report.txt;
+## the survivors accepted with a reason in test/mutate/survivors.txt are not
+## reported again. For example
+## MUTATE_ONLY=wire MUTATE_WORKERS=2 make mutate
+## MUTATE_ONLY=actors MUTATE_BASE=main make mutate
+## MUTATE_FLAGS=-dry-run make mutate     (find and cover the mutants, test none)
+## MUTATE_FLAGS=-report-only make mutate (the report again, from the last results)
+MUTATE_BASE    ?= $(shell git describe --tags --abbrev=0 2>/dev/null || echo bb8cb91)
+MUTATE_TESTS   ?= ./actors/... ./test/conformance ./test/hardening ./test/chaos ./test/flowcontrol
+MUTATE_ONLY    ?=
+MUTATE_WORKERS ?= 1
+# A mutant's tests time out after this many times the coverage run: generous,
+# so that a loaded machine does not turn slow tests into "timed out".
+MUTATE_TIMEOUT ?= 8
+MUTATE_OUT     ?= build/mutate
+MUTATE_FLAGS   ?=
+mutate:
+	$(GO) run ./test/mutate -go "$(GO)" -base "$(MUTATE_BASE)" -tests "$(MUTATE_TESTS)" -only "$(MUTATE_ONLY)" \
+		-workers $(MUTATE_WORKERS) -timeout-coefficient $(MUTATE_TIMEOUT) -out "$(MUTATE_OUT)" $(MUTATE_FLAGS)

@@ -1,0 +1,45 @@
+// Command mutate runs `make mutate`: mutation testing with gremlins
+// (github.com/go-gremlins/gremlins, pinned in go.mod as a Go tool), then a
+// report of every package's efficacy that leaves out the accepted survivors
+// listed in survivors.txt beside it.
+//
+// Two kinds of target, one gremlins run each, one after the other:
+//
+//   - a directory mutated whole (-whole: wire, tlsio and supervisor), each
+//     mutant tested by its own package's tests, as gremlins does by default;
+//   - a directory mutated only on the lines changed since a commit (-diff-dir
+//     actors, -base: gremlins' --diff), each mutant tested by the tests of
+//     the packages -tests lists, the test/ packages that exercise actors
+//     over real sockets included (gremlins' --integration, with --coverpkg so
+//     that their coverage counts).
+//
+// gremlins v0.6.0 runs `go test ./...` in integration mode, the whole module
+// (the cluster tests with their etcd and node processes, the interop tests
+// with Node), and its --coverpkg alone changes only the coverage it gathers,
+// not the tests a mutant runs. So for the second kind this command puts
+// itself first on gremlins' PATH under the name "go": run so, it passes
+// every command to the real go, except that `go test ... ./...` becomes the
+// -tests packages, tested together for the coverage run and one after the
+// other for a mutant, stopping at the first that fails (the mutant is
+// killed; the rest would only cost time).
+//
+// Efficacy is gremlins' own: killed mutants over killed and lived ones;
+// timed-out and not-viable mutants count in neither. The report gives it as
+// gremlins counts it and with the accepted survivors set aside, lists every
+// survivor not accepted (as a line ready for survivors.txt once it has a
+// reason) and every accepted one that no longer survives, and says how long
+// each run took and under what load. The command fails if a package's
+// efficacy, accepted survivors aside, is under -min-efficacy.
+//
+// survivors.txt holds one accepted survivor a line:
+//
+//	FILE: TYPE: CODE -- REASON
+//
+// FILE is the path from the module root, TYPE gremlins' mutator (as
+// CONDITIONALS_BOUNDARY), CODE the source line without its indentation with
+// the mutated token in [[ ]], and REASON why no test should kill it (an
+// equivalent mutant, a timing no test should pin). Lines that are empty or
+// start with # are comments. The line number is left out so that the list
+// survives edits elsewhere in the file; a line that the code holds twice
+// with the same mutator accepts both.
+package main

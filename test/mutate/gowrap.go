@@ -1,0 +1,90 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// The environment of the wrapper: this command, run as "go" from gremlins'
+// PATH (see the package doc).
+const (
+	envRealGo = "MUTATE_REAL_GO"   // the real go command
+	envTests  = "MUTATE_TEST_PKGS" // the packages `go test ./...` becomes
+)
+
+// wrapping reports whether this process is the wrapper.
+func wrapping() bool {
+	return filepath.Base(os.Args[0]) == "go" && os.Getenv(envRealGo) != ""
+}
+
+// wrapperDir makes a directory under dir holding a link named go to this
+// executable, for gremlins' PATH, and returns it.
+func wrapperDir(goCmd, dir string) (string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	if filepath.Base(self) == "go" || self == goCmd {
+		return "", fmt.Errorf("this executable %s cannot stand in for go", self)
+	}
+	wrap := filepath.Join(dir, "wrap")
+	if err := os.Mkdir(wrap, 0o755); err != nil {
+		return "", err
+	}
+	return wrap, os.Symlink(self, filepath.Join(wrap, "go"))
+}
+
+// wrapGo runs the real go with args, except that `go test [flags] ./...`
+// tests the packages of envTests instead (see goRuns). It returns the exit
+// code of the last go run.
+func wrapGo(args []string) int {
+	realGo := os.Getenv(envRealGo)
+	for _, run := range goRuns(args, strings.Fields(os.Getenv(envTests))) {
+		if code := runGo(realGo, run); code != 0 {
+			return code
+		}
+	}
+	return 0
+}
+
+// goRuns returns the go commands that stand for `go args`, to run in order
+// up to the first that fails: `go test [flags] ./...` becomes pkgs, all in
+// one run for the coverage run (it has -coverprofile), one run each for a
+// mutant; any other command is left as it is.
+func goRuns(args, pkgs []string) [][]string {
+	if len(args) < 2 || args[0] != "test" || args[len(args)-1] != "./..." || len(pkgs) == 0 {
+		return [][]string{args}
+	}
+	flags := args[1 : len(args)-1]
+	if slices.Contains(flags, "-coverprofile") {
+		return [][]string{append(slices.Clone(args[:len(args)-1]), pkgs...)}
+	}
+	var runs [][]string
+	for _, pkg := range pkgs {
+		runs = append(runs, append(append([]string{"test"}, flags...), pkg))
+	}
+	return runs
+}
+
+// runGo runs the real go with args, its output to ours, and returns its exit
+// code.
+func runGo(realGo string, args []string) int {
+	cmd := exec.Command(realGo, args...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &exit) && exit.ExitCode() > 0:
+		return exit.ExitCode()
+	default:
+		fmt.Fprintln(os.Stderr, "mutate (as go):", err)
+		return 1
+	}
+}

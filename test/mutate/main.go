@@ -1,0 +1,264 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// config is what the flags set.
+type config struct {
+	goCmd       string   // the real go command
+	whole       []string // directories mutated whole
+	diffDir     string   // the directory mutated on its changed lines
+	base        string   // the commit those lines changed since
+	tests       []string // the packages tested on every mutant of diffDir
+	only        []string // the targets to run, if set
+	workers     int
+	coefficient int
+	out         string
+	survivors   string
+	minEfficacy float64
+	reportOnly  bool
+	dryRun      bool
+}
+
+// target is one gremlins run.
+type target struct {
+	name string   // the directory mutated
+	args []string // gremlins unleash's arguments, without -o
+	env  []string // added to the environment
+}
+
+func main() {
+	if wrapping() {
+		os.Exit(wrapGo(os.Args[1:]))
+	}
+	cfg, err := parseFlags(os.Args[1:])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "mutate:", err)
+		os.Exit(2)
+	}
+	if err := run(cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "mutate:", err)
+		os.Exit(1)
+	}
+}
+
+func parseFlags(args []string) (config, error) {
+	var cfg config
+	fs := flag.NewFlagSet("mutate", flag.ContinueOnError)
+	whole := fs.String("whole", "wire,tlsio,supervisor", "directories mutated whole, each against its own package's tests (comma-separated)")
+	tests := fs.String("tests", "./actors/... ./test/conformance ./test/hardening ./test/chaos ./test/flowcontrol",
+		"packages whose tests run on every mutant of -diff-dir, in this order (space-separated)")
+	only := fs.String("only", "", "run only these targets (comma-separated directories); the report covers the others' last results")
+	fs.StringVar(&cfg.goCmd, "go", "go", "the go command")
+	fs.StringVar(&cfg.diffDir, "diff-dir", "actors", "the directory mutated on the lines changed since -base")
+	fs.StringVar(&cfg.base, "base", "", "the commit -diff-dir's changes are counted from (git diff --merge-base); empty skips -diff-dir")
+	fs.IntVar(&cfg.workers, "workers", 1, "gremlins' --workers: mutants tested at once")
+	fs.IntVar(&cfg.coefficient, "timeout-coefficient", 8, "gremlins' --timeout-coefficient: a mutant's tests time out after this many times the coverage run")
+	fs.StringVar(&cfg.out, "out", "build/mutate", "the directory of the results and the report")
+	fs.StringVar(&cfg.survivors, "survivors", "test/mutate/survivors.txt", "the list of accepted survivors")
+	fs.Float64Var(&cfg.minEfficacy, "min-efficacy", 90, "the least efficacy, in percent, accepted survivors aside")
+	fs.BoolVar(&cfg.reportOnly, "report-only", false, "run nothing: report the results already in -out")
+	fs.BoolVar(&cfg.dryRun, "dry-run", false, "gremlins' --dry-run: find the mutants and their coverage, test none")
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	cfg.whole = splitList(*whole, ",")
+	cfg.tests = strings.Fields(*tests)
+	cfg.only = splitList(*only, ",")
+	if cfg.workers < 1 || cfg.coefficient < 1 {
+		return cfg, errors.New("-workers and -timeout-coefficient must be at least 1")
+	}
+	if cfg.base != "" && len(cfg.tests) == 0 {
+		return cfg, errors.New("-base needs -tests")
+	}
+	return cfg, nil
+}
+
+// splitList splits s at sep, trimmed, without empty items.
+func splitList(s, sep string) []string {
+	var out []string
+	for _, f := range strings.Split(s, sep) {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, strings.TrimSuffix(f, "/"))
+		}
+	}
+	return out
+}
+
+// targets returns the gremlins runs cfg asks for, in order.
+func (cfg config) targets() ([]target, error) {
+	common := []string{"--workers", strconv.Itoa(cfg.workers), "--timeout-coefficient", strconv.Itoa(cfg.coefficient)}
+	if cfg.dryRun {
+		common = append(common, "--dry-run")
+	}
+	var ts []target
+	for _, dir := range cfg.whole {
+		ts = append(ts, target{name: dir, args: append(append([]string{}, common...), "./"+dir)})
+	}
+	if cfg.base != "" {
+		exclude, err := excludeOthers(cfg.diffDir)
+		if err != nil {
+			return nil, err
+		}
+		args := append(append([]string{}, common...), "--integration", "--coverpkg", "./"+cfg.diffDir+"/...",
+			"--diff", cfg.base, "-E", exclude, "-E", `\.pb\.go$`, ".")
+		ts = append(ts, target{name: cfg.diffDir, args: args, env: []string{envTests + "=" + strings.Join(cfg.tests, " ")}})
+	}
+	if len(cfg.only) == 0 {
+		return ts, nil
+	}
+	var picked []target
+	for _, name := range cfg.only {
+		found := false
+		for _, t := range ts {
+			if t.name == name {
+				picked, found = append(picked, t), true
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("-only %s: not a target (the targets are -whole and, with -base, -diff-dir)", name)
+		}
+	}
+	return picked, nil
+}
+
+// excludeOthers returns a pattern for gremlins' --exclude-files that matches
+// every Go file of the module outside dir: gremlins mutates the whole module
+// when it runs from its root, as it must for --diff (its diff's file names
+// are relative to the root).
+func excludeOthers(dir string) (string, error) {
+	entries, err := os.ReadDir(".")
+	if err != nil {
+		return "", err
+	}
+	var others []string
+	for _, e := range entries {
+		if e.IsDir() && e.Name() != dir {
+			others = append(others, regexp.QuoteMeta(e.Name())+"/")
+		}
+	}
+	// Go files at the root, and in every other directory.
+	others = append(others, `[^/]+\.go$`)
+	return "^(?:" + strings.Join(others, "|") + ")", nil
+}
+
+func run(cfg config) error {
+	if _, err := os.Stat("go.mod"); err != nil {
+		return fmt.Errorf("run from the module root: %w", err)
+	}
+	list, err := readSurvivors(cfg.survivors)
+	if err != nil {
+		return err
+	}
+	ts, err := cfg.targets()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(cfg.out, 0o755); err != nil {
+		return err
+	}
+	if !cfg.reportOnly {
+		goCmd, err := exec.LookPath(cfg.goCmd)
+		if err != nil {
+			return err
+		}
+		if goCmd, err = filepath.Abs(goCmd); err != nil {
+			return err
+		}
+		tools, err := os.MkdirTemp("", "mutate-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tools)
+		gremlins, err := buildGremlins(goCmd, tools)
+		if err != nil {
+			return err
+		}
+		wrapDir, err := wrapperDir(goCmd, tools)
+		if err != nil {
+			return err
+		}
+		for _, t := range ts {
+			if err := runTarget(cfg, t, gremlins, goCmd, wrapDir); err != nil {
+				return fmt.Errorf("%s: %w", t.name, err)
+			}
+		}
+	}
+	all, err := cfg.targets()
+	if err != nil {
+		return err
+	}
+	rep, err := buildReport(cfg, all, list)
+	if err != nil {
+		return err
+	}
+	text := rep.String()
+	fmt.Print(text)
+	path := filepath.Join(cfg.out, "report.txt")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		return err
+	}
+	fmt.Printf("\nreport written to %s\n", path)
+	if low := rep.under(cfg.minEfficacy); len(low) > 0 {
+		return fmt.Errorf("efficacy under %.0f%% (accepted survivors aside) in %s", cfg.minEfficacy, strings.Join(low, ", "))
+	}
+	return nil
+}
+
+// buildGremlins builds gremlins, at the version go.mod pins, into dir. (Run
+// by `go tool`, gremlins would find GOROOT/bin first on its PATH, not the
+// wrapper.)
+func buildGremlins(goCmd, dir string) (string, error) {
+	bin := filepath.Join(dir, "gremlins")
+	cmd := exec.Command(goCmd, "build", "-o", bin, gremlinsPkg)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("go build %s: %w", gremlinsPkg, err)
+	}
+	return bin, nil
+}
+
+// gremlinsPkg is gremlins' command, a tool of go.mod.
+const gremlinsPkg = "github.com/go-gremlins/gremlins/cmd/gremlins"
+
+// runTarget runs gremlins on t, its output in a log file, and records how
+// long it took and under what load. A target with an environment of its own
+// runs with the go wrapper in wrapDir first on its PATH.
+func runTarget(cfg config, t target, gremlins, goCmd, wrapDir string) error {
+	logPath := filepath.Join(cfg.out, t.name+".log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	args := append([]string{"unleash", "-o", filepath.Join(cfg.out, t.name+".json")}, t.args...)
+	cmd := exec.Command(gremlins, args...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	// -count=1: a coverage run answered from the test cache would take a
+	// second, and every mutant's tests would time out after a few.
+	cmd.Env = append(os.Environ(), "GOFLAGS="+strings.TrimSpace(os.Getenv("GOFLAGS")+" -count=1"))
+	if len(t.env) > 0 {
+		cmd.Env = append(cmd.Env, t.env...)
+		cmd.Env = append(cmd.Env, envRealGo+"="+goCmd, "PATH="+wrapDir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	}
+	fmt.Printf("mutate: %s: gremlins %s\n  (progress in %s)\n", t.name, strings.Join(args, " "), logPath)
+	load := startLoadSampler(30 * time.Second)
+	start := time.Now()
+	runErr := cmd.Run()
+	m := runMeta{Seconds: time.Since(start).Seconds(), Load: load.stop(), Workers: cfg.workers, Coefficient: cfg.coefficient, Base: cfg.base}
+	if runErr != nil {
+		return fmt.Errorf("gremlins: %w (see %s)", runErr, logPath)
+	}
+	fmt.Printf("mutate: %s done in %s\n", t.name, time.Duration(m.Seconds*float64(time.Second)).Round(time.Second))
+	return m.write(filepath.Join(cfg.out, t.name+".meta.json"))
+}

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestMarkToken(t *testing.T) {
+	for _, tc := range []struct {
+		line   string
+		column int
+		want   string
+	}{
+		{"\tif after := s.queued.Add(n); after > s.max && after != n {", 37,
+			"if after := s.queued.Add(n); after [[>]] s.max && after != n {"},
+		{"\t\tfor ; a.in.owed > 0; a.in.owed-- {", 29, "for ; a.in.owed > 0; a.in.[[owed]]-- {"},
+		{"\t\tfor ; a.in.owed > 0; a.in.owed-- {", 33, "for ; a.in.owed > 0; a.in.owed[[--]] {"},
+		{"x >= y", 3, "x [[>=]] y"},
+		{"i += nl + 1", 9, "i += nl [[+]] 1"},
+	} {
+		got, err := markToken(tc.line, tc.column)
+		if err != nil || got != tc.want {
+			t.Errorf("markToken(%q, %d) = %q, %v; want %q", tc.line, tc.column, got, err, tc.want)
+		}
+	}
+	for _, col := range []int{0, 40} {
+		if got, err := markToken("x >= y", col); err == nil {
+			t.Errorf("markToken at column %d = %q, want an error", col, got)
+		}
+	}
+}
+
+func TestParseSurvivors(t *testing.T) {
+	good := "# accepted\n\nwire/a.go: CONDITIONALS_BOUNDARY: if n [[<]] m { -- equivalent: n never equals m here\n"
+	list, err := parseSurvivors(strings.NewReader(good), "list")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, ok := list["wire/a.go: CONDITIONALS_BOUNDARY: if n [[<]] m {"]
+	if !ok || a.Reason != "equivalent: n never equals m here" || a.Line != 3 || len(list) != 1 {
+		t.Fatalf("parsed %+v", list)
+	}
+	for name, bad := range map[string]string{
+		"no reason":    "wire/a.go: CONDITIONALS_BOUNDARY: if n [[<]] m {\n",
+		"empty reason": "wire/a.go: CONDITIONALS_BOUNDARY: if n [[<]] m { --  \n",
+		"no type":      "wire/a.go: if n [[<]] m { -- why\n",
+		"no marker":    "wire/a.go: CONDITIONALS_BOUNDARY: if n < m { -- why\n",
+		"twice":        "wire/a.go: CONDITIONALS_BOUNDARY: if n [[<]] m { -- why\nwire/a.go: CONDITIONALS_BOUNDARY: if n [[<]] m { -- again\n",
+	} {
+		if _, err := parseSurvivors(strings.NewReader(bad), "list"); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}
+
+func TestCount(t *testing.T) {
+	m := func(code, status string) mutant {
+		return mutant{File: "wire/a.go", Line: 1, Column: 1, Type: "CONDITIONALS_BOUNDARY", Status: status, Code: code}
+	}
+	ms := []mutant{
+		m("[[<]] 1", statusKilled), m("[[<]] 2", statusKilled), m("[[<]] 3", statusKilled),
+		m("[[<]] 4", statusLived), m("[[<]] 5", statusLived),
+		m("[[<]] 6", statusTimedOut), m("[[<]] 7", statusNotViable), m("[[<]] 8", statusNotCovered), m("[[<]] 9", statusSkipped),
+	}
+	key := func(code string) string { return "wire/a.go: CONDITIONALS_BOUNDARY: " + code }
+	list := []accepted{
+		{Key: key("[[<]] 4"), Line: 1}, // survives: accepted
+		{Key: key("[[<]] 1"), Line: 2}, // killed now: stale
+		{Key: key("[[<]] 0"), Line: 3}, // gone: stale
+		{Key: key("[[<]] 9"), Line: 4}, // skipped (outside a diff): not stale
+	}
+	var s summary
+	s.count(ms, list)
+	if s.Killed != 3 || s.Lived != 2 || s.Accepted != 1 || s.TimedOut != 1 || s.NotViable != 1 || s.NotCovered != 1 || s.Skipped != 1 {
+		t.Errorf("counted %+v", s)
+	}
+	if len(s.Survivors) != 1 || s.Survivors[0].Code != "[[<]] 5" {
+		t.Errorf("survivors %+v, want the one at 5", s.Survivors)
+	}
+	if len(s.Stale) != 2 || s.Stale[0].Line != 2 || s.Stale[1].Line != 3 {
+		t.Errorf("stale %+v, want lines 2 and 3", s.Stale)
+	}
+	if e, ea := s.Efficacy(), s.EfficacyAccepted(); e != 60 || ea != 75 {
+		t.Errorf("efficacy %.1f, accepted aside %.1f; want 60 and 75", e, ea)
+	}
+}
+
+func TestGoRuns(t *testing.T) {
+	pkgs := []string{"./actors/...", "./test/flowcontrol"}
+	for _, tc := range []struct {
+		args []string
+		want [][]string
+	}{
+		{[]string{"mod", "download"}, [][]string{{"mod", "download"}}},
+		{[]string{"test", "./wire"}, [][]string{{"test", "./wire"}}},
+		{[]string{"test", "-coverpkg", "./actors/...", "-cover", "-coverprofile", "/tmp/c", "./..."},
+			[][]string{{"test", "-coverpkg", "./actors/...", "-cover", "-coverprofile", "/tmp/c", "./actors/...", "./test/flowcontrol"}}},
+		{[]string{"test", "-timeout", "1m0s", "-failfast", "./..."},
+			[][]string{{"test", "-timeout", "1m0s", "-failfast", "./actors/..."}, {"test", "-timeout", "1m0s", "-failfast", "./test/flowcontrol"}}},
+	} {
+		got := goRuns(tc.args, pkgs)
+		if !slices.EqualFunc(got, tc.want, slices.Equal) {
+			t.Errorf("goRuns(%q) = %q, want %q", tc.args, got, tc.want)
+		}
+	}
+}
+
+// The survivors list checked in parses, and every line names a file that
+// exists.
+func TestSurvivorsList(t *testing.T) {
+	list, err := readSurvivors("survivors.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, a := range list {
+		file, _, _ := strings.Cut(key, ": ")
+		if _, err := os.Stat(filepath.Join("..", "..", file)); err != nil {
+			t.Errorf("survivors.txt:%d: %v", a.Line, err)
+		}
+	}
+}
