@@ -107,3 +107,19 @@ func TestWriterOutputDecodes(t *testing.T) {
 	check.NoError(t, err)
 	requireFramesEqual(t, framesFor(toks), frames)
 }
+
+// The buffer goes out as soon as it holds 64 KiB: a frame that brings it to
+// exactly that is written at once, by WriteToken and by WriteRemoteClose.
+func TestWriterWritesAtExactly64KiB(t *testing.T) {
+	var out countingWriter
+	w := NewWriter(&out)
+	check.NoError(t, w.WriteToken(bytes.Repeat([]byte{'x'}, writerBufferSize-1))) // a frame of 64 KiB
+	check.Equal(t, 1, out.calls, "writes after a frame of exactly 64 KiB")
+	check.Equal(t, writerBufferSize, out.Len())
+
+	check.NoError(t, w.WriteToken(bytes.Repeat([]byte{'y'}, writerBufferSize-3))) // 64 KiB less 2
+	check.Equal(t, 1, out.calls, "writes under 64 KiB")
+	check.NoError(t, w.WriteRemoteClose())
+	check.Equal(t, 2, out.calls, "writes once remoteClose brings the buffer to 64 KiB")
+	check.Equal(t, 2*writerBufferSize, out.Len())
+}
