@@ -159,6 +159,7 @@ func TestValidate(t *testing.T) {
 		{"full jitter", func(p *Policy) { p.Jitter = 1 }, nil},
 		{"intensity", func(p *Policy) { p.MaxRestarts, p.Within = 5, time.Minute }, nil},
 		{"Initial = Max", func(p *Policy) { p.Max = p.Initial }, nil},
+		{"multiplier 1", func(p *Policy) { p.Multiplier = 1 }, nil},
 		{"zero initial", func(p *Policy) { p.Initial = 0 }, []string{"Initial"}},
 		{"negative initial", func(p *Policy) { p.Initial = -time.Second }, []string{"Initial"}},
 		{"max below initial", func(p *Policy) { p.Max = p.Initial - 1 }, []string{"Max"}},
@@ -208,6 +209,46 @@ func TestValidate(t *testing.T) {
 				t.Errorf("message %q does not name the problem", msg)
 			}
 		})
+	}
+}
+
+// Each PolicyError names the value it refuses, as the field holds it.
+func TestValidateNamesTheValue(t *testing.T) {
+	for _, tt := range []struct {
+		mutate func(*Policy)
+		field  string
+		value  string
+	}{
+		{func(p *Policy) { p.Multiplier = 0.75 }, "Multiplier", "got 0.75"},
+		{func(p *Policy) { p.Jitter = 1.25 }, "Jitter", "got 1.25"},
+		{func(p *Policy) { p.Jitter = -0.125 }, "Jitter", "got -0.125"},
+		{func(p *Policy) { p.Initial = -1500 * time.Millisecond }, "Initial", "got -1.5s"},
+		{func(p *Policy) { p.MaxRetries = -7 }, "MaxRetries", "got -7"},
+	} {
+		p := DefaultPolicy()
+		tt.mutate(&p)
+		var pe *PolicyError
+		if err := p.Validate(); !errors.As(err, &pe) || pe.Field != tt.field || !strings.HasSuffix(pe.Reason, tt.value) {
+			t.Errorf("Validate() = %v, want a *PolicyError for %s ending %q", err, tt.field, tt.value)
+		}
+	}
+}
+
+// A policy whose Max is the largest Duration caps its delays there, never
+// at a negative value (a float64 of 2^63 does not convert to an int64).
+func TestDelayAtTheLargestMax(t *testing.T) {
+	p := Policy{Initial: time.Hour, Max: math.MaxInt64, Multiplier: 2, Jitter: 0.5, MaxRetries: 1}
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if got := p.Delay(1000, nil); got != p.Max {
+		t.Errorf("Delay(1000, nil) = %v, want %v", got, p.Max)
+	}
+	rnd := rand.New(rand.NewPCG(5, 6))
+	for range 1000 {
+		if got := p.Delay(1000, rnd); got <= 0 || got > p.Max {
+			t.Fatalf("jittered Delay(1000) = %v, want in (0, %v]", got, p.Max)
+		}
 	}
 }
 
