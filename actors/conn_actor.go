@@ -86,7 +86,6 @@ type connActor struct {
 	writerDone bool
 	finishing  bool
 	reported   bool // connDown was sent
-	finishPoll timer
 	// closeWait bounds the wait for the peer's side after ours is shut: the
 	// read deadline does not end a reader that waits for credit.
 	closeWait timer
@@ -135,9 +134,8 @@ func (a *connActor) Receive(ctx actor.Context) {
 		a.onCredit(ctx, m.Tokens)
 	case Credit:
 		a.onCredit(ctx, m.Tokens)
-	case outFrame:
-		a.h.shared.queued.Add(-msgOverhead) // the message is out of the mailbox
-		a.enqueue(ctx, m.frames, m.tokens)
+	case sendsWaiting:
+		a.takeSends(ctx)
 	case *SendToken:
 		a.sendFromMessage(ctx, m.Data)
 	case SendToken:
@@ -160,13 +158,9 @@ func (a *connActor) Receive(ctx actor.Context) {
 		switch {
 		case a.in.creditWait.fired(m):
 			a.drain(ctx) // the handler did not return credit in time
-		case a.finishPoll.fired(m):
-			a.tryFinish(ctx)
 		case a.closeWait.fired(m):
 			a.stopReading()
 		}
-	case finishNow:
-		a.finish(ctx)
 	case *actor.Stopping:
 		a.stopped(ctx)
 	}
@@ -311,6 +305,8 @@ func (a *connActor) drain(ctx actor.Context) {
 	a.in.creditWait.stop()
 	a.h.shared.gate.close()
 	a.h.shared.wakeWaiters()
+	a.h.shared.gate.waitEmpty()
+	a.takeSends(ctx) // what Send took before the close is flushed too
 	if !a.out.writing {
 		a.closeWriter()
 	}
@@ -403,17 +399,7 @@ func (a *connActor) maybeFinish(ctx actor.Context) {
 	if a.conn != nil {
 		_ = a.conn.Close()
 	}
-	a.tryFinish(ctx)
-}
-
-// tryFinish waits until no Send is inside the gate, so that every frame a
-// Send took is in the mailbox ahead of finishNow.
-func (a *connActor) tryFinish(ctx actor.Context) {
-	if !a.h.shared.gate.empty() {
-		a.finishPoll.start(ctx, time.Millisecond)
-		return
-	}
-	ctx.Send(a.self, finishNow{})
+	a.finish(ctx)
 }
 
 // finish reports the end to the owner, with the frames that were never
@@ -434,8 +420,13 @@ func (a *connActor) finish(ctx actor.Context) {
 	ctx.Stop(a.self)
 }
 
+// report sends connDown with the frames that were never written: those
+// still on the sends stack too, once no Send is inside the gate (it is
+// closed).
 func (a *connActor) report(ctx actor.Context) {
 	a.reported = true
+	a.h.shared.gate.waitEmpty()
+	a.takeSends(ctx)
 	maybe, unsent := a.out.takeDropped(a.h.shared)
 	ctx.Send(a.cfg.owner, connDown{c: a.h, hadError: a.failed, maybeSent: maybe, unsent: unsent})
 }
@@ -443,7 +434,6 @@ func (a *connActor) report(ctx actor.Context) {
 // stopped: stopped from outside (the owner or the system is stopping). The
 // socket goes at once; the owner still learns what was not written.
 func (a *connActor) stopped(ctx actor.Context) {
-	a.finishPoll.stop()
 	a.in.creditWait.stop()
 	a.closeWait.stop()
 	if a.cancelDial != nil { // dialing: cancel, and close what it made

@@ -66,6 +66,14 @@ func (a *connActor) sendFromMessage(ctx actor.Context, token []byte) {
 	a.out.unsent = append(a.out.unsent, frame...)
 }
 
+// takeSends takes the frames waiting on the sends stack, oldest first.
+func (a *connActor) takeSends(ctx actor.Context) {
+	for b := a.h.shared.takeSends(); b != nil; b = b.next {
+		a.h.shared.queued.Add(-msgOverhead) // off the stack
+		a.enqueue(ctx, b.frames, b.tokens)
+	}
+}
+
 // enqueue takes one frame (or a batch of frames, tokens of them tokens)
 // already counted in the queue.
 func (a *connActor) enqueue(ctx actor.Context, frame []byte, tokens int) {

@@ -46,8 +46,11 @@ type connShared struct {
 	// room, when set, is closed by the actor when the queue drains under the
 	// low-water mark or the connection dies (see WaitDrain).
 	room atomic.Pointer[chan struct{}]
-	hwm  int64
-	max  int64 // the hard cap
+	// sends is the frames Send took and the actor has not yet, newest
+	// first: handles push inside the gate, the actor takes them all.
+	sends atomic.Pointer[sendBatch]
+	hwm   int64
+	max   int64 // the hard cap
 }
 
 var connIDs atomic.Uint64
@@ -104,22 +107,19 @@ func (c *Connection) ReadPaused() bool { return c.shared.paused.Load() }
 // single token is always taken by an empty queue, whatever its size. Send
 // copies token: the caller may reuse it at once.
 func (c *Connection) Send(token []byte) bool {
-	if !c.shared.gate.enter() {
+	if c.shared.gate.isClosed() {
 		return false
 	}
-	defer c.shared.gate.leave()
-	frame := wire.AppendToken(frameBuf(len(token)+len(token)/8+1), token)
-	return c.post(frame, 1)
+	return c.post(wire.AppendToken(frameBuf(len(token)+len(token)/8+1), token), 1)
 }
 
 // SendBatch queues tokens for sending, in order, as one message to the
 // connection actor: the cheap way to send many small tokens at once. It takes
 // all of them or none, on the same terms as Send.
 func (c *Connection) SendBatch(tokens [][]byte) bool {
-	if !c.shared.gate.enter() {
+	if c.shared.gate.isClosed() {
 		return false
 	}
-	defer c.shared.gate.leave()
 	if len(tokens) == 0 {
 		return true
 	}
@@ -137,28 +137,72 @@ func (c *Connection) SendBatch(tokens [][]byte) bool {
 // RemoteClose sends the remoteClose control frame, asking the peer to close
 // its side. It returns false if the connection is dead.
 func (c *Connection) RemoteClose() bool {
-	if !c.shared.gate.enter() {
-		return false
-	}
-	defer c.shared.gate.leave()
 	return c.post(wire.AppendRemoteClose(nil), 0)
 }
 
-// msgOverhead is what one queued message costs beyond its frame bytes (the
-// mailbox node, the boxed slice): counted in the queue while the message
-// waits, so that a flood of tiny tokens is bounded by memory, not bytes.
+// msgOverhead is what one batch of frames costs while it waits for the
+// actor, beyond its frame bytes (its node, the slice header): counted in
+// the queue, so that a flood of tiny tokens is bounded by memory, not bytes.
 const msgOverhead = 64
 
-// post claims room in the queue for frames (holding tokens tokens) and sends
-// them to the actor, from inside the gate. Over the hard cap it asks the
-// actor to fail instead.
+// post claims room in the queue for frames (holding tokens tokens) and
+// hands them to the actor: it pushes them on the shared sends stack from
+// inside the gate, so that the actor, which waits for the gate to empty
+// before it ends, finds them there. The doorbell message that wakes the
+// actor goes after the gate is left, and only from the push that found the
+// stack empty: a later push finds that doorbell still on its way. Over the
+// hard cap post asks the actor to fail instead.
 func (c *Connection) post(frames []byte, tokens int) bool {
-	if !c.shared.claim(int64(len(frames) + msgOverhead)) {
-		c.root.Send(c.pid, overCap{})
+	s := c.shared
+	if !s.gate.enter() {
+		releaseFrame(frames)
 		return false
 	}
-	c.root.Send(c.pid, outFrame{frames, tokens})
-	return true
+	taken := s.claim(int64(len(frames) + msgOverhead))
+	first := false
+	if taken {
+		first = s.push(&sendBatch{frames: frames, tokens: tokens})
+	}
+	s.gate.leave()
+	switch {
+	case !taken:
+		releaseFrame(frames)
+		c.root.Send(c.pid, overCap{})
+	case first:
+		c.root.Send(c.pid, sendsWaiting{})
+	}
+	return taken
+}
+
+// sendBatch is the frames of one Send, SendBatch or RemoteClose, waiting on
+// the sends stack for the actor.
+type sendBatch struct {
+	frames []byte
+	tokens int // how many of the frames are tokens (a remoteClose is not)
+	next   *sendBatch
+}
+
+// push puts b on the sends stack and reports whether the stack was empty.
+func (s *connShared) push(b *sendBatch) bool {
+	for {
+		top := s.sends.Load()
+		b.next = top
+		if s.sends.CompareAndSwap(top, b) {
+			return top == nil
+		}
+	}
+}
+
+// takeSends is the actor's: it empties the sends stack and returns its
+// batches oldest first.
+func (s *connShared) takeSends() *sendBatch {
+	var oldest *sendBatch
+	for b := s.sends.Swap(nil); b != nil; {
+		next := b.next
+		b.next = oldest
+		oldest, b = b, next
+	}
+	return oldest
 }
 
 // claim is reserve for a handle's Send, which also notes a crossing of the

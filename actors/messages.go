@@ -28,12 +28,9 @@ type (
 
 // From handles and owners to the connection actor.
 type (
-	// outFrame is encoded frames to send, already counted in the queue, and
-	// how many of them are tokens (a remoteClose frame is not).
-	outFrame struct {
-		frames []byte
-		tokens int
-	}
+	// sendsWaiting: frames wait on the shared sends stack (the doorbell of
+	// the push that found it empty).
+	sendsWaiting struct{}
 	// closeRequest asks for a clean close (Close on a handle, or on the
 	// owner of the connection). To a server or client actor it asks the
 	// same of them.
@@ -48,8 +45,6 @@ type (
 	framesDone struct{ frames []wire.Frame }
 	// forceClose closes the connection at once with err.
 	forceClose struct{ err error }
-	// finishNow: every frame that entered the gate has been handled.
-	finishNow struct{}
 )
 
 // From the connection actor to its owner. connDown is always the last one.
