@@ -217,12 +217,11 @@ func (w *writeSide) unsendQueue(s *connShared) {
 }
 
 // takeDropped returns the frames that were maybe sent and those never sent,
-// and empties both.
-func (w *writeSide) takeDropped(s *connShared) (maybe, unsent []byte) {
+// and empties both. Their bytes left the queue count when they became
+// maybe sent or unsent: the count is only ever added to and subtracted
+// from, never stored, since a handle may add to it at any time.
+func (w *writeSide) takeDropped(_ *connShared) (maybe, unsent []byte) {
 	maybe, unsent = w.maybeSent, w.unsent
 	w.maybeSent, w.unsent = nil, nil
-	if s.queued.Load() < 0 {
-		s.queued.Store(0)
-	}
 	return maybe, unsent
 }

@@ -65,6 +65,9 @@ func sendRacingStop(t *testing.T, try int, sys *actor.ActorSystem) {
 	recv(t, closes, "the close")
 	recv(t, peerDone, "the peer")
 	l.checkStopped(t, try, n)
+	if q := c.shared.queued.Load(); q != 0 {
+		t.Errorf("try %d: the queue count is %d after the end, want 0", try, q)
+	}
 }
 
 // count is how many tokens the peer has read.
