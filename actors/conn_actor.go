@@ -70,7 +70,7 @@ type connActor struct {
 
 	dec        *wire.Decoder
 	reader     *tlsio.ReadPump
-	writer     *tlsio.WritePump
+	writer     frameWriter
 	cancelDial context.CancelFunc
 	dialed     chan dialDone // the dial's result; dialReady says it is there
 

@@ -88,18 +88,51 @@ func (a *connActor) enqueue(ctx actor.Context, frame []byte, tokens int) {
 	if !w.writing {
 		batch := append(w.spare, frame)
 		w.spare = nil
-		a.handToWriter(batch, len(frame), tokens)
+		if !a.handToWriter(ctx, batch, len(frame), tokens) {
+			return
+		}
 	} else {
 		w.queue.push(frame, tokens)
 	}
 	a.checkFlow(ctx)
 }
 
-func (a *connActor) handToWriter(batch [][]byte, size, tokens int) {
-	w := &a.out
+// frameWriter is how the write side hands batches to the write pump
+// (tlsio.WritePump). Write never blocks: it refuses a batch while the pump
+// still holds one that it has not picked up.
+type frameWriter interface {
+	Write(batch ...[]byte) bool
+	Close()
+}
+
+// errWriterRefused: the write pump refused a batch. The actor hands one only
+// after the last one's chunkWritten, when the pump holds none, so this is a
+// broken invariant; it fails the connection rather than lose the batch.
+var errWriterRefused = errors.New("tokenserver: internal error: the write pump refused a batch")
+
+func (a *connActor) handToWriter(ctx actor.Context, batch [][]byte, size, tokens int) bool {
+	if !a.out.hand(a.writer, a.h.shared, batch, size, tokens) {
+		a.fail(ctx, fmt.Errorf("%w: %w", ErrConnection, errWriterRefused))
+		return false
+	}
+	return true
+}
+
+// hand gives writer a batch of size bytes holding tokens tokens and reports
+// whether it took it. A batch it refuses never reached the socket: it is
+// unsent (and out of the queue count), never lost.
+func (w *writeSide) hand(writer frameWriter, s *connShared, batch [][]byte, size, tokens int) bool {
+	if !writer.Write(batch...) {
+		for _, b := range batch {
+			w.unsent = append(w.unsent, b...)
+		}
+		release(batch)
+		s.queued.Add(-int64(size))
+		return false
+	}
 	w.writing = true
 	w.inFlight, w.inFlightSize, w.inFlightTokens = batch, size, tokens
-	a.writer.Write(batch...)
+	return true
 }
 
 func (a *connActor) onWritten(ctx actor.Context, n int) {
@@ -118,7 +151,9 @@ func (a *connActor) onWritten(ctx actor.Context, n int) {
 	}
 	if !w.queue.empty() {
 		size, tokens := w.queue.size, w.queue.tokens
-		a.handToWriter(w.queue.take(), size, tokens)
+		if !a.handToWriter(ctx, w.queue.take(), size, tokens) {
+			return
+		}
 	} else if a.phase == phaseDraining {
 		a.closeWriter()
 	}
