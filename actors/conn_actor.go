@@ -371,7 +371,7 @@ func (a *connActor) fail(ctx actor.Context, err error) {
 	a.in.creditWait.stop()
 	a.h.shared.gate.close()
 	a.h.shared.wakeWaiters()
-	if err != nil {
+	if err != nil && !a.failed { // one error event per connection
 		a.failed = true
 		if a.cause == "" {
 			a.cause = err.Error()

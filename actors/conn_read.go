@@ -22,9 +22,11 @@ import (
 
 // readSide is the connection actor's state for reading.
 type readSide struct {
-	debts      []chunkDebt    // chunks handed to the owner, oldest first
-	owed       int            // read credits held back while reading is paused
-	peerClosed bool           // the peer ended its side; close once delivered
+	debts []chunkDebt // chunks handed to the owner, oldest first
+	owed  int         // read credits held back while reading is paused
+	// readOver: nothing more is read (the peer ended its side, or sent a
+	// bad frame); the connection closes once every chunk read is delivered.
+	readOver   bool
 	creditWait timer          // bounds the wait for credit after the peer's end
 	spare      [][]wire.Frame // frames slices the owner handed back, for reuse
 }
@@ -94,7 +96,45 @@ func (a *connActor) onChunk(ctx actor.Context, data []byte) {
 		a.releaseRead()
 	}
 	if err != nil {
-		a.fail(ctx, fmt.Errorf("%w: %w", ErrProtocol, err))
+		a.badInput(ctx, fmt.Errorf("%w: %w", ErrProtocol, err))
+	}
+}
+
+// badInput ends a connection whose peer sent a bad frame (or ended inside
+// one): the error event now, behind the tokens read before it; then, as
+// when the peer ends its side, the connection closes once those tokens are
+// delivered and the replies sent meanwhile are written. Nothing more is
+// read.
+func (a *connActor) badInput(ctx actor.Context, err error) {
+	if a.phase != phaseOpen && a.phase != phaseDraining {
+		return
+	}
+	a.failed = true
+	if a.cause == "" {
+		a.cause = err.Error()
+	}
+	a.cfg.log.Debug("bad input", "conn", a.h.id, "remote", a.h.remote, "err", err)
+	ctx.Send(a.cfg.owner, connFailed{a.h, err})
+	if a.reader != nil {
+		a.reader.Stop()
+	}
+	if a.phase == phaseOpen {
+		a.endReading(ctx)
+	}
+}
+
+// endReading: nothing more is read. The connection closes once every chunk
+// read is delivered, so that replies to its tokens still go out; a handler
+// that returns no credit is waited for only up to the close timeout.
+func (a *connActor) endReading(ctx actor.Context) {
+	if a.in.readOver {
+		return
+	}
+	a.in.readOver = true
+	if len(a.in.debts) == 0 {
+		a.drain(ctx)
+	} else {
+		a.in.creditWait.start(ctx, a.cfg.limits.CloseTimeout)
 	}
 }
 
@@ -130,7 +170,7 @@ func (a *connActor) settle(ctx actor.Context) {
 	}
 	if len(a.in.debts) == 0 {
 		a.in.debts = nil
-		if a.in.peerClosed {
+		if a.in.readOver {
 			a.drain(ctx)
 		}
 	}
@@ -164,19 +204,15 @@ func (a *connActor) onReadEnded(ctx actor.Context, err error) {
 		a.fail(ctx, err)
 	case a.phase == phaseOpen && errors.Is(err, io.EOF) && a.dec.Buffered() > 0:
 		// The peer closed in the middle of a frame: that token is lost.
-		a.fail(ctx, fmt.Errorf("%w: connection closed inside a frame (%d bytes): %w",
+		a.badInput(ctx, fmt.Errorf("%w: connection closed inside a frame (%d bytes): %w",
 			ErrProtocol, a.dec.Buffered(), io.ErrUnexpectedEOF))
 	case a.phase == phaseOpen && (err == nil || errors.Is(err, io.EOF)):
-		// The peer closed its side: as Node does (allowHalfOpen false), we
-		// finish writing and close ours once every token read is delivered,
-		// so that replies to them still go out. A handler that returns no
-		// credit is waited for only up to the close timeout.
-		a.in.peerClosed = true
-		if len(a.in.debts) == 0 {
-			a.drain(ctx)
-		} else {
-			a.in.creditWait.start(ctx, a.cfg.limits.CloseTimeout)
-		}
+		// The peer closed its side (or we stopped reading after bad
+		// input): as Node does (allowHalfOpen false), we finish writing and
+		// close ours once every token read is delivered.
+		a.endReading(ctx)
+	case a.phase == phaseOpen && a.in.readOver:
+		// Reading had ended already (bad input): the close is on its way.
 	case a.phase == phaseOpen:
 		a.fail(ctx, fmt.Errorf("%w: read: %w", ErrConnection, err))
 	default:
