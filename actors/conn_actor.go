@@ -79,7 +79,8 @@ type connActor struct {
 
 	phase      phase
 	up         bool   // connUp was sent
-	failed     bool   // an error event was sent
+	failed     bool   // an error event was sent, or is owed
+	failure    error  // the error event owed once the reader has ended
 	asked      bool   // the close was asked for (no reconnect after it)
 	cause      string // why the connection ended, for a supervisor
 	readerDone bool
@@ -377,13 +378,25 @@ func (a *connActor) fail(ctx actor.Context, err error) {
 			a.cause = err.Error()
 		}
 		a.cfg.log.Debug("connection failed", "conn", a.h.id, "remote", a.h.remote, "err", err)
-		ctx.Send(a.cfg.owner, connFailed{a.h, err})
+		a.failure = err
 	}
 	abortConn(a.conn)
 	a.reader.Stop()
 	a.closeWriter()
 	a.out.unsendQueue(a.h.shared)
+	a.reportFailure(ctx)
 	a.maybeFinish(ctx)
+}
+
+// reportFailure sends the error event once the reader has ended: every
+// chunk it read is delivered first (the pump posts its chunks before its
+// end), a token the peer wrote in full and we read is never dropped.
+func (a *connActor) reportFailure(ctx actor.Context) {
+	if a.failure == nil || !a.readerDone {
+		return
+	}
+	ctx.Send(a.cfg.owner, connFailed{a.h, a.failure})
+	a.failure = nil
 }
 
 // maybeFinish ends the actor once both pumps have exited.
@@ -455,6 +468,10 @@ func (a *connActor) stopped(ctx actor.Context) {
 		a.closeWriter()
 	}
 	if !a.reported {
+		if a.failure != nil {
+			ctx.Send(a.cfg.owner, connFailed{a.h, a.failure})
+			a.failure = nil
+		}
 		a.out.unsendQueue(a.h.shared)
 		if a.out.writing { // the writer's batch: written or not, unknown
 			a.out.failInFlight(a.h.shared, 0)

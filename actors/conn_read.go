@@ -65,10 +65,9 @@ type chunkDebt struct {
 	at        int64 // its arrival, for the delivery histogram (stats.stamp)
 }
 
+// onChunk decodes a chunk the read pump read and hands its frames to the
+// owner, also once the connection has failed: the peer wrote them in full.
 func (a *connActor) onChunk(ctx actor.Context, data []byte) {
-	if a.phase == phaseClosed {
-		return
-	}
 	// The chunk is the actor's (the pump handed it over): escaped tokens
 	// are decoded in place.
 	frames, err := a.dec.AppendFramesInPlace(a.in.framesSlice(), data)
@@ -106,8 +105,8 @@ func (a *connActor) onChunk(ctx actor.Context, data []byte) {
 // delivered and the replies sent meanwhile are written. Nothing more is
 // read.
 func (a *connActor) badInput(ctx actor.Context, err error) {
-	if a.phase != phaseOpen && a.phase != phaseDraining {
-		return
+	if a.failed || (a.phase != phaseOpen && a.phase != phaseDraining) {
+		return // a decoder's error is sticky: it comes again with each chunk
 	}
 	a.failed = true
 	if a.cause == "" {
@@ -216,6 +215,7 @@ func (a *connActor) onReadEnded(ctx actor.Context, err error) {
 	case a.phase == phaseOpen:
 		a.fail(ctx, fmt.Errorf("%w: read: %w", ErrConnection, err))
 	default:
+		a.reportFailure(ctx)
 		a.maybeFinish(ctx)
 	}
 }
