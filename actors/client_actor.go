@@ -57,6 +57,10 @@ type clientActor struct {
 	hadError bool
 	cause    string // why the last connection ended, for reconnect events
 	closing  bool   // Close is in progress: its close event is owed
+	answered bool   // unless that Close was answered by a close delivered already
+	// connectAfter: a Connect came while the cycle stopped after an
+	// answered Close; it dials after this delay once it has.
+	connectAfter *time.Duration
 
 	waitConnect timer // Connect(delay)
 	shutdown    bool
@@ -172,9 +176,21 @@ func (a *clientActor) onConnect(ctx actor.Context, delay time.Duration) {
 	// The request is taken after the status moved, so that Status() never
 	// shows OFFLINE after Connect returned true.
 	defer a.c.take(reqConnect)
+	if a.closing && a.answered && a.c.current() == OFFLINE {
+		// The cycle is stopping after a Close that a close delivered
+		// already answered: connect once it has stopped.
+		a.c.set(CONNECTING)
+		a.connectAfter = &delay
+		return
+	}
 	if a.c.current() != OFFLINE || a.runner != nil || a.closing {
 		return
 	}
+	a.connect(ctx, delay)
+}
+
+// connect dials now or after delay.
+func (a *clientActor) connect(ctx actor.Context, delay time.Duration) {
 	a.c.set(CONNECTING)
 	a.hadError = false
 	if a.opts.Reconnect != nil {
@@ -263,20 +279,39 @@ func (a *clientActor) onDown(ctx actor.Context, m connDown) {
 	if a.opts.Reconnect == nil {
 		a.runner = nil
 	}
-	if !a.closing && a.opts.Reconnect != nil && request(a.c.asked.Load()) == reqClose {
-		// Close is on its way: this end is the cycle's, one close event
-		// comes once the supervisor is gone.
-		a.c.set(CLOSED)
-		a.c.take(reqClose)
-		a.beginClose(ctx)
-	}
-	if a.closing {
+	switch {
+	case a.closing:
 		a.maybeCloseDone(ctx)
-		return
+	case a.opts.Reconnect == nil:
+		a.c.closed() // the end: it answers a Close asked meanwhile too
+		a.emitClose(ctx)
+		a.maybeStop(ctx)
+	case !a.c.beginCycleClose() && request(a.c.asked.Load()) == reqClose:
+		// Close is on its way: it ends the cycle, and one close event comes
+		// once the supervisor is gone.
+		a.closeAsked(ctx, false)
+	default:
+		// The cycle goes on: this end's close event. A Close that lands
+		// while it is delivered is answered by it.
+		a.c.set(OFFLINE)
+		a.emitClose(ctx)
+		if a.c.endCycleClose() == reqClose {
+			a.closeAsked(ctx, true)
+		}
+		a.maybeStop(ctx)
 	}
-	a.c.closed()
-	a.emitClose(ctx)
-	a.maybeStop(ctx)
+}
+
+// closeAsked takes the handle's pending Close and stops everything; the
+// close event comes once it has. With answered, the close just delivered
+// was the answer: the status stays OFFLINE and no other close comes.
+func (a *clientActor) closeAsked(ctx actor.Context, answered bool) {
+	if !answered {
+		a.c.set(CLOSED)
+	}
+	a.c.take(reqClose)
+	a.answered = answered
+	a.beginClose(ctx)
 }
 
 // buffering reports whether tokens may wait in the reconnect buffer.
@@ -368,6 +403,17 @@ func (a *clientActor) maybeCloseDone(ctx actor.Context) {
 		return
 	}
 	a.closing = false
+	if a.answered {
+		// The close event was delivered already, the status is OFFLINE (or
+		// CONNECTING: a Connect came meanwhile).
+		a.answered, a.hadError = false, false
+		if d := a.connectAfter; d != nil {
+			a.connectAfter = nil
+			a.connect(ctx, *d)
+		}
+		a.maybeStop(ctx)
+		return
+	}
 	a.c.closed()
 	a.emitClose(ctx)
 	a.maybeStop(ctx)

@@ -67,6 +67,24 @@ func (l *lifecycle) closed() {
 // take is the actor's: the request r is being acted on.
 func (l *lifecycle) take(r request) { l.asked.CompareAndSwap(int32(r), int32(reqNone)) }
 
+// beginCycleClose is the actor's: it is about to deliver the close of a
+// failed attempt (or listen) that does not end the reconnection (or listen
+// retry). It reports false when a request is pending: a Close then ends the
+// cycle, and its own close follows.
+func (l *lifecycle) beginCycleClose() bool {
+	return l.asked.CompareAndSwap(int32(reqNone), int32(reqCycleClose))
+}
+
+// endCycleClose is the actor's, once that close has been delivered: it
+// returns the request that landed meanwhile (reqClose: the close just
+// delivered answers it), or reqNone.
+func (l *lifecycle) endCycleClose() request {
+	if l.asked.CompareAndSwap(int32(reqCycleClose), int32(reqNone)) {
+		return reqNone
+	}
+	return request(l.asked.Load())
+}
+
 // askClose leaves a close request if closable says the status allows it (a
 // pending Connect is always closable) and reports whether it did.
 func (l *lifecycle) askClose(closable func(Status) bool) bool {
@@ -75,7 +93,7 @@ func (l *lifecycle) askClose(closable func(Status) bool) bool {
 		switch request(r) {
 		case reqClose:
 			return false
-		case reqNone:
+		case reqNone, reqCycleClose:
 			if !closable(l.current()) {
 				return false
 			}
@@ -93,7 +111,11 @@ func (l *lifecycle) askConnect(msg any, allowed bool) bool {
 	if l.shut.Load() || !allowed || l.current() != OFFLINE {
 		return false
 	}
-	if !l.asked.CompareAndSwap(int32(reqNone), int32(reqConnect)) {
+	r := l.asked.Load()
+	if request(r) != reqNone && request(r) != reqCycleClose {
+		return false
+	}
+	if !l.asked.CompareAndSwap(r, int32(reqConnect)) {
 		return false
 	}
 	l.system.Root.Send(l.pid, msg)

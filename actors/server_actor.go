@@ -30,6 +30,7 @@ type serverActor struct {
 	conns     map[*Connection]bool // live (true) or in its handshake
 	admit     *admission
 	closing   bool
+	answered  bool // the Close in progress was answered by a close delivered already
 	hadError  bool
 	lastCause string // why listening last failed, for listen retry events
 	// connectAfterGiveUp: a Connect came while a listen retry was pending;
@@ -226,13 +227,28 @@ func (a *serverActor) onListenerFailed(ctx actor.Context, err error) {
 		// listener's end does, and must find no listener in its way.
 		a.forgetListener()
 	}
-	if a.closing { // the close emits close
+	switch {
+	case a.closing: // the close emits close
 		a.maybeClosed(ctx)
-		return
+	case a.opts.ListenRetry == nil:
+		a.s.closed() // the end: it answers a Close asked meanwhile too
+		a.emitClose(ctx)
+		a.maybeStop(ctx)
+	case !a.s.beginCycleClose() && request(a.s.asked.Load()) == reqClose:
+		// A Close is pending (asked while the error was delivered, say):
+		// its request ends the retries, and one close comes then.
+	default:
+		// The listen retry goes on: this failure's close event. A Close
+		// that lands while it is delivered is answered by it.
+		a.s.set(OFFLINE)
+		a.emitClose(ctx)
+		if a.s.endCycleClose() == reqClose {
+			a.answered = true
+			a.beginClose(ctx)
+			a.s.take(reqClose)
+		}
+		a.maybeStop(ctx)
 	}
-	a.s.closed()
-	a.emitClose(ctx)
-	a.maybeStop(ctx)
 }
 
 // forgetListener: the listener (or its supervisor) is gone, or is ending and
@@ -327,6 +343,10 @@ func (a *serverActor) maybeClosed(ctx actor.Context) {
 	a.closeDeadline.stop()
 	a.s.addr.Store(nil)
 	a.s.closed()
+	if a.answered { // the close event was delivered already
+		a.answered, a.hadError = false, false
+		return
+	}
 	a.emitClose(ctx)
 }
 
