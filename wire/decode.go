@@ -2,54 +2,6 @@ package wire
 
 import "bytes"
 
-// FrameKind says what a decoded [Frame] is.
-type FrameKind uint8
-
-const (
-	// KindToken is a data frame; [Frame.Token] holds the decoded token.
-	KindToken FrameKind = iota
-	// KindRemoteClose is the remoteClose control frame (0x5C 0x0A): the
-	// server is closing and asks the client to close its side.
-	// [Frame.Token] is nil.
-	KindRemoteClose
-)
-
-// String returns "token", "remoteClose", or "FrameKind(n)" for other values.
-func (k FrameKind) String() string {
-	switch k {
-	case KindToken:
-		return "token"
-	case KindRemoteClose:
-		return "remoteClose"
-	}
-	return "FrameKind(" + itoa(int(k)) + ")"
-}
-
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b [20]byte
-	i := len(b)
-	for n > 0 {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-	}
-	return string(b[i:])
-}
-
-// Frame is one decoded frame.
-type Frame struct {
-	// Kind is the frame's kind.
-	Kind FrameKind
-	// Token is the decoded token of a KindToken frame (non-nil, possibly
-	// empty) and nil for a KindRemoteClose frame. Its capacity equals its
-	// length. It may alias the chunk passed to [Decoder.AppendFrames]; see
-	// there for when.
-	Token []byte
-}
-
 // Decoder is a streaming token/1 decoder. Feed it the byte stream in chunks
 // of any size, split anywhere, with [Decoder.AppendFrames]; it returns the
 // complete frames in order and keeps the frame in progress.
