@@ -258,10 +258,10 @@ func (a *clientActor) onFrames(ctx actor.Context, m connFrames) {
 // close event comes once everything has stopped).
 func (a *clientActor) onDown(ctx actor.Context, m connDown) {
 	a.c.stats.down(m.c, m.hadError)
-	if toks := decodeTokens(m.maybeSent); len(toks) > 0 {
+	if toks := decodeTokens(m.codec, m.maybeSent); len(toks) > 0 {
 		a.ev.emit(ctx, droppedEvent(m.c, toks, ErrMaybeSent), m.c, ErrMaybeSent)
 	}
-	if toks := decodeTokens(m.unsent); len(toks) > 0 {
+	if toks := decodeTokens(m.codec, m.unsent); len(toks) > 0 {
 		if a.buffering() {
 			a.buf.giveBack(toks)
 			for _, t := range toks {

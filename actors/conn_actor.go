@@ -68,7 +68,8 @@ type connActor struct {
 	conn net.Conn
 	self *actor.PID
 
-	dec        *wire.Decoder
+	codec      wire.Codec        // the protocol; nil until the handshake is done
+	dec        wire.FrameDecoder // the codec's, for what we read
 	reader     *tlsio.ReadPump
 	writer     frameWriter
 	cancelDial context.CancelFunc
@@ -124,7 +125,10 @@ func (a *connActor) Receive(ctx actor.Context) {
 		a.onDialed(ctx, <-a.dialed)
 	case handshakeDone:
 		a.h.tls.Store(&m.state)
-		a.goUp(ctx)
+		if a.phase == phaseOpen { // else it ended in its handshake: no protocol
+			a.useCodec(ctx, m.codec)
+			a.goUp(ctx)
+		}
 	case chunkRead:
 		a.onChunk(ctx, m.data)
 	case readEnded:
@@ -179,11 +183,6 @@ func (a *connActor) start(ctx actor.Context) {
 	if a.cfg.dial != nil {
 		a.h.pid = a.self // a dialing incarnation made its handle itself
 	}
-	dec, err := wire.NewDecoder(a.cfg.limits.MaxTokenSize)
-	if err != nil { // cannot happen: limits were validated
-		panic(err)
-	}
-	a.dec = dec
 	if a.cfg.dial != nil {
 		a.startDial(ctx)
 		return
@@ -204,9 +203,16 @@ func (a *connActor) startDial(ctx actor.Context) {
 	}
 	go func() {
 		conn, err := dial(dctx, target.addr, target.tls, dc)
+		var codec wire.Codec
+		if err == nil {
+			if codec, err = negotiate(conn); err != nil {
+				_ = conn.Close()
+				conn = nil
+			}
+		}
 		// The result waits in the channel, so that an actor stopped meanwhile
 		// still finds the socket and closes it.
-		dialed <- dialDone{conn, err}
+		dialed <- dialDone{conn, codec, err}
 		post(dialReady{})
 	}()
 }
@@ -228,8 +234,34 @@ func (a *connActor) onDialed(ctx actor.Context, m dialDone) {
 		st := m.conn.ConnectionState()
 		a.h.tls.Store(&st)
 		a.phase = phaseOpen
+		a.useCodec(ctx, m.codec)
 		a.startPumps(ctx)
 	}
+}
+
+// negotiate picks the protocol of a connection whose TLS handshake is done,
+// from the ALPN protocol negotiated, on the goroutine that did the
+// handshake (the dial's, or the read pump's before it reads): a protocol's
+// own greeting (token/2's hello and welcome) runs here, before any frame is
+// read or written.
+func negotiate(tc *tls.Conn) (wire.Codec, error) {
+	return codecFor(tc.ConnectionState().NegotiatedProtocol), nil
+}
+
+// codecFor is wire.CodecFor; the tests give it a protocol of their own.
+var codecFor = wire.CodecFor
+
+// useCodec sets the connection's protocol: its decoder, the encoding of
+// Send, and the frames sent before it was known, which wait on the sends
+// stack until now.
+func (a *connActor) useCodec(ctx actor.Context, c wire.Codec) {
+	dec, err := c.NewDecoder(a.cfg.limits.MaxTokenSize)
+	if err != nil { // cannot happen: limits were validated
+		panic(err)
+	}
+	a.codec, a.dec = c, dec
+	a.h.protocol.Store(&c)
+	a.takeSends(ctx)
 }
 
 // end finishes a connection that never had pumps (a dial that failed or was
@@ -259,7 +291,11 @@ func (a *connActor) startPumps(ctx actor.Context) {
 			if err := tlsio.Handshake(context.Background(), tc, timeout); err != nil {
 				return fmt.Errorf("%w: %w", ErrHandshake, err)
 			}
-			post(handshakeDone{tc.ConnectionState()})
+			codec, err := negotiate(tc)
+			if err != nil {
+				return fmt.Errorf("%w: %w", ErrHandshake, err)
+			}
+			post(handshakeDone{tc.ConnectionState(), codec})
 			return nil
 		}
 	}
@@ -270,6 +306,16 @@ func (a *connActor) startPumps(ctx actor.Context) {
 		if isTLS && a.h.tls.Load() == nil {
 			st := tc.ConnectionState()
 			a.h.tls.Store(&st)
+		}
+		if a.codec == nil {
+			// No handshake of ours: a TLS connection speaks what its own
+			// handshake negotiated (token/1 if it has not run), any other
+			// connection token/1.
+			codec := wire.Token1
+			if st := a.h.tls.Load(); st != nil {
+				codec = codecFor(st.NegotiatedProtocol)
+			}
+			a.useCodec(ctx, codec)
 		}
 		a.goUp(ctx)
 	}
@@ -439,9 +485,14 @@ func (a *connActor) finish(ctx actor.Context) {
 func (a *connActor) report(ctx actor.Context) {
 	a.reported = true
 	a.h.shared.gate.waitEmpty()
+	if a.codec == nil {
+		// Ended in its handshake: what Send took before is handed back
+		// encoded in token/1, which only the owner reads.
+		a.codec = wire.Token1
+	}
 	a.takeSends(ctx)
 	maybe, unsent := a.out.takeDropped(a.h.shared)
-	ctx.Send(a.cfg.owner, connDown{c: a.h, hadError: a.failed, maybeSent: maybe, unsent: unsent})
+	ctx.Send(a.cfg.owner, connDown{c: a.h, hadError: a.failed, codec: a.codec, maybeSent: maybe, unsent: unsent})
 }
 
 // stopped: stopped from outside (the owner or the system is stopping). The
@@ -474,7 +525,7 @@ func (a *connActor) stopped(ctx actor.Context) {
 		}
 		a.out.unsendQueue(a.h.shared)
 		if a.out.writing { // the writer's batch: written or not, unknown
-			a.out.failInFlight(a.h.shared, 0)
+			a.out.failInFlight(a.h.shared, a.codec, nil, 0)
 		}
 		a.report(ctx)
 	}

@@ -201,7 +201,7 @@ func (a *connActor) onReadEnded(ctx actor.Context, err error) {
 	case a.phase == phaseOpen && errors.Is(err, ErrHandshake):
 		// A handshake cut short by the peer ends in EOF too: still an error.
 		a.fail(ctx, err)
-	case a.phase == phaseOpen && errors.Is(err, io.EOF) && a.dec.Buffered() > 0:
+	case a.phase == phaseOpen && errors.Is(err, io.EOF) && a.dec != nil && a.dec.Buffered() > 0:
 		// The peer closed in the middle of a frame: that token is lost.
 		a.badInput(ctx, fmt.Errorf("%w: connection closed inside a frame (%d bytes): %w",
 			ErrProtocol, a.dec.Buffered(), io.ErrUnexpectedEOF))

@@ -1,7 +1,6 @@
 package actors
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 
@@ -54,8 +53,14 @@ func newWriteSide(l Limits) writeSide {
 // handle, counted here. Once the connection is closing the token is handed
 // back like any frame that was not written.
 func (a *connActor) sendFromMessage(ctx actor.Context, token []byte) {
-	frame := wire.AppendToken(nil, token)
 	s := a.h.shared
+	if a.codec == nil { // before the handshake: as Send then
+		if s.gate.isClosed() || !a.h.postEarly([]wire.Frame{{Kind: wire.KindToken, Token: token}}) {
+			a.out.unsent = wire.Token1.AppendToken(a.out.unsent, token)
+		}
+		return
+	}
+	frame := a.codec.AppendToken(nil, token)
 	if a.phase == phaseOpen && !s.gate.isClosed() {
 		if s.reserve(int64(len(frame))) {
 			a.enqueue(ctx, frame, 1)
@@ -66,12 +71,35 @@ func (a *connActor) sendFromMessage(ctx actor.Context, token []byte) {
 	a.out.unsent = append(a.out.unsent, frame...)
 }
 
-// takeSends takes the frames waiting on the sends stack, oldest first.
+// takeSends takes the frames waiting on the sends stack, oldest first,
+// once the protocol is known; those sent before are encoded now.
 func (a *connActor) takeSends(ctx actor.Context) {
-	for b := a.h.shared.takeSends(); b != nil; b = b.next {
-		a.h.shared.queued.Add(-msgOverhead) // off the stack
-		a.enqueue(ctx, b.frames, b.tokens)
+	if a.codec == nil {
+		return
 	}
+	s := a.h.shared
+	for b := s.takeSends(); b != nil; b = b.next {
+		s.queued.Add(-msgOverhead) // off the stack
+		frames := b.frames
+		if b.early != nil {
+			frames = a.encode(b.early)
+			s.queued.Add(int64(len(frames) - b.earlySize))
+		}
+		a.enqueue(ctx, frames, b.tokens)
+	}
+}
+
+// encode encodes frames with the connection's protocol.
+func (a *connActor) encode(frames []wire.Frame) []byte {
+	var out []byte
+	for _, f := range frames {
+		if f.Kind == wire.KindToken {
+			out = a.codec.AppendToken(out, f.Token)
+			continue
+		}
+		out, _ = a.codec.AppendControl(out, f) // remoteClose: every protocol has it
+	}
+	return out
 }
 
 // enqueue takes one frame (or a batch of frames, tokens of them tokens)
@@ -209,8 +237,7 @@ func (a *connActor) onWriteEnded(ctx actor.Context, err error) {
 		if errors.As(err, &we) {
 			written = we.Written
 		}
-		a.cfg.stats.wroteBefore(w.inFlight, written)
-		w.failInFlight(s, written)
+		w.failInFlight(s, a.codec, a.cfg.stats, written)
 	}
 	w.unsendQueue(s)
 	if err != nil && a.phase != phaseClosed {
@@ -229,14 +256,16 @@ func (a *connActor) onWriteEnded(ctx actor.Context, err error) {
 }
 
 // failInFlight settles the writer's batch after a failed write: the frames
-// written in full before the failure (written bytes) left; the rest may have
-// reached the peer in part, or not.
-func (w *writeSide) failInFlight(s *connShared, written int) {
+// written in full before the failure (written bytes) left, and count as
+// sent; the rest may have reached the peer in part, or not.
+func (w *writeSide) failInFlight(s *connShared, codec wire.Codec, st *stats, written int) {
 	var all []byte
 	for _, b := range w.inFlight {
 		all = append(all, b...)
 	}
-	cut := bytes.LastIndexByte(all[:min(written, len(all))], '\n') + 1
+	written = min(written, len(all))
+	cut, tokens := codec.WholeFrames(all[:written])
+	st.wrote(written, tokens)
 	w.maybeSent = append(w.maybeSent, all[cut:]...)
 	s.queued.Add(-int64(w.inFlightSize))
 	w.writing, w.inFlight, w.inFlightSize = false, nil, 0

@@ -24,7 +24,10 @@ type Connection struct {
 	remote net.Addr // set before the handle is shared
 	local  net.Addr
 	tls    atomic.Pointer[tls.ConnectionState]
-	obs    connObs // what the owner's stats remember of it
+	// protocol is the connection's wire protocol: set by the actor once the
+	// handshake is done (or at once when there is none), read by Send.
+	protocol atomic.Pointer[wire.Codec]
+	obs      connObs // what the owner's stats remember of it
 }
 
 // connShared is the state the handle and the connection actor both see.
@@ -110,7 +113,11 @@ func (c *Connection) Send(token []byte) bool {
 	if c.shared.gate.isClosed() {
 		return false
 	}
-	return c.post(wire.AppendToken(frameBuf(len(token)+len(token)/8+1), token), 1)
+	codec := c.codec()
+	if codec == nil {
+		return c.postEarly([]wire.Frame{{Kind: wire.KindToken, Token: token}})
+	}
+	return c.post(&sendBatch{frames: codec.AppendToken(frameBuf(codec.FrameSizeHint(len(token))), token), tokens: 1})
 }
 
 // SendBatch queues tokens for sending, in order, as one message to the
@@ -123,21 +130,61 @@ func (c *Connection) SendBatch(tokens [][]byte) bool {
 	if len(tokens) == 0 {
 		return true
 	}
+	codec := c.codec()
+	if codec == nil {
+		frames := make([]wire.Frame, len(tokens))
+		for i, t := range tokens {
+			frames[i] = wire.Frame{Kind: wire.KindToken, Token: t}
+		}
+		return c.postEarly(frames)
+	}
 	n := 0
 	for _, t := range tokens {
-		n += len(t) + 1
+		n += codec.FrameSizeHint(len(t))
 	}
-	buf := frameBuf(n + n/8) // room for some escapes; grows if need be
+	buf := frameBuf(n) // grows if need be
 	for _, t := range tokens {
-		buf = wire.AppendToken(buf, t)
+		buf = codec.AppendToken(buf, t)
 	}
-	return c.post(buf, len(tokens))
+	return c.post(&sendBatch{frames: buf, tokens: len(tokens)})
 }
 
 // RemoteClose sends the remoteClose control frame, asking the peer to close
 // its side. It returns false if the connection is dead.
 func (c *Connection) RemoteClose() bool {
-	return c.post(wire.AppendRemoteClose(nil), 0)
+	rc := wire.Frame{Kind: wire.KindRemoteClose}
+	codec := c.codec()
+	if codec == nil {
+		return c.postEarly([]wire.Frame{rc})
+	}
+	frame, err := codec.AppendControl(nil, rc)
+	if err != nil { // every protocol has remoteClose
+		return false
+	}
+	return c.post(&sendBatch{frames: frame})
+}
+
+// codec is the connection's protocol, nil until its handshake is done.
+func (c *Connection) codec() wire.Codec {
+	if p := c.protocol.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// postEarly hands over frames sent before the connection's protocol is
+// known (a connection still in its TLS handshake): copies of their tokens,
+// which the actor encodes once the protocol is known.
+func (c *Connection) postEarly(frames []wire.Frame) bool {
+	b := &sendBatch{early: frames}
+	for i := range frames {
+		if frames[i].Kind == wire.KindToken {
+			frames[i].Token = append([]byte{}, frames[i].Token...)
+			b.tokens++
+			b.earlySize += len(frames[i].Token)
+		}
+	}
+	return c.post(b)
 }
 
 // msgOverhead is what one batch of frames costs while it waits for the
@@ -145,28 +192,28 @@ func (c *Connection) RemoteClose() bool {
 // the queue, so that a flood of tiny tokens is bounded by memory, not bytes.
 const msgOverhead = 64
 
-// post claims room in the queue for frames (holding tokens tokens) and
-// hands them to the actor: it pushes them on the shared sends stack from
-// inside the gate, so that the actor, which waits for the gate to empty
-// before it ends, finds them there. The doorbell message that wakes the
-// actor goes after the gate is left, and only from the push that found the
-// stack empty: a later push finds that doorbell still on its way. Over the
-// hard cap post asks the actor to fail instead.
-func (c *Connection) post(frames []byte, tokens int) bool {
+// post claims room in the queue for batch and hands it to the actor: it
+// pushes it on the shared sends stack from inside the gate, so that the
+// actor, which waits for the gate to empty before it ends, finds it there.
+// The doorbell message that wakes the actor goes after the gate is left,
+// and only from the push that found the stack empty: a later push finds
+// that doorbell still on its way. Over the hard cap post asks the actor to
+// fail instead.
+func (c *Connection) post(batch *sendBatch) bool {
 	s := c.shared
 	if !s.gate.enter() {
-		releaseFrame(frames)
+		releaseFrame(batch.frames)
 		return false
 	}
-	taken := s.claim(int64(len(frames) + msgOverhead))
+	taken := s.claim(int64(batch.size() + msgOverhead))
 	first := false
 	if taken {
-		first = s.push(&sendBatch{frames: frames, tokens: tokens})
+		first = s.push(batch)
 	}
 	s.gate.leave()
 	switch {
 	case !taken:
-		releaseFrame(frames)
+		releaseFrame(batch.frames)
 		c.root.Send(c.pid, overCap{})
 	case first:
 		c.root.Send(c.pid, sendsWaiting{})
@@ -175,11 +222,21 @@ func (c *Connection) post(frames []byte, tokens int) bool {
 }
 
 // sendBatch is the frames of one Send, SendBatch or RemoteClose, waiting on
-// the sends stack for the actor.
+// the sends stack for the actor: encoded, or (early) not yet.
 type sendBatch struct {
-	frames []byte
-	tokens int // how many of the frames are tokens (a remoteClose is not)
-	next   *sendBatch
+	frames    []byte
+	tokens    int          // how many of the frames are tokens (a remoteClose is not)
+	early     []wire.Frame // frames to encode once the protocol is known
+	earlySize int          // the bytes of their tokens, counted in the queue meanwhile
+	next      *sendBatch
+}
+
+// size is what the batch counts for in the queue.
+func (b *sendBatch) size() int {
+	if b.early != nil {
+		return b.earlySize
+	}
+	return len(b.frames)
 }
 
 // push puts b on the sends stack and reports whether the stack was empty.

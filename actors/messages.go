@@ -16,14 +16,20 @@ type (
 	// channel.
 	dialReady struct{}
 	dialDone  struct {
-		conn *tls.Conn
-		err  error
+		conn  *tls.Conn
+		codec wire.Codec // the protocol negotiated
+		err   error
 	}
-	handshakeDone struct{ state tls.ConnectionState }
-	chunkRead     struct{ data []byte }
-	readEnded     struct{ err error }
-	chunkWritten  struct{ n int }
-	writeEnded    struct{ err error }
+	// handshakeDone: the TLS handshake is done; codec is the protocol
+	// negotiated.
+	handshakeDone struct {
+		state tls.ConnectionState
+		codec wire.Codec
+	}
+	chunkRead    struct{ data []byte }
+	readEnded    struct{ err error }
+	chunkWritten struct{ n int }
+	writeEnded   struct{ err error }
 )
 
 // From handles and owners to the connection actor.
@@ -66,11 +72,13 @@ type (
 	// passing the high-water mark.
 	connDrained struct{ c *Connection }
 	// connDown: the connection is closed and its pumps have exited. unsent
-	// holds, in order, the encoded frames taken and never written; maybeSent
-	// those in the write that failed (they come before unsent).
+	// holds, in order, the frames taken and never written, encoded with
+	// codec; maybeSent those in the write that failed (they come before
+	// unsent).
 	connDown struct {
 		c         *Connection
 		hadError  bool
+		codec     wire.Codec
 		maybeSent []byte
 		unsent    []byte
 	}

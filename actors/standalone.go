@@ -52,21 +52,21 @@ func (a *standaloneActor) Receive(ctx actor.Context) {
 // reportDropped reports the frames a connection never wrote, as tokens: the
 // maybe-sent ones first, then the unsent ones.
 func reportDropped(ctx actor.Context, ev *emitter, m connDown) {
-	if toks := decodeTokens(m.maybeSent); len(toks) > 0 {
+	if toks := decodeTokens(m.codec, m.maybeSent); len(toks) > 0 {
 		ev.emit(ctx, droppedEvent(m.c, toks, ErrMaybeSent), m.c, ErrMaybeSent)
 	}
-	if toks := decodeTokens(m.unsent); len(toks) > 0 {
+	if toks := decodeTokens(m.codec, m.unsent); len(toks) > 0 {
 		ev.emit(ctx, droppedEvent(m.c, toks, ErrNotSent), m.c, ErrNotSent)
 	}
 }
 
-// decodeTokens turns encoded frames back into the tokens Send was given
-// (remoteClose frames are not tokens).
-func decodeTokens(frames []byte) [][]byte {
+// decodeTokens turns frames encoded with codec back into the tokens Send
+// was given (control frames are not tokens).
+func decodeTokens(codec wire.Codec, frames []byte) [][]byte {
 	if len(frames) == 0 {
 		return nil
 	}
-	dec, err := wire.NewDecoder(len(frames) + 1)
+	dec, err := codec.NewDecoder(len(frames) + 1)
 	if err != nil {
 		return nil
 	}

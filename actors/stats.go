@@ -1,7 +1,6 @@
 package actors
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -252,8 +251,6 @@ func (s *stats) read(n, tokens int) {
 	s.in.bytes.Add(int64(n))
 }
 
-var newline = []byte{'\n'}
-
 // wrote counts a batch written in full: n bytes holding tokens tokens.
 func (s *stats) wrote(n, tokens int) {
 	if s == nil {
@@ -261,24 +258,6 @@ func (s *stats) wrote(n, tokens int) {
 	}
 	s.out.tokens.Add(int64(tokens))
 	s.out.bytes.Add(int64(n))
-}
-
-// wroteBefore counts the frames written in full by a write that failed
-// after written bytes of segs.
-func (s *stats) wroteBefore(segs [][]byte, written int) {
-	if s == nil || written <= 0 {
-		return
-	}
-	frames, left := 0, written
-	for _, b := range segs {
-		if left <= 0 {
-			break
-		}
-		frames += bytes.Count(b[:min(left, len(b))], newline)
-		left -= len(b)
-	}
-	s.out.tokens.Add(int64(frames))
-	s.out.bytes.Add(int64(written))
 }
 
 // connectAttempt counts a client's dial.
