@@ -105,15 +105,11 @@ func (a *connActor) onChunk(ctx actor.Context, data []byte) {
 // delivered and the replies sent meanwhile are written. Nothing more is
 // read.
 func (a *connActor) badInput(ctx actor.Context, err error) {
-	if a.failed || (a.phase != phaseOpen && a.phase != phaseDraining) {
+	if a.end.err != nil || (a.phase != phaseOpen && a.phase != phaseDraining) {
 		return // a decoder's error is sticky: it comes again with each chunk
 	}
-	a.failed = true
-	if a.cause == "" {
-		a.cause = err.Error()
-	}
-	a.cfg.log.Debug("bad input", "conn", a.h.id, "remote", a.h.remote, "err", err)
-	ctx.Send(a.cfg.owner, connFailed{a.h, err})
+	a.fault(err)
+	a.reportError(ctx, true)
 	if a.reader != nil {
 		a.reader.Stop()
 	}
@@ -190,18 +186,19 @@ func (a *connActor) releaseRead() {
 
 // resumeReading gives back the credits held while paused.
 func (a *connActor) resumeReading() {
-	for ; a.in.owed > 0; a.in.owed-- {
+	for ; a.in.owed > 0 && a.reader != nil; a.in.owed-- {
 		a.reader.Release()
 	}
 }
 
 func (a *connActor) onReadEnded(ctx actor.Context, err error) {
-	a.readerDone = true
+	a.reader = nil
 	switch {
-	case a.phase == phaseOpen && errors.Is(err, ErrHandshake):
-		// A handshake cut short by the peer ends in EOF too: still an error.
-		a.fail(ctx, err)
-	case a.phase == phaseOpen && errors.Is(err, io.EOF) && a.dec != nil && a.dec.Buffered() > 0:
+	case a.phase == phaseHandshaking:
+		// The handshake failed (one cut short by the peer ends in EOF too:
+		// still an error). The pump wrapped it in ErrHandshake.
+		a.die(ctx, err)
+	case a.phase == phaseOpen && errors.Is(err, io.EOF) && a.dec.Buffered() > 0:
 		// The peer closed in the middle of a frame: that token is lost.
 		a.badInput(ctx, fmt.Errorf("%w: connection closed inside a frame (%d bytes): %w",
 			ErrProtocol, a.dec.Buffered(), io.ErrUnexpectedEOF))
@@ -213,9 +210,9 @@ func (a *connActor) onReadEnded(ctx actor.Context, err error) {
 	case a.phase == phaseOpen && a.in.readOver:
 		// Reading had ended already (bad input): the close is on its way.
 	case a.phase == phaseOpen:
-		a.fail(ctx, fmt.Errorf("%w: read: %w", ErrConnection, err))
+		a.die(ctx, fmt.Errorf("%w: read: %w", ErrConnection, err))
 	default:
-		a.reportFailure(ctx)
-		a.maybeFinish(ctx)
+		a.reportError(ctx, false)
+		a.finish(ctx)
 	}
 }

@@ -54,9 +54,18 @@ func newWriteSide(l Limits) writeSide {
 // back like any frame that was not written.
 func (a *connActor) sendFromMessage(ctx actor.Context, token []byte) {
 	s := a.h.shared
-	if a.codec == nil { // before the handshake: as Send then
-		if s.gate.isClosed() || !a.h.postEarly([]wire.Frame{{Kind: wire.KindToken, Token: token}}) {
-			a.out.unsent = wire.Token1.AppendToken(a.out.unsent, token)
+	if a.codec == nil {
+		// Before the handshake: the token waits with those Send took, on
+		// the sends stack, whatever comes (the end takes it from there).
+		b := &sendBatch{early: []wire.Frame{{Kind: wire.KindToken, Token: token}}, tokens: 1, earlySize: len(token)}
+		n := int64(b.size() + msgOverhead)
+		over := !s.reserve(n)
+		if over {
+			s.queued.Add(n) // counted all the same while it waits
+		}
+		s.push(b)
+		if over {
+			a.die(ctx, errQueueFull(s.max))
 		}
 		return
 	}
@@ -66,9 +75,15 @@ func (a *connActor) sendFromMessage(ctx actor.Context, token []byte) {
 			a.enqueue(ctx, frame, 1)
 			return
 		}
-		a.fail(ctx, fmt.Errorf("%w: %w (%d bytes)", ErrSlowConsumer, ErrQueueFull, s.max))
+		a.die(ctx, errQueueFull(s.max))
 	}
 	a.out.unsent = append(a.out.unsent, frame...)
+}
+
+// errQueueFull is the error of a connection whose queue reached its hard
+// cap of max bytes.
+func errQueueFull(max int64) error {
+	return fmt.Errorf("%w: %w (%d bytes)", ErrSlowConsumer, ErrQueueFull, max)
 }
 
 // takeSends takes the frames waiting on the sends stack, oldest first,
@@ -106,7 +121,7 @@ func (a *connActor) encode(frames []wire.Frame) []byte {
 // already counted in the queue.
 func (a *connActor) enqueue(ctx actor.Context, frame []byte, tokens int) {
 	w := &a.out
-	if a.phase == phaseClosed || a.phase == phaseDialing || w.writerClosed {
+	if a.phase >= phaseClosing || w.writerClosed {
 		// Send saw the connection alive, but it closed meanwhile.
 		a.h.shared.queued.Add(-int64(len(frame)))
 		w.unsent = append(w.unsent, frame...)
@@ -140,7 +155,7 @@ var errWriterRefused = errors.New("tokenserver: internal error: the write pump r
 
 func (a *connActor) handToWriter(ctx actor.Context, batch [][]byte, size, tokens int) bool {
 	if !a.out.hand(a.writer, a.h.shared, batch, size, tokens) {
-		a.fail(ctx, fmt.Errorf("%w: %w", ErrConnection, errWriterRefused))
+		a.die(ctx, fmt.Errorf("%w: %w", ErrConnection, errWriterRefused))
 		return false
 	}
 	return true
@@ -165,16 +180,8 @@ func (w *writeSide) hand(writer frameWriter, s *connShared, batch [][]byte, size
 
 func (a *connActor) onWritten(ctx actor.Context, n int) {
 	w := &a.out
-	a.h.shared.queued.Add(-int64(n))
-	a.cfg.stats.wrote(n, w.inFlightTokens)
-	w.writing = false
-	release(w.inFlight)
-	if cap(w.inFlight) <= maxSpare {
-		clear(w.inFlight)
-		w.spare = w.inFlight[:0]
-	}
-	w.inFlight, w.inFlightSize = nil, 0
-	if a.phase == phaseClosed {
+	w.wrote(a.h.shared, a.cfg.stats, n)
+	if a.phase >= phaseClosing {
 		return
 	}
 	if !w.queue.empty() {
@@ -186,6 +193,22 @@ func (a *connActor) onWritten(ctx actor.Context, n int) {
 		a.closeWriter()
 	}
 	a.checkFlow(ctx)
+}
+
+// wrote settles the batch the writer wrote in full (n bytes): the one place
+// where written frames leave the write side. Their bytes leave the queue
+// count and their buffers go back to the pool. (An acknowledged protocol
+// will keep them here, still counted, until the peer acknowledges them.)
+func (w *writeSide) wrote(s *connShared, st *stats, n int) {
+	s.queued.Add(-int64(n))
+	st.wrote(n, w.inFlightTokens)
+	w.writing = false
+	release(w.inFlight)
+	if cap(w.inFlight) <= maxSpare {
+		clear(w.inFlight)
+		w.spare = w.inFlight[:0]
+	}
+	w.inFlight, w.inFlightSize, w.inFlightTokens = nil, 0, 0
 }
 
 // checkFlow pauses reading past the high-water mark (or once a Send left
@@ -220,16 +243,19 @@ func (a *connActor) checkFlow(ctx actor.Context) {
 	}
 }
 
+// closeWriter lets the write pump finish its batch, then end.
 func (a *connActor) closeWriter() {
-	if a.out.writerClosed {
+	if a.writer == nil || a.out.writerClosed {
 		return
 	}
 	a.out.writerClosed = true
 	a.writer.Close()
 }
 
+// onWriteEnded: the write pump has ended, after Close or a failed write.
+// What it held and did not write in full is maybe sent, what waited for it
+// unsent. After a clean close the write side ends once our side is shut.
 func (a *connActor) onWriteEnded(ctx actor.Context, err error) {
-	a.writerDone = true
 	w, s := &a.out, a.h.shared
 	if w.writing {
 		written := 0
@@ -240,19 +266,21 @@ func (a *connActor) onWriteEnded(ctx actor.Context, err error) {
 		w.failInFlight(s, a.codec, a.cfg.stats, written)
 	}
 	w.unsendQueue(s)
-	if err != nil && a.phase != phaseClosed {
+	switch {
+	case err == nil && a.phase == phaseDraining:
+		a.shutWrite(ctx)
+	case err != nil && a.phase < phaseClosing:
+		a.writer = nil
 		if errors.Is(err, tlsio.ErrWriteTimeout) {
 			err = fmt.Errorf("%w: %w", ErrSlowConsumer, err)
 		} else {
 			err = fmt.Errorf("%w: %w", ErrConnection, err)
 		}
-		a.fail(ctx, err)
-		return
+		a.die(ctx, err)
+	default:
+		a.writer = nil
+		a.finish(ctx)
 	}
-	if a.phase == phaseDraining {
-		a.shutdownWrite(ctx)
-	}
-	a.maybeFinish(ctx)
 }
 
 // failInFlight settles the writer's batch after a failed write: the frames

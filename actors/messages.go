@@ -30,6 +30,8 @@ type (
 	readEnded    struct{ err error }
 	chunkWritten struct{ n int }
 	writeEnded   struct{ err error }
+	// writeShut: our side is shut (close_notify, or FIN), or failed to be.
+	writeShut struct{ err error }
 )
 
 // From handles and owners to the connection actor.
