@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tokenserver/tokenserver/actors/internal/reconnectbuf"
+	"github.com/tokenserver/tokenserver/actors/internal/timer"
 	"github.com/tokenserver/tokenserver/supervisor"
 	"github.com/tokenserver/tokenserver/wire"
 )
@@ -53,7 +55,7 @@ type clientActor struct {
 	connPID  *actor.PID  // the current connection actor
 	downPID  *actor.PID  // the last connection actor whose connDown came
 	conn     *Connection // the current connection, from connUp to connDown
-	buf      reconnectBuffer
+	buf      reconnectbuf.Buffer
 	hadError bool
 	cause    string // why the last connection ended, for reconnect events
 	closing  bool   // Close is in progress: its close event is owed
@@ -62,7 +64,7 @@ type clientActor struct {
 	// answered Close; it dials after this delay once it has.
 	connectAfter *time.Duration
 
-	waitConnect timer // Connect(delay)
+	waitConnect timer.Timer // Connect(delay)
 	shutdown    bool
 	stopping    bool
 }
@@ -77,8 +79,8 @@ func (a *clientActor) Receive(ctx actor.Context) {
 		a.onConnect(ctx, m.delay)
 	case closeRequest:
 		a.onClose(ctx)
-	case timerFired:
-		if a.waitConnect.fired(m) {
+	case timer.Fired:
+		if a.waitConnect.Accept(m) {
 			a.startRunner(ctx)
 		}
 
@@ -151,13 +153,13 @@ func (a *clientActor) Receive(ctx actor.Context) {
 		a.ev.emit(ctx, droppedEvent(nil, m.tokens, m.reason), nil, m.reason)
 	case shutdownRequest:
 		a.shutdown = true
-		if a.runner != nil || a.waitConnect.running() {
+		if a.runner != nil || a.waitConnect.Running() {
 			a.c.set(CLOSED)
 			a.beginClose(ctx)
 		}
 		a.maybeStop(ctx)
 	case *actor.Stopped:
-		a.waitConnect.stop()
+		a.waitConnect.Stop()
 		a.c.stopped()
 	}
 }
@@ -200,7 +202,7 @@ func (a *clientActor) connect(ctx actor.Context, delay time.Duration) {
 		a.startRunner(ctx)
 		return
 	}
-	a.waitConnect.start(ctx, delay)
+	a.waitConnect.Start(ctx, delay)
 }
 
 // startRunner spawns the connection actor, under a supervisor with
@@ -232,7 +234,7 @@ func (a *clientActor) onUp(ctx actor.Context, c *Connection) {
 	}
 	a.conn = c
 	a.c.set(ONLINE)
-	sent, empty := a.buf.flush(c.Send)
+	sent, empty := a.buf.Flush(c.Send)
 	a.c.buffered.Add(-sent)
 	if empty { // else the connection died already: the rest waits for the next
 		a.c.conn.Store(c)
@@ -263,7 +265,7 @@ func (a *clientActor) onDown(ctx actor.Context, m connDown) {
 	}
 	if toks := decodeTokens(m.codec, m.unsent); len(toks) > 0 {
 		if a.buffering() {
-			a.buf.giveBack(toks)
+			a.buf.GiveBack(toks)
 			for _, t := range toks {
 				a.c.buffered.Add(int64(len(t)))
 			}
@@ -335,12 +337,12 @@ func (a *clientActor) route(ctx actor.Context, tok []byte) {
 		a.c.buffered.Add(-n)
 		a.ev.emit(ctx, droppedEvent(nil, [][]byte{tok}, ErrClientClosed), nil, ErrClientClosed)
 	default:
-		a.buf.push(tok)
+		a.buf.Push(tok)
 	}
 }
 
 func (a *clientActor) dropBuffer(ctx actor.Context, reason error) {
-	toks, n := a.buf.takeAll()
+	toks, n := a.buf.TakeAll()
 	if len(toks) == 0 {
 		return
 	}
@@ -350,7 +352,7 @@ func (a *clientActor) dropBuffer(ctx actor.Context, reason error) {
 
 // onClose takes the handle's Close.
 func (a *clientActor) onClose(ctx actor.Context) {
-	running := a.runner != nil || a.waitConnect.running()
+	running := a.runner != nil || a.waitConnect.Running()
 	if !running || a.closing { // stale: the close it asked for has happened
 		a.c.take(reqClose)
 		return
@@ -369,7 +371,7 @@ func (a *clientActor) beginClose(ctx actor.Context) {
 	a.c.conn.Store(nil) // Send is false from now on
 	a.c.cycling.Store(false)
 	a.dropBuffer(ctx, ErrClientClosed)
-	a.waitConnect.stop()
+	a.waitConnect.Stop()
 	switch {
 	case a.connPID != nil: // dialing or connected: close it cleanly
 		ctx.Send(a.connPID, closeRequest{})
@@ -427,7 +429,7 @@ func (a *clientActor) emitClose(ctx actor.Context) {
 
 // maybeStop ends the actor after Shutdown once nothing is left running.
 func (a *clientActor) maybeStop(ctx actor.Context) {
-	if !a.shutdown || a.stopping || a.closing || a.runner != nil || a.waitConnect.running() || a.c.routed.Load() > 0 {
+	if !a.shutdown || a.stopping || a.closing || a.runner != nil || a.waitConnect.Running() || a.c.routed.Load() > 0 {
 		return
 	}
 	if st := a.c.current(); st != OFFLINE {

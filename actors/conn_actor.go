@@ -8,6 +8,9 @@ import (
 	"net"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tokenserver/tokenserver/actors/internal/dispatch"
+	"github.com/tokenserver/tokenserver/actors/internal/serverlist"
+	"github.com/tokenserver/tokenserver/actors/internal/timer"
 	"github.com/tokenserver/tokenserver/tlsio"
 	"github.com/tokenserver/tokenserver/wire"
 )
@@ -66,7 +69,18 @@ type dialTarget struct {
 	addr string // host:port, or the socket path when unix
 	unix bool
 	tls  *tls.Config
-	pool *serverPool // ClientOptions.Servers: addr comes from it
+	list *serverlist.List // ClientOptions.Servers: addr comes from it
+}
+
+// withServer returns cfg for one connect attempt: with a server list, its
+// dial target is the list's next server.
+func (cfg connConfig) withServer() connConfig {
+	if cfg.dial != nil && cfg.dial.list != nil {
+		d := *cfg.dial
+		d.addr = d.list.Next()
+		cfg.dial = &d
+	}
+	return cfg
 }
 
 // connActor owns one socket. Its fields are its own; what it shares with the
@@ -93,13 +107,13 @@ type connActor struct {
 	end ending
 	// closeWait bounds the wait for the peer's side after ours is shut: the
 	// read deadline does not end a reader that waits for credit.
-	closeWait timer
+	closeWait timer.Timer
 }
 
 // connProps returns the props of a connection actor for h over conn (nil
 // when cfg.dial is set).
 func connProps(h *Connection, conn net.Conn, cfg connConfig) *actor.Props {
-	return actor.PropsFromProducer(func() actor.Actor { return newConnActor(h, conn, cfg) }, actor.WithDispatcher(inline))
+	return actor.PropsFromProducer(func() actor.Actor { return newConnActor(h, conn, cfg) }, actor.WithDispatcher(dispatch.Inline))
 }
 
 // dialingConnProps returns the props of a client's connection actor, which
@@ -108,7 +122,7 @@ func connProps(h *Connection, conn net.Conn, cfg connConfig) *actor.Props {
 func dialingConnProps(system *actor.ActorSystem, cfg connConfig) *actor.Props {
 	return actor.PropsFromProducer(func() actor.Actor {
 		return newConnActor(newConnection(system.Root, cfg.limits), nil, cfg.withServer())
-	}, actor.WithDispatcher(inline))
+	}, actor.WithDispatcher(dispatch.Inline))
 }
 
 func newConnActor(h *Connection, conn net.Conn, cfg connConfig) *connActor {
@@ -156,11 +170,11 @@ func (a *connActor) Receive(ctx actor.Context) {
 		a.die(ctx, errQueueFull(a.h.shared.max))
 	case forceClose:
 		a.die(ctx, m.err)
-	case timerFired:
+	case timer.Fired:
 		switch {
-		case a.in.creditWait.fired(m):
+		case a.in.creditWait.Accept(m):
 			a.drain(ctx) // the handler did not return credit in time
-		case a.closeWait.fired(m):
+		case a.closeWait.Accept(m):
 			a.stopReading()
 		}
 	case *actor.Stopping:

@@ -89,7 +89,7 @@ func (a *connActor) drain(ctx actor.Context) {
 		return
 	}
 	a.phase = phaseDraining
-	a.in.creditWait.stop()
+	a.in.creditWait.Stop()
 	a.closeGate(ctx) // what Send took before the close is flushed too
 	if !a.out.writing {
 		a.closeWriter()
@@ -120,7 +120,7 @@ func (a *connActor) shutWrite(ctx actor.Context) {
 		// one that waits for read credit (a handler that returns none,
 		// reading paused), which never reads again to see the peer's end.
 		_ = a.conn.SetReadDeadline(time.Now().Add(a.cfg.limits.CloseTimeout))
-		a.closeWait.start(ctx, a.cfg.limits.CloseTimeout)
+		a.closeWait.Start(ctx, a.cfg.limits.CloseTimeout)
 	}
 }
 
@@ -170,8 +170,8 @@ func (a *connActor) die(ctx actor.Context, err error) {
 	}
 	a.fault(err)
 	a.phase = phaseClosing
-	a.in.creditWait.stop()
-	a.closeWait.stop()
+	a.in.creditWait.Stop()
+	a.closeWait.Stop()
 	a.out.unsendQueue(a.h.shared) // older than what the gate still holds
 	a.closeGate(ctx)
 	if a.cancelDial != nil {
@@ -197,8 +197,8 @@ func (a *connActor) finish(ctx actor.Context) {
 		return
 	}
 	a.phase = phaseDone
-	a.in.creditWait.stop()
-	a.closeWait.stop()
+	a.in.creditWait.Stop()
+	a.closeWait.Stop()
 	if a.codec == nil {
 		// It ended before its protocol was known: what Send took is handed
 		// back encoded in token/1, which only the owner reads.

@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tokenserver/tokenserver/actors/internal/timer"
 	"github.com/tokenserver/tokenserver/wire"
 )
 
@@ -27,7 +28,7 @@ type readSide struct {
 	// readOver: nothing more is read (the peer ended its side, or sent a
 	// bad frame); the connection closes once every chunk read is delivered.
 	readOver   bool
-	creditWait timer          // bounds the wait for credit after the peer's end
+	creditWait timer.Timer    // bounds the wait for credit after the peer's end
 	spare      [][]wire.Frame // frames slices the owner handed back, for reuse
 }
 
@@ -129,7 +130,7 @@ func (a *connActor) endReading(ctx actor.Context) {
 	if len(a.in.debts) == 0 {
 		a.drain(ctx)
 	} else {
-		a.in.creditWait.start(ctx, a.cfg.limits.CloseTimeout)
+		a.in.creditWait.Start(ctx, a.cfg.limits.CloseTimeout)
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tokenserver/tokenserver/actors/internal/framepool"
+	"github.com/tokenserver/tokenserver/actors/internal/outbox"
 	"github.com/tokenserver/tokenserver/tlsio"
 	"github.com/tokenserver/tokenserver/wire"
 )
@@ -30,9 +32,9 @@ import (
 type writeSide struct {
 	hwm, lwm int64
 
-	queue        outbox   // frames waiting while the writer is busy
-	writing      bool     // a batch is with the writer
-	inFlight     [][]byte // that batch
+	queue        outbox.Outbox // frames waiting while the writer is busy
+	writing      bool          // a batch is with the writer
+	inFlight     [][]byte      // that batch
 	inFlightSize int
 	// inFlightTokens is how many tokens that batch holds (for the stats).
 	inFlightTokens int
@@ -46,7 +48,7 @@ type writeSide struct {
 }
 
 func newWriteSide(l Limits) writeSide {
-	return writeSide{hwm: int64(l.HighWaterMark), lwm: int64(l.LowWaterMark), queue: newOutbox()}
+	return writeSide{hwm: int64(l.HighWaterMark), lwm: int64(l.LowWaterMark)}
 }
 
 // sendFromMessage handles SendToken from an actor: the same as Send on the
@@ -125,7 +127,7 @@ func (a *connActor) enqueue(ctx actor.Context, frame []byte, tokens int) {
 		// Send saw the connection alive, but it closed meanwhile.
 		a.h.shared.queued.Add(-int64(len(frame)))
 		w.unsent = append(w.unsent, frame...)
-		releaseFrame(frame)
+		framepool.Put(frame)
 		return
 	}
 	if !w.writing {
@@ -135,7 +137,7 @@ func (a *connActor) enqueue(ctx actor.Context, frame []byte, tokens int) {
 			return
 		}
 	} else {
-		w.queue.push(frame, tokens)
+		w.queue.Push(frame, tokens)
 	}
 	a.checkFlow(ctx)
 }
@@ -169,7 +171,7 @@ func (w *writeSide) hand(writer frameWriter, s *connShared, batch [][]byte, size
 		for _, b := range batch {
 			w.unsent = append(w.unsent, b...)
 		}
-		release(batch)
+		outbox.Release(batch)
 		s.queued.Add(-int64(size))
 		return false
 	}
@@ -184,9 +186,9 @@ func (a *connActor) onWritten(ctx actor.Context, n int) {
 	if a.phase >= phaseClosing {
 		return
 	}
-	if !w.queue.empty() {
-		size, tokens := w.queue.size, w.queue.tokens
-		if !a.handToWriter(ctx, w.queue.take(), size, tokens) {
+	if !w.queue.Empty() {
+		size, tokens := w.queue.Size(), w.queue.Tokens()
+		if !a.handToWriter(ctx, w.queue.Take(), size, tokens) {
 			return
 		}
 	} else if a.phase == phaseDraining {
@@ -203,7 +205,7 @@ func (w *writeSide) wrote(s *connShared, st *stats, n int) {
 	s.queued.Add(-int64(n))
 	st.wrote(n, w.inFlightTokens)
 	w.writing = false
-	release(w.inFlight)
+	outbox.Release(w.inFlight)
 	if cap(w.inFlight) <= maxSpare {
 		clear(w.inFlight)
 		w.spare = w.inFlight[:0]
@@ -301,11 +303,11 @@ func (w *writeSide) failInFlight(s *connShared, codec wire.Codec, st *stats, wri
 
 // unsendQueue moves what waits in the outbox to the unsent frames.
 func (w *writeSide) unsendQueue(s *connShared) {
-	if w.queue.empty() {
+	if w.queue.Empty() {
 		return
 	}
-	s.queued.Add(-int64(w.queue.size))
-	w.unsent = append(w.unsent, w.queue.flatten()...)
+	s.queued.Add(-int64(w.queue.Size()))
+	w.unsent = append(w.unsent, w.queue.Flatten()...)
 }
 
 // takeDropped returns the frames that were maybe sent and those never sent,

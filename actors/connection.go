@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tokenserver/tokenserver/actors/internal/dispatch"
+	"github.com/tokenserver/tokenserver/actors/internal/framepool"
 	"github.com/tokenserver/tokenserver/wire"
 )
 
@@ -117,7 +119,7 @@ func (c *Connection) Send(token []byte) bool {
 	if codec == nil {
 		return c.postEarly([]wire.Frame{{Kind: wire.KindToken, Token: token}})
 	}
-	return c.post(&sendBatch{frames: codec.AppendToken(frameBuf(codec.FrameSizeHint(len(token))), token), tokens: 1})
+	return c.post(&sendBatch{frames: codec.AppendToken(framepool.Get(codec.FrameSizeHint(len(token))), token), tokens: 1})
 }
 
 // SendBatch queues tokens for sending, in order, as one message to the
@@ -142,7 +144,7 @@ func (c *Connection) SendBatch(tokens [][]byte) bool {
 	for _, t := range tokens {
 		n += codec.FrameSizeHint(len(t))
 	}
-	buf := frameBuf(n) // grows if need be
+	buf := framepool.Get(n) // grows if need be
 	for _, t := range tokens {
 		buf = codec.AppendToken(buf, t)
 	}
@@ -202,7 +204,7 @@ const msgOverhead = 64
 func (c *Connection) post(batch *sendBatch) bool {
 	s := c.shared
 	if !s.gate.enter() {
-		releaseFrame(batch.frames)
+		framepool.Put(batch.frames)
 		return false
 	}
 	taken := s.claim(int64(batch.size() + msgOverhead))
@@ -213,7 +215,7 @@ func (c *Connection) post(batch *sendBatch) bool {
 	s.gate.leave()
 	switch {
 	case !taken:
-		releaseFrame(batch.frames)
+		framepool.Put(batch.frames)
 		c.root.Send(c.pid, overCap{})
 	case first:
 		c.root.Send(c.pid, sendsWaiting{})
@@ -391,7 +393,7 @@ func NewConnection(conn net.Conn, opts ConnectionOptions) (*Connection, error) {
 	root := system.Root
 	h := newConnection(root, limits)
 	h.remote, h.local = conn.RemoteAddr(), conn.LocalAddr()
-	pool := newWorkerPool()
+	pool := dispatch.NewWorkerPool()
 	owner := root.Spawn(actor.PropsFromProducer(func() actor.Actor {
 		return newStandalone(opts, log, system, owned, pool)
 	}, actor.WithDispatcher(pool)))

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tokenserver/tokenserver/actors/internal/dispatch"
 )
 
 // lifecycle is what a Server and a Client share: the PID of their actor,
@@ -16,7 +17,7 @@ type lifecycle struct {
 	pid    *actor.PID
 	system *actor.ActorSystem
 	owned  bool // the actor system is private to this handle
-	pool   *workerPool
+	pool   *dispatch.WorkerPool
 	done   chan struct{}
 
 	status     atomic.Int32 // a Status; written by the actor only
@@ -29,7 +30,7 @@ type lifecycle struct {
 // init prepares a lifecycle whose actor starts at once (status CONNECTING).
 func (l *lifecycle) init(system *actor.ActorSystem, owned bool) {
 	l.system, l.owned, l.done = system, owned, make(chan struct{})
-	l.pool = newWorkerPool()
+	l.pool = dispatch.NewWorkerPool()
 	l.status.Store(int32(CONNECTING))
 }
 
@@ -149,7 +150,7 @@ func (l *lifecycle) stopped() {
 	if l.owned {
 		l.system.Shutdown()
 	}
-	l.pool.close()
+	l.pool.Close()
 	close(l.done)
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tokenserver/tokenserver/actors/internal/timer"
 	"github.com/tokenserver/tokenserver/supervisor"
 )
 
@@ -37,8 +38,8 @@ type serverActor struct {
 	// if the policy gives up instead, it listens after this delay.
 	connectAfterGiveUp *time.Duration
 
-	waitListen    timer // Connect(delay)
-	closeDeadline timer
+	waitListen    timer.Timer // Connect(delay)
+	closeDeadline timer.Timer
 
 	shutdown bool
 	stopping bool
@@ -62,11 +63,11 @@ func (a *serverActor) Receive(ctx actor.Context) {
 			a.beginClose(ctx)
 		} // else: stale, the close it asked for has happened
 		a.s.take(reqClose)
-	case timerFired:
+	case timer.Fired:
 		switch {
-		case a.waitListen.fired(m):
+		case a.waitListen.Accept(m):
 			a.startListening(ctx)
-		case a.closeDeadline.fired(m):
+		case a.closeDeadline.Accept(m):
 			for c := range a.conns {
 				ctx.Send(c.pid, forceClose{fmt.Errorf("%w (%v)", ErrForcedClose, a.limits.CloseTimeout)})
 			}
@@ -140,13 +141,13 @@ func (a *serverActor) Receive(ctx actor.Context) {
 
 	case shutdownRequest:
 		a.shutdown = true
-		if a.listener != nil || a.waitListen.running() {
+		if a.listener != nil || a.waitListen.Running() {
 			a.beginClose(ctx) // a listen retry was pending, say
 		}
 		a.maybeStop(ctx)
 	case *actor.Stopped:
-		a.waitListen.stop()
-		a.closeDeadline.stop()
+		a.waitListen.Stop()
+		a.closeDeadline.Stop()
 		a.s.stopped()
 	}
 }
@@ -175,7 +176,7 @@ func (a *serverActor) listenAfter(ctx actor.Context, delay time.Duration) {
 		a.startListening(ctx)
 		return
 	}
-	a.waitListen.start(ctx, delay)
+	a.waitListen.Start(ctx, delay)
 }
 
 // startListening spawns the listener, under a supervisor with ListenRetry.
@@ -308,7 +309,7 @@ func (a *serverActor) publish() {
 // beginClose stops listening, asks every live client to close (remoteClose),
 // and starts the close deadline.
 func (a *serverActor) beginClose(ctx actor.Context) {
-	a.waitListen.stop()
+	a.waitListen.Stop()
 	if a.closing {
 		return
 	}
@@ -320,7 +321,7 @@ func (a *serverActor) beginClose(ctx actor.Context) {
 			c.RemoteClose()
 		}
 	}
-	a.closeDeadline.start(ctx, a.limits.CloseTimeout)
+	a.closeDeadline.Start(ctx, a.limits.CloseTimeout)
 	a.maybeClosed(ctx)
 }
 
@@ -340,7 +341,7 @@ func (a *serverActor) maybeClosed(ctx actor.Context) {
 		return
 	}
 	a.closing = false
-	a.closeDeadline.stop()
+	a.closeDeadline.Stop()
 	a.s.addr.Store(nil)
 	a.s.closed()
 	if a.answered { // the close event was delivered already

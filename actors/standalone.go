@@ -4,6 +4,7 @@ import (
 	"log/slog"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tokenserver/tokenserver/actors/internal/dispatch"
 	"github.com/tokenserver/tokenserver/wire"
 )
 
@@ -13,10 +14,10 @@ type standaloneActor struct {
 	ev     *emitter
 	system *actor.ActorSystem
 	owned  bool
-	pool   *workerPool // its dispatcher
+	pool   *dispatch.WorkerPool // its dispatcher
 }
 
-func newStandalone(opts ConnectionOptions, log *slog.Logger, system *actor.ActorSystem, owned bool, pool *workerPool) *standaloneActor {
+func newStandalone(opts ConnectionOptions, log *slog.Logger, system *actor.ActorSystem, owned bool, pool *dispatch.WorkerPool) *standaloneActor {
 	tokens := tokenCallbacks{one: opts.OnToken, remoteClose: true}
 	return &standaloneActor{ev: newEmitter(opts.Handler, log, nil, opts.callback, tokens), system: system, owned: owned, pool: pool}
 }
@@ -45,7 +46,7 @@ func (a *standaloneActor) Receive(ctx actor.Context) {
 		if a.owned {
 			a.system.Shutdown()
 		}
-		a.pool.close()
+		a.pool.Close()
 	}
 }
 
