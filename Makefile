@@ -17,8 +17,10 @@ SOAK      ?= 60s
 # swings between about 4,000 and 11,000 executions/s and falls as its cached
 # corpus grows: 100000 took 11 s from an empty corpus, 60000 took 9.5 s with
 # 150 entries cached.
+# The token/2 targets (wire/token2_test.go) take about 5 s each.
 FUZZ_TARGETS := ./wire:FuzzDecode:100000 ./wire:FuzzRoundTrip:500000 ./test/fuzz:FuzzServerConnection:3000 \
-                ./tlsio:FuzzEncryptedKey:60000
+                ./tlsio:FuzzEncryptedKey:60000 \
+                ./wire:FuzzToken2Decode:60000 ./wire:FuzzToken2RoundTrip:100000 ./wire:FuzzToken2Handshake:60000
 FUZZMINIMIZE := 1000x
 INTEROP_DIR  := test/interop
 

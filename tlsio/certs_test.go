@@ -74,13 +74,25 @@ func tlsTestSign(t *testing.T, tmpl *x509.Certificate, pub crypto.PublicKey, par
 // tlsTestNewCA makes a root CA (parent nil) or an intermediate CA.
 func tlsTestNewCA(t *testing.T, name string, rsaKey bool, parent *tlsTestCA) *tlsTestCA {
 	t.Helper()
-	key := tlsTestKey(t, rsaKey)
-	c := tlsTestSign(t, &x509.Certificate{
+	return tlsTestCAFrom(t, tlsTestCATemplate(name), rsaKey, parent)
+}
+
+// tlsTestCATemplate is the template of a CA certificate named name.
+func tlsTestCATemplate(name string) *x509.Certificate {
+	return &x509.Certificate{
 		Subject:               pkix.Name{CommonName: name, Organization: []string{"tlsio tests"}},
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
-	}, key.Public(), parent, key)
+	}
+}
+
+// tlsTestCAFrom makes a CA from tmpl, signed by parent (self-signed when
+// parent is nil).
+func tlsTestCAFrom(t *testing.T, tmpl *x509.Certificate, rsaKey bool, parent *tlsTestCA) *tlsTestCA {
+	t.Helper()
+	key := tlsTestKey(t, rsaKey)
+	c := tlsTestSign(t, tmpl, key.Public(), parent, key)
 	return &tlsTestCA{cert: c, key: key, certPEM: certPEM(c.Raw)}
 }
 

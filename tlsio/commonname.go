@@ -151,6 +151,7 @@ type serverVerifier struct {
 	roots      *x509.CertPool   // nil: the system roots
 	now        func() time.Time // nil: time.Now
 	serverName string           // the config's ServerName, when the state has none
+	revoked    *revocation      // the lists of Options.CRL, nil when none
 	// The hooks of the user's config, called after a successful
 	// verification, with the verified chains.
 	verifyPeer func([][]byte, [][]*x509.Certificate) error
@@ -185,6 +186,16 @@ func (v *serverVerifier) verify(cs tls.ConnectionState) error {
 	}
 	if err := verifyServerName(certs[0], name); err != nil {
 		return &tls.CertificateVerificationError{UnverifiedCertificates: certs, Err: err}
+	}
+	if !hasNameSAN(certs[0]) {
+		// Accepted on its Common Name, which x509 verification never
+		// held against the CAs' name constraints: do it here.
+		if chains, err = constrainedChains(chains, name); err != nil {
+			return &tls.CertificateVerificationError{UnverifiedCertificates: certs, Err: err}
+		}
+	}
+	if err := v.revoked.check(chains); err != nil {
+		return err
 	}
 	if v.verifyPeer != nil {
 		raw := make([][]byte, len(certs))
@@ -225,5 +236,81 @@ func verifyServerName(leaf *x509.Certificate, name string) error {
 			"set tlsio.Options.ServerName to the certificate's name: %w", ErrCommonNameOnly, cns[len(cns)-1], name, herr)
 	default:
 		return fmt.Errorf("tlsio: the certificate's Common Name %q does not match %q (and it has no subjectAltName): %w", cns[len(cns)-1], name, herr)
+	}
+}
+
+// constrainedChains returns the chains (each from the leaf to its root) in
+// which every CA permits host, the name a certificate without DNS or IP
+// subjectAltName was accepted for on its Common Name, under its DNS name
+// constraints: within one of its permitted subtrees, when it has any, and
+// within none of its excluded ones. It fails with an
+// x509.CertificateInvalidError (CANotAuthorizedForThisName) when no chain
+// is left.
+//
+// This is what openssl verify does for such a certificate (it checks the
+// Common Name as a DNS name against the constraints of each CA of the chain),
+// with two differences: the name checked is the host the Common Name matched
+// (the name the certificate is trusted for, after the wildcard of a Common
+// Name is resolved), and it is checked whatever its form, where openssl
+// skips a Common Name without a dot, so that "localhost" under a CA that
+// permits only "example.com" is refused here and accepted by openssl.
+func constrainedChains(chains [][]*x509.Certificate, host string) ([][]*x509.Certificate, error) {
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	var kept [][]*x509.Certificate
+	var refusedBy *x509.Certificate
+	for _, chain := range chains {
+		ok := true
+		for _, ca := range chain[1:] {
+			if !dnsPermitted(ca, host) {
+				ok, refusedBy = false, ca
+				break
+			}
+		}
+		if ok {
+			kept = append(kept, chain)
+		}
+	}
+	if len(kept) == 0 {
+		return nil, x509.CertificateInvalidError{
+			Cert:   refusedBy,
+			Reason: x509.CANotAuthorizedForThisName,
+			Detail: fmt.Sprintf("the Common Name accepted for %q is outside the DNS name constraints of %q", host, refusedBy.Subject.CommonName),
+		}
+	}
+	return kept, nil
+}
+
+// dnsPermitted reports whether the DNS name constraints of ca allow host
+// (lowercase, without a trailing dot).
+func dnsPermitted(ca *x509.Certificate, host string) bool {
+	for _, c := range ca.ExcludedDNSDomains {
+		if withinDNSConstraint(host, c) {
+			return false
+		}
+	}
+	if len(ca.PermittedDNSDomains) == 0 {
+		return true
+	}
+	for _, c := range ca.PermittedDNSDomains {
+		if withinDNSConstraint(host, c) {
+			return true
+		}
+	}
+	return false
+}
+
+// withinDNSConstraint reports whether host lies in the subtree of the DNS
+// name constraint c (RFC 5280 4.2.1.10), as crypto/x509 and openssl match
+// them: "example.com" holds itself and its subdomains, ".example.com" only
+// its subdomains, "" every name. Case does not matter.
+func withinDNSConstraint(host, c string) bool {
+	c = strings.ToLower(c)
+	switch {
+	case c == "":
+		return true
+	case c[0] == '.':
+		return len(host) > len(c) && strings.HasSuffix(host, c)
+	default:
+		return host == c || strings.HasSuffix(host, "."+c)
 	}
 }

@@ -14,7 +14,16 @@ import (
 //
 //   - The base is a clone of o.TLSConfig (or an empty config); o.TLSConfig is
 //     never modified. MinVersion is raised to at least TLS 1.2; the maximum
-//     stays Go's default (TLS 1.3).
+//     stays Go's default (TLS 1.3). Unless the base sets CipherSuites, TLS
+//     1.2 offers only ECDHE suites with AES-GCM or ChaCha20-Poly1305 (Go's
+//     defaults also have AES-CBC with HMAC-SHA1).
+//   - Session tickets are off (SessionTicketsDisabled), whatever the base
+//     says: no connection resumes a session, so every handshake verifies
+//     the client certificate in full, against the CA and revocation list in
+//     use at the time (see [ServerSource]), and no ticket key, which would
+//     decrypt every TLS 1.2 session it resumed, is held. Token connections
+//     are long lived, so resumption would save little: a connection is one
+//     full handshake, then any number of tokens.
 //   - Key and Cert (Key decrypted with Passphrase if it is encrypted), or
 //     PFX, when given, replace the base's Certificates. Without them the
 //     base must provide Certificates, GetCertificate or GetConfigForClient,
@@ -22,7 +31,7 @@ import (
 //     Cert gives [ErrIncompleteKeyPair]; PFX with either,
 //     [ErrPFXWithKeyPair].
 //   - CA, when given, becomes ClientCAs (with the self-signed certificates
-//     of PFX, see [Options.PFX]).
+//     of PFX only if [Options.TrustPFXRoots] asks for them).
 //   - RequestCert with RejectUnauthorized true (or nil) sets
 //     tls.RequireAndVerifyClientCert: a client without a certificate, or
 //     with one that does not verify against ClientCAs, fails the handshake.
@@ -38,23 +47,36 @@ import (
 //     if it matters. A warning is logged once per process.
 //   - Without RequestCert, ClientAuth is left as in the base, which is
 //     tls.NoClientCert unless o.TLSConfig says otherwise.
+//   - CRL, when given, is checked in VerifyConnection (before the base's
+//     own VerifyConnection, if any): a client whose verified chain holds a
+//     revoked certificate fails its handshake with a *[RevokedError]
+//     ([ErrRevoked]). See [Options.CRL].
 //
 // Malformed PEM gives [ErrBadPEM], a malformed PFX [ErrBadPFX], a wrong or
 // missing passphrase [ErrBadPassphrase]; a key that does not belong to the
-// certificate gives [ErrKeyMismatch]. [Options.AllowCommonName] changes
-// nothing on a server.
+// certificate gives [ErrKeyMismatch]; an unusable CRL [ErrBadCRL].
+// [Options.AllowCommonName] changes nothing on a server.
 func ServerConfig(o Options) (*tls.Config, error) {
+	cfg, _, err := serverConfig(o)
+	return cfg, err
+}
+
+// serverConfig is ServerConfig, with the revocation lists it installed (nil
+// when o.CRL is empty).
+func serverConfig(o Options) (*tls.Config, *revocation, error) {
 	cfg := baseConfig(o.TLSConfig)
+	// Every connection runs a full handshake: see the doc comment.
+	cfg.SessionTicketsDisabled = true
 	pfxRoots, err := applyKeyPair(cfg, o)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(cfg.Certificates) == 0 && cfg.GetCertificate == nil && cfg.GetConfigForClient == nil {
-		return nil, fmt.Errorf("%w: set Options.Key and Options.Cert, or Options.PFX", ErrNoCertificate)
+		return nil, nil, fmt.Errorf("%w: set Options.Key and Options.Cert, or Options.PFX", ErrNoCertificate)
 	}
-	pool, err := trustPool(o.CA, pfxRoots)
+	pool, err := trustPool(o, pfxRoots)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if pool != nil {
 		cfg.ClientCAs = pool
@@ -64,7 +86,7 @@ func ServerConfig(o Options) (*tls.Config, error) {
 			if cfg.ClientCAs == nil {
 				sys, err := systemRoots()
 				if err != nil {
-					return nil, fmt.Errorf("%w: set Options.CA, or RejectUnauthorized to false (%w)", ErrNoCA, err)
+					return nil, nil, fmt.Errorf("%w: set Options.CA, or RejectUnauthorized to false (%w)", ErrNoCA, err)
 				}
 				cfg.ClientCAs = sys
 			}
@@ -74,21 +96,29 @@ func ServerConfig(o Options) (*tls.Config, error) {
 			cfg.ClientAuth = tls.RequestClientCert
 		}
 	}
-	return cfg, nil
+	rev, err := revocationOf(o)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg.VerifyConnection = rev.verifyConnection(cfg.VerifyConnection)
+	return cfg, rev, nil
 }
 
 // ClientConfig builds the *tls.Config of a client from o.
 //
 //   - The base is a clone of o.TLSConfig (or an empty config); o.TLSConfig is
 //     never modified. MinVersion is raised to at least TLS 1.2; the maximum
-//     stays Go's default (TLS 1.3).
+//     stays Go's default (TLS 1.3). Unless the base sets CipherSuites, TLS
+//     1.2 offers only ECDHE suites with AES-GCM or ChaCha20-Poly1305.
 //   - Key and Cert (Key decrypted with Passphrase if it is encrypted), or
 //     PFX, when given, become the client certificate (Certificates). Only
 //     one of Key and Cert gives [ErrIncompleteKeyPair]; PFX with either,
 //     [ErrPFXWithKeyPair].
 //   - CA, when given, becomes RootCAs (with the self-signed certificates of
-//     PFX, see [Options.PFX]); otherwise the base's RootCAs are kept, and
-//     nil means the system roots, as Node uses its default root store.
+//     PFX only if [Options.TrustPFXRoots] asks for them); otherwise the
+//     base's RootCAs are kept, and nil means the system roots, as Node uses
+//     its default root store (with the self-signed certificates of PFX, see
+//     [Options.PFX]).
 //   - ServerName, when given, is set; otherwise [Dial] uses the dialed host
 //     and [DialUnix] "localhost".
 //   - RejectUnauthorized false sets InsecureSkipVerify (and logs a warning
@@ -98,19 +128,29 @@ func ServerConfig(o Options) (*tls.Config, error) {
 //     crypto/tls's verification by an equivalent one in VerifyConnection
 //     that also accepts a certificate named only by its Common Name (see
 //     [Options.AllowCommonName]).
+//   - CRL, when given and the server certificate is verified, refuses a
+//     server whose chain holds a revoked certificate, with a
+//     *[RevokedError] ([ErrRevoked]).
 //
 // Malformed PEM gives [ErrBadPEM], a malformed PFX [ErrBadPFX], a wrong or
 // missing passphrase [ErrBadPassphrase]; a key that does not belong to the
-// certificate gives [ErrKeyMismatch].
+// certificate gives [ErrKeyMismatch]; an unusable CRL [ErrBadCRL].
 func ClientConfig(o Options) (*tls.Config, error) {
+	cfg, _, err := clientConfig(o)
+	return cfg, err
+}
+
+// clientConfig is ClientConfig, with the revocation lists it installed (nil
+// when o.CRL is empty).
+func clientConfig(o Options) (*tls.Config, *revocation, error) {
 	cfg := baseConfig(o.TLSConfig)
 	pfxRoots, err := applyKeyPair(cfg, o)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	pool, err := trustPool(o.CA, pfxRoots)
+	pool, err := trustPool(o, pfxRoots)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if pool != nil {
 		cfg.RootCAs = pool
@@ -126,19 +166,29 @@ func ClientConfig(o Options) (*tls.Config, error) {
 			cfg.InsecureSkipVerify = true
 		}
 	}
-	if o.AllowCommonName && !cfg.InsecureSkipVerify {
+	rev, err := revocationOf(o)
+	if err != nil {
+		return nil, nil, err
+	}
+	switch {
+	case cfg.InsecureSkipVerify:
+		// Nothing is verified, so nothing is checked against the lists.
+	case o.AllowCommonName:
 		v := &serverVerifier{
 			roots:      cfg.RootCAs,
 			now:        cfg.Time,
 			serverName: cfg.ServerName,
+			revoked:    rev,
 			verifyPeer: cfg.VerifyPeerCertificate,
 			verifyConn: cfg.VerifyConnection,
 		}
 		cfg.InsecureSkipVerify = true // verified by v instead, in full
 		cfg.VerifyPeerCertificate = nil
 		cfg.VerifyConnection = v.verify
+	default:
+		cfg.VerifyConnection = rev.verifyConnection(cfg.VerifyConnection)
 	}
-	return cfg, nil
+	return cfg, rev, nil
 }
 
 var warnServerOnce, warnClientOnce sync.Once
@@ -157,6 +207,9 @@ func baseConfig(t *tls.Config) *tls.Config {
 	}
 	if cfg.MinVersion < tls.VersionTLS12 {
 		cfg.MinVersion = tls.VersionTLS12
+	}
+	if cfg.CipherSuites == nil {
+		cfg.CipherSuites = append([]uint16(nil), aeadSuites...)
 	}
 	return cfg
 }
@@ -208,17 +261,20 @@ func applyKeyPair(cfg *tls.Config, o Options) ([]*x509.Certificate, error) {
 }
 
 // trustPool returns the pool to verify the peer against: the certificates
-// of ca, plus the extra ones (the self-signed certificates of a PFX). With
-// extra but no ca, the extra ones are added to the system roots, as Node
-// adds them to its default root store. It returns nil, for "unchanged",
-// when both are empty.
-func trustPool(ca []byte, extra []*x509.Certificate) (*x509.CertPool, error) {
+// of o.CA, plus the extra ones (the self-signed certificates of a PFX) when
+// o.TrustPFXRoots asks for them. With extra but no CA, the extra ones are
+// added to the system roots, as Node adds them to its default root store.
+// It returns nil, for "unchanged", when both are empty.
+func trustPool(o Options, extra []*x509.Certificate) (*x509.CertPool, error) {
 	var pool *x509.CertPool
 	switch {
-	case len(ca) > 0:
+	case len(o.CA) > 0:
 		var err error
-		if pool, err = certPool(ca); err != nil {
+		if pool, err = certPool(o.CA); err != nil {
 			return nil, err
+		}
+		if !o.TrustPFXRoots {
+			return pool, nil
 		}
 	case len(extra) > 0:
 		var err error

@@ -377,7 +377,22 @@ func TestDialServerNameDefaultsToDialedHost(t *testing.T) {
 func tlsTestSilentServer(t *testing.T) string {
 	t.Helper()
 	ln := tlsTestListen(t)
+	tlsTestAcceptLoop(t, ln, func(c net.Conn) {
+		c.SetDeadline(time.Now().Add(tlsTestTimeout))
+		io.Copy(io.Discard, c)
+	})
+	return ln.Addr().String()
+}
+
+// tlsTestAcceptLoop accepts connections on ln until the test ends, and runs
+// handle on each in a goroutine of its own, then closes it. Cleanup closes
+// the listener and every connection still open, and waits for the
+// goroutines.
+func tlsTestAcceptLoop(t *testing.T, ln net.Listener, handle func(net.Conn)) {
+	t.Helper()
 	var wg sync.WaitGroup
+	var mu sync.Mutex
+	conns := map[net.Conn]bool{}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -386,20 +401,26 @@ func tlsTestSilentServer(t *testing.T) string {
 			if err != nil {
 				return
 			}
+			mu.Lock()
+			conns[c] = true
+			mu.Unlock()
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				defer c.Close()
-				c.SetDeadline(time.Now().Add(tlsTestTimeout))
-				io.Copy(io.Discard, c)
+				handle(c)
 			}()
 		}
 	}()
 	t.Cleanup(func() {
 		ln.Close()
+		mu.Lock()
+		for c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
 		wg.Wait()
 	})
-	return ln.Addr().String()
 }
 
 func TestDialHandshakeTimeout(t *testing.T) {

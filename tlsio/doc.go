@@ -11,6 +11,14 @@
 // server that requests client certificates without a CA verifies them
 // against the system roots, as Node does against its default root store.
 //
+// The secure path is the short one: [LoadServerFiles] gives a server that
+// requires client certificates signed by its CA; TLS 1.2 offers AEAD suites
+// only; a server issues no session tickets, so every connection is verified
+// in full. [Options.CRL] takes revocation lists, as Node's crl option, and a
+// [ServerSource] or [ClientSource] replaces the certificate, CA and lists
+// in place for new handshakes, as Node's server.setSecureContext, keeping
+// the old material when the new one is bad.
+//
 // The pumps are the only goroutines that block on a socket. A [ReadPump]
 // turns conn.Read results into messages for the connection actor that owns the
 // socket, and stops reading while the actor has too much unprocessed input, so

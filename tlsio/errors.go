@@ -64,6 +64,19 @@ var (
 	// subjectAltName. See [Options.AllowCommonName].
 	ErrCommonNameOnly = errors.New("tlsio: the server certificate names its host only in the legacy Common Name field")
 
+	// ErrBadCRL means Options.CRL could not be used: not a certificate
+	// revocation list (PEM "X509 CRL" blocks or one DER list), or a list
+	// that no certificate of Options.CA signed (a list is trusted only from
+	// the CA whose certificates it revokes, so its issuer must be in CA,
+	// intermediates included).
+	ErrBadCRL = errors.New("tlsio: bad certificate revocation list")
+
+	// ErrRevoked means a peer certificate, or a CA certificate of its chain,
+	// is revoked by a list of Options.CRL. The error is a *[RevokedError],
+	// which says which certificate (serial number, subject), by which CA
+	// and when.
+	ErrRevoked = errors.New("tlsio: certificate revoked")
+
 	// ErrAddressInUse means a listener could not be opened because its
 	// address is taken: a TCP port in use, or a Unix socket path on which a
 	// server answers or that is not a socket. It is wrapped together with

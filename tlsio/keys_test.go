@@ -59,6 +59,14 @@ func tlsTestEncryptPKCS8(t testing.TB, key crypto.PrivateKey, passphrase string,
 	if err != nil {
 		t.Fatal(err)
 	}
+	return tlsTestEncryptPlain(t, plain, passphrase, c, true)
+}
+
+// tlsTestEncryptPlain encrypts plain as tlsTestEncryptPKCS8 does, with its
+// PKCS #7 padding when pad is set, or as it is (whole blocks) otherwise, so
+// that a test can choose the padding bytes the decryption finds.
+func tlsTestEncryptPlain(t testing.TB, plain []byte, passphrase string, c pbes2Case, pad bool) []byte {
+	t.Helper()
 	ciph, ok := pbes2CipherFor(c.cipher)
 	if !ok {
 		t.Fatalf("no cipher %v", c.cipher)
@@ -67,6 +75,7 @@ func tlsTestEncryptPKCS8(t testing.TB, key crypto.PrivateKey, passphrase string,
 	rand.Read(salt)
 	var kdf pkix.AlgorithmIdentifier
 	var dk []byte
+	var err error
 	if c.scrypt {
 		dk, err = scrypt.Key([]byte(passphrase), salt, 1024, 8, 1, ciph.keySize)
 		params, _ := asn1.Marshal(scryptParams{Salt: salt, CostParameter: 1024, BlockSize: 8, ParallelizationParameter: 1, KeyLength: ciph.keySize})
@@ -94,16 +103,30 @@ func tlsTestEncryptPKCS8(t testing.TB, key crypto.PrivateKey, passphrase string,
 	}
 	iv := make([]byte, block.BlockSize())
 	rand.Read(iv)
-	n := block.BlockSize() - len(plain)%block.BlockSize()
-	padded := append(bytes.Clone(plain), bytes.Repeat([]byte{byte(n)}, n)...)
+	padded := bytes.Clone(plain)
+	if pad {
+		n := block.BlockSize() - len(plain)%block.BlockSize()
+		padded = append(padded, bytes.Repeat([]byte{byte(n)}, n)...)
+	} else if len(plain)%block.BlockSize() != 0 {
+		t.Fatalf("plaintext of %d bytes: not whole blocks", len(plain))
+	}
 	enc := make([]byte, len(padded))
 	cipher.NewCBCEncrypter(block, iv).CryptBlocks(enc, padded)
+	return tlsTestPBES2PEM(t, kdf, c.cipher, iv, enc)
+}
 
+// tlsTestPBES2PEM wraps enc, encrypted with the cipher cipherOID and iv
+// under a key from kdf, as an ENCRYPTED PRIVATE KEY block.
+func tlsTestPBES2PEM(t testing.TB, kdf pkix.AlgorithmIdentifier, cipherOID asn1.ObjectIdentifier, iv, enc []byte) []byte {
+	t.Helper()
 	ivDER, _ := asn1.Marshal(iv)
-	scheme, _ := asn1.Marshal(pbes2Params{
+	scheme, err := asn1.Marshal(pbes2Params{
 		KeyDerivationFunc: kdf,
-		EncryptionScheme:  pkix.AlgorithmIdentifier{Algorithm: c.cipher, Parameters: asn1.RawValue{FullBytes: ivDER}},
+		EncryptionScheme:  pkix.AlgorithmIdentifier{Algorithm: cipherOID, Parameters: asn1.RawValue{FullBytes: ivDER}},
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	der, err := asn1.Marshal(encryptedPrivateKeyInfo{
 		Algorithm:     pkix.AlgorithmIdentifier{Algorithm: oidPBES2, Parameters: asn1.RawValue{FullBytes: scheme}},
 		EncryptedData: enc,
@@ -457,9 +480,9 @@ func TestPFX(t *testing.T) {
 	})
 }
 
-// TestPFXTrustsItsRoots: as in Node, the self-signed certificates of a PFX
-// verify the peer, in addition to CA or the system roots; intermediates
-// alone are not trusted.
+// TestPFXTrustsItsRoots: as in Node, without CA the self-signed
+// certificates of a PFX verify the peer, in addition to the system roots;
+// intermediates alone are not trusted.
 func TestPFXTrustsItsRoots(t *testing.T) {
 	root := tlsTestNewCA(t, "pfx root", false, nil)
 	inter := tlsTestNewCA(t, "pfx intermediate", false, root)
@@ -505,6 +528,72 @@ func TestPFXTrustsItsRoots(t *testing.T) {
 			t.Fatalf("client: err = %v, want x509.UnknownAuthorityError", err)
 		}
 		tlsTestServerResultOf(t, res)
+	})
+}
+
+// TestPFXRootsNotTrustedWithCA: with CA given, the self-signed
+// certificates of a server's PFX do not verify client certificates (nor a
+// client's the server), unless Options.TrustPFXRoots asks for it (issue 30).
+func TestPFXRootsNotTrustedWithCA(t *testing.T) {
+	pfxRoot := tlsTestNewCA(t, "root inside the pfx", false, nil)
+	server := pfxRoot.issue(t, serverLeaf("localhost"), false)
+	intruder := pfxRoot.issue(t, clientLeaf("client of the pfx root"), false)
+	clientCA := tlsTestNewCA(t, "the client CA", false, nil)
+	member := clientCA.issue(t, clientLeaf("client of the CA"), false)
+	spfx := tlsTestPFX(t, pkcs12.Modern, server, "s", pfxRoot.cert)
+	sopt := Options{PFX: spfx, Passphrase: "s", CA: clientCA.certPEM, RequestCert: true}
+	// dial connects with client's certificate, sent whatever CAs the server
+	// lists in its request (crypto/tls would send none that is not from
+	// one of them; an attacker's client sends it anyway), and returns the
+	// server's error, else the client's.
+	dial := func(t *testing.T, sopt Options, client tlsTestLeaf) error {
+		t.Helper()
+		cfg := tlsTestClientConfig(t, Options{Key: client.keyPEM, Cert: client.certPEM, CA: pfxRoot.certPEM, ServerName: "localhost"})
+		cert := cfg.Certificates[0]
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil }
+		addr, res := tlsTestServe(t, tlsTestServerConfig(t, sopt))
+		_, err := tlsTestDialAndRead(t, addr, cfg)
+		if sr := tlsTestServerResultOf(t, res); sr.err != nil {
+			return sr.err
+		}
+		return err
+	}
+
+	t.Run("a client of the CA", func(t *testing.T) {
+		if err := dial(t, sopt, member); err != nil {
+			t.Fatalf("refused: %v", err)
+		}
+	})
+	t.Run("a client of the pfx root is refused", func(t *testing.T) {
+		err := dial(t, sopt, intruder)
+		var uerr x509.UnknownAuthorityError
+		if !errors.As(err, &uerr) {
+			t.Fatalf("err = %v, want x509.UnknownAuthorityError on the server", err)
+		}
+	})
+	t.Run("TrustPFXRoots", func(t *testing.T) {
+		o := sopt
+		o.TrustPFXRoots = true
+		for _, c := range []tlsTestLeaf{member, intruder} {
+			if err := dial(t, o, c); err != nil {
+				t.Fatalf("%s refused: %v", c.cert.Subject.CommonName, err)
+			}
+		}
+	})
+	t.Run("client side", func(t *testing.T) {
+		// A client's PFX with its own root and a CA of another: the server
+		// of the PFX root is not trusted.
+		cpfx := tlsTestPFX(t, pkcs12.Modern, intruder, "c", pfxRoot.cert)
+		copt := Options{PFX: cpfx, Passphrase: "c", CA: clientCA.certPEM, ServerName: "localhost"}
+		_, _, err := tlsTestHandshake(t, Options{Key: server.keyPEM, Cert: server.certPEM}, copt)
+		var uerr x509.UnknownAuthorityError
+		if !errors.As(err, &uerr) {
+			t.Fatalf("err = %v, want x509.UnknownAuthorityError", err)
+		}
+		copt.TrustPFXRoots = true
+		if _, _, err := tlsTestHandshake(t, Options{Key: server.keyPEM, Cert: server.certPEM}, copt); err != nil {
+			t.Fatalf("with TrustPFXRoots: %v", err)
+		}
 	})
 }
 

@@ -44,16 +44,47 @@ type Options struct {
 	// Giving both is [ErrPFXWithKeyPair]. Passphrase decrypts it.
 	//
 	// The CA certificates in the archive are sent after the leaf as its
-	// chain. As in Node, the self-signed ones among them are also trusted
-	// to verify the peer, in addition to CA (or to the system roots when CA
-	// is empty).
+	// chain. When CA is empty, the self-signed ones among them are also
+	// trusted to verify the peer, in addition to the system roots, as in
+	// Node. When CA is given, they are not (unlike Node, which adds them to
+	// CA): a server whose own certificate chains to a public or shared
+	// root would otherwise accept every client certificate from that root.
+	// Set TrustPFXRoots to trust them as well.
 	PFX []byte
+
+	// TrustPFXRoots, with both PFX and CA given, trusts the self-signed
+	// certificates of PFX to verify the peer in addition to CA, as Node
+	// does. Without CA they are trusted anyway (see PFX).
+	TrustPFXRoots bool
 
 	// CA is PEM and may hold several certificates. A server verifies client
 	// certificates against it; a client verifies the server certificate
 	// against it. When CA is empty both use the system roots, as Node uses
 	// its default root store (see [ServerConfig] and [ClientConfig]).
 	CA []byte
+
+	// CRL is a certificate revocation list, or several, as Node's crl
+	// option: PEM ("X509 CRL" blocks, as many as needed) or one list in
+	// DER. A peer whose verified chain holds a certificate that a list
+	// revokes fails its handshake with a *[RevokedError], which matches
+	// [ErrRevoked] and names the serial number. A server checks client
+	// certificates (with RequestCert), a client the server's.
+	//
+	// Each list must be signed by a certificate of CA (a root or an
+	// intermediate; CA is required with CRL), and applies only to the
+	// certificates that this CA issued, so a list can never revoke the
+	// certificates of another CA; a list of another issuer, or whose
+	// signature does not verify, is [ErrBadCRL]. Several lists of one CA
+	// add up. Unlike Node (openssl with CRL_CHECK_ALL), a CA without a list
+	// is not an error, and neither is a list past its nextUpdate: the lists
+	// given are applied as they are (see Info.CRLNextUpdate of a
+	// [ServerSource]). Delta lists are read as complete ones. Nothing is
+	// checked when verification is off (RejectUnauthorized false).
+	//
+	// A [ServerSource] swaps the lists in place, and says whether a
+	// connection already established is revoked under the new ones
+	// ([ServerSource.Revoked]).
+	CRL []byte
 
 	// RequestCert makes a server ask for a client certificate. Ignored by
 	// clients.
@@ -89,11 +120,19 @@ type Options struct {
 	// ServerName). A certificate with a DNS or IP subjectAltName is checked
 	// exactly as without the option.
 	//
+	// The server name a Common Name was accepted for must then lie within
+	// the DNS name constraints of every CA of the chain (permitted and
+	// excluded subtrees), as openssl verify requires of a Common Name:
+	// otherwise the handshake fails with an x509.CertificateInvalidError
+	// whose Reason is x509.CANotAuthorizedForThisName. openssl skips a
+	// Common Name without a dot; tlsio checks every name, so "localhost"
+	// under a CA that permits only "example.com" is refused.
+	//
 	// It is off by default because Go, like browsers, no longer accepts a
 	// host name in the Common Name: it has been deprecated since RFC 2818
-	// (2000), and name constraints on a CA do not apply to it. Without it
-	// such a certificate fails with [ErrCommonNameOnly], whose message names
-	// this option.
+	// (2000), and crypto/x509 does not hold it against a CA's name
+	// constraints. Without it such a certificate fails with
+	// [ErrCommonNameOnly], whose message names this option.
 	//
 	// With it, a client does the verification itself (in VerifyConnection,
 	// with InsecureSkipVerify set so that crypto/tls does not refuse the
@@ -109,7 +148,8 @@ type Options struct {
 	// TLSConfig is an escape hatch for any other TLS setting. It is cloned,
 	// never modified, and the fields above are applied on top of the clone
 	// only where they are set. MinVersion is always raised to at least
-	// TLS 1.2.
+	// TLS 1.2; CipherSuites, when nil, becomes the AEAD suites only (see
+	// [ServerConfig]); a server's SessionTicketsDisabled is always set.
 	TLSConfig *tls.Config
 }
 
@@ -128,6 +168,10 @@ func (o Options) rejectUnauthorized() bool {
 // read as it is: set Options.Passphrase before building a config from it.
 // Errors name the file and wrap the underlying error (for example
 // fs.ErrNotExist or [ErrBadPEM]).
+//
+// LoadFiles sets no other field: in particular a server built from its
+// Options alone asks no client for a certificate. For a server, use
+// [LoadServerFiles], which requires client certificates signed by the CA.
 //
 // For a PKCS #12 file, read it with os.ReadFile into Options.PFX.
 func LoadFiles(keyFile, certFile, caFile string) (Options, error) {
@@ -157,6 +201,31 @@ func LoadFiles(keyFile, certFile, caFile string) (Options, error) {
 			return Options{}, fmt.Errorf("tlsio: ca file %s: %w", caFile, err)
 		}
 	}
+	return o, nil
+}
+
+// LoadServerFiles reads a server's PEM files, as [LoadFiles] does, into
+// Options that require client certificates signed by the CA: RequestCert
+// true, RejectUnauthorized left nil (true). This is mutual TLS, what
+// token-server's examples set up with requestCert and ca; it is the short
+// path on purpose, since LoadFiles alone makes a server that asks no client
+// for a certificate.
+//
+// Every path is required: an empty caFile is [ErrNoCA], an empty keyFile or
+// certFile [ErrIncompleteKeyPair]. For a PKCS #12 file, use LoadFiles("",
+// "", caFile), read the archive into Options.PFX and set RequestCert.
+func LoadServerFiles(keyFile, certFile, caFile string) (Options, error) {
+	switch {
+	case caFile == "":
+		return Options{}, fmt.Errorf("%w: LoadServerFiles needs the CA file that signs the client certificates", ErrNoCA)
+	case keyFile == "" || certFile == "":
+		return Options{}, fmt.Errorf("%w: LoadServerFiles needs both the key file and the certificate file", ErrIncompleteKeyPair)
+	}
+	o, err := LoadFiles(keyFile, certFile, caFile)
+	if err != nil {
+		return Options{}, err
+	}
+	o.RequestCert = true
 	return o, nil
 }
 

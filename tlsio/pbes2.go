@@ -198,8 +198,34 @@ func decryptPKCS8(der []byte, passphrase string) ([]byte, error) {
 // 16 MiB), and OpenSSL itself refuses scrypt above 32 MiB by default.
 const (
 	maxPBKDF2Iterations = 10_000_000
-	maxScryptMemory     = 256 << 20 // 128 * N * r * p bytes
+	maxScryptMemory     = 256 << 20 // bytes, see scryptMemory
 )
+
+// scryptMemory is the work memory of scrypt with parameters n, r, p, all
+// positive, in bytes: 128·r·N for its table V, 128·r·p for the p blocks B,
+// and 256·r for its scratch XY, so 128·r·(N+p+2) (x/crypto/scrypt allocates
+// exactly these). It is math.MaxInt64 when that does not fit an int64.
+func scryptMemory(n, r, p int) int64 {
+	const maxBytes = 1<<63 - 1
+	sum := uint64(n) + uint64(p) + 2 // n, p < 2^63: no overflow
+	if uint64(r) > maxBytes/128 || sum > maxBytes/(128*uint64(r)) {
+		return maxBytes
+	}
+	return int64(128 * uint64(r) * sum)
+}
+
+// checkScryptCost refuses scrypt parameters that are not positive or whose
+// work memory is over maxScryptMemory.
+func checkScryptCost(n, r, p int) error {
+	if n <= 0 || r <= 0 || p <= 0 {
+		return fmt.Errorf("scrypt: parameters N=%d r=%d p=%d must be positive", n, r, p)
+	}
+	if m := scryptMemory(n, r, p); m > maxScryptMemory {
+		return fmt.Errorf("scrypt: parameters N=%d r=%d p=%d need %d MiB of work memory, more than the %d MiB allowed",
+			n, r, p, (m+1<<20-1)>>20, maxScryptMemory>>20)
+	}
+	return nil
+}
 
 // deriveKey derives the keySize-byte cipher key from passphrase with the key
 // derivation function kdf (PBKDF2 or scrypt).
@@ -234,9 +260,8 @@ func deriveKey(kdf pkix.AlgorithmIdentifier, passphrase string, keySize int) ([]
 			return nil, fmt.Errorf("scrypt: key length %d does not fit the cipher (%d)", p.KeyLength, keySize)
 		}
 		n, r, par := p.CostParameter, p.BlockSize, p.ParallelizationParameter
-		if n <= 0 || r <= 0 || par <= 0 || int64(n)*int64(r)*int64(par) > maxScryptMemory/128 {
-			return nil, fmt.Errorf("scrypt: parameters N=%d r=%d p=%d out of range (at most %d MiB of work memory)",
-				n, r, par, maxScryptMemory>>20)
+		if err := checkScryptCost(n, r, par); err != nil {
+			return nil, err
 		}
 		key, err := scrypt.Key([]byte(passphrase), p.Salt, n, r, par, keySize)
 		if err != nil {

@@ -96,10 +96,15 @@ const (
 	// (a count of data frames since the stream began). token/1 has none;
 	// it is the runtime's own, never handed to the user.
 	KindAck
+	// KindEnd is the clean end of the sender's data on this connection
+	// (token/2's END, TOKEN2.md section 7): it sends no more data frames,
+	// acknowledgements still. token/1 has none (it ends with the stream);
+	// it is the runtime's own, never handed to the user.
+	KindEnd
 )
 
-// String returns "token", "remoteClose", "ack", or "FrameKind(n)" for other
-// values.
+// String returns "token", "remoteClose", "ack", "end", or "FrameKind(n)" for
+// other values.
 func (k FrameKind) String() string {
 	switch k {
 	case KindToken:
@@ -108,6 +113,8 @@ func (k FrameKind) String() string {
 		return "remoteClose"
 	case KindAck:
 		return "ack"
+	case KindEnd:
+		return "end"
 	}
 	return "FrameKind(" + itoa(int(k)) + ")"
 }

@@ -1,4 +1,9 @@
-// Package wire implements token/1, the framing of npm token-server 1.0.10.
+// Package wire implements the two protocols of tokenserver: token/1, the
+// framing of npm token-server 1.0.10, and token/2, typed length-prefixed
+// frames with acknowledgements and resumable sessions between tokenserver-go
+// peers, chosen by ALPN (TOKEN2.md in this directory is its specification;
+// [Token2Decoder], [AppendData], [AppendAck], [AppendClose], [ReadHello],
+// [ReadWelcome] and their kin implement it). Everything below is token/1's.
 //
 // A token is any byte string, the empty one included. On the wire a token is
 // its escaped body followed by one newline (0x0A). Escaping turns a backslash

@@ -20,6 +20,22 @@
 // TLS between nodes from tlsio options. The cluster provider (consul, etcd,
 // Kubernetes, automanaged...) and the identity lookup are the user's.
 //
+// # Nodes and token clients
+//
+// A node's gRPC port (Proto.Actor's remote) takes any actor message for any
+// actor of the node from whoever it accepts, so a token client must never
+// be accepted there: NodeTLS tells node certificates from client
+// certificates, either by a CA of the nodes' own (NodeTLS.OwnCA: the nodes
+// trust only that CA, which signs nothing else; examples/cluster does this,
+// with --node-certs beside --certs) or, when one CA signs both, by names
+// that only node certificates carry (NodeTLS.NodeNames, checked in
+// VerifyConnection both ways). RemoteOptions refuses a NodeTLS that does
+// neither. Every node's gRPC server also gets ServerGuard's interceptors,
+// with TLS or plaintext (loopback only): only Proto.Actor's Receive stream
+// is served (a node never calls its ListProcesses or
+// GetProcessDiagnostics, which panic in this Proto.Actor version), and a
+// panic in a handler ends that call with codes.Internal, not the process.
+//
 // # Delivery
 //
 // The router numbers each connection's batches and keeps them until the

@@ -146,12 +146,12 @@ func TestRemoteConfig(t *testing.T) {
 	}
 	certs, err := tlsio.GenerateDevCerts()
 	require.NoError(t, err)
-	cfg, err := RemoteConfig("10.0.0.1", 0, &NodeTLS{Server: certs.ServerOptions(), Client: certs.ClientOptions()})
+	cfg, err := RemoteConfig("10.0.0.1", 0, &NodeTLS{Server: certs.ServerOptions(), Client: certs.ClientOptions(), OwnCA: true})
 	require.NoError(t, err)
-	require.Len(t, cfg.ServerOptions, 1)
-	require.Len(t, cfg.DialOptions, 1)
+	require.Len(t, cfg.ServerOptions, 3, "credentials, the unary and the stream guard")
+	require.Len(t, cfg.DialOptions, 2, "remote's default (insecure), then the credentials that replace it")
 	noClientAuth := certs.ServerOptions()
 	noClientAuth.RequestCert = false
-	_, err = RemoteConfig("127.0.0.1", 0, &NodeTLS{Server: noClientAuth, Client: certs.ClientOptions()})
+	_, err = RemoteConfig("127.0.0.1", 0, &NodeTLS{Server: noClientAuth, Client: certs.ClientOptions(), OwnCA: true})
 	require.ErrorIs(t, err, ErrInvalidNode)
 }

@@ -5,23 +5,43 @@
 // here answers each token with the token and the handler node's name
 // ("hello @h1"), after --delay.
 //
-// Nodes find each other with Proto.Actor's automanaged provider: every node
-// serves a health endpoint on --health-port (plain HTTP, on all interfaces:
-// the provider binds 0.0.0.0) and polls the --peers list (the health
-// host:port of every node, itself included) every --refresh. Nodes talk over
-// Proto.Actor's remote (gRPC) on --host:--remote-port with mutual TLS from
-// the --certs directory (ca.crt, server.crt, server.key, client.crt,
-// client.key, as `tokencat certs DIR` writes them), or in plaintext with
-// --plaintext-nodes on a loopback --host.
+// Membership (--provider):
+//   - automanaged (the default, for a quick start): every node serves a
+//     health endpoint over plain HTTP on --host:--health-port and polls the
+//     --peers list (the health host:port of every node, itself included)
+//     every --refresh. The endpoint tells anyone who reaches it the node's
+//     id, remote address, kinds and cluster name, and takes no
+//     credentials: keep --host on loopback or a private network that no
+//     client reaches, never facing the Internet.
+//   - etcd: nodes register under --etcd-prefix in the etcd cluster at
+//     --etcd-endpoints (with a lease of 3 s: a dead node leaves within about
+//     that), over TLS with --etcd-ca (and a client certificate with
+//     --etcd-cert and --etcd-key).
+//
+// Nodes talk over Proto.Actor's remote (gRPC) on --host:--remote-port with
+// mutual TLS from the --node-certs directory (ca.crt, server.crt,
+// server.key, client.crt, client.key, as `tokencat certs DIR` writes them):
+// a CA of the nodes' own, which must not be the CA of --certs, so that no
+// token client's certificate opens a node (Proto.Actor's remote takes any
+// actor message from whoever it accepts). Or in plaintext with
+// --plaintext-nodes on a loopback --host. A front's token server uses
+// --certs (its server.crt and server.key, and ca.crt for the clients).
 //
 // A front with --metrics HOST:PORT serves its metrics (the token server's
 // tokenserver_* and the router's tokenserver_cluster_*) at
 // http://HOST:PORT/metrics in the Prometheus text format, and with --pprof
 // Go's profiles at /debug/pprof/ on the same address.
 //
-// It prints one line per event on stdout ("front f1 listening on ...",
-// "front f1 metrics on http://...", "grain ... activated on h1") and stops
-// on SIGINT or SIGTERM.
+// It prints one line per event on stdout and nothing else: "handler h1
+// joined the cluster at ADDR", one line per membership change ("handler h1:
+// member ADDR (front) joined", "... left"), "front f1 listening on ...",
+// "front f1 metrics on http://...", "grain ... activated on h1". Proto.Actor's
+// logs go to stderr at --log-level (warn by default), without the lines it
+// writes while members come and go, which tell of no fault (a peer not up
+// yet, gossip from a member not known yet...), unless --log-level debug.
+// The node's gRPC guard (actors/cluster.ServerGuard) logs the calls it
+// refuses and the panics it recovers on stderr too, through Go's default
+// logger, whatever the level. It stops on SIGINT or SIGTERM.
 package main
 
 import (
@@ -48,7 +68,6 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	pcluster "github.com/asynkron/protoactor-go/cluster"
-	"github.com/asynkron/protoactor-go/cluster/clusterproviders/automanaged"
 	"github.com/asynkron/protoactor-go/cluster/identitylookup/disthash"
 	"github.com/tokenserver/tokenserver/actors"
 	tscluster "github.com/tokenserver/tokenserver/actors/cluster"
@@ -63,10 +82,12 @@ const Kind = "tokens"
 type config struct {
 	role, name, host     string
 	remotePort           int
+	provider             string
 	healthPort           int
 	peers                []string
+	etcd                 etcdConfig
 	listen               string
-	certs                string
+	certs, nodeCerts     string
 	plaintextNodes       bool
 	refresh, delay, wait time.Duration
 	logLevel             slog.Level
@@ -89,14 +110,21 @@ func parse(args []string, stderr io.Writer) (config, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.role, "role", "", "front, handler, or bench (a front that measures round trips through a remote grain, then exits)")
 	fs.StringVar(&c.name, "name", "", "node name (default: role and remote port)")
-	fs.StringVar(&c.host, "host", "127.0.0.1", "address of this node's remote (gRPC) server, as the other nodes dial it")
+	fs.StringVar(&c.host, "host", "127.0.0.1", "address of this node's remote (gRPC) server, as the other nodes dial it; automanaged: also of its health endpoint")
 	fs.IntVar(&c.remotePort, "remote-port", 0, "port of the remote server (0: any free port)")
-	fs.IntVar(&c.healthPort, "health-port", 0, "port of the automanaged provider's health endpoint (binds all interfaces)")
-	peers := fs.String("peers", "", "comma-separated health host:port of every node, this one included")
+	fs.StringVar(&c.provider, "provider", "automanaged", "membership: automanaged (--health-port, --peers; a quick start) or etcd (--etcd-endpoints)")
+	fs.IntVar(&c.healthPort, "health-port", 0, "automanaged: port of the health endpoint, on --host, plain HTTP: it tells anyone who reaches it this node's id, address and kinds, so it must not face a network that clients or the Internet reach")
+	peers := fs.String("peers", "", "automanaged: comma-separated health host:port of every node, this one included")
+	endpoints := fs.String("etcd-endpoints", "", "etcd: comma-separated client URLs of the etcd cluster (https://... with --etcd-ca)")
+	fs.StringVar(&c.etcd.prefix, "etcd-prefix", "/tokenserver", "etcd: key prefix of the membership")
+	fs.StringVar(&c.etcd.ca, "etcd-ca", "", "etcd: CA file to verify etcd's server certificate (TLS to etcd)")
+	fs.StringVar(&c.etcd.cert, "etcd-cert", "", "etcd: client certificate file for etcd (with --etcd-key)")
+	fs.StringVar(&c.etcd.key, "etcd-key", "", "etcd: client key file for etcd (with --etcd-cert)")
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:7000", "front: address of the token server")
-	fs.StringVar(&c.certs, "certs", "", "directory of ca.crt server.crt server.key client.crt client.key (tokencat certs DIR)")
-	fs.BoolVar(&c.plaintextNodes, "plaintext-nodes", false, "no TLS between nodes (only with a loopback --host)")
-	fs.DurationVar(&c.refresh, "refresh", 2*time.Second, "how often the provider polls the peers (membership changes show after it)")
+	fs.StringVar(&c.certs, "certs", "", "directory of the token server's and clients' certificates: ca.crt server.crt server.key client.crt client.key (tokencat certs DIR)")
+	fs.StringVar(&c.nodeCerts, "node-certs", "", "directory of the nodes' own certificates, the same five files from a CA of their own, not the CA of --certs (tokencat certs DIR)")
+	fs.BoolVar(&c.plaintextNodes, "plaintext-nodes", false, "no TLS between nodes (only with a loopback --host), instead of --node-certs")
+	fs.DurationVar(&c.refresh, "refresh", 2*time.Second, "automanaged: how often the provider polls the peers (membership changes show after it)")
 	fs.DurationVar(&c.delay, "delay", 0, "handler: time a grain spends on each token")
 	fs.DurationVar(&c.wait, "wait", 20*time.Second, "front: give up when no handler node joined after this")
 	conns := fs.String("bench-conns", "1,64", "bench: numbers of concurrent connections to measure")
@@ -107,7 +135,7 @@ func parse(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
 	fs.StringVar(&c.metrics, "metrics", "", "front: serve the front's metrics at http://HOST:PORT/metrics (Prometheus text format; port 0 picks a free port)")
 	fs.BoolVar(&c.pprof, "pprof", false, "front: with --metrics, also serve Go's profiles (net/http/pprof) at /debug/pprof/")
-	level := fs.String("log-level", "warn", "Proto.Actor's and the router's log level on stderr (debug, info, warn, error)")
+	level := fs.String("log-level", "warn", "Proto.Actor's and the router's log level on stderr (debug, info, warn, error); below debug, Proto.Actor's lines about members coming and going are left out")
 	if err := fs.Parse(args); err != nil {
 		return c, fmt.Errorf("%w: %w", errUsage, err)
 	}
@@ -124,16 +152,34 @@ func parse(args []string, stderr io.Writer) (config, error) {
 	if c.benchReps <= 0 || c.benchDuration <= 0 {
 		return c, fmt.Errorf("%w: --bench-reps and --bench-duration must be positive", errUsage)
 	}
-	if c.healthPort <= 0 || *peers == "" {
-		return c, fmt.Errorf("%w: --health-port and --peers are required", errUsage)
+	c.peers = splitList(*peers)
+	c.etcd.endpoints = splitList(*endpoints)
+	switch c.provider {
+	case "automanaged":
+		if c.healthPort <= 0 || len(c.peers) == 0 {
+			return c, fmt.Errorf("%w: --provider automanaged needs --health-port and --peers", errUsage)
+		}
+		if len(c.etcd.endpoints) > 0 {
+			return c, fmt.Errorf("%w: --etcd-endpoints is for --provider etcd", errUsage)
+		}
+	case "etcd":
+		if len(c.etcd.endpoints) == 0 {
+			return c, fmt.Errorf("%w: --provider etcd needs --etcd-endpoints", errUsage)
+		}
+		if c.healthPort != 0 || len(c.peers) > 0 {
+			return c, fmt.Errorf("%w: --health-port and --peers are for --provider automanaged", errUsage)
+		}
+		if (c.etcd.cert == "") != (c.etcd.key == "") {
+			return c, fmt.Errorf("%w: --etcd-cert and --etcd-key go together", errUsage)
+		}
+	default:
+		return c, fmt.Errorf("%w: --provider must be automanaged or etcd", errUsage)
 	}
 	if c.certs == "" {
 		return c, fmt.Errorf("%w: --certs is required (tokencat certs DIR writes one)", errUsage)
 	}
-	for _, p := range strings.Split(*peers, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			c.peers = append(c.peers, p)
-		}
+	if c.plaintextNodes == (c.nodeCerts != "") {
+		return c, fmt.Errorf("%w: give either --node-certs (a CA of the nodes' own: tokencat certs DIR) or --plaintext-nodes", errUsage)
 	}
 	if c.metrics != "" {
 		if c.role == "handler" {
@@ -150,6 +196,16 @@ func parse(args []string, stderr io.Writer) (config, error) {
 		return c, fmt.Errorf("%w: --log-level: %w", errUsage, err)
 	}
 	return c, nil
+}
+
+func splitList(s string) []string {
+	var l []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			l = append(l, p)
+		}
+	}
+	return l
 }
 
 func main() {
@@ -192,41 +248,41 @@ func (o *out) printf(format string, args ...any) {
 
 func run(ctx context.Context, c config, stdout, stderr io.Writer) error {
 	o := &out{w: stdout}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: c.logLevel}))
+	gone := &departed{}
+	log := newLogger(stderr, c.logLevel, gone)
 	serverTLS, err := tlsio.LoadFiles(filepath.Join(c.certs, "server.key"), filepath.Join(c.certs, "server.crt"), filepath.Join(c.certs, "ca.crt"))
 	if err != nil {
 		return err
 	}
 	serverTLS.RequestCert = true
-	clientTLS, err := tlsio.LoadFiles(filepath.Join(c.certs, "client.key"), filepath.Join(c.certs, "client.crt"), filepath.Join(c.certs, "ca.crt"))
+	nodeTLS, err := loadNodeTLS(c)
 	if err != nil {
 		return err
-	}
-	var nodeTLS *tscluster.NodeTLS
-	if !c.plaintextNodes {
-		nodeTLS = &tscluster.NodeTLS{Server: serverTLS, Client: clientTLS}
 	}
 	rc, err := tscluster.RemoteConfig(c.host, c.remotePort, nodeTLS)
 	if err != nil {
 		return err
 	}
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return log }))
+	if c.name == "" {
+		c.name = c.role + "-" + system.ID[:8]
+	}
 	var kinds []*pcluster.Kind
 	if c.role == "handler" {
 		kinds = append(kinds, tscluster.NewKind(Kind, func(identity string) tscluster.Handler {
 			return &echoGrain{c: c, o: o, identity: identity}
 		}))
 	}
-	provider := automanaged.NewWithConfig(c.refresh, c.healthPort, c.peers...)
-	cfg := pcluster.Configure("tokenserver", provider, disthash.New(), rc, pcluster.WithKinds(kinds...))
-	cl := pcluster.New(system, cfg)
-	cl.StartMember()
-	defer cl.Shutdown(false) // graceful sleeps 2 s; peers see the health endpoint go
-	if c.name == "" {
-		_, port, _ := system.GetHostPort()
-		c.name = c.role + strconv.Itoa(port)
+	m, err := newMembership(c, gone, stderr)
+	if err != nil {
+		return err
 	}
-	o.printf("%s %s joined the cluster at %s (health port %d)", c.role, c.name, system.Address(), c.healthPort)
+	cfg := pcluster.Configure("tokenserver", m.provider, disthash.New(), rc, pcluster.WithKinds(kinds...))
+	cl := pcluster.New(system, cfg)
+	m.start(cl, func(line string) { o.printf("%s %s: %s", c.role, c.name, line) })
+	defer m.stop(cl)
+	o.printf("%s %s joined the cluster at %s (%s)", c.role, c.name, system.Address(), m)
+	m.hasJoined()
 	if c.role == "handler" {
 		<-ctx.Done()
 		o.printf("handler %s stopping", c.name)

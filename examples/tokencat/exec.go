@@ -1,125 +1,67 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
-	"os/exec"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/tokenserver/tokenserver/actors"
 )
 
-// maxExecBacklog is how many tokens of one connection may wait for --exec;
-// past it a token is dropped (logged, no reply) rather than block the server
-// actor or grow without bound.
-const maxExecBacklog = 1024
+// execReadWindow is serve's Limits.ReadWindow with --exec: one read of a
+// connection waits for its commands before the connection stops reading.
+// With a slow command per token a deeper window gains nothing, and one
+// bounds what a connection holds to about one token (the one being run, up
+// to --max-token-size) and one read.
+const execReadWindow = 1
 
-// execHandler runs serve --exec: for each token, "sh -c CMD" with the token on
-// stdin, and its stdout as the reply. OnToken runs in the server actor, so it
-// only queues the token; the commands of one connection run one at a time, in
-// order, in a goroutine that lives while that connection has work, and the
-// reply goes out through Connection.Send, which is safe from any goroutine.
+// execHandler is serve --exec: a handler actor (ServerOptions.Handler) that
+// gets every token as a TokenReceived and runs the command for it, outside
+// the actor, replying with the command's stdout. The commands of one
+// connection run one at a time, in order. Flow control is the library's: a
+// token's Credit goes back only when its command has ended, so a connection
+// whose commands are behind stops reading, TCP pushes back on its client, and
+// no token is ever dropped for being behind.
 type execHandler struct {
-	command   string
-	timeout   time.Duration
-	maxOutput int
-	log       *slog.Logger
-
-	ctx    context.Context // cancelled by stop: kills running commands
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-
-	mu     sync.Mutex
-	queues map[*actors.Connection]*execQueue
+	system *actor.ActorSystem // the server's runtime too (Runtime.System)
+	pid    *actor.PID
+	cancel context.CancelFunc // kills the running commands
+	wg     *sync.WaitGroup    // the command goroutines
+	log    *slog.Logger
 }
 
-type execQueue struct {
-	tokens  [][]byte
-	running bool
-}
-
-func newExecHandler(command string, timeout time.Duration, maxOutput int, log *slog.Logger) *execHandler {
+// startExecHandler starts the handler actor, in an actor system of its own
+// that the server must share, running the commands r describes (r.ctx is
+// set here).
+func startExecHandler(r *commandRunner) *execHandler {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &execHandler{
-		command: command, timeout: timeout, maxOutput: maxOutput, log: log,
-		ctx: ctx, cancel: cancel, queues: map[*actors.Connection]*execQueue{},
-	}
+	r.ctx = ctx
+	h := &execHandler{system: actors.NewQuietSystem(), cancel: cancel, wg: &sync.WaitGroup{}, log: r.log}
+	h.pid = h.system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor {
+		return &execActor{run: r, wg: h.wg, conns: map[uint64]*execConn{}}
+	}))
+	return h
 }
 
-// onToken is the server's OnToken: it never blocks.
-func (h *execHandler) onToken(token []byte, c *actors.Connection) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.ctx.Err() != nil {
-		return
-	}
-	q := h.queues[c]
-	if q == nil {
-		q = &execQueue{}
-		h.queues[c] = q
-	}
-	if len(q.tokens) >= maxExecBacklog {
-		h.log.Error("exec backlog full: token dropped, no reply", "conn", c.ID(), "backlog", len(q.tokens))
-		return
-	}
-	q.tokens = append(q.tokens, token)
-	if !q.running {
-		q.running = true
-		h.wg.Add(1)
-		go h.drain(c, q)
-	}
+// closing tells the handler that the server is closing: it starts no more
+// commands and gives back the credit of the tokens that wait, so that their
+// connections can close; a command that runs may finish and reply until the
+// server's close deadline.
+func (h *execHandler) closing() {
+	h.system.Root.Send(h.pid, execClosing{})
 }
 
-// drain runs the queued tokens of c in order until the queue is empty.
-func (h *execHandler) drain(c *actors.Connection, q *execQueue) {
-	defer h.wg.Done()
-	for {
-		h.mu.Lock()
-		if len(q.tokens) == 0 || h.ctx.Err() != nil {
-			q.running = false
-			h.mu.Unlock()
-			return
-		}
-		token := q.tokens[0]
-		q.tokens[0] = nil
-		q.tokens = q.tokens[1:]
-		h.mu.Unlock()
-
-		if c.IsDead() {
-			continue // nobody to reply to
-		}
-		start := time.Now()
-		out, err := h.runCommand(token)
-		if err != nil {
-			h.log.Error("exec failed: no reply for this token", "conn", c.ID(), "tokenBytes", len(token), "err", err)
-			continue
-		}
-		if !c.Send(out) {
-			h.log.Warn("exec reply dropped: connection closed or its outbound queue is full", "conn", c.ID())
-			continue
-		}
-		h.log.Debug("exec done", "conn", c.ID(), "took", time.Since(start))
-	}
-}
-
-// forget drops the backlog of a closed connection.
-func (h *execHandler) forget(c *actors.Connection) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if q := h.queues[c]; q != nil {
-		q.tokens = nil
-		delete(h.queues, c)
-	}
-}
-
-// stop kills running commands and waits up to d for the workers to exit.
+// stop stops the handler actor once it has handled the events already sent
+// to it, kills the running commands, waits up to d for their goroutines, and
+// shuts the actor system down. Call it after the server's Shutdown.
 func (h *execHandler) stop(d time.Duration) {
-	h.cancel()
+	if err := h.system.Root.PoisonFuture(h.pid).Wait(); err != nil { // Wait gives up after 10 s
+		h.log.Warn("exec handler did not stop in time", "err", err)
+	}
+	h.cancel() // no command starts after the actor stopped
 	done := make(chan struct{})
 	go func() {
 		h.wg.Wait()
@@ -128,62 +70,120 @@ func (h *execHandler) stop(d time.Duration) {
 	select {
 	case <-done:
 	case <-time.After(d):
-		h.log.Warn("exec workers still running after shutdown")
+		h.log.Warn("exec commands still running after shutdown")
 	}
+	h.system.Shutdown()
 }
 
-// runCommand runs the command once with token on stdin.
-func (h *execHandler) runCommand(token []byte) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(h.ctx, h.timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "sh", "-c", h.command)
-	cmd.Stdin = bytes.NewReader(token)
-	stdout := &cappedBuffer{max: h.maxOutput}
-	stderr := &cappedBuffer{max: 1024}
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	cmd.WaitDelay = time.Second // a grandchild holding stdout open cannot hang us
-	killProcessGroup(cmd)
-	err := cmd.Run()
-	switch {
-	case ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) && h.ctx.Err() == nil:
-		return nil, fmt.Errorf("timed out after %v%s", h.timeout, stderr.suffix())
-	case err != nil:
-		return nil, fmt.Errorf("%w%s", err, stderr.suffix())
-	case stdout.over:
-		return nil, fmt.Errorf("output larger than %d bytes (--max-token-size)", h.maxOutput)
-	}
-	if stderr.buf.Len() > 0 {
-		h.log.Warn("exec stderr", "text", strings.TrimSpace(stderr.buf.String()))
-	}
-	return stdout.buf.Bytes(), nil
+// execActor is the handler actor's state: the tokens of each connection
+// that wait for the command.
+type execActor struct {
+	run     *commandRunner
+	wg      *sync.WaitGroup
+	conns   map[uint64]*execConn // by connection id
+	closing bool                 // the server is closing: no more commands
 }
 
-// cappedBuffer keeps the first max bytes written to it and notes whether
-// more came; it never fails a write, so the command runs to its end.
-type cappedBuffer struct {
-	buf  bytes.Buffer
-	max  int
-	over bool
+// execConn is one connection's work.
+type execConn struct {
+	pid     *actor.PID // its connection actor: replies and credit go there
+	waiting [][]byte   // tokens taken and not yet run, oldest first
+	running bool       // a command runs for the token before them
+	skipped int        // tokens credited without a command, the server closing
 }
 
-func (b *cappedBuffer) Write(p []byte) (int, error) {
-	room := b.max - b.buf.Len()
-	if len(p) > room {
-		b.over = true
-		if room > 0 {
-			b.buf.Write(p[:room])
+// execClosing: the server is closing (execHandler.closing).
+type execClosing struct{}
+
+// commandDone: the command for a connection's running token has ended.
+type commandDone struct {
+	connID     uint64
+	tokenBytes int
+	out        []byte
+	err        error
+	took       time.Duration
+}
+
+// Receive handles one message.
+func (a *execActor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actors.TokenReceived:
+		c := a.conns[m.ConnID]
+		if c == nil {
+			c = &execConn{pid: m.Conn}
+			a.conns[m.ConnID] = c
 		}
-		return len(p), nil
+		c.waiting = append(c.waiting, m.Data)
+		a.runNext(ctx, m.ConnID, c)
+	case commandDone:
+		a.done(ctx, m)
+	case execClosing:
+		a.closing = true
+		for _, c := range a.conns {
+			a.skipWaiting(ctx, c)
+		}
+	case *actors.Closed:
+		if m.Conn == nil {
+			return // the server's own close
+		}
+		if c := a.conns[m.ConnID]; c != nil && len(c.waiting)+c.skipped > 0 {
+			a.run.log.Warn("connection closed: tokens not run", "conn", m.ConnID, "tokens", len(c.waiting)+c.skipped)
+		}
+		delete(a.conns, m.ConnID)
 	}
-	b.buf.Write(p)
-	return len(p), nil
 }
 
-// suffix is ": stderr: ..." for an error message, or "".
-func (b *cappedBuffer) suffix() string {
-	s := strings.TrimSpace(b.buf.String())
-	if s == "" {
-		return ""
+// runNext starts the command for c's oldest waiting token, unless one runs
+// or the server is closing.
+func (a *execActor) runNext(ctx actor.Context, id uint64, c *execConn) {
+	if a.closing {
+		a.skipWaiting(ctx, c)
+		return
 	}
-	return ": stderr: " + s
+	if c.running || len(c.waiting) == 0 {
+		return
+	}
+	token := c.waiting[0]
+	c.waiting[0] = nil
+	if c.waiting = c.waiting[1:]; len(c.waiting) == 0 {
+		c.waiting = nil
+	}
+	c.running = true
+	self, root := ctx.Self(), ctx.ActorSystem().Root
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		start := time.Now()
+		out, err := a.run.run(token)
+		root.Send(self, commandDone{connID: id, tokenBytes: len(token), out: out, err: err, took: time.Since(start)})
+	}()
+}
+
+// done replies with the command's output (a failed command is logged and
+// gets no reply), returns the token's credit, and runs the next token.
+func (a *execActor) done(ctx actor.Context, m commandDone) {
+	c := a.conns[m.connID]
+	if c == nil {
+		return // closed meanwhile: nobody to reply to
+	}
+	c.running = false
+	if m.err != nil {
+		a.run.log.Error("exec failed: no reply for this token", "conn", m.connID, "tokenBytes", m.tokenBytes, "err", m.err)
+	} else {
+		// A reply the connection cannot take is reported by OnDropped.
+		ctx.Send(c.pid, &actors.SendToken{Data: m.out})
+		a.run.log.Debug("exec done", "conn", m.connID, "took", m.took)
+	}
+	ctx.Send(c.pid, &actors.Credit{Tokens: 1})
+	a.runNext(ctx, m.connID, c)
+}
+
+// skipWaiting gives back the credit of c's waiting tokens without running
+// them (the server is closing), and counts them for the log.
+func (a *execActor) skipWaiting(ctx actor.Context, c *execConn) {
+	if n := len(c.waiting); n > 0 {
+		c.skipped += n
+		c.waiting = nil
+		ctx.Send(c.pid, &actors.Credit{Tokens: n})
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/tokenserver/tokenserver/tlsio"
 )
 
 // tokencatBin is the binary built once by TestMain (with -race when the tests
@@ -169,9 +172,19 @@ func startServeArgs(t *testing.T, listen string, args ...string) *serveProc {
 // startServeArgs).
 func startSubArgs(t *testing.T, sub, listen string, args ...string) *serveProc {
 	t.Helper()
+	return startSubEnv(t, nil, sub, listen, args...)
+}
+
+// startSubEnv is startSubArgs with env ("NAME=value") added to the
+// environment.
+func startSubEnv(t *testing.T, env []string, sub, listen string, args ...string) *serveProc {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	args = append([]string{sub, "--listen", listen}, args...)
 	cmd := exec.CommandContext(ctx, tokencatBin, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	p := &serveProc{cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stderr = p.stderr
 	stdout, err := cmd.StdoutPipe()
@@ -245,4 +258,28 @@ func (p *serveProc) wait(t *testing.T, timeout time.Duration) int {
 func sendArgs(addr, dir string, extra ...string) []string {
 	args := append([]string{"send", "--addr", addr}, tlsArgs(dir, "client")...)
 	return append(args, extra...)
+}
+
+// dialClient connects to a serve at addr over mutual TLS with the client
+// certificate of dir, without the actors runtime, so that the test decides
+// what to write and when to read. The connection is closed at the end of the
+// test.
+func dialClient(t *testing.T, addr, dir string) *tls.Conn {
+	t.Helper()
+	opts, err := tlsio.LoadFiles(filepath.Join(dir, "client.key"), filepath.Join(dir, "client.crt"), filepath.Join(dir, "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := tlsio.ClientConfig(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := tlsio.Dial(ctx, addr, cfg, tlsio.DialConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
 }

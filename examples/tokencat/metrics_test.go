@@ -2,13 +2,15 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,7 +19,6 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 
-	"github.com/tokenserver/tokenserver/tlsio"
 	"github.com/tokenserver/tokenserver/wire"
 )
 
@@ -162,21 +163,7 @@ func TestServeMetricsCountAKnownWorkload(t *testing.T) {
 
 	// 2. Another connection: one token, echoed, then an invalid escape,
 	// which makes the server close it.
-	opts, err := tlsio.LoadFiles(filepath.Join(dir, "client.key"), filepath.Join(dir, "client.crt"), filepath.Join(dir, "ca.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := tlsio.ClientConfig(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	bad, err := tlsio.Dial(ctx, srv.addr, cfg, tlsio.DialConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bad.Close()
+	bad := dialClient(t, srv.addr, dir)
 	_ = bad.SetDeadline(time.Now().Add(10 * time.Second))
 	const good, badFrame = "raw\n", "\\q\n"
 	if _, err := bad.Write([]byte(good)); err != nil {
@@ -321,6 +308,26 @@ func TestServePprofOnlyWithFlag(t *testing.T) {
 	}
 }
 
+// Nothing tokencat links registers Go's profiles on http.DefaultServeMux,
+// as importing net/http/pprof does: they are served only on the --metrics
+// address, with --pprof. (expvar, which the Prometheus client imports,
+// registers /debug/vars there; nothing in tokencat serves that mux.)
+func TestNoProfilesOnDefaultServeMux(t *testing.T) {
+	t.Parallel()
+	for _, path := range []string{"/debug/pprof/", "/debug/pprof/heap", "/debug/pprof/profile", "/debug/pprof/cmdline"} {
+		if _, pattern := http.DefaultServeMux.Handler(httptest.NewRequest(http.MethodGet, path, nil)); pattern != "" {
+			t.Errorf("http.DefaultServeMux serves %s (pattern %q)", path, pattern)
+		}
+	}
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	if slices.Contains(strings.Fields(string(out)), "net/http/pprof") {
+		t.Error("tokencat imports net/http/pprof, which registers its handlers on http.DefaultServeMux")
+	}
+}
+
 // A --metrics address in use: serve exits 1 before it listens for tokens.
 func TestServeMetricsAddressInUseExits1(t *testing.T) {
 	t.Parallel()
@@ -340,7 +347,7 @@ func TestServeMetricsAddressInUseExits1(t *testing.T) {
 func TestServeHelpDocumentsMetrics(t *testing.T) {
 	t.Parallel()
 	r := runInProcess(t, "serve", "--help")
-	for _, want := range []string{"--metrics HOST:PORT", "--pprof", `"metrics on http://HOST:PORT/metrics"`, "/debug/pprof/", "Prometheus text format"} {
+	for _, want := range []string{"--metrics HOST:PORT", "--pprof", `"metrics on http://HOST:PORT/metrics"`, "/debug/pprof/", "Prometheus text format", "/healthz", "/readyz"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("serve help does not contain %q:\n%s", want, r.stdout)
 		}

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 func init() {
@@ -117,6 +118,9 @@ func quoteAll(words []string, sep string) string {
 func execute(e *env, root *cobra.Command, args []string) int {
 	// A nil slice would make cobra read os.Args.
 	root.SetArgs(append([]string{}, args...))
+	if len(args) > 0 && (args[0] == cobra.ShellCompRequestCmd || args[0] == cobra.ShellCompNoDescRequestCmd) {
+		plainFlagUsages(root)
+	}
 	cmd, err := root.ExecuteC()
 	if err == nil {
 		return exitOK
@@ -128,4 +132,18 @@ func execute(e *env, root *cobra.Command, args []string) int {
 	}
 	fmt.Fprintf(e.stderr, "%s: %v\nRun '%s --help' for usage.\n", name, err, name)
 	return exitUsage
+}
+
+// plainFlagUsages removes, from the usage of every flag of cmd and its
+// subcommands, the backticks that name the flag's value for the help
+// ("`HOST:PORT` of the server" becomes "HOST:PORT of the server"). The
+// shell completion shows usages as descriptions, raw: it is done for the
+// completion requests only, so that the help keeps its value names.
+func plainFlagUsages(cmd *cobra.Command) {
+	plain := func(f *pflag.Flag) { _, f.Usage = pflag.UnquoteUsage(f) }
+	cmd.Flags().VisitAll(plain)
+	cmd.PersistentFlags().VisitAll(plain)
+	for _, c := range cmd.Commands() {
+		plainFlagUsages(c)
+	}
 }

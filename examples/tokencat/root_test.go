@@ -88,6 +88,28 @@ func TestCompletionKnowsCommandsAndFlags(t *testing.T) {
 	}
 }
 
+// Completion descriptions are plain text: the backticks that name a flag's
+// value in its usage (`HOST:PORT`) are for the help, which still shows the
+// name.
+func TestCompletionDescriptionsWithoutMarkup(t *testing.T) {
+	t.Parallel()
+	r := runInProcess(t, "__complete", "send", "--a")
+	if r.code != 0 || !strings.Contains(r.stdout, "--addr\tHOST:PORT of the server") {
+		t.Errorf("completing %q: exit %d, stdout:\n%s", "send --a", r.code, r.stdout)
+	}
+	for _, sub := range []string{"certs", "serve", "send", "bench", "compare", "baseline"} {
+		for _, req := range []string{"__complete", "__completeNoDesc"} {
+			r := runInProcess(t, req, sub, "--")
+			if r.code != 0 || !strings.Contains(r.stdout, "--help") || strings.Contains(r.stdout, "`") {
+				t.Errorf("%s %s --: exit %d, stdout:\n%s", req, sub, r.code, r.stdout)
+			}
+		}
+	}
+	if r := runInProcess(t, "send", "--help"); !strings.Contains(r.stdout, "--addr HOST:PORT") {
+		t.Errorf("send help lost the value name of --addr:\n%s", r.stdout)
+	}
+}
+
 func TestUnknownFlagExits2WithClearError(t *testing.T) {
 	t.Parallel()
 	for _, args := range [][]string{{"--no-such-flag"}, {"serve", "--no-such-flag"}, {"completion", "bash", "--no-such-flag"}} {

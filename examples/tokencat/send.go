@@ -113,7 +113,7 @@ func runSend(e *env, f *pflag.FlagSet, o *sendOptions, tokensArgs []string) erro
 		OnClose:       func(bool) { close(closed) },
 	})
 	if err != nil {
-		return err
+		return o.tls.explainPassphraseError(err, tlsOpts.Passphrase)
 	}
 	defer func() {
 		cancel() // unblocks OnToken, so Shutdown cannot wait on it

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"go.opentelemetry.io/otel/metric"
@@ -69,7 +70,14 @@ Connection events are logged to stderr.
 "sh -c CMD" for each token, with the token on stdin, and replies with its
 stdout, raw. Commands of one connection run one at a time, in order, outside the
 server actor; a command that fails or times out is logged and gets no reply,
-and the server keeps running.
+and the server keeps running. No token is dropped for waiting: a connection
+whose commands are behind is not read until they catch up (TCP slows its
+client down), so it holds about one token (up to --max-token-size) and one
+read (64 KiB). The commands get tokencat's environment without the variables
+whose names start with TOKENCAT_ ($TOKENCAT_PASSPHRASE is also unset once
+read). They run as tokencat's user and can read what it can, its key and
+passphrase files included: --exec is no sandbox, so give serve a user of its
+own and a command that trusts no token.
 
 SIGINT or SIGTERM closes the server: clients are sent remoteClose, those that
 do not close in time are closed by force, and tokencat exits 0.
@@ -86,8 +94,12 @@ it" in the README), and the Go runtime's go_* and the process's process_*. They
 are served over plain HTTP by a server of their own, stopped when serve exits.
 Port 0 picks a free port: before it listens for tokens, serve prints
 "metrics on http://HOST:PORT/metrics" on stderr with the port bound.
---pprof adds Go's profiles (net/http/pprof) at /debug/pprof/ on the same
-address; without it that path is 404. Both show the program's internals, and
+The same address answers Kubernetes probes: /healthz is 200 "ok" while serve
+runs (liveness); /readyz is 200 "ok" while the server listens and accepts,
+and 503 before it listens and from the moment it closes (readiness).
+--pprof adds Go's profiles at /debug/pprof/ on the same address, as
+net/http/pprof serves them (the named profiles, profile, trace, cmdline; no
+symbol, no delta profiles), and only there; without it that path is 404. Both show the program's internals, and
 a profile costs CPU while it runs: bind --metrics where only trusted hosts
 reach it. (/debug/pprof/profile is refused while --cpuprofile runs.)`,
 		Args: noArgs,
@@ -110,8 +122,8 @@ reach it. (/debug/pprof/profile is refused while --cpuprofile runs.)`,
 	f.DurationVar(&o.writeTimeout, "write-timeout", tlsio.DefaultWriteTimeout, "close a client that reads nothing for `D` while replies wait for it (negative: never)")
 	f.DurationVar(&o.keepAlive, "keepalive", 15*time.Second, "TCP keepalive period `D` (negative: off)")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile to `FILE` on exit (go tool pprof)")
-	f.StringVar(&o.metrics, "metrics", "", "serve metrics at http://`HOST:PORT`/metrics in the Prometheus text format (port 0 picks a free port)")
-	f.BoolVar(&o.pprof, "pprof", false, "with --metrics, also serve Go's profiles (net/http/pprof) at /debug/pprof/")
+	f.StringVar(&o.metrics, "metrics", "", "serve metrics at http://`HOST:PORT`/metrics in the Prometheus text format, and /healthz and /readyz (port 0 picks a free port)")
+	f.BoolVar(&o.pprof, "pprof", false, "with --metrics, also serve Go's profiles (go tool pprof) at /debug/pprof/")
 	return cmd
 }
 
@@ -165,8 +177,9 @@ func runServe(e *env, f *pflag.FlagSet, o *serveOptions) (err error) {
 	tlsOpts.RequestCert = true // mutual TLS: clients need a certificate signed by --ca
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
 	var meterProvider metric.MeterProvider // nil: no metrics
+	ready := newReadiness()
 	if o.metrics != "" {
-		ms, err := metricsserver.Start(metricsserver.Options{Addr: o.metrics, Pprof: o.pprof})
+		ms, err := metricsserver.Start(metricsserver.Options{Addr: o.metrics, Pprof: o.pprof, Ready: ready.check})
 		if err != nil {
 			return fmt.Errorf("--metrics: %w", err)
 		}
@@ -188,21 +201,6 @@ func runServe(e *env, f *pflag.FlagSet, o *serveOptions) (err error) {
 	ctx, stop := signal.NotifyContext(e.ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	// Echo gets the tokens of each read at once and sends them back in one
-	// message; exec takes them one by one.
-	var exec *execHandler
-	var onToken func([]byte, *actors.Connection)
-	onTokens := func(tokens [][]byte, c *actors.Connection) {
-		c.SendBatch(tokens) // refused only by a dead connection or at --max-queue; the connection reports it
-
-	}
-	mode := "echo"
-	if o.exec != "" {
-		mode = "exec"
-		exec = newExecHandler(o.exec, o.execTimeout, o.maxToken, log)
-		onToken, onTokens = exec.onToken, nil
-	}
-
 	listening := make(chan struct{}, 1)
 	failed := make(chan error, 1)
 	closed := make(chan struct{}, 1)
@@ -214,6 +212,23 @@ func runServe(e *env, f *pflag.FlagSet, o *serveOptions) (err error) {
 		HighWaterMark:    o.highWater,
 		MaxQueue:         o.maxQueue,
 	}
+	runtime := actors.Runtime{Logger: log, MeterProvider: meterProvider}
+
+	// Echo gets the tokens of each read at once and sends them back in one
+	// message; exec's handler actor takes them one by one, and returns the
+	// credit of each once its command has run.
+	var exec *execHandler
+	var handler *actor.PID
+	onTokens := func(tokens [][]byte, c *actors.Connection) {
+		c.SendBatch(tokens) // refused only by a dead connection or at --max-queue; the connection reports it
+	}
+	mode := "echo"
+	if o.exec != "" {
+		mode = "exec"
+		exec = startExecHandler(&commandRunner{command: o.exec, timeout: o.execTimeout, maxOutput: o.maxToken, env: childEnv(), log: log})
+		runtime.System, handler, onTokens = exec.system, exec.pid, nil
+		limits.ReadWindow = execReadWindow
+	}
 	server, err := actors.NewServer(actors.ServerOptions{
 		Host:              addr.host,
 		Port:              addr.port,
@@ -224,7 +239,8 @@ func runServe(e *env, f *pflag.FlagSet, o *serveOptions) (err error) {
 		MaxPending:        o.maxPending,
 		MaxPendingPerAddr: o.maxPendingAddr,
 		MaxHandshakes:     o.maxHandshakes,
-		Runtime:           actors.Runtime{Logger: log, MeterProvider: meterProvider},
+		Runtime:           runtime,
+		Handler:           handler,
 		OnConnect:         func() { notify(listening) },
 		OnError: func(err error) {
 			log.Error("server error", "err", err)
@@ -245,21 +261,24 @@ func runServe(e *env, f *pflag.FlagSet, o *serveOptions) (err error) {
 		},
 		OnConnectionClose: func(c *actors.Connection, hadError bool) {
 			log.Info("connection closed", "conn", c.ID(), "remote", c.RemoteAddr(), "hadError", hadError)
-			if exec != nil {
-				exec.forget(c)
-			}
 		},
 		OnDropped: func(c *actors.Connection, tokens [][]byte, reason error) {
 			log.Warn("replies not delivered", "conn", c.ID(), "tokens", len(tokens), "code", actors.ErrorCode(reason))
 		},
-		OnToken:  onToken,
 		OnTokens: onTokens,
 	})
 	if err != nil {
-		return err
+		if exec != nil {
+			exec.stop(shutdownGrace)
+		}
+		return o.tls.explainPassphraseError(err, tlsOpts.Passphrase)
 	}
 
 	shutdown := func() error {
+		ready.closing()
+		if exec != nil {
+			exec.closing() // no more commands: waiting tokens let their connections close
+		}
 		server.Close() // remoteClose to every client
 		sctx, cancel := context.WithTimeout(context.Background(), actors.DefaultCloseTimeout+shutdownGrace)
 		defer cancel()
@@ -281,6 +300,7 @@ func runServe(e *env, f *pflag.FlagSet, o *serveOptions) (err error) {
 	case <-ctx.Done():
 		return shutdown()
 	}
+	ready.listening()
 	fmt.Fprintf(e.stdout, "listening on %s\n", formatAddr(server.Addr()))
 	log.Info("listening", "addr", formatAddr(server.Addr()), "mode", mode)
 

@@ -280,21 +280,7 @@ func TestServeSIGTERMForceClosesClientThatIgnoresRemoteClose(t *testing.T) {
 	t.Parallel()
 	dir := certDir(t)
 	srv := startServe(t, dir)
-	opts, err := tlsio.LoadFiles(filepath.Join(dir, "client.key"), filepath.Join(dir, "client.crt"), filepath.Join(dir, "ca.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := tlsio.ClientConfig(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := tlsio.Dial(ctx, srv.addr, cfg, tlsio.DialConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := dialClient(t, srv.addr, dir)
 	// One round trip, so the server has the connection up.
 	if _, err := conn.Write([]byte("ping\n")); err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strings"
@@ -55,11 +56,14 @@ func addTLSFlags(f *pflag.FlagSet, t *tlsFlags, side string) {
 // tlsHelp is the paragraph of the long help of serve, send and bench about
 // encrypted keys, PKCS #12 and passphrases.
 const tlsHelp = `An encrypted --key (PKCS #8, or the legacy PEM form), or --pfx (a PKCS #12
-archive, instead of --cert and --key; its self-signed CA certificates are
-trusted along with --ca, as in Node), is decrypted with the first line of
+archive, instead of --cert and --key; only --ca is trusted for peers, not
+the self-signed CA certificates inside it, which Node would trust too), is decrypted with the first line of
 --passphrase-file, or else with $` + passphraseEnv + `. There is no --passphrase
 flag: a command line is visible to every user of the machine (ps), an
-environment only to its own user and root, a file to whom its mode allows.`
+environment only to its own user and root, a file to whom its mode allows.
+A --passphrase-file that others may read, or its group unless root owns it,
+is refused, as ssh refuses such a key: chmod 600 it (0640 at most if root
+owns it).`
 
 // tlsFlagNames are the names of the flags of addTLSFlags, for bench, where
 // they go with --addr only.
@@ -96,8 +100,11 @@ func refusePassphrase(f *pflag.FlagSet) error {
 	return nil
 }
 
-// load reads the files (and the passphrase) into TLS options.
+// load reads the files (and the passphrase) into TLS options. It unsets
+// $TOKENCAT_PASSPHRASE, read or not, so that no process tokencat starts
+// inherits it.
 func (t tlsFlags) load() (tlsio.Options, error) {
+	defer os.Unsetenv(passphraseEnv)
 	o, err := tlsio.LoadFiles(t.key, t.cert, t.ca)
 	if err != nil {
 		return tlsio.Options{}, err
@@ -116,12 +123,25 @@ func (t tlsFlags) load() (tlsio.Options, error) {
 
 // passphrase returns the first line of --passphrase-file, without its line
 // ending (what openssl's -passin file: reads), or else the value of
-// $TOKENCAT_PASSPHRASE, or else "".
+// $TOKENCAT_PASSPHRASE, or else "". A file open to others is refused
+// (checkSecretFileMode).
 func (t tlsFlags) passphrase() (string, error) {
 	if t.passphraseFile == "" {
 		return os.Getenv(passphraseEnv), nil
 	}
-	b, err := os.ReadFile(t.passphraseFile)
+	f, err := os.Open(t.passphraseFile)
+	if err != nil {
+		return "", fmt.Errorf("read passphrase file: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat() // of the file opened, even through a symbolic link
+	if err != nil {
+		return "", fmt.Errorf("read passphrase file: %w", err)
+	}
+	if err := checkSecretFileMode("passphrase-file", t.passphraseFile, fi); err != nil {
+		return "", err
+	}
+	b, err := io.ReadAll(f)
 	if err != nil {
 		return "", fmt.Errorf("read passphrase file: %w", err)
 	}
@@ -136,7 +156,45 @@ func (t tlsFlags) clientConfig() (*tls.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	return tlsio.ClientConfig(o)
+	cfg, err := tlsio.ClientConfig(o)
+	return cfg, t.explainPassphraseError(err, o.Passphrase)
+}
+
+// passphraseError is a missing or wrong passphrase (tlsio.ErrBadPassphrase
+// is in its chain) worded with tokencat's flags: the library's message names
+// a Go field, Options.Passphrase.
+type passphraseError struct {
+	msg string
+	err error // from tlsio
+}
+
+// Error returns the message for the command line.
+func (e *passphraseError) Error() string { return e.msg }
+
+// Unwrap returns tlsio's error.
+func (e *passphraseError) Unwrap() error { return e.err }
+
+// explainPassphraseError rewords err, from building a TLS configuration of
+// the options load returned (passphrase is theirs), when the key or PFX
+// could not be decrypted: which flag's file, where the passphrase came from,
+// how to give one. Any other error is returned as it is.
+func (t tlsFlags) explainPassphraseError(err error, passphrase string) error {
+	if !errors.Is(err, tlsio.ErrBadPassphrase) {
+		return err
+	}
+	file := "--key " + t.key
+	if t.pfx != "" {
+		file = "--pfx " + t.pfx
+	}
+	if passphrase == "" && t.passphraseFile == "" {
+		return &passphraseError{fmt.Sprintf("%s is encrypted and no passphrase was given: pass --passphrase-file FILE or set %s",
+			file, passphraseEnv), err}
+	}
+	from := "$" + passphraseEnv
+	if t.passphraseFile != "" {
+		from = "--passphrase-file " + t.passphraseFile
+	}
+	return &passphraseError{fmt.Sprintf("the passphrase in %s does not decrypt %s: %v", from, file, err), err}
 }
 
 // explainTLSError adds to err, when a server certificate was refused for

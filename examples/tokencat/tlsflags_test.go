@@ -105,11 +105,16 @@ func TestEncryptedKeyAndPFXFlags(t *testing.T) {
 	wrongFile := writeTestFile(t, files, "wrong", []byte("wrong\n"))
 	serverTLS := []string{"--ca", ca, "--cert", filepath.Join(dir, "server.crt"), "--key", serverKey}
 
-	// The server's key without its passphrase: exit 1 before listening.
-	for _, env := range [][]string{{"TOKENCAT_PASSPHRASE="}, {"TOKENCAT_PASSPHRASE=wrong"}} {
-		r := tokencatEnv(t, 30*time.Second, env, "", append([]string{"serve", "--listen", "127.0.0.1:0"}, serverTLS...)...)
-		if r.code != 1 || r.stdout != "" || !strings.Contains(r.stderr, "wrong or missing passphrase") {
-			t.Errorf("serve, %v: exit %d, stdout %q, stderr %q", env, r.code, r.stdout, r.stderr)
+	// The server's key without its passphrase: exit 1 before listening,
+	// with a message in the command line's terms (flags, variable), not
+	// the library's (Options.Passphrase).
+	for env, want := range map[string]string{
+		"TOKENCAT_PASSPHRASE=":      "--key " + serverKey + " is encrypted and no passphrase was given: pass --passphrase-file FILE or set TOKENCAT_PASSPHRASE",
+		"TOKENCAT_PASSPHRASE=wrong": "the passphrase in $TOKENCAT_PASSPHRASE does not decrypt --key " + serverKey + ": ",
+	} {
+		r := tokencatEnv(t, 30*time.Second, []string{env}, "", append([]string{"serve", "--listen", "127.0.0.1:0"}, serverTLS...)...)
+		if r.code != 1 || r.stdout != "" || !strings.Contains(r.stderr, want) || strings.Contains(r.stderr, "Options.") {
+			t.Errorf("serve, %s: exit %d, stdout %q, stderr %q; want exit 1 and %q", env, r.code, r.stdout, r.stderr, want)
 		}
 	}
 
@@ -137,16 +142,23 @@ func TestEncryptedKeyAndPFXFlags(t *testing.T) {
 		flags []string
 		want  string
 	}{
-		{"none", []string{"TOKENCAT_PASSPHRASE="}, nil, "wrong or missing passphrase"},
-		{"wrong, environment", []string{"TOKENCAT_PASSPHRASE=wrong"}, nil, "wrong or missing passphrase"},
-		{"wrong, file", nil, []string{"--passphrase-file", wrongFile}, "wrong or missing passphrase"},
+		{"none", []string{"TOKENCAT_PASSPHRASE="}, nil, "--pfx " + clientPFX + " is encrypted and no passphrase was given: pass --passphrase-file FILE or set TOKENCAT_PASSPHRASE"},
+		{"wrong, environment", []string{"TOKENCAT_PASSPHRASE=wrong"}, nil, "the passphrase in $TOKENCAT_PASSPHRASE does not decrypt --pfx " + clientPFX},
+		{"wrong, file", nil, []string{"--passphrase-file", wrongFile}, "the passphrase in --passphrase-file " + wrongFile + " does not decrypt --pfx " + clientPFX},
 		{"file missing", nil, []string{"--passphrase-file", filepath.Join(files, "nope")}, "read passphrase file"},
 	} {
 		args := append(append(append([]string{}, withPFX...), tc.flags...), "hello")
 		r := tokencatEnv(t, 30*time.Second, tc.env, "", args...)
-		if r.code != 1 || r.stdout != "" || !strings.Contains(r.stderr, tc.want) {
+		if r.code != 1 || r.stdout != "" || !strings.Contains(r.stderr, tc.want) || strings.Contains(r.stderr, "Options.") {
 			t.Errorf("send --pfx, passphrase %s: exit %d, stdout %q, stderr %q (want %q)", tc.name, r.code, r.stdout, r.stderr, tc.want)
 		}
+	}
+	// bench too.
+	clientKey := writeTestFile(t, files, "client-enc.key", encryptedKey(t, readPair(t, dir, "client"), testPassphrase))
+	r := tokencatEnv(t, 30*time.Second, []string{"TOKENCAT_PASSPHRASE="}, "", "bench", "--addr", srv.addr, "--ca", ca,
+		"--cert", filepath.Join(dir, "client.crt"), "--key", clientKey, "--count", "1")
+	if want := "--key " + clientKey + " is encrypted and no passphrase was given"; r.code != 1 || !strings.Contains(r.stderr, want) || strings.Contains(r.stderr, "Options.") {
+		t.Errorf("bench, no passphrase: exit %d, stderr %q; want exit 1 and %q", r.code, r.stderr, want)
 	}
 
 	// bench takes the same flags.

@@ -4,8 +4,6 @@ package cluster
 
 import (
 	"bytes"
-	"context"
-	"net"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -26,29 +24,10 @@ func TestSlowGrainPushesBack(t *testing.T) {
 	f1.waitLine(t, "listening on", 30*time.Second)
 
 	var replies atomic.Int64
-	up := make(chan struct{}, 1)
-	host, port, _ := net.SplitHostPort(listen)
-	p, _ := strconv.Atoi(port)
-	cl, err := actors.NewClient(actors.ClientOptions{
-		Host: host, Port: p, TLS: e.certs.ClientOptions(),
-		Runtime:   actors.Runtime{System: actors.NewQuietSystem()},
-		Limits:    actors.Limits{MaxQueue: 64 << 20, HighWaterMark: 64 << 20, LowWaterMark: 1 << 20},
-		OnConnect: func() { up <- struct{}{} },
-		OnToken:   func([]byte, *actors.Connection) { replies.Add(1) },
+	cl := e.connect(t, listen, actors.ClientOptions{
+		Limits:  actors.Limits{MaxQueue: 64 << 20, HighWaterMark: 64 << 20, LowWaterMark: 1 << 20},
+		OnToken: func([]byte, *actors.Connection) { replies.Add(1) },
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = cl.Shutdown(ctx)
-	}()
-	select {
-	case <-up:
-	case <-time.After(10 * time.Second):
-		t.Fatal("not connected")
-	}
 	// 32 MiB of tokens at once; the grain handles about 500 a second.
 	const tokens = 32 << 10
 	tok := bytes.Repeat([]byte("x"), 1023)

@@ -118,9 +118,11 @@ func (p *paced) send() {
 // the other front of their server list, the tokens they send meanwhile wait
 // in the reconnect buffer and are answered, and no token is answered twice.
 // Tokens already written to the dead front when it died may be lost (the
-// front holds them in memory only); the test counts them.
-func TestFrontNodeFailover(t *testing.T) {
-	e := newEnv(t, 4)
+// front holds them in memory only); the test counts them. With either
+// membership provider.
+func TestFrontNodeFailover(t *testing.T) { providers(t, 4, frontNodeFailover) }
+
+func frontNodeFailover(t *testing.T, e *env) {
 	ports := freePorts(t, 2)
 	addrs := []string{"127.0.0.1:" + strconv.Itoa(ports[0]), "127.0.0.1:" + strconv.Itoa(ports[1])}
 	e.start("handler", "h1")

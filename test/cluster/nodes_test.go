@@ -5,6 +5,7 @@ package cluster
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenserver/tokenserver/actors"
 	"github.com/tokenserver/tokenserver/tlsio"
 )
 
@@ -30,33 +32,50 @@ import (
 // one interval. It sets the pace of every scenario here.
 const refresh = 200 * time.Millisecond
 
+// program is a binary built once for the package, into binDir.
+type program struct {
+	name string   // file name
+	dir  string   // where go build runs (a module of its own, or this one)
+	pkg  string   // what it builds
+	env  []string // more environment for go build
+	once sync.Once
+	path string
+	err  error
+}
+
 var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-	binDir    string
+	binDirOnce sync.Once
+	binDir     string
+	binDirErr  error
+	// The example, from this module.
+	example = &program{name: "cluster", dir: ".", pkg: "github.com/tokenserver/tokenserver/examples/cluster"}
 )
 
-// binary builds examples/cluster once for the package.
-func binary(t *testing.T) string {
+// build builds p once (go build -o) and returns its path.
+func (p *program) build(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "tokenserver-cluster-test")
-		if buildErr != nil {
-			return
-		}
-		binPath = filepath.Join(binDir, "cluster")
-		cmd := exec.Command("go", "build", "-o", binPath, "github.com/tokenserver/tokenserver/examples/cluster")
+	binDirOnce.Do(func() { binDir, binDirErr = os.MkdirTemp("", "tokenserver-cluster-test") })
+	if binDirErr != nil {
+		t.Fatal(binDirErr)
+	}
+	p.once.Do(func() {
+		p.path = filepath.Join(binDir, p.name)
+		cmd := exec.Command("go", "build", "-o", p.path, p.pkg)
+		cmd.Dir = p.dir
+		cmd.Env = append(os.Environ(), p.env...)
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
+		began := time.Now()
 		if err := cmd.Run(); err != nil {
-			buildErr = fmt.Errorf("go build examples/cluster: %w\n%s", err, out.String())
+			p.err = fmt.Errorf("go build %s (in %s): %w\n%s", p.pkg, p.dir, err, out.String())
+			return
 		}
+		t.Logf("built %s in %v", p.name, time.Since(began).Round(time.Millisecond))
 	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	if p.err != nil {
+		t.Fatal(p.err)
 	}
-	return binPath
+	return p.path
 }
 
 // freePorts returns n distinct free TCP ports on 127.0.0.1.
@@ -78,26 +97,42 @@ func freePorts(t *testing.T, n int) []int {
 	return ports
 }
 
-// env is one cluster of node processes sharing certificates and a peer list.
+// env is one cluster of node processes sharing certificates and a
+// membership: a peer list (automanaged), or an etcd process (etcd != nil).
 type env struct {
-	t     *testing.T
-	certs *tlsio.DevCerts
-	dir   string
-	peers []string // health host:port of every node
-	next  int      // next unused health port
-	mu    sync.Mutex
-	nodes []*node
+	t         *testing.T
+	certs     *tlsio.DevCerts // the token clients' and the front's (--certs)
+	nodeCerts *tlsio.DevCerts // the nodes' own CA (--node-certs)
+	dir       string
+	peers     []string // health host:port of every node
+	next      int      // next unused health port
+	// plaintext runs the nodes with --plaintext-nodes instead of
+	// --node-certs; set it before the first start.
+	plaintext bool
+	// logLevel is the nodes' --log-level ("info" from newEnv, so that a
+	// failed test shows what Proto.Actor did); "" leaves the example's
+	// default.
+	logLevel string
+	etcd     *etcdServer
+	mu       sync.Mutex
+	nodes    []*node
 }
 
 func newEnv(t *testing.T, nodes int) *env {
 	t.Helper()
-	certs, err := tlsio.GenerateDevCerts()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{t: t, certs: certs, dir: t.TempDir()}
-	if err := certs.WriteFiles(filepath.Join(e.dir, "certs"), false); err != nil {
-		t.Fatal(err)
+	e := &env{t: t, dir: t.TempDir(), logLevel: "info"}
+	for _, c := range []struct {
+		certs **tlsio.DevCerts
+		dir   string
+	}{{&e.certs, "certs"}, {&e.nodeCerts, "node-certs"}} {
+		certs, err := tlsio.GenerateDevCerts()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := certs.WriteFiles(filepath.Join(e.dir, c.dir), false); err != nil {
+			t.Fatal(err)
+		}
+		*c.certs = certs
 	}
 	for _, p := range freePorts(t, nodes) {
 		e.peers = append(e.peers, "127.0.0.1:"+strconv.Itoa(p))
@@ -117,20 +152,41 @@ type node struct {
 	cond   *sync.Cond
 }
 
-// start runs a node with the next health port; extra are more flags.
+// start runs a node, with the next health port (automanaged) or the etcd
+// server's flags; extra are more flags.
 func (e *env) start(role, name string, extra ...string) *node {
 	e.t.Helper()
+	args := []string{"--role", role, "--name", name, "--certs", filepath.Join(e.dir, "certs"), "--refresh", refresh.String()}
+	if e.etcd != nil {
+		args = append(args, e.etcd.flags()...)
+	} else {
+		e.mu.Lock()
+		health := e.peers[e.next]
+		e.next++
+		e.mu.Unlock()
+		_, port, _ := net.SplitHostPort(health)
+		args = append(args, "--health-port", port, "--peers", strings.Join(e.peers, ","))
+	}
+	args = append(args, extra...)
+	if e.logLevel != "" {
+		args = append(args, "--log-level", e.logLevel)
+	}
+	if e.plaintext {
+		args = append(args, "--plaintext-nodes")
+	} else {
+		args = append(args, "--node-certs", filepath.Join(e.dir, "node-certs"))
+	}
+	n := e.run(name, example.build(e.t), args...)
 	e.mu.Lock()
-	health := e.peers[e.next]
-	e.next++
+	e.nodes = append(e.nodes, n)
 	e.mu.Unlock()
-	_, port, _ := net.SplitHostPort(health)
-	args := append([]string{
-		"--role", role, "--name", name, "--health-port", port,
-		"--peers", strings.Join(e.peers, ","), "--certs", filepath.Join(e.dir, "certs"),
-		"--refresh", refresh.String(), "--log-level", "info",
-	}, extra...)
-	cmd := exec.Command(binary(e.t), args...)
+	return n
+}
+
+// run starts a process, its stdout lines watched, its stderr in a file.
+func (e *env) run(name, path string, args ...string) *node {
+	e.t.Helper()
+	cmd := exec.Command(path, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	n := &node{name: name, cmd: cmd, done: make(chan struct{}), stderr: filepath.Join(e.dir, name+".stderr")}
 	n.cond = sync.NewCond(&n.mu)
@@ -146,9 +202,6 @@ func (e *env) start(role, name string, extra ...string) *node {
 	if err := cmd.Start(); err != nil {
 		e.t.Fatal(err)
 	}
-	e.mu.Lock()
-	e.nodes = append(e.nodes, n)
-	e.mu.Unlock()
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
@@ -165,6 +218,40 @@ func (e *env) start(role, name string, extra ...string) *node {
 		n.mu.Unlock()
 	}()
 	return n
+}
+
+// connect connects a client with the token clients' certificate to the
+// front at addr, with opts (Host, Port, TLS, Runtime and OnConnect are set
+// here), waits until it is connected, and shuts it down when the test
+// ends.
+func (e *env) connect(t *testing.T, addr string, opts actors.ClientOptions) *actors.Client {
+	t.Helper()
+	host, portStr, _ := net.SplitHostPort(addr)
+	port, _ := strconv.Atoi(portStr)
+	up := make(chan struct{}, 1)
+	opts.Host, opts.Port, opts.TLS = host, port, e.certs.ClientOptions()
+	opts.Runtime = actors.Runtime{System: actors.NewQuietSystem()}
+	opts.OnConnect = func() {
+		select {
+		case up <- struct{}{}:
+		default:
+		}
+	}
+	cl, err := actors.NewClient(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = cl.Shutdown(ctx)
+	})
+	select {
+	case <-up:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("no connection to the front %s", addr)
+	}
+	return cl
 }
 
 // waitLine waits for a stdout line that contains s and returns it.
@@ -199,6 +286,16 @@ func (n *node) waitLine(t *testing.T, s string, within time.Duration) string {
 	}
 }
 
+// exited says whether the process has ended.
+func (n *node) exited() bool {
+	select {
+	case <-n.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // tail is the end of the node's stderr.
 func (n *node) tail() string {
 	b, _ := os.ReadFile(n.stderr)
@@ -219,12 +316,20 @@ func (n *node) kill(t *testing.T) {
 	}
 }
 
-// stopAll ends every node: SIGTERM, then SIGKILL for those still running
+// stopAll ends every node, then the etcd server if any (the nodes delete
+// their keys as they stop): SIGTERM, then SIGKILL for those still running
 // after 5 s; it returns once every process has exited.
 func (e *env) stopAll() {
 	e.mu.Lock()
 	nodes := append([]*node(nil), e.nodes...)
 	e.mu.Unlock()
+	stop(e.t, nodes)
+	if e.etcd != nil {
+		stop(e.t, []*node{e.etcd.node})
+	}
+}
+
+func stop(t *testing.T, nodes []*node) {
 	for _, n := range nodes {
 		_ = n.cmd.Process.Signal(syscall.SIGTERM)
 	}
@@ -232,12 +337,12 @@ func (e *env) stopAll() {
 		select {
 		case <-n.done:
 		case <-time.After(5 * time.Second):
-			e.t.Logf("node %s: no exit 5 s after SIGTERM: SIGKILL", n.name)
+			t.Logf("node %s: no exit 5 s after SIGTERM: SIGKILL", n.name)
 			_ = n.cmd.Process.Signal(syscall.SIGKILL)
 			<-n.done
 		}
-		if e.t.Failed() {
-			e.t.Logf("node %s stderr (end):\n%s", n.name, n.tail())
+		if t.Failed() {
+			t.Logf("node %s stderr (end):\n%s", n.name, n.tail())
 		}
 	}
 }

@@ -2,8 +2,10 @@
 // over HTTP, in the Prometheus text format, for the example commands
 // (tokencat serve --metrics, cluster --metrics): the OpenTelemetry
 // Prometheus exporter in a registry of its own, with the Go runtime's and
-// the process's collectors, on a net/http server of its own; optionally
-// net/http/pprof's handlers on the same server.
+// the process's collectors, on a net/http server of its own, with liveness
+// and readiness probes (HealthPath, ReadyPath); optionally Go's
+// profiles on the same server, served as net/http/pprof serves them but
+// without importing it (pprof.go says why).
 package metricsserver
 
 import (
@@ -12,7 +14,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,8 +28,14 @@ import (
 const (
 	// MetricsPath serves the metrics in the Prometheus text format.
 	MetricsPath = "/metrics"
-	// PprofPath is the index of net/http/pprof's handlers (Options.Pprof).
+	// PprofPath is the index of Go's profiles (Options.Pprof).
 	PprofPath = "/debug/pprof/"
+	// HealthPath answers 200 "ok" while the server runs: the process is
+	// alive (a Kubernetes liveness probe).
+	HealthPath = "/healthz"
+	// ReadyPath answers 200 "ok" when Options.Ready returns nil, else 503
+	// "not ready: " and its error (a Kubernetes readiness probe).
+	ReadyPath = "/readyz"
 )
 
 // ReadHeaderTimeout bounds the time a client of the HTTP server takes to
@@ -39,9 +46,15 @@ const ReadHeaderTimeout = 10 * time.Second
 type Options struct {
 	// Addr is the HOST:PORT to listen on (port 0 picks a free port).
 	Addr string
-	// Pprof adds net/http/pprof's handlers under PprofPath. Without it,
-	// every path but MetricsPath is 404.
+	// Pprof adds Go's profiles under PprofPath: the runtime/pprof
+	// profiles by name, profile (CPU), trace and cmdline, as net/http/pprof
+	// serves them. Without it, every path but MetricsPath, HealthPath
+	// (and ReadyPath with Ready) is 404.
 	Pprof bool
+	// Ready, if set, is asked at each request of ReadyPath whether the
+	// program is ready for work: nil, or why not. It is called from the
+	// HTTP server's goroutines. Nil: ReadyPath is 404.
+	Ready func() error
 }
 
 // Server is a MeterProvider whose metrics it serves over HTTP.
@@ -68,12 +81,12 @@ func Start(o Options) (*Server, error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle(MetricsPath, promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET "+HealthPath, func(w http.ResponseWriter, _ *http.Request) { probeAnswer(w, nil) })
+	if o.Ready != nil {
+		mux.HandleFunc("GET "+ReadyPath, func(w http.ResponseWriter, _ *http.Request) { probeAnswer(w, o.Ready()) })
+	}
 	if o.Pprof {
-		mux.HandleFunc(PprofPath, pprof.Index) // and the named profiles under it (heap, goroutine...)
-		mux.HandleFunc(PprofPath+"cmdline", pprof.Cmdline)
-		mux.HandleFunc(PprofPath+"profile", pprof.Profile)
-		mux.HandleFunc(PprofPath+"symbol", pprof.Symbol)
-		mux.HandleFunc(PprofPath+"trace", pprof.Trace)
+		registerPprof(mux)
 	}
 	ln, err := net.Listen("tcp", o.Addr)
 	if err != nil {
@@ -89,6 +102,18 @@ func Start(o Options) (*Server, error) {
 	}
 	go func() { s.served <- s.http.Serve(ln) }()
 	return s, nil
+}
+
+// probeAnswer answers a probe: 200 "ok", or 503 "not ready: " and err.
+func probeAnswer(w http.ResponseWriter, err error) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintf(w, "not ready: %v\n", err)
+		return
+	}
+	_, _ = w.Write([]byte("ok\n"))
 }
 
 // MeterProvider is the provider whose metrics the server serves: give it

@@ -3,10 +3,13 @@ package metricsserver
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"runtime/trace"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -63,22 +66,59 @@ func TestServesMetrics(t *testing.T) {
 	require.Contains(t, fams, "go_goroutines")
 
 	base := strings.TrimSuffix(s.URL(), MetricsPath)
-	for _, path := range []string{"/", PprofPath, PprofPath + "heap", PprofPath + "cmdline"} {
+	for _, path := range []string{"/", PprofPath, PprofPath + "heap", PprofPath + "cmdline", "/debug/vars"} {
 		code, _ := get(t, base+path)
 		require.Equal(t, http.StatusNotFound, code, path)
 	}
 }
 
-// With Pprof, net/http/pprof's handlers are served too.
+// With Pprof, Go's profiles are served too, in the forms go tool pprof
+// and go tool trace read.
 func TestPprof(t *testing.T) {
 	s := start(t, Options{Addr: "127.0.0.1:0", Pprof: true})
 	base := strings.TrimSuffix(s.URL(), MetricsPath)
 	code, body := get(t, base+PprofPath)
 	require.Equal(t, http.StatusOK, code)
-	require.Contains(t, body, "goroutine")
-	for _, path := range []string{PprofPath + "cmdline", PprofPath + "heap?debug=1", PprofPath + "goroutine?debug=1", MetricsPath} {
-		code, _ := get(t, base+path)
+	for _, name := range []string{"goroutine", "heap", "allocs", "profile", "trace"} {
+		require.Contains(t, body, ">"+name+"</a>", "the index links %s", name)
+	}
+	gzipped := "\x1f\x8b" // a profile in the protocol buffer form, gzipped
+	for path, prefix := range map[string]string{
+		PprofPath + "cmdline":              "",
+		PprofPath + "heap":                 gzipped,
+		PprofPath + "heap?debug=1":         "heap profile: ",
+		PprofPath + "goroutine?debug=2":    "goroutine ",
+		PprofPath + "profile?seconds=1":    gzipped,
+		PprofPath + "trace?seconds=0.1":    "go 1.",
+		MetricsPath:                        "",
+		PprofPath + "allocs?gc=1&debug=1":  "heap profile: ",
+		PprofPath + "threadcreate?debug=1": "threadcreate profile: ",
+	} {
+		code, body := get(t, base+path)
 		require.Equal(t, http.StatusOK, code, path)
+		require.True(t, strings.HasPrefix(body, prefix), "%s starts %q, want %q", path, body[:min(len(body), 20)], prefix)
+	}
+	for path, want := range map[string]int{
+		PprofPath + "nosuch":              http.StatusNotFound,
+		PprofPath + "symbol":              http.StatusNotFound,
+		PprofPath + "heap?seconds=1":      http.StatusBadRequest,
+		PprofPath + "profile?seconds=-1":  http.StatusBadRequest,
+		PprofPath + "trace?seconds=never": http.StatusBadRequest,
+		PprofPath + "heap?debug=x":        http.StatusBadRequest,
+	} {
+		code, _ := get(t, base+path)
+		require.Equal(t, want, code, path)
+	}
+}
+
+// The profiles are served by the server's own mux only: nothing registers
+// them on http.DefaultServeMux, where any other server of the process that
+// serves it (a nil handler) would expose them.
+func TestPprofLeavesDefaultServeMuxAlone(t *testing.T) {
+	start(t, Options{Addr: "127.0.0.1:0", Pprof: true})
+	for _, path := range []string{PprofPath, PprofPath + "heap", PprofPath + "profile", PprofPath + "cmdline"} {
+		_, pattern := http.DefaultServeMux.Handler(httptest.NewRequest(http.MethodGet, path, nil))
+		require.Empty(t, pattern, "http.DefaultServeMux serves %s", path)
 	}
 }
 
@@ -120,4 +160,40 @@ func TestListenError(t *testing.T) {
 	require.ErrorContains(t, err, "listen tcp "+s.Addr().String())
 	_, err = Start(Options{Addr: "no port"})
 	require.Error(t, err)
+}
+
+// /healthz answers 200 while the server runs; /readyz answers what
+// Options.Ready says: 200, or 503 with the reason. Without Ready, /readyz
+// is 404.
+func TestHealthAndReadiness(t *testing.T) {
+	var notReady atomic.Pointer[string]
+	starting := "starting: not listening yet"
+	notReady.Store(&starting)
+	s := start(t, Options{Addr: "127.0.0.1:0", Ready: func() error {
+		if p := notReady.Load(); p != nil {
+			return errors.New(*p)
+		}
+		return nil
+	}})
+	base := strings.TrimSuffix(s.URL(), MetricsPath)
+	check := func(path string, wantCode int, wantBody string) {
+		t.Helper()
+		code, body := get(t, base+path)
+		require.Equal(t, wantCode, code, path)
+		require.Equal(t, wantBody, body, path)
+	}
+	check(HealthPath, http.StatusOK, "ok\n")
+	check(ReadyPath, http.StatusServiceUnavailable, "not ready: starting: not listening yet\n")
+	notReady.Store(nil)
+	check(ReadyPath, http.StatusOK, "ok\n")
+	closing := "closing"
+	notReady.Store(&closing)
+	check(ReadyPath, http.StatusServiceUnavailable, "not ready: closing\n")
+	check(HealthPath, http.StatusOK, "ok\n")
+
+	plain := start(t, Options{Addr: "127.0.0.1:0"})
+	base = strings.TrimSuffix(plain.URL(), MetricsPath)
+	check(HealthPath, http.StatusOK, "ok\n")
+	code, _ := get(t, base+ReadyPath)
+	require.Equal(t, http.StatusNotFound, code, "no Ready: no "+ReadyPath)
 }
