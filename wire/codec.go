@@ -160,6 +160,8 @@ const ProtocolToken1 = "token/1"
 // ALPN, as the Node original) and one it does not know give token/1.
 func CodecFor(protocol string) Codec {
 	switch protocol {
+	case ProtocolToken2:
+		return Token2
 	case ProtocolToken1:
 		return Token1
 	}

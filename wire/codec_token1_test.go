@@ -7,6 +7,9 @@ import (
 )
 
 func TestCodecForPicksToken1(t *testing.T) {
+	if c := CodecFor(ProtocolToken2); c != Token2 {
+		t.Errorf("CodecFor(token/2) = %v, want Token2", c)
+	}
 	for _, p := range []string{"", ProtocolToken1, "h2", "token/9"} {
 		if c := CodecFor(p); c != Token1 {
 			t.Errorf("CodecFor(%q) = %v, want Token1", p, c)
