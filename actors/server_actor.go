@@ -45,10 +45,6 @@ type serverActor struct {
 	stopping bool
 }
 
-// listenerGone: the listener (or its supervisor) has terminated, and every
-// message it sent before has been handled.
-type listenerGone struct{ pid *actor.PID }
-
 // Receive handles one message.
 func (a *serverActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
