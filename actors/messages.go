@@ -9,11 +9,10 @@ import (
 	"github.com/tokenserver/tokenserver/wire"
 )
 
-// Messages inside the runtime, all of them, by direction. They never leave
-// the process. (The public ones, which a handler PID gets or sends, are in
-// events.go; the listener's own end, acceptStopped, is in listener.go, and
-// the handshake slots of admission, slotRequest and slotDone, in
-// server_admission.go; the timer's, timer.Fired, in package timer.)
+// The messages inside the runtime, by direction. They never leave the
+// process. Elsewhere are only the public ones, which a handler PID gets or
+// sends (events.go), the timer's (timer.Fired), and those the listener and
+// the admission keep to themselves (acceptStopped, slotRequest, slotDone).
 
 // From the pumps and the dial goroutine to the connection actor.
 type (
