@@ -50,7 +50,8 @@
 //     actor (closeGate), and never cleared. The actor waits until no Send is
 //     inside before it takes the sends for the last time.
 //   - sends: the frames Send took, a lock-free stack: handles push (inside
-//     the gate), the actor takes it whole.
+//     the gate; the actor too, for a SendToken before the handshake), the
+//     actor takes it whole.
 //   - queued: the outbound queue in bytes, a counter: Send adds, the actor
 //     subtracts what leaves (written, or handed back). It is never stored.
 //   - crossed: a Send left queued past the high-water mark: handles set it,
