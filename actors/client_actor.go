@@ -70,6 +70,49 @@ func (a *clientActor) Receive(ctx actor.Context) {
 			a.startRunner(ctx)
 		}
 
+	case *supervisor.Started, *supervisor.Stopped, *supervisor.Restarting, *supervisor.GaveUp:
+		a.onSupervisor(ctx, m)
+	case *actor.Terminated:
+		// Terminated overtakes ordinary messages: finish behind what the
+		// runner's actors sent before they ended.
+		if a.runner != nil && m.Who.Equal(a.runner) {
+			ctx.Send(ctx.Self(), runnerGone{m.Who})
+		}
+	case runnerGone:
+		if a.runner != nil && m.pid.Equal(a.runner) {
+			a.onRunnerGone(ctx)
+		}
+
+	case connUp:
+		a.adopt(m.c)
+		a.onUp(ctx, m.c)
+	case connFrames:
+		a.adopt(m.c)
+		a.onFrames(ctx, m)
+	case connFailed:
+		a.adopt(m.c)
+		a.onFailed(ctx, m)
+	case connDrained:
+		a.ev.drained(ctx, m.c)
+	case connDown:
+		a.adopt(m.c)
+		a.onDown(ctx, m)
+
+	case bufferedToken:
+		a.onBuffered(ctx, m)
+	case tokensDropped:
+		a.ev.emit(ctx, droppedEvent(nil, m.tokens, m.reason), nil, m.reason)
+	case shutdownRequest:
+		a.onShutdown(ctx)
+	case *actor.Stopped:
+		a.waitConnect.Stop()
+		a.c.stopped()
+	}
+}
+
+// onSupervisor handles what the reconnection's supervisor says.
+func (a *clientActor) onSupervisor(ctx actor.Context, msg any) {
+	switch m := msg.(type) {
 	case *supervisor.Started:
 		// The child may have dialed, failed and ended before this event
 		// (a refused dial takes microseconds; the supervisor sends Started
@@ -106,52 +149,27 @@ func (a *clientActor) Receive(ctx actor.Context) {
 		a.ev.emit(ctx, &ReconnectGaveUp{Attempts: m.Attempts, Cause: m.Cause}, nil, nil)
 		a.maybeCloseDone(ctx)
 		a.maybeStop(ctx)
-	case *actor.Terminated:
-		// Terminated overtakes ordinary messages: finish behind what the
-		// runner's actors sent before they ended.
-		if a.runner != nil && m.Who.Equal(a.runner) {
-			ctx.Send(ctx.Self(), runnerGone{m.Who})
-		}
-	case runnerGone:
-		if a.runner != nil && m.pid.Equal(a.runner) {
-			a.onRunnerGone(ctx)
-		}
-
-	case connUp:
-		a.adopt(m.c)
-		a.onUp(ctx, m.c)
-	case connFrames:
-		a.adopt(m.c)
-		a.onFrames(ctx, m)
-	case connFailed:
-		a.adopt(m.c)
-		if a.isCurrent(m.c) {
-			a.hadError = true
-			a.ev.emit(ctx, errorEvent(nil, m.err), m.c, m.err)
-		} else {
-			a.log.Debug("connection failed after the client closed", "err", m.err)
-		}
-	case connDrained:
-		a.ev.drained(ctx, m.c)
-	case connDown:
-		a.adopt(m.c)
-		a.onDown(ctx, m)
-
-	case bufferedToken:
-		a.onBuffered(ctx, m)
-	case tokensDropped:
-		a.ev.emit(ctx, droppedEvent(nil, m.tokens, m.reason), nil, m.reason)
-	case shutdownRequest:
-		a.shutdown = true
-		if a.runner != nil || a.waitConnect.Running() {
-			a.c.set(CLOSED)
-			a.beginClose(ctx)
-		}
-		a.maybeStop(ctx)
-	case *actor.Stopped:
-		a.waitConnect.Stop()
-		a.c.stopped()
 	}
+}
+
+// onFailed: the error event of a connection, the current one's only.
+func (a *clientActor) onFailed(ctx actor.Context, m connFailed) {
+	if !a.isCurrent(m.c) {
+		a.log.Debug("connection failed after the client closed", "err", m.err)
+		return
+	}
+	a.hadError = true
+	a.ev.emit(ctx, errorEvent(nil, m.err), m.c, m.err)
+}
+
+// onShutdown takes Shutdown: the actor stops once nothing runs.
+func (a *clientActor) onShutdown(ctx actor.Context) {
+	a.shutdown = true
+	if a.runner != nil || a.waitConnect.Running() {
+		a.c.set(CLOSED)
+		a.beginClose(ctx)
+	}
+	a.maybeStop(ctx)
 }
 
 // adopt takes c, which speaks, for the current connection if none is
