@@ -61,7 +61,7 @@ func (a *connActor) sendFromMessage(ctx actor.Context, token []byte) {
 	if a.codec == nil {
 		// Before the handshake: the token waits with those Send took, on
 		// the sends stack, whatever comes (the end takes it from there).
-		b := &sendBatch{early: []wire.Frame{{Kind: wire.KindToken, Token: token}}, tokens: 1, earlySize: len(token)}
+		b := newEarlyBatch([]wire.Frame{{Kind: wire.KindToken, Token: token}}, false)
 		n := int64(b.size() + msgOverhead)
 		over := !s.reserve(n)
 		if over {
@@ -101,8 +101,8 @@ func (a *connActor) takeSends(ctx actor.Context) {
 		s.queued.Add(-msgOverhead) // off the stack
 		frames := b.frames
 		if b.early != nil {
-			frames = a.encode(b.early)
-			s.queued.Add(int64(len(frames) - b.earlySize))
+			frames = a.encode(b.early.frames)
+			s.queued.Add(int64(len(frames) - b.early.size))
 		}
 		a.enqueue(ctx, frames, b.tokens)
 	}
