@@ -182,13 +182,13 @@ func (c *Connection) postEarly(frames []wire.Frame) bool {
 }
 
 // newEarlyBatch is a batch of frames to encode once the protocol is known;
-// with copy, its tokens are copied first.
-func newEarlyBatch(frames []wire.Frame, copy bool) *sendBatch {
+// with copyTokens, its tokens are copied first.
+func newEarlyBatch(frames []wire.Frame, copyTokens bool) *sendBatch {
 	e := &earlyFrames{frames: frames}
 	b := &sendBatch{early: e}
 	for i := range frames {
 		if frames[i].Kind == wire.KindToken {
-			if copy {
+			if copyTokens {
 				frames[i].Token = append([]byte{}, frames[i].Token...)
 			}
 			b.tokens++
