@@ -12,20 +12,6 @@ import (
 	"github.com/tokenserver/tokenserver/wire"
 )
 
-// Messages from the client handle to its actor.
-type (
-	// bufferedToken: a token Send routed through the client actor.
-	bufferedToken []byte
-	// tokensDropped: tokens to report as dropped.
-	tokensDropped struct {
-		tokens [][]byte
-		reason error
-	}
-	// runnerGone: the connection actor or its supervisor has terminated, and
-	// every message it sent before has been handled.
-	runnerGone struct{ pid *actor.PID }
-)
-
 // clientActor owns the client's status, its connection and its reconnect
 // buffer, and delivers every event. A token goes from the connection actor to
 // this actor to the user: two hops, as on the server.
@@ -84,6 +70,49 @@ func (a *clientActor) Receive(ctx actor.Context) {
 			a.startRunner(ctx)
 		}
 
+	case *supervisor.Started, *supervisor.Stopped, *supervisor.Restarting, *supervisor.GaveUp:
+		a.onSupervisor(ctx, m)
+	case *actor.Terminated:
+		// Terminated overtakes ordinary messages: finish behind what the
+		// runner's actors sent before they ended.
+		if a.runner != nil && m.Who.Equal(a.runner) {
+			ctx.Send(ctx.Self(), runnerGone{m.Who})
+		}
+	case runnerGone:
+		if a.runner != nil && m.pid.Equal(a.runner) {
+			a.onRunnerGone(ctx)
+		}
+
+	case connUp:
+		a.adopt(m.c)
+		a.onUp(ctx, m.c)
+	case connFrames:
+		a.adopt(m.c)
+		a.onFrames(ctx, m)
+	case connFailed:
+		a.adopt(m.c)
+		a.onFailed(ctx, m)
+	case connDrained:
+		a.ev.drained(ctx, m.c)
+	case connDown:
+		a.adopt(m.c)
+		a.onDown(ctx, m)
+
+	case bufferedToken:
+		a.onBuffered(ctx, m)
+	case tokensDropped:
+		a.ev.emit(ctx, droppedEvent(nil, m.tokens, m.reason), nil, m.reason)
+	case shutdownRequest:
+		a.onShutdown(ctx)
+	case *actor.Stopped:
+		a.waitConnect.Stop()
+		a.c.stopped()
+	}
+}
+
+// onSupervisor handles what the reconnection's supervisor says.
+func (a *clientActor) onSupervisor(ctx actor.Context, msg any) {
+	switch m := msg.(type) {
 	case *supervisor.Started:
 		// The child may have dialed, failed and ended before this event
 		// (a refused dial takes microseconds; the supervisor sends Started
@@ -120,57 +149,40 @@ func (a *clientActor) Receive(ctx actor.Context) {
 		a.ev.emit(ctx, &ReconnectGaveUp{Attempts: m.Attempts, Cause: m.Cause}, nil, nil)
 		a.maybeCloseDone(ctx)
 		a.maybeStop(ctx)
-	case *actor.Terminated:
-		// Terminated overtakes ordinary messages: finish behind what the
-		// runner's actors sent before they ended.
-		if a.runner != nil && m.Who.Equal(a.runner) {
-			ctx.Send(ctx.Self(), runnerGone{m.Who})
-		}
-	case runnerGone:
-		if a.runner != nil && m.pid.Equal(a.runner) {
-			a.onRunnerGone(ctx)
-		}
-
-	case connUp:
-		a.onUp(ctx, m.c)
-	case connFrames:
-		a.onFrames(ctx, m)
-	case connFailed:
-		if a.current(m.c) {
-			a.hadError = true
-			a.ev.emit(ctx, errorEvent(nil, m.err), m.c, m.err)
-		} else {
-			a.log.Debug("connection failed after the client closed", "err", m.err)
-		}
-	case connDrained:
-		a.ev.drained(ctx, m.c)
-	case connDown:
-		a.onDown(ctx, m)
-
-	case bufferedToken:
-		a.onBuffered(ctx, m)
-	case tokensDropped:
-		a.ev.emit(ctx, droppedEvent(nil, m.tokens, m.reason), nil, m.reason)
-	case shutdownRequest:
-		a.shutdown = true
-		if a.runner != nil || a.waitConnect.Running() {
-			a.c.set(CLOSED)
-			a.beginClose(ctx)
-		}
-		a.maybeStop(ctx)
-	case *actor.Stopped:
-		a.waitConnect.Stop()
-		a.c.stopped()
 	}
 }
 
-// current reports whether c is the client's current connection. Under a
-// supervisor, a connection may speak before the supervisor's Started names
-// it: only one runs at a time, so it is the current one.
-func (a *clientActor) current(c *Connection) bool {
+// onFailed: the error event of a connection, the current one's only.
+func (a *clientActor) onFailed(ctx actor.Context, m connFailed) {
+	if !a.isCurrent(m.c) {
+		a.log.Debug("connection failed after the client closed", "err", m.err)
+		return
+	}
+	a.hadError = true
+	a.ev.emit(ctx, errorEvent(nil, m.err), m.c, m.err)
+}
+
+// onShutdown takes Shutdown: the actor stops once nothing runs.
+func (a *clientActor) onShutdown(ctx actor.Context) {
+	a.shutdown = true
+	if a.runner != nil || a.waitConnect.Running() {
+		a.c.set(CLOSED)
+		a.beginClose(ctx)
+	}
+	a.maybeStop(ctx)
+}
+
+// adopt takes c, which speaks, for the current connection if none is
+// known yet: under a supervisor a connection may speak before the
+// supervisor's Started names it, and only one runs at a time.
+func (a *clientActor) adopt(c *Connection) {
 	if a.connPID == nil && a.runner != nil && !a.closing && a.opts.Reconnect != nil {
 		a.connPID = c.pid
 	}
+}
+
+// isCurrent reports whether c is the client's current connection.
+func (a *clientActor) isCurrent(c *Connection) bool {
 	return a.connPID != nil && c.pid != nil && c.pid.Equal(a.connPID)
 }
 
@@ -228,7 +240,7 @@ func (a *clientActor) startRunner(ctx actor.Context) {
 // onUp flushes the reconnect buffer into the new connection, then publishes
 // it to Send, so that tokens keep their order.
 func (a *clientActor) onUp(ctx actor.Context, c *Connection) {
-	if !a.current(c) || a.closing {
+	if !a.isCurrent(c) || a.closing {
 		c.Close() // Close came first
 		return
 	}
@@ -248,7 +260,7 @@ func (a *clientActor) onFrames(ctx actor.Context, m connFrames) {
 		remoteClose = remoteClose || f.Kind == wire.KindRemoteClose
 	}
 	a.ev.deliverChunk(ctx, m) // the frames are the connection's again after it
-	if remoteClose && a.opts.Reconnect != nil && a.current(m.c) {
+	if remoteClose && a.opts.Reconnect != nil && a.isCurrent(m.c) {
 		// The server is going away: close cleanly, and connect again after
 		// the policy's delay.
 		ctx.Send(m.c.pid, closeToReconnect{})
@@ -273,7 +285,7 @@ func (a *clientActor) onDown(ctx actor.Context, m connDown) {
 			a.ev.emit(ctx, droppedEvent(m.c, toks, ErrNotSent), m.c, ErrNotSent)
 		}
 	}
-	if !a.current(m.c) {
+	if !a.isCurrent(m.c) {
 		return // a connection the client had already let go
 	}
 	a.c.conn.Store(nil)

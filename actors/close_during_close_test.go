@@ -7,6 +7,41 @@ import (
 	"time"
 )
 
+// closeOnce calls Close on a handle from inside one of its callbacks, the
+// first time the callback runs, and records Close's result.
+type closeOnce struct {
+	t      *testing.T
+	handle atomic.Pointer[func() bool] // the handle's Close, once it exists
+	ready  chan struct{}
+	asked  chan bool
+	once   atomic.Bool
+}
+
+func newCloseOnce(t *testing.T) *closeOnce {
+	return &closeOnce{t: t, ready: make(chan struct{}), asked: make(chan bool, 1)}
+}
+
+// set gives the handle's Close, once the handle exists.
+func (c *closeOnce) set(closeFn func() bool) {
+	c.handle.Store(&closeFn)
+	close(c.ready)
+}
+
+// fire is called from the callback.
+func (c *closeOnce) fire() {
+	if _, ok := awaitIn(c.t, c.ready, "the handle"); ok && c.once.CompareAndSwap(false, true) {
+		put(c.t, c.asked, (*c.handle.Load())())
+	}
+}
+
+// result is Close's result.
+func (c *closeOnce) result(what string) {
+	c.t.Helper()
+	if !recv(c.t, c.asked, "Close's result") {
+		c.t.Fatalf("Close() from %s returned false", what)
+	}
+}
+
 // A Close that lands while a close event is being delivered (here from
 // inside the callback, the surest way to land there) is answered by that
 // close: no second close event, the reconnection stops, and the status ends
@@ -15,26 +50,18 @@ import (
 // again: OFFLINE, CLOSED, OFFLINE, two close events.
 func TestClientCloseDuringAFailedAttemptsClose(t *testing.T) {
 	r := newRecorder(t)
-	var handle atomic.Pointer[Client]
-	ready := make(chan struct{})
-	asked := make(chan bool, 1)
-	var once atomic.Bool
+	co := newCloseOnce(t)
 	c := r.startClient(freePort(t), func(o *ClientOptions) {
 		o.Reconnect = &ReconnectOptions{Policy: fastRetry(50*time.Millisecond, 50*time.Millisecond)}
 		o.OnClose = func(had bool) {
 			r.rec(event{kind: "close", had: had})
-			if _, ok := awaitIn(t, ready, "the handle"); ok && once.CompareAndSwap(false, true) {
-				put(t, asked, handle.Load().Close())
-			}
+			co.fire()
 		}
 	})
-	handle.Store(c)
-	close(ready)
+	co.set(c.Close)
 	r.nextError(ErrDial, CONNECTING)
 	r.nextClose(true)
-	if !recv(t, asked, "Close's result") {
-		t.Fatal("Close() from the failed attempt's close returned false")
-	}
+	co.result("the failed attempt's close")
 	r.quiet(300 * time.Millisecond) // several retry delays: no retry, no second close
 	wantStatus(t, c.Status(), OFFLINE, "after the close")
 }
@@ -49,27 +76,19 @@ func TestServerCloseDuringAFailedListensError(t *testing.T) {
 	}
 	defer busy.Close()
 	r := newRecorder(t)
-	var handle atomic.Pointer[Server]
-	ready := make(chan struct{})
-	asked := make(chan bool, 1)
-	var once atomic.Bool
+	co := newCloseOnce(t)
 	policy := fastRetry(50*time.Millisecond, 50*time.Millisecond)
 	s := r.startServer(func(o *ServerOptions) {
 		o.Port = busy.Addr().(*net.TCPAddr).Port
 		o.ListenRetry = &policy
 		o.OnError = func(err error) {
 			r.rec(event{kind: "error", err: err})
-			if _, ok := awaitIn(t, ready, "the handle"); ok && once.CompareAndSwap(false, true) {
-				put(t, asked, handle.Load().Close())
-			}
+			co.fire()
 		}
 	})
-	handle.Store(s)
-	close(ready)
+	co.set(s.Close)
 	r.nextError(ErrListen, CONNECTING)
-	if !recv(t, asked, "Close's result") {
-		t.Fatal("Close() from the failed listen's error returned false")
-	}
+	co.result("the failed listen's error")
 	r.nextClose(true)
 	r.quiet(300 * time.Millisecond) // several retry delays: no retry, no listening
 	wantStatus(t, s.Status(), OFFLINE, "after the close")

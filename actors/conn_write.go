@@ -11,9 +11,11 @@ import (
 	"github.com/tokenserver/tokenserver/wire"
 )
 
-// The write side of the connection actor: frames from Send (through the
-// mailbox) and from SendToken messages wait in the outbox while the writer
-// pump writes the previous batch, and leave together.
+// The write side of the connection actor: frames from Send (taken from the
+// shared sends stack) and from SendToken messages, encoded with the
+// connection's codec, wait in the outbox while the writer pump writes the
+// previous batch, and leave together. A batch written in full leaves the
+// write side in one place, wrote.
 //
 // Flow control: the queue is every byte Send took and the writer has not
 // written yet (the shared counter, which the handle adds to). Past the
@@ -59,7 +61,7 @@ func (a *connActor) sendFromMessage(ctx actor.Context, token []byte) {
 	if a.codec == nil {
 		// Before the handshake: the token waits with those Send took, on
 		// the sends stack, whatever comes (the end takes it from there).
-		b := &sendBatch{early: []wire.Frame{{Kind: wire.KindToken, Token: token}}, tokens: 1, earlySize: len(token)}
+		b := newEarlyBatch([]wire.Frame{{Kind: wire.KindToken, Token: token}}, false)
 		n := int64(b.size() + msgOverhead)
 		over := !s.reserve(n)
 		if over {
@@ -99,8 +101,8 @@ func (a *connActor) takeSends(ctx actor.Context) {
 		s.queued.Add(-msgOverhead) // off the stack
 		frames := b.frames
 		if b.early != nil {
-			frames = a.encode(b.early)
-			s.queued.Add(int64(len(frames) - b.earlySize))
+			frames = a.encode(b.early.frames)
+			s.queued.Add(int64(len(frames) - b.early.size))
 		}
 		a.enqueue(ctx, frames, b.tokens)
 	}
@@ -218,10 +220,10 @@ func (w *writeSide) wrote(s *connShared, st *stats, n int) {
 // event, under the low-water mark. It also wakes WaitDrain callers once the
 // queue is under the high-water mark.
 //
-// While paused, the queue holds more than the low-water mark: frames in the
-// mailbox or with the writer, whose arrival or write calls checkFlow again.
-// A crossing seen when the queue is already under the low-water mark is
-// answered by the drain event at once, without pausing.
+// While paused, the queue holds more than the low-water mark: frames on the
+// sends stack or with the writer, whose arrival or write calls checkFlow
+// again. A crossing seen when the queue is already under the low-water mark
+// is answered by the drain event at once, without pausing.
 func (a *connActor) checkFlow(ctx actor.Context) {
 	w, s := &a.out, a.h.shared
 	q := s.queued.Load()

@@ -178,15 +178,24 @@ func (c *Connection) codec() wire.Codec {
 // known (a connection still in its TLS handshake): copies of their tokens,
 // which the actor encodes once the protocol is known.
 func (c *Connection) postEarly(frames []wire.Frame) bool {
-	b := &sendBatch{early: frames}
+	return c.post(newEarlyBatch(frames, true))
+}
+
+// newEarlyBatch is a batch of frames to encode once the protocol is known;
+// with copyTokens, its tokens are copied first.
+func newEarlyBatch(frames []wire.Frame, copyTokens bool) *sendBatch {
+	e := &earlyFrames{frames: frames}
+	b := &sendBatch{early: e}
 	for i := range frames {
 		if frames[i].Kind == wire.KindToken {
-			frames[i].Token = append([]byte{}, frames[i].Token...)
+			if copyTokens {
+				frames[i].Token = append([]byte{}, frames[i].Token...)
+			}
 			b.tokens++
-			b.earlySize += len(frames[i].Token)
+			e.size += len(frames[i].Token)
 		}
 	}
-	return c.post(b)
+	return b
 }
 
 // msgOverhead is what one batch of frames costs while it waits for the
@@ -224,19 +233,25 @@ func (c *Connection) post(batch *sendBatch) bool {
 }
 
 // sendBatch is the frames of one Send, SendBatch or RemoteClose, waiting on
-// the sends stack for the actor: encoded, or (early) not yet.
+// the sends stack for the actor: encoded, or (early) not yet. It is kept
+// small: one is allocated per Send.
 type sendBatch struct {
-	frames    []byte
-	tokens    int          // how many of the frames are tokens (a remoteClose is not)
-	early     []wire.Frame // frames to encode once the protocol is known
-	earlySize int          // the bytes of their tokens, counted in the queue meanwhile
-	next      *sendBatch
+	frames []byte
+	tokens int          // how many of the frames are tokens (a remoteClose is not)
+	early  *earlyFrames // frames to encode once the protocol is known, or nil
+	next   *sendBatch
+}
+
+// earlyFrames are frames sent before the protocol was known.
+type earlyFrames struct {
+	frames []wire.Frame
+	size   int // the bytes of their tokens, counted in the queue meanwhile
 }
 
 // size is what the batch counts for in the queue.
 func (b *sendBatch) size() int {
 	if b.early != nil {
-		return b.earlySize
+		return b.early.size
 	}
 	return len(b.frames)
 }

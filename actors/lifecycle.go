@@ -2,8 +2,9 @@ package actors
 
 import (
 	"context"
+	"reflect"
 	"runtime"
-	"strings"
+	"slices"
 	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -154,16 +155,24 @@ func (l *lifecycle) stopped() {
 	close(l.done)
 }
 
-// callFrames are the functions that run user callbacks.
-var callFrames = []string{
-	"github.com/tokenserver/tokenserver/actors.(*emitter).run",
-	"github.com/tokenserver/tokenserver/actors.(*emitter).runToken",
-	"github.com/tokenserver/tokenserver/actors.(*emitter).runTokens",
+// callbackRunners are the entry addresses of the emitter's functions that
+// call user callbacks: a goroutine with one of them on its stack is inside a
+// callback. They are the functions themselves, taken by address: a rename
+// cannot break them. (They recover panics, so they are never inlined.)
+var callbackRunners = [...]uintptr{
+	funcEntry((*emitter).run),
+	funcEntry((*emitter).runToken),
+	funcEntry((*emitter).runTokens),
+}
+
+// funcEntry is the entry address of the function f.
+func funcEntry(f any) uintptr {
+	return runtime.FuncForPC(reflect.ValueOf(f).Pointer()).Entry()
 }
 
 // inCallbackHere reports whether the calling goroutine is inside a user
-// callback, that is below one of callFrames on its stack. It is only asked when a
-// callback of this handle is running, so it costs nothing on the hot path.
+// callback: below one of callbackRunners on its stack. It is only asked when
+// a callback of this handle is running, so it costs nothing on the hot path.
 func inCallbackHere() bool {
 	pcs := make([]uintptr, 64)
 	for skip := 2; ; skip += len(pcs) {
@@ -171,10 +180,8 @@ func inCallbackHere() bool {
 		frames := runtime.CallersFrames(pcs[:n])
 		for {
 			f, more := frames.Next()
-			for _, name := range callFrames {
-				if f.Function == name || strings.HasPrefix(f.Function, name+".") {
-					return true
-				}
+			if slices.Contains(callbackRunners[:], f.Entry) {
+				return true
 			}
 			if !more {
 				break

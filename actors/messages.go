@@ -5,10 +5,14 @@ import (
 	"net"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/tokenserver/tokenserver/wire"
 )
 
-// Messages inside the runtime. They never leave the process.
+// The messages inside the runtime, by direction. They never leave the
+// process. Elsewhere are only the public ones, which a handler PID gets or
+// sends (events.go), the timer's (timer.Fired), and those the listener and
+// the admission keep to themselves (acceptStopped, slotRequest, slotDone).
 
 // From the pumps and the dial goroutine to the connection actor.
 type (
@@ -86,12 +90,35 @@ type (
 	}
 )
 
-// Between handles and the server and client actors.
+// From the Server and Client handles to their actors (closeRequest too).
 type (
 	// connectRequest asks to listen or dial again after delay.
 	connectRequest struct{ delay time.Duration }
 	// shutdownRequest asks the actor to stop once nothing runs.
 	shutdownRequest struct{}
+)
+
+// From the Client handle to the client actor.
+type (
+	// bufferedToken: a token Send routed through the client actor.
+	bufferedToken []byte
+	// tokensDropped: tokens to report as dropped.
+	tokensDropped struct {
+		tokens [][]byte
+		reason error
+	}
+)
+
+// From the server and client actors to themselves: a child is gone
+// (Terminated overtakes ordinary messages; these come behind what the child
+// sent before it ended).
+type (
+	// listenerGone: the listener (or its supervisor) has terminated, and
+	// every message it sent before has been handled.
+	listenerGone struct{ pid *actor.PID }
+	// runnerGone: the connection actor or its supervisor has terminated,
+	// and every message it sent before has been handled.
+	runnerGone struct{ pid *actor.PID }
 )
 
 // From the listener actor to the server actor.

@@ -47,14 +47,7 @@ func (c *countingConn) read() int {
 }
 
 func TestTokensReadBeforeAFailureAreDelivered(t *testing.T) {
-	sys := NewQuietSystem()
-	defer sys.Shutdown()
-	began := time.Now()
-	tries := 0
-	for ; tries < failTries && time.Since(began) < failBudget && !t.Failed(); tries++ {
-		readRacingFailure(t, tries)
-	}
-	t.Logf("%d tries in %v", tries, time.Since(began).Round(time.Millisecond))
+	tryRepeatedly(t, failTries, failBudget, func(i int) { readRacingFailure(t, i) })
 }
 
 func readRacingFailure(t *testing.T, try int) {

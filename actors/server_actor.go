@@ -45,10 +45,6 @@ type serverActor struct {
 	stopping bool
 }
 
-// listenerGone: the listener (or its supervisor) has terminated, and every
-// message it sent before has been handled.
-type listenerGone struct{ pid *actor.PID }
-
 // Receive handles one message.
 func (a *serverActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
@@ -57,21 +53,9 @@ func (a *serverActor) Receive(ctx actor.Context) {
 	case connectRequest:
 		a.onConnect(ctx, m.delay)
 	case closeRequest:
-		// The status moves first, then the request is taken, so that
-		// Status() never shows the status from before the Close.
-		if st := a.s.current(); st == ONLINE || st == CONNECTING {
-			a.beginClose(ctx)
-		} // else: stale, the close it asked for has happened
-		a.s.take(reqClose)
+		a.onClose(ctx)
 	case timer.Fired:
-		switch {
-		case a.waitListen.Accept(m):
-			a.startListening(ctx)
-		case a.closeDeadline.Accept(m):
-			for c := range a.conns {
-				ctx.Send(c.pid, forceClose{fmt.Errorf("%w (%v)", ErrForcedClose, a.limits.CloseTimeout)})
-			}
-		}
+		a.onTimer(ctx, m)
 
 	case listenerUp:
 		a.onListening(ctx, m.addr)
@@ -85,16 +69,7 @@ func (a *serverActor) Receive(ctx actor.Context) {
 	case *supervisor.Restarting:
 		a.onListenRetry(ctx, m)
 	case *supervisor.GaveUp:
-		// The supervisor stops itself now and sends nothing more: forget it
-		// before the event, so that a Connect from OnGaveUp listens again.
-		a.forgetListener()
-		a.ev.emit(ctx, &ReconnectGaveUp{Attempts: m.Attempts, Cause: m.Cause}, nil, nil)
-		if d := a.connectAfterGiveUp; d != nil && !a.closing {
-			a.connectAfterGiveUp = nil
-			a.listenAfter(ctx, *d)
-		}
-		a.maybeClosed(ctx)
-		a.maybeStop(ctx)
+		a.onListenGaveUp(ctx, m)
 	case *actor.Terminated:
 		// Terminated overtakes ordinary messages: finish behind what the
 		// listener sent before it ended.
@@ -103,9 +78,7 @@ func (a *serverActor) Receive(ctx actor.Context) {
 		}
 	case listenerGone:
 		if a.listener != nil && m.pid.Equal(a.listener) {
-			a.forgetListener()
-			a.maybeClosed(ctx)
-			a.maybeStop(ctx)
+			a.onListenerGone(ctx)
 		}
 
 	case slotRequest:
@@ -140,16 +113,64 @@ func (a *serverActor) Receive(ctx actor.Context) {
 		a.maybeStop(ctx)
 
 	case shutdownRequest:
-		a.shutdown = true
-		if a.listener != nil || a.waitListen.Running() {
-			a.beginClose(ctx) // a listen retry was pending, say
-		}
-		a.maybeStop(ctx)
+		a.onShutdown(ctx)
 	case *actor.Stopped:
 		a.waitListen.Stop()
 		a.closeDeadline.Stop()
 		a.s.stopped()
 	}
+}
+
+// onClose takes the handle's Close. The status moves first, then the
+// request is taken, so that Status() never shows the status from before
+// the Close.
+func (a *serverActor) onClose(ctx actor.Context) {
+	if st := a.s.current(); st == ONLINE || st == CONNECTING {
+		a.beginClose(ctx)
+	} // else: stale, the close it asked for has happened
+	a.s.take(reqClose)
+}
+
+func (a *serverActor) onTimer(ctx actor.Context, m timer.Fired) {
+	switch {
+	case a.waitListen.Accept(m):
+		a.startListening(ctx)
+	case a.closeDeadline.Accept(m):
+		for c := range a.conns {
+			ctx.Send(c.pid, forceClose{fmt.Errorf("%w (%v)", ErrForcedClose, a.limits.CloseTimeout)})
+		}
+	}
+}
+
+// onListenGaveUp: the listen retry policy gave up. The supervisor stops
+// itself now and sends nothing more: it is forgotten before the event, so
+// that a Connect from OnGaveUp listens again.
+func (a *serverActor) onListenGaveUp(ctx actor.Context, m *supervisor.GaveUp) {
+	a.forgetListener()
+	a.ev.emit(ctx, &ReconnectGaveUp{Attempts: m.Attempts, Cause: m.Cause}, nil, nil)
+	if d := a.connectAfterGiveUp; d != nil && !a.closing {
+		a.connectAfterGiveUp = nil
+		a.listenAfter(ctx, *d)
+	}
+	a.maybeClosed(ctx)
+	a.maybeStop(ctx)
+}
+
+// onListenerGone: the listener (or its supervisor) has ended, after every
+// message it sent.
+func (a *serverActor) onListenerGone(ctx actor.Context) {
+	a.forgetListener()
+	a.maybeClosed(ctx)
+	a.maybeStop(ctx)
+}
+
+// onShutdown takes Shutdown: the actor stops once nothing runs.
+func (a *serverActor) onShutdown(ctx actor.Context) {
+	a.shutdown = true
+	if a.listener != nil || a.waitListen.Running() {
+		a.beginClose(ctx) // a listen retry was pending, say
+	}
+	a.maybeStop(ctx)
 }
 
 func (a *serverActor) onConnect(ctx actor.Context, delay time.Duration) {

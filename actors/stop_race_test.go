@@ -24,12 +24,7 @@ const (
 func TestSendRacingStopIsWrittenOrReported(t *testing.T) {
 	sys := NewQuietSystem()
 	defer sys.Shutdown()
-	began := time.Now()
-	tries := 0
-	for ; tries < stopTries && time.Since(began) < stopBudget && !t.Failed(); tries++ {
-		sendRacingStop(t, tries, sys)
-	}
-	t.Logf("%d tries in %v", tries, time.Since(began).Round(time.Millisecond))
+	tryRepeatedly(t, stopTries, stopBudget, func(i int) { sendRacingStop(t, i, sys) })
 }
 
 // sendRacingStop is one try: a goroutine sends numbered tokens while the
