@@ -22,7 +22,9 @@ func arrive(b *Book[key], k key) []Effect[key] { return b.Arrive(k, prefixes[k[0
 
 func eff(kind Kind, k key) Effect[key] { return Effect[key]{Kind: kind, Key: k} }
 
-func evicted(k key, started bool) Effect[key] { return Effect[key]{Kind: Evict, Key: k, Started: started} }
+func evicted(k key, started bool) Effect[key] {
+	return Effect[key]{Kind: Evict, Key: k, Started: started}
+}
 
 func TestSocketsOverTheirShareWaitTheirTurnInOrder(t *testing.T) {
 	b := New[key](Config{MaxConns: 10, MaxPending: 100, MaxPerPrefix: 2, MaxHandshakes: 1})
