@@ -56,6 +56,27 @@ func TestSixteenAddressesOfSilentSocketsDoNotLockOutASeventeenth(t *testing.T) {
 	r.checkHealthy("with the pending queue full")
 }
 
+// With default options, raw sockets that never handshake from one address,
+// as many as the server holds (MaxPending), do not keep a client of another
+// address out: it connects and echoes within a second.
+func TestSilentSocketsUpToMaxPendingLockOutNobody(t *testing.T) {
+	raiseDescriptorLimit(t, 2*actors.DefaultMaxPending+256)
+	r := newRig(t, nil)
+	dialSilent(t, r.port, "127.0.0.1", actors.DefaultMaxPending)
+	require.Eventually(t, func() bool { return r.srv.Stats().Accepted >= 1+actors.DefaultMaxPending }, deadline, 5*time.Millisecond,
+		"the server holds every silent socket")
+
+	cfg, err := tlsio.ClientConfig(r.certs.ClientOptions())
+	require.NoError(t, err)
+	start := time.Now()
+	require.NoError(t, echoOnce(t, fmt.Sprintf("127.0.0.1:%d", r.port), cfg, &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}))
+	t.Logf("a client from 127.0.0.2 echoed in %v with %d silent sockets from 127.0.0.1 held",
+		time.Since(start).Round(time.Microsecond), actors.DefaultMaxPending)
+	require.Less(t, time.Since(start), time.Second)
+	require.EqualValues(t, 1, r.srv.Stats().RefusedMaxPending, "one silent socket made room")
+	r.checkHealthy("with the pending queue full")
+}
+
 // With MaxPending held by silent sockets from one address, a newcomer from
 // another takes the place of the oldest of them, and of it alone; the log
 // says so once.
