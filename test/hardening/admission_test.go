@@ -56,6 +56,33 @@ func TestSixteenAddressesOfSilentSocketsDoNotLockOutASeventeenth(t *testing.T) {
 	r.checkHealthy("with the pending queue full")
 }
 
+// Sockets waiting their turn have their handshake timeout running from
+// accept: with a share of 1, four silent sockets from one address are all
+// closed as timed out about one timeout after they came, not one timeout
+// after their turn (which would take four).
+func TestWaitingSocketsTimeOutFromAccept(t *testing.T) {
+	const n, timeout = 4, time.Second
+	r := newRig(t, func(o *actors.ServerOptions) {
+		o.MaxPendingPerAddr = 1
+		o.Limits.HandshakeTimeout = timeout
+	})
+	start := time.Now()
+	silent := dialSilent(t, r.port, "127.0.0.1", n)
+	for i, c := range silent {
+		err := readUntilClosed(c, deadline)
+		var ne net.Error
+		require.False(t, errors.As(err, &ne) && ne.Timeout(), "silent socket %d was not closed by the server", i)
+	}
+	took := time.Since(start)
+	t.Logf("%d silent sockets with a share of 1 and a %v timeout were all closed in %v", n, timeout, took.Round(time.Millisecond))
+	require.Less(t, took, n*timeout*5/8, "the last one's timeout ran from its turn, not from accept")
+	require.Eventually(t, func() bool { return r.errorsMatching(tlsio.ErrHandshakeTimeout) == n }, deadline, 5*time.Millisecond,
+		"each is a handshake that did not finish in time")
+	require.Equal(t, n, r.errorsMatching(actors.ErrHandshake))
+	require.Zero(t, r.srv.Stats().RefusedMaxPending)
+	r.checkHealthy("after the timeouts")
+}
+
 // With default options, raw sockets that never handshake from one address,
 // as many as the server holds (MaxPending), do not keep a client of another
 // address out: it connects and echoes within a second.

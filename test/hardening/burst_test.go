@@ -15,7 +15,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"github.com/tokenserver/tokenserver/actors"
-	"github.com/tokenserver/tokenserver/tlsio"
 )
 
 // A reconnect storm from one address (a server restart with a fleet behind
@@ -24,7 +23,7 @@ import (
 // default admission options; every one connects and completes its round
 // trips. The connect time is logged (for the notes; not asserted).
 func TestBurstFromOneAddressIsServed(t *testing.T) {
-	const clients, rounds = 2000, 5
+	const clients, rounds = 2000, 3
 	raiseDescriptorLimit(t, clients+256)
 	r := newRig(t, nil)
 	dir := t.TempDir()
@@ -76,8 +75,7 @@ func init() {
 }
 
 func runBurst(addr string, n, rounds int) error {
-	dir := os.Getenv("TOKENSERVER_CERTS")
-	opts, err := tlsio.LoadFiles(dir+"/client.key", dir+"/client.crt", dir+"/ca.crt")
+	opts, err := childCerts("client")
 	if err != nil {
 		return err
 	}

@@ -54,8 +54,7 @@ func init() {
 		fmt.Println("error", err)
 		os.Exit(1)
 	}
-	dir := os.Getenv("TOKENSERVER_CERTS")
-	opts, err := tlsio.LoadFiles(dir+"/server.key", dir+"/server.crt", dir+"/ca.crt")
+	opts, err := childCerts("server")
 	if err != nil {
 		fmt.Println("error", err)
 		os.Exit(1)
@@ -200,8 +199,7 @@ func init() {
 	if addr == "" {
 		return
 	}
-	dir := os.Getenv("TOKENSERVER_CERTS")
-	opts, err := tlsio.LoadFiles(dir+"/client.key", dir+"/client.crt", dir+"/ca.crt")
+	opts, err := childCerts("client")
 	if err != nil {
 		fmt.Println("error", err)
 		os.Exit(1)
@@ -345,6 +343,13 @@ func rsaServerOptions(t *testing.T) (*tlsio.DevCerts, tlsio.Options) {
 	opts.Cert = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 	opts.Key = pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
 	return certs, opts
+}
+
+// childCerts loads, in a child process, the certificates its parent wrote
+// to the directory TOKENSERVER_CERTS, for role "server" or "client".
+func childCerts(role string) (tlsio.Options, error) {
+	dir := os.Getenv("TOKENSERVER_CERTS")
+	return tlsio.LoadFiles(dir+"/"+role+".key", dir+"/"+role+".crt", dir+"/ca.crt")
 }
 
 // child is a server in a child process.
