@@ -74,7 +74,7 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	a := &serverActor{
 		s: s, opts: opts, limits: limits, tls: cfg, log: log,
 		addr:  listenAddr(opts),
-		conns: map[*Connection]bool{}, admit: newAdmission(opts),
+		conns: map[*Connection]bool{}, admit: newServerAdmission(opts),
 	}
 	warnDescriptors(log, opts)
 	a.ev = newEmitter(opts.Handler, log, &s.inCallback, opts.callback,

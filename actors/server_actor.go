@@ -29,7 +29,7 @@ type serverActor struct {
 	listener  *actor.PID           // the listener actor or its supervisor; nil if none
 	listening bool                 // listenerUp came from the current listener
 	conns     map[*Connection]bool // live (true) or in its handshake
-	admit     *admission
+	admit     *serverAdmission
 	closing   bool
 	answered  bool // the Close in progress was answered by a close delivered already
 	hadError  bool
@@ -82,11 +82,11 @@ func (a *serverActor) Receive(ctx actor.Context) {
 		}
 
 	case slotRequest:
-		a.admit.askSlot(m)
+		a.onHello(ctx, m)
 	case slotDone:
-		a.admit.releaseSlot(ctx, m.c)
+		a.onFlightDone(ctx, m.c)
 	case connUp:
-		if err := a.admit.admitLive(ctx, m.c); err != nil {
+		if err := a.admitLive(ctx, m.c); err != nil {
 			ctx.Send(m.c.pid, forceClose{err})
 			return
 		}
@@ -99,16 +99,20 @@ func (a *serverActor) Receive(ctx actor.Context) {
 	case connFrames:
 		a.ev.deliverChunk(ctx, m)
 	case connFailed:
-		a.ev.emit(ctx, errorEvent(m.c, m.err), m.c, m.err)
+		if !a.evictedQuietly(m.c) {
+			a.ev.emit(ctx, errorEvent(m.c, m.err), m.c, m.err)
+		}
 	case connDrained:
 		a.ev.drained(ctx, m.c)
 	case connDown:
 		a.s.stats.down(m.c, m.hadError)
-		a.admit.gone(ctx, m.c, a.conns[m.c])
+		quiet := a.admissionGone(ctx, m.c, a.conns[m.c])
 		delete(a.conns, m.c)
 		a.publish()
 		reportDropped(ctx, a.ev, m)
-		a.ev.emit(ctx, closedEvent(m.c, m.hadError), m.c, nil)
+		if !quiet {
+			a.ev.emit(ctx, closedEvent(m.c, m.hadError), m.c, nil)
+		}
 		a.maybeClosed(ctx)
 		a.maybeStop(ctx)
 
@@ -117,6 +121,7 @@ func (a *serverActor) Receive(ctx actor.Context) {
 	case *actor.Stopped:
 		a.waitListen.Stop()
 		a.closeDeadline.Stop()
+		a.stopAdmission()
 		a.s.stopped()
 	}
 }
@@ -139,6 +144,7 @@ func (a *serverActor) onTimer(ctx actor.Context, m timer.Fired) {
 		for c := range a.conns {
 			ctx.Send(c.pid, forceClose{fmt.Errorf("%w (%v)", ErrForcedClose, a.limits.CloseTimeout)})
 		}
+	case a.admissionTimer(m):
 	}
 }
 
@@ -297,20 +303,19 @@ func (a *serverActor) onAccepted(ctx actor.Context, raw net.Conn) {
 		_ = raw.Close()
 		return
 	}
-	root := ctx.ActorSystem().Root
-	h := newConnection(root, a.limits)
+	h := newConnection(ctx.ActorSystem().Root, a.limits)
 	h.remote, h.local = raw.RemoteAddr(), raw.LocalAddr()
-	if err := a.admit.admitPending(h, h.remote); err != nil {
-		_ = raw.Close()
-		h.shared.gate.close()
-		a.ev.emit(ctx, errorEvent(h, err), h, err)
-		a.ev.emit(ctx, closedEvent(h, true), h, nil)
-		return
-	}
+	a.admitSocket(ctx, h, raw) // startHandshake now, or when its turn comes
+}
+
+// startHandshake spawns the connection actor of h over raw, with timeout
+// left for its handshake.
+func (a *serverActor) startHandshake(ctx actor.Context, h *Connection, raw net.Conn, timeout time.Duration) {
 	cfg := connConfig{limits: a.limits, owner: ctx.Self(), log: a.log, handshake: true,
 		handlerCredit: a.opts.Handler != nil}
+	cfg.limits.HandshakeTimeout = timeout
 	cfg.stats = a.s.stats
-	self := ctx.Self()
+	root, self := ctx.ActorSystem().Root, ctx.Self()
 	sock := &flightConn{Conn: raw, onFlight: func() { root.Send(self, slotDone{h}) }}
 	a.conns[h] = false // in its handshake
 	h.pid = ctx.Spawn(connProps(h, tls.Server(sock, handshakeTLS(a.tls, root, self, h)), cfg))
@@ -337,6 +342,7 @@ func (a *serverActor) beginClose(ctx actor.Context) {
 	a.closing = true
 	a.s.set(CLOSED)
 	a.stopListener(ctx)
+	a.dropWaiting()
 	for c, live := range a.conns {
 		if live { // those still in their handshake get it when they are up
 			c.RemoteClose()

@@ -50,15 +50,16 @@ type Stats struct {
 	HandlerPanics int64
 
 	// Accepted counts the sockets the server's listener accepted: each one
-	// is then refused (RefusedMaxPending), fails its handshake
+	// is then refused or evicted (RefusedMaxPending), fails its handshake
 	// (HandshakeFailures), is refused (RefusedMaxConnections), is closed
 	// in its handshake by the server's close, or opens. Server only.
 	Accepted int64
 	// RefusedMaxConnections counts the connections refused, once their
 	// handshake was done, at MaxConnections. Server only.
 	RefusedMaxConnections int64
-	// RefusedMaxPending counts the sockets refused at once at MaxPending or
-	// MaxPendingPerAddr. Server only.
+	// RefusedMaxPending counts the sockets shut out at MaxPending before
+	// their handshake: evicted (silent) to make room, or refused when
+	// nothing could be. Server only.
 	RefusedMaxPending int64
 	// HandshakeFailures counts the accepted sockets whose TLS handshake
 	// failed, by cause (CauseTimeout, CauseCertificate, CauseClosed,
