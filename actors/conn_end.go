@@ -223,8 +223,10 @@ func (a *connActor) finish(ctx actor.Context) {
 
 // stopped: stopped from outside (a supervisor, the owner, the system). The
 // actor dies at once and finishes without waiting for its pumps, whose last
-// messages will not be handled: the writer's batch counts as maybe sent.
-// Whoever stopped it decides what comes next: no supervisor.Fail.
+// messages will not be handled: the writer's batch counts as maybe sent, and
+// a chunk the reader posts meanwhile is lost with the socket. Every frame
+// Send took is still handed back (the sends stack is taken once the gate is
+// empty). Whoever stopped it decides what comes next: no supervisor.Fail.
 func (a *connActor) stopped(ctx actor.Context) {
 	if a.phase == phaseDone {
 		return
