@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tokenserver/tokenserver/actors/internal/serverlist"
 	"github.com/tokenserver/tokenserver/tlsio"
 )
 
@@ -47,11 +48,11 @@ func NewClient(opts ClientOptions) (*Client, error) {
 		if opts.Path != "" || opts.Host != "" || opts.Port != 0 {
 			return nil, fmt.Errorf("%w: Servers with Path, Host or Port: give one or the other", ErrInvalidOptions)
 		}
-		pool, err := newServerPool(opts.Servers)
+		list, err := serverlist.New(opts.Servers)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
 		}
-		target.pool = pool
+		target.list = list
 	case opts.Path != "" && (opts.Host != "" || opts.Port != 0):
 		return nil, fmt.Errorf("%w: Path %q with Host or Port: give one or the other", ErrInvalidOptions, opts.Path)
 	case opts.Path != "":
@@ -59,7 +60,7 @@ func NewClient(opts ClientOptions) (*Client, error) {
 	case opts.Port <= 0 || opts.Port > 65535:
 		return nil, fmt.Errorf("%w: port %d out of range", ErrInvalidOptions, opts.Port)
 	}
-	if !target.unix && target.pool == nil {
+	if !target.unix && target.list == nil {
 		host := opts.Host
 		if host == "" {
 			host = "localhost" // as Node's tls.connect

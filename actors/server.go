@@ -62,6 +62,7 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
 	}
+	requireClientCertificate(cfg)
 	s := &Server{}
 	s.stats = newStats(roleServer, s.gauges)
 	if err := s.stats.startMetrics(opts.Runtime); err != nil {

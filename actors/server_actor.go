@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tokenserver/tokenserver/actors/internal/timer"
 	"github.com/tokenserver/tokenserver/supervisor"
 )
 
@@ -30,22 +31,19 @@ type serverActor struct {
 	conns     map[*Connection]bool // live (true) or in its handshake
 	admit     *serverAdmission
 	closing   bool
+	answered  bool // the Close in progress was answered by a close delivered already
 	hadError  bool
 	lastCause string // why listening last failed, for listen retry events
 	// connectAfterGiveUp: a Connect came while a listen retry was pending;
 	// if the policy gives up instead, it listens after this delay.
 	connectAfterGiveUp *time.Duration
 
-	waitListen    timer // Connect(delay)
-	closeDeadline timer
+	waitListen    timer.Timer // Connect(delay)
+	closeDeadline timer.Timer
 
 	shutdown bool
 	stopping bool
 }
-
-// listenerGone: the listener (or its supervisor) has terminated, and every
-// message it sent before has been handled.
-type listenerGone struct{ pid *actor.PID }
 
 // Receive handles one message.
 func (a *serverActor) Receive(ctx actor.Context) {
@@ -55,22 +53,9 @@ func (a *serverActor) Receive(ctx actor.Context) {
 	case connectRequest:
 		a.onConnect(ctx, m.delay)
 	case closeRequest:
-		// The status moves first, then the request is taken, so that
-		// Status() never shows the status from before the Close.
-		if st := a.s.current(); st == ONLINE || st == CONNECTING {
-			a.beginClose(ctx)
-		} // else: stale, the close it asked for has happened
-		a.s.take(reqClose)
-	case timerFired:
-		switch {
-		case a.waitListen.fired(m):
-			a.startListening(ctx)
-		case a.closeDeadline.fired(m):
-			for c := range a.conns {
-				ctx.Send(c.pid, forceClose{fmt.Errorf("%w (%v)", ErrForcedClose, a.limits.CloseTimeout)})
-			}
-		case a.admissionTimer(m):
-		}
+		a.onClose(ctx)
+	case timer.Fired:
+		a.onTimer(ctx, m)
 
 	case listenerUp:
 		a.onListening(ctx, m.addr)
@@ -84,16 +69,7 @@ func (a *serverActor) Receive(ctx actor.Context) {
 	case *supervisor.Restarting:
 		a.onListenRetry(ctx, m)
 	case *supervisor.GaveUp:
-		// The supervisor stops itself now and sends nothing more: forget it
-		// before the event, so that a Connect from OnGaveUp listens again.
-		a.forgetListener()
-		a.ev.emit(ctx, &ReconnectGaveUp{Attempts: m.Attempts, Cause: m.Cause}, nil, nil)
-		if d := a.connectAfterGiveUp; d != nil && !a.closing {
-			a.connectAfterGiveUp = nil
-			a.listenAfter(ctx, *d)
-		}
-		a.maybeClosed(ctx)
-		a.maybeStop(ctx)
+		a.onListenGaveUp(ctx, m)
 	case *actor.Terminated:
 		// Terminated overtakes ordinary messages: finish behind what the
 		// listener sent before it ended.
@@ -102,9 +78,7 @@ func (a *serverActor) Receive(ctx actor.Context) {
 		}
 	case listenerGone:
 		if a.listener != nil && m.pid.Equal(a.listener) {
-			a.forgetListener()
-			a.maybeClosed(ctx)
-			a.maybeStop(ctx)
+			a.onListenerGone(ctx)
 		}
 
 	case slotRequest:
@@ -143,17 +117,66 @@ func (a *serverActor) Receive(ctx actor.Context) {
 		a.maybeStop(ctx)
 
 	case shutdownRequest:
-		a.shutdown = true
-		if a.listener != nil || a.waitListen.running() {
-			a.beginClose(ctx) // a listen retry was pending, say
-		}
-		a.maybeStop(ctx)
+		a.onShutdown(ctx)
 	case *actor.Stopped:
-		a.waitListen.stop()
-		a.closeDeadline.stop()
+		a.waitListen.Stop()
+		a.closeDeadline.Stop()
 		a.stopAdmission()
 		a.s.stopped()
 	}
+}
+
+// onClose takes the handle's Close. The status moves first, then the
+// request is taken, so that Status() never shows the status from before
+// the Close.
+func (a *serverActor) onClose(ctx actor.Context) {
+	if st := a.s.current(); st == ONLINE || st == CONNECTING {
+		a.beginClose(ctx)
+	} // else: stale, the close it asked for has happened
+	a.s.take(reqClose)
+}
+
+func (a *serverActor) onTimer(ctx actor.Context, m timer.Fired) {
+	switch {
+	case a.waitListen.Accept(m):
+		a.startListening(ctx)
+	case a.closeDeadline.Accept(m):
+		for c := range a.conns {
+			ctx.Send(c.pid, forceClose{fmt.Errorf("%w (%v)", ErrForcedClose, a.limits.CloseTimeout)})
+		}
+	case a.admissionTimer(m):
+	}
+}
+
+// onListenGaveUp: the listen retry policy gave up. The supervisor stops
+// itself now and sends nothing more: it is forgotten before the event, so
+// that a Connect from OnGaveUp listens again.
+func (a *serverActor) onListenGaveUp(ctx actor.Context, m *supervisor.GaveUp) {
+	a.forgetListener()
+	a.ev.emit(ctx, &ReconnectGaveUp{Attempts: m.Attempts, Cause: m.Cause}, nil, nil)
+	if d := a.connectAfterGiveUp; d != nil && !a.closing {
+		a.connectAfterGiveUp = nil
+		a.listenAfter(ctx, *d)
+	}
+	a.maybeClosed(ctx)
+	a.maybeStop(ctx)
+}
+
+// onListenerGone: the listener (or its supervisor) has ended, after every
+// message it sent.
+func (a *serverActor) onListenerGone(ctx actor.Context) {
+	a.forgetListener()
+	a.maybeClosed(ctx)
+	a.maybeStop(ctx)
+}
+
+// onShutdown takes Shutdown: the actor stops once nothing runs.
+func (a *serverActor) onShutdown(ctx actor.Context) {
+	a.shutdown = true
+	if a.listener != nil || a.waitListen.Running() {
+		a.beginClose(ctx) // a listen retry was pending, say
+	}
+	a.maybeStop(ctx)
 }
 
 func (a *serverActor) onConnect(ctx actor.Context, delay time.Duration) {
@@ -180,7 +203,7 @@ func (a *serverActor) listenAfter(ctx actor.Context, delay time.Duration) {
 		a.startListening(ctx)
 		return
 	}
-	a.waitListen.start(ctx, delay)
+	a.waitListen.Start(ctx, delay)
 }
 
 // startListening spawns the listener, under a supervisor with ListenRetry.
@@ -232,13 +255,28 @@ func (a *serverActor) onListenerFailed(ctx actor.Context, err error) {
 		// listener's end does, and must find no listener in its way.
 		a.forgetListener()
 	}
-	if a.closing { // the close emits close
+	switch {
+	case a.closing: // the close emits close
 		a.maybeClosed(ctx)
-		return
+	case a.opts.ListenRetry == nil:
+		a.s.closed() // the end: it answers a Close asked meanwhile too
+		a.emitClose(ctx)
+		a.maybeStop(ctx)
+	case !a.s.beginCycleClose() && request(a.s.asked.Load()) == reqClose:
+		// A Close is pending (asked while the error was delivered, say):
+		// its request ends the retries, and one close comes then.
+	default:
+		// The listen retry goes on: this failure's close event. A Close
+		// that lands while it is delivered is answered by it.
+		a.s.set(OFFLINE)
+		a.emitClose(ctx)
+		if a.s.endCycleClose() == reqClose {
+			a.answered = true
+			a.beginClose(ctx)
+			a.s.take(reqClose)
+		}
+		a.maybeStop(ctx)
 	}
-	a.s.closed()
-	a.emitClose(ctx)
-	a.maybeStop(ctx)
 }
 
 // forgetListener: the listener (or its supervisor) is gone, or is ending and
@@ -297,7 +335,7 @@ func (a *serverActor) publish() {
 // beginClose stops listening, asks every live client to close (remoteClose),
 // and starts the close deadline.
 func (a *serverActor) beginClose(ctx actor.Context) {
-	a.waitListen.stop()
+	a.waitListen.Stop()
 	if a.closing {
 		return
 	}
@@ -310,7 +348,7 @@ func (a *serverActor) beginClose(ctx actor.Context) {
 			c.RemoteClose()
 		}
 	}
-	a.closeDeadline.start(ctx, a.limits.CloseTimeout)
+	a.closeDeadline.Start(ctx, a.limits.CloseTimeout)
 	a.maybeClosed(ctx)
 }
 
@@ -330,9 +368,13 @@ func (a *serverActor) maybeClosed(ctx actor.Context) {
 		return
 	}
 	a.closing = false
-	a.closeDeadline.stop()
+	a.closeDeadline.Stop()
 	a.s.addr.Store(nil)
 	a.s.closed()
+	if a.answered { // the close event was delivered already
+		a.answered, a.hadError = false, false
+		return
+	}
 	a.emitClose(ctx)
 }
 

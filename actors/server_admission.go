@@ -11,6 +11,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/tokenserver/tokenserver/actors/internal/admission"
+	"github.com/tokenserver/tokenserver/actors/internal/timer"
 	"github.com/tokenserver/tokenserver/tlsio"
 )
 
@@ -44,7 +45,7 @@ type serverAdmission struct {
 
 	// burst: the refusals and evictions since the first of this burst,
 	// logged together when its timer fires.
-	burst            timer
+	burst            timer.Timer
 	refused, evicted int
 
 	// Refusal handshakes run in goroutines of their own, at most
@@ -152,13 +153,13 @@ func (a *serverActor) dropWaiting() {
 // stopAdmission: the server actor stops; refusals in progress end.
 func (a *serverActor) stopAdmission() {
 	a.dropWaiting()
-	a.admit.burst.stop()
+	a.admit.burst.Stop()
 	a.admit.cancelRefusals()
 }
 
 // admissionTimer handles m if it is the burst log's timer.
-func (a *serverActor) admissionTimer(m timerFired) bool {
-	if !a.admit.burst.fired(m) {
+func (a *serverActor) admissionTimer(m timer.Fired) bool {
+	if !a.admit.burst.Accept(m) {
 		return false
 	}
 	ad := a.admit
@@ -210,8 +211,8 @@ func (a *serverActor) applyAdmission(ctx actor.Context, effects []admission.Effe
 func (a *serverActor) shutOut(ctx actor.Context, h *Connection) {
 	ad := a.admit
 	a.s.stats.refusedPend.Add(1)
-	if !ad.burst.running() {
-		ad.burst.start(ctx, burstLogWindow)
+	if !ad.burst.Running() {
+		ad.burst.Start(ctx, burstLogWindow)
 	}
 	w, unread := ad.waiting[h]
 	if !unread {
