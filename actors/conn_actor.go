@@ -56,7 +56,8 @@ type connConfig struct {
 type dialTarget struct {
 	addr string // host:port, or the socket path when unix
 	unix bool
-	tls  *tls.Config
+	// src gives each dial its TLS configuration (Client.ReloadTLS).
+	src  *tlsio.ClientSource
 	pool *serverPool // ClientOptions.Servers: addr comes from it
 }
 
@@ -208,7 +209,7 @@ func (a *connActor) startDial(ctx actor.Context) {
 		dial = tlsio.DialUnix
 	}
 	go func() {
-		conn, err := dial(dctx, target.addr, target.tls, dc)
+		conn, err := dial(dctx, target.addr, target.src.Config(), dc)
 		// The result waits in the channel, so that an actor stopped meanwhile
 		// still finds the socket and closes it.
 		dialed <- dialDone{conn, err}

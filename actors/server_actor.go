@@ -111,6 +111,10 @@ func (a *serverActor) Receive(ctx actor.Context) {
 	case slotDone:
 		a.admit.releaseSlot(ctx, m.c)
 	case connUp:
+		if err := a.revoked(m.c); err != nil { // reload.go: revoked during its handshake
+			ctx.Send(m.c.pid, forceClose{err})
+			return
+		}
 		if err := a.admit.admitLive(ctx, m.c); err != nil {
 			ctx.Send(m.c.pid, forceClose{err})
 			return
@@ -123,6 +127,8 @@ func (a *serverActor) Receive(ctx actor.Context) {
 		}
 	case connFrames:
 		a.ev.deliverChunk(ctx, m)
+	case tlsReloaded:
+		a.closeRevoked(ctx)
 	case connFailed:
 		a.ev.emit(ctx, errorEvent(m.c, m.err), m.c, m.err)
 	case connDrained:
