@@ -166,6 +166,16 @@ func (a *serverActor) closeRevoked(ctx actor.Context) {
 	}
 }
 
+// revokedUp is revoked for a connection that comes up: its handshake ends
+// refused, as it would have with the lists in use when it began (an error
+// matching ErrHandshake, counted as a handshake failure).
+func (a *serverActor) revokedUp(c *Connection) error {
+	if err := a.revoked(c); err != nil {
+		return fmt.Errorf("%w: %w", ErrHandshake, err)
+	}
+	return nil
+}
+
 // revoked returns the error to close c with when the revocation lists now
 // in use revoke its client (its handshake done), nil otherwise.
 func (a *serverActor) revoked(c *Connection) error {

@@ -469,13 +469,18 @@ func TestServerReloadTLSRevokesHandshakeUnderWay(t *testing.T) {
 	if got := clientSerial(conn); got != bystander.serial {
 		t.Fatalf("connection of serial %s came up, want the bystander's", got)
 	}
-	if e := s.r.next("connError", ONLINE); !errors.Is(e.err, tlsio.ErrRevoked) || clientSerial(e.conn) != late.serial {
-		t.Fatalf("error event %v, want ErrRevoked on the late client's connection", e)
+	e := s.r.next("connError", ONLINE)
+	if !errors.Is(e.err, ErrHandshake) || !errors.Is(e.err, tlsio.ErrRevoked) || clientSerial(e.conn) != late.serial {
+		t.Fatalf("error event %v, want ErrHandshake and ErrRevoked on the late client's connection", e)
 	}
 	s.r.next("connClose", ONLINE)
 	recv(t, lateClient.closes, "the late client's close")
 	if n := len(s.Connections()); n != 1 {
 		t.Fatalf("%d connections, want 1 (the bystander's)", n)
+	}
+	// Counted as the handshake failure it is, not as a connection opened.
+	if st := s.Stats(); st.Opened != 1 || st.HandshakeFailures[CauseCertificate] != 1 {
+		t.Fatalf("Stats: opened %d, handshake failures %v; want 1 and one of cause %s", st.Opened, st.HandshakeFailures, CauseCertificate)
 	}
 }
 

@@ -111,7 +111,7 @@ func (a *serverActor) Receive(ctx actor.Context) {
 	case slotDone:
 		a.admit.releaseSlot(ctx, m.c)
 	case connUp:
-		if err := a.revoked(m.c); err != nil { // reload.go: revoked during its handshake
+		if err := a.revokedUp(m.c); err != nil { // reload.go: revoked during its handshake
 			ctx.Send(m.c.pid, forceClose{err})
 			return
 		}
