@@ -42,10 +42,11 @@ func modulePath(root string) (string, error) {
 
 // goBuild builds the generated sources (by package directory name under
 // blocksDir) and the packages of extra (patterns relative to root), in root:
-// the programs named in run and extra are linked into tmp/bin by one go
-// build, the other sources are compiled by another (go build -o skips
-// packages that are not main).
-func goBuild(ctx context.Context, root, tmp string, sources map[string]string, run map[string]bool, extra []string) (*buildResult, error) {
+// the main packages (those named in mains, and extra) are linked into
+// tmp/bin by one go build, the other sources are compiled by another (go
+// build -o skips packages that are not main, and go build without -o would
+// write a lone main package's executable into root).
+func goBuild(ctx context.Context, root, tmp string, sources map[string]string, mains map[string]bool, extra []string) (*buildResult, error) {
 	mod, err := modulePath(root)
 	if err != nil {
 		return nil, err
@@ -68,7 +69,7 @@ func goBuild(ctx context.Context, root, tmp string, sources map[string]string, r
 		overlay["Replace"][filepath.Join(root, blocksDir, dir, "main.go")] = file
 		p := mod + "/" + blocksDir + "/" + dir
 		dirOf[p] = dir
-		if run[dir] {
+		if mains[dir] {
 			programs = append(programs, p)
 		} else {
 			others = append(others, p)

@@ -44,9 +44,10 @@ const hole = "..."
 
 // goFile is the Go source made from a ```go block of the README.
 type goFile struct {
-	b   *block
-	src string
-	run bool // a program to run: its output is shown
+	b    *block
+	src  string
+	run  bool // a program to run: its output is shown
+	main bool // package main: go build links it
 }
 
 // errNotGo says how to mark a Go block that is neither a program nor a
@@ -143,6 +144,7 @@ func makeGoFile(b *block) (*goFile, error) {
 	gf := &goFile{b: b, run: b.output != nil}
 	if b.marker == "" && isProgram(b.body) {
 		gf.src = strings.TrimPrefix(lineDirective(b.path, first), "\n") + b.body
+		gf.main = packageName(gf.src) == "main"
 		if gf.run && !declaresMain(gf.src) {
 			return nil, errors.New("an output block follows it, but it is not a program (package main with func main)")
 		}
@@ -195,6 +197,7 @@ func makeGoFile(b *block) (*goFile, error) {
 	src, restStart, restEnd := compose(nil, nil)
 	auto, uses := analyze(src, restStart, restEnd)
 	gf.src, _, _ = compose(auto, uses)
+	gf.main = gf.run
 	if gf.run && !declaresMain(gf.src) {
 		return nil, errors.New("an output block follows it, but it is not a fragment of main")
 	}
@@ -274,6 +277,16 @@ func declared(st ast.Stmt) []string {
 		}
 	}
 	return names
+}
+
+// packageName returns the package name of a Go source, "" if it does not
+// parse.
+func packageName(src string) string {
+	f, err := parser.ParseFile(token.NewFileSet(), "main.go", src, parser.PackageClauseOnly)
+	if err != nil {
+		return ""
+	}
+	return f.Name.Name
 }
 
 // declaresMain tells whether a Go source declares func main in package main.

@@ -128,12 +128,12 @@ func checkMarkdown(t *testing.T, root, path, file, section string) *check {
 			extra = []string{"./examples/tokencat"}
 		}
 	}
-	run := map[string]bool{}
+	mains := map[string]bool{}
 	for _, gf := range goFiles {
-		run[dirOf(gf.b)] = gf.run
+		mains[dirOf(gf.b)] = gf.main
 	}
 	start := time.Now()
-	res, err := goBuild(ctx, root, tmp, sources, run, extra)
+	res, err := goBuild(ctx, root, tmp, sources, mains, extra)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -365,5 +365,33 @@ func TestCheckFindsBrokenBlocks(t *testing.T) {
 	}
 	if c.ran != ran {
 		t.Errorf("%d blocks ran as shown, want %d", c.ran, ran)
+	}
+}
+
+// TestLoneProgramWritesNothing checks that a complete program shown without
+// output is compiled without writing its executable into the module (go
+// build without -o writes a lone main package's executable there).
+func TestLoneProgramWritesNothing(t *testing.T) {
+	const md = "```go\n" +
+		"package main\n" +
+		"\n" +
+		"func main() {}\n" +
+		"```\n"
+	root := repoRoot(t)
+	exe := filepath.Join(root, "l0001") // the block's package directory, named for its fence's line
+	path := filepath.Join(t.TempDir(), "DOC.md")
+	if err := os.WriteFile(path, []byte(md), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := checkMarkdown(t, root, path, "DOC.md", "")
+	for _, err := range c.errs() {
+		t.Error(err)
+	}
+	if c.compiled != 1 {
+		t.Errorf("%d Go blocks compiled, want 1", c.compiled)
+	}
+	if _, err := os.Stat(exe); err == nil {
+		t.Errorf("the check wrote %s", exe)
+		_ = os.Remove(exe)
 	}
 }
