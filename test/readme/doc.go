@@ -16,7 +16,9 @@
 //     function named _). The test adds the package clause and imports
 //     the packages a fragment names (see knownImports); an import declaration
 //     at the start of a fragment is kept. The variables a fragment declares
-//     at its top level need not be used.
+//     at its top level need not be used. A Go block that cannot compile in
+//     this module (it needs a module that go.mod does not require) is marked
+//     <!-- readme: not compiled: REASON -->; the test lists those in its log.
 //   - <!-- readme: output --> above a plain ``` block: what the block before
 //     it prints on stdout. That block is run (a Go block must then be a
 //     program or a fragment of main) and its stdout must match, trailing

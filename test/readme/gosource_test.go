@@ -53,7 +53,8 @@ type goFile struct {
 // errNotGo says how to mark a Go block that is neither a program nor a
 // fragment.
 var errNotGo = errors.New(`neither a complete program (it would start with a package clause) nor marked as a fragment: ` +
-	`put <!-- readme: fragment of main --> (or "of a file", "of func(PARAMS)", "of TEMPLATE" with ... for the block) on the line right above its fence`)
+	`put <!-- readme: fragment of main --> (or "of a file", "of func(PARAMS)", "of TEMPLATE" with ... for the block) on the line right above its fence; ` +
+	`a block that needs a module go.mod does not require is marked <!-- readme: not compiled: REASON -->`)
 
 // template returns the Go source around a fragment, split at the hole, for
 // the text of a "fragment of" marker. A template that starts with "func("

@@ -12,6 +12,10 @@ import (
 	"time"
 )
 
+// notCompiled starts the marker of a Go block that cannot be compiled in
+// this module, followed by the reason (a module it does not require).
+const notCompiled = "not compiled:"
+
 // commandLineSection is the README section whose shell blocks must all be
 // marked run (or not run, with the reason).
 const commandLineSection = "Command line"
@@ -22,9 +26,10 @@ const programTimeout = 2 * time.Minute
 // check is what checkMarkdown found: problems, each naming its block, and
 // how many blocks passed.
 type check struct {
-	problems []problem
-	compiled int // Go blocks that compiled
-	ran      int // Go programs and shell blocks that ran as shown
+	problems    []problem
+	compiled    int // Go blocks that compiled
+	notCompiled int // Go blocks marked not compiled, with the reason
+	ran         int // Go programs and shell blocks that ran as shown
 }
 
 // problem is a failure, and the line that orders it among the others.
@@ -90,6 +95,14 @@ func checkMarkdown(t *testing.T, root, path, file, section string) *check {
 	for _, b := range blocks {
 		sawSection = sawSection || b.section == section
 		switch {
+		case b.lang == "go" && strings.HasPrefix(b.marker, notCompiled):
+			if strings.TrimSpace(strings.TrimPrefix(b.marker, notCompiled)) == "" {
+				c.fail(b.fence, fmt.Errorf("%s: %q without a reason", b.where(), b.marker))
+			} else if b.output != nil {
+				c.fail(b.fence, fmt.Errorf("%s: an output block (line %d) follows a block that is not compiled", b.where(), b.output.fence))
+			}
+			c.notCompiled++
+			t.Logf("%s: %s", b.where(), b.marker)
 		case b.lang == "go":
 			gf, err := makeGoFile(b)
 			if err != nil {
@@ -104,7 +117,7 @@ func checkMarkdown(t *testing.T, root, path, file, section string) *check {
 				shells = append(shells, b)
 			case b.marker == "" && section != "" && b.section == section:
 				c.fail(b.fence, fmt.Errorf(`%s: a shell block of the %q section with no marker: put <!-- readme: run --> (or <!-- readme: not run: REASON -->) on the line right above its fence`, b.where(), section))
-			case b.marker != "" && !strings.HasPrefix(b.marker, "not run: "):
+			case b.marker != "" && (!strings.HasPrefix(b.marker, "not run:") || strings.TrimSpace(strings.TrimPrefix(b.marker, "not run:")) == ""):
 				c.fail(b.fence, fmt.Errorf(`%s: unknown marker %q on a shell block: use "run" or "not run: REASON"`, b.where(), b.marker))
 			}
 			if b.output != nil && b.marker != "run" {
@@ -327,7 +340,15 @@ func TestCheckFindsBrokenBlocks(t *testing.T) {
 		"<!-- readme: run -->\n" + // 62
 		"```sh\n" + // 63
 		"go version\n" + // 64: a go command the shim does not answer
-		"```\n" // 65
+		"```\n" + // 65
+		"<!-- readme: not compiled: it needs a module this one does not require -->\n" + // 66
+		"```go\n" + // 67: not compiled, with the reason
+		"import \"example.com/absent\"\n" + // 68
+		"```\n" + // 69
+		"<!-- readme: not compiled: -->\n" + // 70
+		"```go\n" + // 71: not compiled, without a reason
+		"x := 1\n" + // 72
+		"```\n" // 73
 	path := filepath.Join(t.TempDir(), "DOC.md")
 	if err := os.WriteFile(path, []byte(md), 0o644); err != nil {
 		t.Fatal(err)
@@ -344,13 +365,14 @@ func TestCheckFindsBrokenBlocks(t *testing.T) {
 		{`DOC.md:36: go block "<-ctx.Done()": does not compile`, "DOC.md:38:", "missing return"},
 		{`DOC.md:56: sh block "ls": a shell block of the "Command line" section with no marker`},
 		{`DOC.md:59: a readme marker must be on the line right above a fence`},
+		{`DOC.md:71: go block "x := 1": "not compiled:" without a reason`},
 		// Only where shell blocks run:
 		{`DOC.md:43: sh block "echo one": exit status 1 at DOC.md:45: test -f no-such-file`},
 		{`DOC.md:63: sh block "go version": exit status 1 at DOC.md:64: go version`, "a shell block may run go only as"},
 	}
 	compiled, ran := 2, 2 // the fragment of main, and the shell block whose port came back
 	if !canRunShell {
-		want, ran = want[:6], 1
+		want, ran = want[:7], 1
 	}
 	for _, w := range want {
 		if len(errorsMatching(errs, w...)) != 1 {
@@ -362,6 +384,9 @@ func TestCheckFindsBrokenBlocks(t *testing.T) {
 	}
 	if c.compiled != compiled {
 		t.Errorf("%d Go blocks compiled, want %d", c.compiled, compiled)
+	}
+	if c.notCompiled != 2 {
+		t.Errorf("%d Go blocks not compiled, want 2", c.notCompiled)
 	}
 	if c.ran != ran {
 		t.Errorf("%d blocks ran as shown, want %d", c.ran, ran)
