@@ -249,7 +249,7 @@ func TestREADME(t *testing.T) {
 	for _, err := range c.errs() {
 		t.Error(err)
 	}
-	t.Logf("%d Go blocks compiled; %d programs and shell blocks ran as shown", c.compiled, c.ran)
+	t.Logf("%d Go blocks compiled, %d marked not compiled; %d programs and shell blocks ran as shown", c.compiled, c.notCompiled, c.ran)
 	if c.compiled == 0 || c.ran == 0 {
 		t.Errorf("nothing checked: %d Go blocks compiled, %d blocks ran", c.compiled, c.ran)
 	}
