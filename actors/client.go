@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/tokenserver/tokenserver/tlsio"
+	"github.com/tokenserver/tokenserver/actors/internal/serverlist"
 )
 
 // Client is the handle of a token client: the original's TokenClient. It
@@ -31,6 +31,8 @@ type Client struct {
 	// handled yet: while there are any, Send posts too, to keep the order.
 	routed   atomic.Int64
 	bufLimit int64 // the reconnect buffer's size; 0: no buffer
+	// tlsr is the TLS source's, for ReloadTLS and TLSInfo (reload.go).
+	tlsr *tlsReloader
 }
 
 // NewClient checks the options, builds the TLS configuration and starts the
@@ -47,11 +49,11 @@ func NewClient(opts ClientOptions) (*Client, error) {
 		if opts.Path != "" || opts.Host != "" || opts.Port != 0 {
 			return nil, fmt.Errorf("%w: Servers with Path, Host or Port: give one or the other", ErrInvalidOptions)
 		}
-		pool, err := newServerPool(opts.Servers)
+		list, err := serverlist.New(opts.Servers)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
 		}
-		target.pool = pool
+		target.list = list
 	case opts.Path != "" && (opts.Host != "" || opts.Port != 0):
 		return nil, fmt.Errorf("%w: Path %q with Host or Port: give one or the other", ErrInvalidOptions, opts.Path)
 	case opts.Path != "":
@@ -59,18 +61,18 @@ func NewClient(opts ClientOptions) (*Client, error) {
 	case opts.Port <= 0 || opts.Port > 65535:
 		return nil, fmt.Errorf("%w: port %d out of range", ErrInvalidOptions, opts.Port)
 	}
-	if !target.unix && target.pool == nil {
+	if !target.unix && target.list == nil {
 		host := opts.Host
 		if host == "" {
 			host = "localhost" // as Node's tls.connect
 		}
 		target.addr = net.JoinHostPort(host, strconv.Itoa(opts.Port))
 	}
-	cfg, err := tlsio.ClientConfig(opts.TLS)
+	src, tlsr, err := newClientTLS(opts.TLS, opts.Runtime.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
 	}
-	target.tls = cfg
+	target.src = src
 	if r := opts.Reconnect; r != nil {
 		if err := r.Policy.Validate(); err != nil {
 			return nil, fmt.Errorf("%w: reconnect: %w", ErrInvalidOptions, err)
@@ -79,7 +81,7 @@ func NewClient(opts ClientOptions) (*Client, error) {
 			return nil, fmt.Errorf("%w: reconnect buffer size %d is negative", ErrInvalidOptions, r.BufferSize)
 		}
 	}
-	c := &Client{}
+	c := &Client{tlsr: tlsr}
 	c.stats = newStats(roleClient, c.gauges)
 	if err := c.stats.startMetrics(opts.Runtime); err != nil {
 		return nil, err

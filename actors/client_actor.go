@@ -6,22 +6,10 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tokenserver/tokenserver/actors/internal/reconnectbuf"
+	"github.com/tokenserver/tokenserver/actors/internal/timer"
 	"github.com/tokenserver/tokenserver/supervisor"
 	"github.com/tokenserver/tokenserver/wire"
-)
-
-// Messages from the client handle to its actor.
-type (
-	// bufferedToken: a token Send routed through the client actor.
-	bufferedToken []byte
-	// tokensDropped: tokens to report as dropped.
-	tokensDropped struct {
-		tokens [][]byte
-		reason error
-	}
-	// runnerGone: the connection actor or its supervisor has terminated, and
-	// every message it sent before has been handled.
-	runnerGone struct{ pid *actor.PID }
 )
 
 // clientActor owns the client's status, its connection and its reconnect
@@ -53,12 +41,16 @@ type clientActor struct {
 	connPID  *actor.PID  // the current connection actor
 	downPID  *actor.PID  // the last connection actor whose connDown came
 	conn     *Connection // the current connection, from connUp to connDown
-	buf      reconnectBuffer
+	buf      reconnectbuf.Buffer
 	hadError bool
 	cause    string // why the last connection ended, for reconnect events
 	closing  bool   // Close is in progress: its close event is owed
+	answered bool   // unless that Close was answered by a close delivered already
+	// connectAfter: a Connect came while the cycle stopped after an
+	// answered Close; it dials after this delay once it has.
+	connectAfter *time.Duration
 
-	waitConnect timer // Connect(delay)
+	waitConnect timer.Timer // Connect(delay)
 	shutdown    bool
 	stopping    bool
 }
@@ -73,11 +65,54 @@ func (a *clientActor) Receive(ctx actor.Context) {
 		a.onConnect(ctx, m.delay)
 	case closeRequest:
 		a.onClose(ctx)
-	case timerFired:
-		if a.waitConnect.fired(m) {
+	case timer.Fired:
+		if a.waitConnect.Accept(m) {
 			a.startRunner(ctx)
 		}
 
+	case *supervisor.Started, *supervisor.Stopped, *supervisor.Restarting, *supervisor.GaveUp:
+		a.onSupervisor(ctx, m)
+	case *actor.Terminated:
+		// Terminated overtakes ordinary messages: finish behind what the
+		// runner's actors sent before they ended.
+		if a.runner != nil && m.Who.Equal(a.runner) {
+			ctx.Send(ctx.Self(), runnerGone{m.Who})
+		}
+	case runnerGone:
+		if a.runner != nil && m.pid.Equal(a.runner) {
+			a.onRunnerGone(ctx)
+		}
+
+	case connUp:
+		a.adopt(m.c)
+		a.onUp(ctx, m.c)
+	case connFrames:
+		a.adopt(m.c)
+		a.onFrames(ctx, m)
+	case connFailed:
+		a.adopt(m.c)
+		a.onFailed(ctx, m)
+	case connDrained:
+		a.ev.drained(ctx, m.c)
+	case connDown:
+		a.adopt(m.c)
+		a.onDown(ctx, m)
+
+	case bufferedToken:
+		a.onBuffered(ctx, m)
+	case tokensDropped:
+		a.ev.emit(ctx, droppedEvent(nil, m.tokens, m.reason), nil, m.reason)
+	case shutdownRequest:
+		a.onShutdown(ctx)
+	case *actor.Stopped:
+		a.waitConnect.Stop()
+		a.c.stopped()
+	}
+}
+
+// onSupervisor handles what the reconnection's supervisor says.
+func (a *clientActor) onSupervisor(ctx actor.Context, msg any) {
+	switch m := msg.(type) {
 	case *supervisor.Started:
 		// The child may have dialed, failed and ended before this event
 		// (a refused dial takes microseconds; the supervisor sends Started
@@ -114,57 +149,40 @@ func (a *clientActor) Receive(ctx actor.Context) {
 		a.ev.emit(ctx, &ReconnectGaveUp{Attempts: m.Attempts, Cause: m.Cause}, nil, nil)
 		a.maybeCloseDone(ctx)
 		a.maybeStop(ctx)
-	case *actor.Terminated:
-		// Terminated overtakes ordinary messages: finish behind what the
-		// runner's actors sent before they ended.
-		if a.runner != nil && m.Who.Equal(a.runner) {
-			ctx.Send(ctx.Self(), runnerGone{m.Who})
-		}
-	case runnerGone:
-		if a.runner != nil && m.pid.Equal(a.runner) {
-			a.onRunnerGone(ctx)
-		}
-
-	case connUp:
-		a.onUp(ctx, m.c)
-	case connFrames:
-		a.onFrames(ctx, m)
-	case connFailed:
-		if a.current(m.c) {
-			a.hadError = true
-			a.ev.emit(ctx, errorEvent(nil, m.err), m.c, m.err)
-		} else {
-			a.log.Debug("connection failed after the client closed", "err", m.err)
-		}
-	case connDrained:
-		a.ev.drained(ctx, m.c)
-	case connDown:
-		a.onDown(ctx, m)
-
-	case bufferedToken:
-		a.onBuffered(ctx, m)
-	case tokensDropped:
-		a.ev.emit(ctx, droppedEvent(nil, m.tokens, m.reason), nil, m.reason)
-	case shutdownRequest:
-		a.shutdown = true
-		if a.runner != nil || a.waitConnect.running() {
-			a.c.set(CLOSED)
-			a.beginClose(ctx)
-		}
-		a.maybeStop(ctx)
-	case *actor.Stopped:
-		a.waitConnect.stop()
-		a.c.stopped()
 	}
 }
 
-// current reports whether c is the client's current connection. Under a
-// supervisor, a connection may speak before the supervisor's Started names
-// it: only one runs at a time, so it is the current one.
-func (a *clientActor) current(c *Connection) bool {
+// onFailed: the error event of a connection, the current one's only.
+func (a *clientActor) onFailed(ctx actor.Context, m connFailed) {
+	if !a.isCurrent(m.c) {
+		a.log.Debug("connection failed after the client closed", "err", m.err)
+		return
+	}
+	a.hadError = true
+	a.ev.emit(ctx, errorEvent(nil, m.err), m.c, m.err)
+}
+
+// onShutdown takes Shutdown: the actor stops once nothing runs.
+func (a *clientActor) onShutdown(ctx actor.Context) {
+	a.shutdown = true
+	if a.runner != nil || a.waitConnect.Running() {
+		a.c.set(CLOSED)
+		a.beginClose(ctx)
+	}
+	a.maybeStop(ctx)
+}
+
+// adopt takes c, which speaks, for the current connection if none is
+// known yet: under a supervisor a connection may speak before the
+// supervisor's Started names it, and only one runs at a time.
+func (a *clientActor) adopt(c *Connection) {
 	if a.connPID == nil && a.runner != nil && !a.closing && a.opts.Reconnect != nil {
 		a.connPID = c.pid
 	}
+}
+
+// isCurrent reports whether c is the client's current connection.
+func (a *clientActor) isCurrent(c *Connection) bool {
 	return a.connPID != nil && c.pid != nil && c.pid.Equal(a.connPID)
 }
 
@@ -172,9 +190,21 @@ func (a *clientActor) onConnect(ctx actor.Context, delay time.Duration) {
 	// The request is taken after the status moved, so that Status() never
 	// shows OFFLINE after Connect returned true.
 	defer a.c.take(reqConnect)
+	if a.closing && a.answered && a.c.current() == OFFLINE {
+		// The cycle is stopping after a Close that a close delivered
+		// already answered: connect once it has stopped.
+		a.c.set(CONNECTING)
+		a.connectAfter = &delay
+		return
+	}
 	if a.c.current() != OFFLINE || a.runner != nil || a.closing {
 		return
 	}
+	a.connect(ctx, delay)
+}
+
+// connect dials now or after delay.
+func (a *clientActor) connect(ctx actor.Context, delay time.Duration) {
 	a.c.set(CONNECTING)
 	a.hadError = false
 	if a.opts.Reconnect != nil {
@@ -184,7 +214,7 @@ func (a *clientActor) onConnect(ctx actor.Context, delay time.Duration) {
 		a.startRunner(ctx)
 		return
 	}
-	a.waitConnect.start(ctx, delay)
+	a.waitConnect.Start(ctx, delay)
 }
 
 // startRunner spawns the connection actor, under a supervisor with
@@ -210,13 +240,13 @@ func (a *clientActor) startRunner(ctx actor.Context) {
 // onUp flushes the reconnect buffer into the new connection, then publishes
 // it to Send, so that tokens keep their order.
 func (a *clientActor) onUp(ctx actor.Context, c *Connection) {
-	if !a.current(c) || a.closing {
+	if !a.isCurrent(c) || a.closing {
 		c.Close() // Close came first
 		return
 	}
 	a.conn = c
 	a.c.set(ONLINE)
-	sent, empty := a.buf.flush(c.Send)
+	sent, empty := a.buf.Flush(c.Send)
 	a.c.buffered.Add(-sent)
 	if empty { // else the connection died already: the rest waits for the next
 		a.c.conn.Store(c)
@@ -230,7 +260,7 @@ func (a *clientActor) onFrames(ctx actor.Context, m connFrames) {
 		remoteClose = remoteClose || f.Kind == wire.KindRemoteClose
 	}
 	a.ev.deliverChunk(ctx, m) // the frames are the connection's again after it
-	if remoteClose && a.opts.Reconnect != nil && a.current(m.c) {
+	if remoteClose && a.opts.Reconnect != nil && a.isCurrent(m.c) {
 		// The server is going away: close cleanly, and connect again after
 		// the policy's delay.
 		ctx.Send(m.c.pid, closeToReconnect{})
@@ -242,12 +272,12 @@ func (a *clientActor) onFrames(ctx actor.Context, m connFrames) {
 // close event comes once everything has stopped).
 func (a *clientActor) onDown(ctx actor.Context, m connDown) {
 	a.c.stats.down(m.c, m.hadError)
-	if toks := decodeTokens(m.maybeSent); len(toks) > 0 {
+	if toks := decodeTokens(m.codec, m.maybeSent); len(toks) > 0 {
 		a.ev.emit(ctx, droppedEvent(m.c, toks, ErrMaybeSent), m.c, ErrMaybeSent)
 	}
-	if toks := decodeTokens(m.unsent); len(toks) > 0 {
+	if toks := decodeTokens(m.codec, m.unsent); len(toks) > 0 {
 		if a.buffering() {
-			a.buf.giveBack(toks)
+			a.buf.GiveBack(toks)
 			for _, t := range toks {
 				a.c.buffered.Add(int64(len(t)))
 			}
@@ -255,7 +285,7 @@ func (a *clientActor) onDown(ctx actor.Context, m connDown) {
 			a.ev.emit(ctx, droppedEvent(m.c, toks, ErrNotSent), m.c, ErrNotSent)
 		}
 	}
-	if !a.current(m.c) {
+	if !a.isCurrent(m.c) {
 		return // a connection the client had already let go
 	}
 	a.c.conn.Store(nil)
@@ -263,20 +293,39 @@ func (a *clientActor) onDown(ctx actor.Context, m connDown) {
 	if a.opts.Reconnect == nil {
 		a.runner = nil
 	}
-	if !a.closing && a.opts.Reconnect != nil && request(a.c.asked.Load()) == reqClose {
-		// Close is on its way: this end is the cycle's, one close event
-		// comes once the supervisor is gone.
-		a.c.set(CLOSED)
-		a.c.take(reqClose)
-		a.beginClose(ctx)
-	}
-	if a.closing {
+	switch {
+	case a.closing:
 		a.maybeCloseDone(ctx)
-		return
+	case a.opts.Reconnect == nil:
+		a.c.closed() // the end: it answers a Close asked meanwhile too
+		a.emitClose(ctx)
+		a.maybeStop(ctx)
+	case !a.c.beginCycleClose() && request(a.c.asked.Load()) == reqClose:
+		// Close is on its way: it ends the cycle, and one close event comes
+		// once the supervisor is gone.
+		a.closeAsked(ctx, false)
+	default:
+		// The cycle goes on: this end's close event. A Close that lands
+		// while it is delivered is answered by it.
+		a.c.set(OFFLINE)
+		a.emitClose(ctx)
+		if a.c.endCycleClose() == reqClose {
+			a.closeAsked(ctx, true)
+		}
+		a.maybeStop(ctx)
 	}
-	a.c.closed()
-	a.emitClose(ctx)
-	a.maybeStop(ctx)
+}
+
+// closeAsked takes the handle's pending Close and stops everything; the
+// close event comes once it has. With answered, the close just delivered
+// was the answer: the status stays OFFLINE and no other close comes.
+func (a *clientActor) closeAsked(ctx actor.Context, answered bool) {
+	if !answered {
+		a.c.set(CLOSED)
+	}
+	a.c.take(reqClose)
+	a.answered = answered
+	a.beginClose(ctx)
 }
 
 // buffering reports whether tokens may wait in the reconnect buffer.
@@ -300,12 +349,12 @@ func (a *clientActor) route(ctx actor.Context, tok []byte) {
 		a.c.buffered.Add(-n)
 		a.ev.emit(ctx, droppedEvent(nil, [][]byte{tok}, ErrClientClosed), nil, ErrClientClosed)
 	default:
-		a.buf.push(tok)
+		a.buf.Push(tok)
 	}
 }
 
 func (a *clientActor) dropBuffer(ctx actor.Context, reason error) {
-	toks, n := a.buf.takeAll()
+	toks, n := a.buf.TakeAll()
 	if len(toks) == 0 {
 		return
 	}
@@ -315,7 +364,7 @@ func (a *clientActor) dropBuffer(ctx actor.Context, reason error) {
 
 // onClose takes the handle's Close.
 func (a *clientActor) onClose(ctx actor.Context) {
-	running := a.runner != nil || a.waitConnect.running()
+	running := a.runner != nil || a.waitConnect.Running()
 	if !running || a.closing { // stale: the close it asked for has happened
 		a.c.take(reqClose)
 		return
@@ -334,7 +383,7 @@ func (a *clientActor) beginClose(ctx actor.Context) {
 	a.c.conn.Store(nil) // Send is false from now on
 	a.c.cycling.Store(false)
 	a.dropBuffer(ctx, ErrClientClosed)
-	a.waitConnect.stop()
+	a.waitConnect.Stop()
 	switch {
 	case a.connPID != nil: // dialing or connected: close it cleanly
 		ctx.Send(a.connPID, closeRequest{})
@@ -368,6 +417,17 @@ func (a *clientActor) maybeCloseDone(ctx actor.Context) {
 		return
 	}
 	a.closing = false
+	if a.answered {
+		// The close event was delivered already, the status is OFFLINE (or
+		// CONNECTING: a Connect came meanwhile).
+		a.answered, a.hadError = false, false
+		if d := a.connectAfter; d != nil {
+			a.connectAfter = nil
+			a.connect(ctx, *d)
+		}
+		a.maybeStop(ctx)
+		return
+	}
 	a.c.closed()
 	a.emitClose(ctx)
 	a.maybeStop(ctx)
@@ -381,7 +441,7 @@ func (a *clientActor) emitClose(ctx actor.Context) {
 
 // maybeStop ends the actor after Shutdown once nothing is left running.
 func (a *clientActor) maybeStop(ctx actor.Context) {
-	if !a.shutdown || a.stopping || a.closing || a.runner != nil || a.waitConnect.running() || a.c.routed.Load() > 0 {
+	if !a.shutdown || a.stopping || a.closing || a.runner != nil || a.waitConnect.Running() || a.c.routed.Load() > 0 {
 		return
 	}
 	if st := a.c.current(); st != OFFLINE {

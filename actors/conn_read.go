@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tokenserver/tokenserver/actors/internal/timer"
 	"github.com/tokenserver/tokenserver/wire"
 )
 
@@ -22,10 +23,12 @@ import (
 
 // readSide is the connection actor's state for reading.
 type readSide struct {
-	debts      []chunkDebt    // chunks handed to the owner, oldest first
-	owed       int            // read credits held back while reading is paused
-	peerClosed bool           // the peer ended its side; close once delivered
-	creditWait timer          // bounds the wait for credit after the peer's end
+	debts []chunkDebt // chunks handed to the owner, oldest first
+	owed  int         // read credits held back while reading is paused
+	// readOver: nothing more is read (the peer ended its side, or sent a
+	// bad frame); the connection closes once every chunk read is delivered.
+	readOver   bool
+	creditWait timer.Timer    // bounds the wait for credit after the peer's end
 	spare      [][]wire.Frame // frames slices the owner handed back, for reuse
 }
 
@@ -63,10 +66,9 @@ type chunkDebt struct {
 	at        int64 // its arrival, for the delivery histogram (stats.stamp)
 }
 
+// onChunk decodes a chunk the read pump read and hands its frames to the
+// owner, also once the connection has failed: the peer wrote them in full.
 func (a *connActor) onChunk(ctx actor.Context, data []byte) {
-	if a.phase == phaseClosed {
-		return
-	}
 	// The chunk is the actor's (the pump handed it over): escaped tokens
 	// are decoded in place.
 	frames, err := a.dec.AppendFramesInPlace(a.in.framesSlice(), data)
@@ -94,7 +96,41 @@ func (a *connActor) onChunk(ctx actor.Context, data []byte) {
 		a.releaseRead()
 	}
 	if err != nil {
-		a.fail(ctx, fmt.Errorf("%w: %w", ErrProtocol, err))
+		a.badInput(ctx, fmt.Errorf("%w: %w", ErrProtocol, err))
+	}
+}
+
+// badInput ends a connection whose peer sent a bad frame (or ended inside
+// one): the error event now, behind the tokens read before it; then, as
+// when the peer ends its side, the connection closes once those tokens are
+// delivered and the replies sent meanwhile are written. Nothing more is
+// read.
+func (a *connActor) badInput(ctx actor.Context, err error) {
+	if a.end.err != nil || (a.phase != phaseOpen && a.phase != phaseDraining) {
+		return // a decoder's error is sticky: it comes again with each chunk
+	}
+	a.fault(err)
+	a.reportError(ctx, true)
+	if a.reader != nil {
+		a.reader.Stop()
+	}
+	if a.phase == phaseOpen {
+		a.endReading(ctx)
+	}
+}
+
+// endReading: nothing more is read. The connection closes once every chunk
+// read is delivered, so that replies to its tokens still go out; a handler
+// that returns no credit is waited for only up to the close timeout.
+func (a *connActor) endReading(ctx actor.Context) {
+	if a.in.readOver {
+		return
+	}
+	a.in.readOver = true
+	if len(a.in.debts) == 0 {
+		a.drain(ctx)
+	} else {
+		a.in.creditWait.Start(ctx, a.cfg.limits.CloseTimeout)
 	}
 }
 
@@ -130,7 +166,7 @@ func (a *connActor) settle(ctx actor.Context) {
 	}
 	if len(a.in.debts) == 0 {
 		a.in.debts = nil
-		if a.in.peerClosed {
+		if a.in.readOver {
 			a.drain(ctx)
 		}
 	}
@@ -151,35 +187,33 @@ func (a *connActor) releaseRead() {
 
 // resumeReading gives back the credits held while paused.
 func (a *connActor) resumeReading() {
-	for ; a.in.owed > 0; a.in.owed-- {
+	for ; a.in.owed > 0 && a.reader != nil; a.in.owed-- {
 		a.reader.Release()
 	}
 }
 
 func (a *connActor) onReadEnded(ctx actor.Context, err error) {
-	a.readerDone = true
+	a.reader = nil
 	switch {
-	case a.phase == phaseOpen && errors.Is(err, ErrHandshake):
-		// A handshake cut short by the peer ends in EOF too: still an error.
-		a.fail(ctx, err)
+	case a.phase == phaseHandshaking:
+		// The handshake failed (one cut short by the peer ends in EOF too:
+		// still an error). The pump wrapped it in ErrHandshake.
+		a.die(ctx, err)
 	case a.phase == phaseOpen && errors.Is(err, io.EOF) && a.dec.Buffered() > 0:
 		// The peer closed in the middle of a frame: that token is lost.
-		a.fail(ctx, fmt.Errorf("%w: connection closed inside a frame (%d bytes): %w",
+		a.badInput(ctx, fmt.Errorf("%w: connection closed inside a frame (%d bytes): %w",
 			ErrProtocol, a.dec.Buffered(), io.ErrUnexpectedEOF))
 	case a.phase == phaseOpen && (err == nil || errors.Is(err, io.EOF)):
-		// The peer closed its side: as Node does (allowHalfOpen false), we
-		// finish writing and close ours once every token read is delivered,
-		// so that replies to them still go out. A handler that returns no
-		// credit is waited for only up to the close timeout.
-		a.in.peerClosed = true
-		if len(a.in.debts) == 0 {
-			a.drain(ctx)
-		} else {
-			a.in.creditWait.start(ctx, a.cfg.limits.CloseTimeout)
-		}
+		// The peer closed its side (or we stopped reading after bad
+		// input): as Node does (allowHalfOpen false), we finish writing and
+		// close ours once every token read is delivered.
+		a.endReading(ctx)
+	case a.phase == phaseOpen && a.in.readOver:
+		// Reading had ended already (bad input): the close is on its way.
 	case a.phase == phaseOpen:
-		a.fail(ctx, fmt.Errorf("%w: read: %w", ErrConnection, err))
+		a.die(ctx, fmt.Errorf("%w: read: %w", ErrConnection, err))
 	default:
-		a.maybeFinish(ctx)
+		a.reportError(ctx, false)
+		a.finish(ctx)
 	}
 }

@@ -1,18 +1,21 @@
 package actors
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tokenserver/tokenserver/actors/internal/framepool"
+	"github.com/tokenserver/tokenserver/actors/internal/outbox"
 	"github.com/tokenserver/tokenserver/tlsio"
 	"github.com/tokenserver/tokenserver/wire"
 )
 
-// The write side of the connection actor: frames from Send (through the
-// mailbox) and from SendToken messages wait in the outbox while the writer
-// pump writes the previous batch, and leave together.
+// The write side of the connection actor: frames from Send (taken from the
+// shared sends stack) and from SendToken messages, encoded with the
+// connection's codec, wait in the outbox while the writer pump writes the
+// previous batch, and leave together. A batch written in full leaves the
+// write side in one place, wrote.
 //
 // Flow control: the queue is every byte Send took and the writer has not
 // written yet (the shared counter, which the handle adds to). Past the
@@ -31,9 +34,9 @@ import (
 type writeSide struct {
 	hwm, lwm int64
 
-	queue        outbox   // frames waiting while the writer is busy
-	writing      bool     // a batch is with the writer
-	inFlight     [][]byte // that batch
+	queue        outbox.Outbox // frames waiting while the writer is busy
+	writing      bool          // a batch is with the writer
+	inFlight     [][]byte      // that batch
 	inFlightSize int
 	// inFlightTokens is how many tokens that batch holds (for the stats).
 	inFlightTokens int
@@ -47,74 +50,169 @@ type writeSide struct {
 }
 
 func newWriteSide(l Limits) writeSide {
-	return writeSide{hwm: int64(l.HighWaterMark), lwm: int64(l.LowWaterMark), queue: newOutbox()}
+	return writeSide{hwm: int64(l.HighWaterMark), lwm: int64(l.LowWaterMark)}
 }
 
 // sendFromMessage handles SendToken from an actor: the same as Send on the
 // handle, counted here. Once the connection is closing the token is handed
 // back like any frame that was not written.
 func (a *connActor) sendFromMessage(ctx actor.Context, token []byte) {
-	frame := wire.AppendToken(nil, token)
 	s := a.h.shared
+	if a.codec == nil {
+		// Before the handshake: the token waits with those Send took, on
+		// the sends stack, whatever comes (the end takes it from there).
+		b := newEarlyBatch([]wire.Frame{{Kind: wire.KindToken, Token: token}}, false)
+		n := int64(b.size() + msgOverhead)
+		over := !s.reserve(n)
+		if over {
+			s.queued.Add(n) // counted all the same while it waits
+		}
+		s.push(b)
+		if over {
+			a.die(ctx, errQueueFull(s.max))
+		}
+		return
+	}
+	frame := a.codec.AppendToken(nil, token)
 	if a.phase == phaseOpen && !s.gate.isClosed() {
 		if s.reserve(int64(len(frame))) {
 			a.enqueue(ctx, frame, 1)
 			return
 		}
-		a.fail(ctx, fmt.Errorf("%w: %w (%d bytes)", ErrSlowConsumer, ErrQueueFull, s.max))
+		a.die(ctx, errQueueFull(s.max))
 	}
 	a.out.unsent = append(a.out.unsent, frame...)
+}
+
+// errQueueFull is the error of a connection whose queue reached its hard
+// cap of max bytes.
+func errQueueFull(max int64) error {
+	return fmt.Errorf("%w: %w (%d bytes)", ErrSlowConsumer, ErrQueueFull, max)
+}
+
+// takeSends takes the frames waiting on the sends stack, oldest first,
+// once the protocol is known; those sent before are encoded now.
+func (a *connActor) takeSends(ctx actor.Context) {
+	if a.codec == nil {
+		return
+	}
+	s := a.h.shared
+	for b := s.takeSends(); b != nil; b = b.next {
+		s.queued.Add(-msgOverhead) // off the stack
+		frames := b.frames
+		if b.early != nil {
+			frames = a.encode(b.early.frames)
+			s.queued.Add(int64(len(frames) - b.early.size))
+		}
+		a.enqueue(ctx, frames, b.tokens)
+	}
+}
+
+// encode encodes frames with the connection's protocol.
+func (a *connActor) encode(frames []wire.Frame) []byte {
+	var out []byte
+	for _, f := range frames {
+		if f.Kind == wire.KindToken {
+			out = a.codec.AppendToken(out, f.Token)
+			continue
+		}
+		out, _ = a.codec.AppendControl(out, f) // remoteClose: every protocol has it
+	}
+	return out
 }
 
 // enqueue takes one frame (or a batch of frames, tokens of them tokens)
 // already counted in the queue.
 func (a *connActor) enqueue(ctx actor.Context, frame []byte, tokens int) {
 	w := &a.out
-	if a.phase == phaseClosed || a.phase == phaseDialing || w.writerClosed {
+	if a.phase >= phaseClosing || w.writerClosed {
 		// Send saw the connection alive, but it closed meanwhile.
 		a.h.shared.queued.Add(-int64(len(frame)))
 		w.unsent = append(w.unsent, frame...)
-		releaseFrame(frame)
+		framepool.Put(frame)
 		return
 	}
 	if !w.writing {
 		batch := append(w.spare, frame)
 		w.spare = nil
-		a.handToWriter(batch, len(frame), tokens)
+		if !a.handToWriter(ctx, batch, len(frame), tokens) {
+			return
+		}
 	} else {
-		w.queue.push(frame, tokens)
+		w.queue.Push(frame, tokens)
 	}
 	a.checkFlow(ctx)
 }
 
-func (a *connActor) handToWriter(batch [][]byte, size, tokens int) {
-	w := &a.out
+// frameWriter is how the write side hands batches to the write pump
+// (tlsio.WritePump). Write never blocks: it refuses a batch while the pump
+// still holds one that it has not picked up.
+type frameWriter interface {
+	Write(batch ...[]byte) bool
+	Close()
+}
+
+// errWriterRefused: the write pump refused a batch. The actor hands one only
+// after the last one's chunkWritten, when the pump holds none, so this is a
+// broken invariant; it fails the connection rather than lose the batch.
+var errWriterRefused = errors.New("tokenserver: internal error: the write pump refused a batch")
+
+func (a *connActor) handToWriter(ctx actor.Context, batch [][]byte, size, tokens int) bool {
+	if !a.out.hand(a.writer, a.h.shared, batch, size, tokens) {
+		a.die(ctx, fmt.Errorf("%w: %w", ErrConnection, errWriterRefused))
+		return false
+	}
+	return true
+}
+
+// hand gives writer a batch of size bytes holding tokens tokens and reports
+// whether it took it. A batch it refuses never reached the socket: it is
+// unsent (and out of the queue count), never lost.
+func (w *writeSide) hand(writer frameWriter, s *connShared, batch [][]byte, size, tokens int) bool {
+	if !writer.Write(batch...) {
+		for _, b := range batch {
+			w.unsent = append(w.unsent, b...)
+		}
+		outbox.Release(batch)
+		s.queued.Add(-int64(size))
+		return false
+	}
 	w.writing = true
 	w.inFlight, w.inFlightSize, w.inFlightTokens = batch, size, tokens
-	a.writer.Write(batch...)
+	return true
 }
 
 func (a *connActor) onWritten(ctx actor.Context, n int) {
 	w := &a.out
-	a.h.shared.queued.Add(-int64(n))
-	a.cfg.stats.wrote(n, w.inFlightTokens)
-	w.writing = false
-	release(w.inFlight)
-	if cap(w.inFlight) <= maxSpare {
-		clear(w.inFlight)
-		w.spare = w.inFlight[:0]
-	}
-	w.inFlight, w.inFlightSize = nil, 0
-	if a.phase == phaseClosed {
+	w.wrote(a.h.shared, a.cfg.stats, n)
+	if a.phase >= phaseClosing {
 		return
 	}
-	if !w.queue.empty() {
-		size, tokens := w.queue.size, w.queue.tokens
-		a.handToWriter(w.queue.take(), size, tokens)
+	if !w.queue.Empty() {
+		size, tokens := w.queue.Size(), w.queue.Tokens()
+		if !a.handToWriter(ctx, w.queue.Take(), size, tokens) {
+			return
+		}
 	} else if a.phase == phaseDraining {
 		a.closeWriter()
 	}
 	a.checkFlow(ctx)
+}
+
+// wrote settles the batch the writer wrote in full (n bytes): the one place
+// where written frames leave the write side. Their bytes leave the queue
+// count and their buffers go back to the pool. (An acknowledged protocol
+// will keep them here, still counted, until the peer acknowledges them.)
+func (w *writeSide) wrote(s *connShared, st *stats, n int) {
+	s.queued.Add(-int64(n))
+	st.wrote(n, w.inFlightTokens)
+	w.writing = false
+	outbox.Release(w.inFlight)
+	if cap(w.inFlight) <= maxSpare {
+		clear(w.inFlight)
+		w.spare = w.inFlight[:0]
+	}
+	w.inFlight, w.inFlightSize, w.inFlightTokens = nil, 0, 0
 }
 
 // checkFlow pauses reading past the high-water mark (or once a Send left
@@ -122,10 +220,10 @@ func (a *connActor) onWritten(ctx actor.Context, n int) {
 // event, under the low-water mark. It also wakes WaitDrain callers once the
 // queue is under the high-water mark.
 //
-// While paused, the queue holds more than the low-water mark: frames in the
-// mailbox or with the writer, whose arrival or write calls checkFlow again.
-// A crossing seen when the queue is already under the low-water mark is
-// answered by the drain event at once, without pausing.
+// While paused, the queue holds more than the low-water mark: frames on the
+// sends stack or with the writer, whose arrival or write calls checkFlow
+// again. A crossing seen when the queue is already under the low-water mark
+// is answered by the drain event at once, without pausing.
 func (a *connActor) checkFlow(ctx actor.Context) {
 	w, s := &a.out, a.h.shared
 	q := s.queued.Load()
@@ -149,16 +247,19 @@ func (a *connActor) checkFlow(ctx actor.Context) {
 	}
 }
 
+// closeWriter lets the write pump finish its batch, then end.
 func (a *connActor) closeWriter() {
-	if a.out.writerClosed {
+	if a.writer == nil || a.out.writerClosed {
 		return
 	}
 	a.out.writerClosed = true
 	a.writer.Close()
 }
 
+// onWriteEnded: the write pump has ended, after Close or a failed write.
+// What it held and did not write in full is maybe sent, what waited for it
+// unsent. After a clean close the write side ends once our side is shut.
 func (a *connActor) onWriteEnded(ctx actor.Context, err error) {
-	a.writerDone = true
 	w, s := &a.out, a.h.shared
 	if w.writing {
 		written := 0
@@ -166,34 +267,37 @@ func (a *connActor) onWriteEnded(ctx actor.Context, err error) {
 		if errors.As(err, &we) {
 			written = we.Written
 		}
-		a.cfg.stats.wroteBefore(w.inFlight, written)
-		w.failInFlight(s, written)
+		w.failInFlight(s, a.codec, a.cfg.stats, written)
 	}
 	w.unsendQueue(s)
-	if err != nil && a.phase != phaseClosed {
+	switch {
+	case err == nil && a.phase == phaseDraining:
+		a.shutWrite(ctx)
+	case err != nil && a.phase < phaseClosing:
+		a.writer = nil
 		if errors.Is(err, tlsio.ErrWriteTimeout) {
 			err = fmt.Errorf("%w: %w", ErrSlowConsumer, err)
 		} else {
 			err = fmt.Errorf("%w: %w", ErrConnection, err)
 		}
-		a.fail(ctx, err)
-		return
+		a.die(ctx, err)
+	default:
+		a.writer = nil
+		a.finish(ctx)
 	}
-	if a.phase == phaseDraining {
-		a.shutdownWrite(ctx)
-	}
-	a.maybeFinish(ctx)
 }
 
 // failInFlight settles the writer's batch after a failed write: the frames
-// written in full before the failure (written bytes) left; the rest may have
-// reached the peer in part, or not.
-func (w *writeSide) failInFlight(s *connShared, written int) {
+// written in full before the failure (written bytes) left, and count as
+// sent; the rest may have reached the peer in part, or not.
+func (w *writeSide) failInFlight(s *connShared, codec wire.Codec, st *stats, written int) {
 	var all []byte
 	for _, b := range w.inFlight {
 		all = append(all, b...)
 	}
-	cut := bytes.LastIndexByte(all[:min(written, len(all))], '\n') + 1
+	written = min(written, len(all))
+	cut, tokens := codec.WholeFrames(all[:written])
+	st.wrote(written, tokens)
 	w.maybeSent = append(w.maybeSent, all[cut:]...)
 	s.queued.Add(-int64(w.inFlightSize))
 	w.writing, w.inFlight, w.inFlightSize = false, nil, 0
@@ -201,20 +305,19 @@ func (w *writeSide) failInFlight(s *connShared, written int) {
 
 // unsendQueue moves what waits in the outbox to the unsent frames.
 func (w *writeSide) unsendQueue(s *connShared) {
-	if w.queue.empty() {
+	if w.queue.Empty() {
 		return
 	}
-	s.queued.Add(-int64(w.queue.size))
-	w.unsent = append(w.unsent, w.queue.flatten()...)
+	s.queued.Add(-int64(w.queue.Size()))
+	w.unsent = append(w.unsent, w.queue.Flatten()...)
 }
 
 // takeDropped returns the frames that were maybe sent and those never sent,
-// and empties both.
-func (w *writeSide) takeDropped(s *connShared) (maybe, unsent []byte) {
+// and empties both. Their bytes left the queue count when they became
+// maybe sent or unsent: the count is only ever added to and subtracted
+// from, never stored, since a handle may add to it at any time.
+func (w *writeSide) takeDropped(_ *connShared) (maybe, unsent []byte) {
 	maybe, unsent = w.maybeSent, w.unsent
 	w.maybeSent, w.unsent = nil, nil
-	if s.queued.Load() < 0 {
-		s.queued.Store(0)
-	}
 	return maybe, unsent
 }

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tokenserver/tokenserver/actors/internal/dispatch"
+	"github.com/tokenserver/tokenserver/actors/internal/framepool"
 	"github.com/tokenserver/tokenserver/wire"
 )
 
@@ -24,7 +26,10 @@ type Connection struct {
 	remote net.Addr // set before the handle is shared
 	local  net.Addr
 	tls    atomic.Pointer[tls.ConnectionState]
-	obs    connObs // what the owner's stats remember of it
+	// protocol is the connection's wire protocol: set by the actor once the
+	// handshake is done (or at once when there is none), read by Send.
+	protocol atomic.Pointer[wire.Codec]
+	obs      connObs // what the owner's stats remember of it
 }
 
 // connShared is the state the handle and the connection actor both see.
@@ -46,8 +51,11 @@ type connShared struct {
 	// room, when set, is closed by the actor when the queue drains under the
 	// low-water mark or the connection dies (see WaitDrain).
 	room atomic.Pointer[chan struct{}]
-	hwm  int64
-	max  int64 // the hard cap
+	// sends is the frames Send took and the actor has not yet, newest
+	// first: handles push inside the gate, the actor takes them all.
+	sends atomic.Pointer[sendBatch]
+	hwm   int64
+	max   int64 // the hard cap
 }
 
 var connIDs atomic.Uint64
@@ -104,61 +112,171 @@ func (c *Connection) ReadPaused() bool { return c.shared.paused.Load() }
 // single token is always taken by an empty queue, whatever its size. Send
 // copies token: the caller may reuse it at once.
 func (c *Connection) Send(token []byte) bool {
-	if !c.shared.gate.enter() {
+	if c.shared.gate.isClosed() {
 		return false
 	}
-	defer c.shared.gate.leave()
-	frame := wire.AppendToken(frameBuf(len(token)+len(token)/8+1), token)
-	return c.post(frame, 1)
+	codec := c.codec()
+	if codec == nil {
+		return c.postEarly([]wire.Frame{{Kind: wire.KindToken, Token: token}})
+	}
+	return c.post(&sendBatch{frames: codec.AppendToken(framepool.Get(codec.FrameSizeHint(len(token))), token), tokens: 1})
 }
 
 // SendBatch queues tokens for sending, in order, as one message to the
 // connection actor: the cheap way to send many small tokens at once. It takes
 // all of them or none, on the same terms as Send.
 func (c *Connection) SendBatch(tokens [][]byte) bool {
-	if !c.shared.gate.enter() {
+	if c.shared.gate.isClosed() {
 		return false
 	}
-	defer c.shared.gate.leave()
 	if len(tokens) == 0 {
 		return true
 	}
+	codec := c.codec()
+	if codec == nil {
+		frames := make([]wire.Frame, len(tokens))
+		for i, t := range tokens {
+			frames[i] = wire.Frame{Kind: wire.KindToken, Token: t}
+		}
+		return c.postEarly(frames)
+	}
 	n := 0
 	for _, t := range tokens {
-		n += len(t) + 1
+		n += codec.FrameSizeHint(len(t))
 	}
-	buf := frameBuf(n + n/8) // room for some escapes; grows if need be
+	buf := framepool.Get(n) // grows if need be
 	for _, t := range tokens {
-		buf = wire.AppendToken(buf, t)
+		buf = codec.AppendToken(buf, t)
 	}
-	return c.post(buf, len(tokens))
+	return c.post(&sendBatch{frames: buf, tokens: len(tokens)})
 }
 
 // RemoteClose sends the remoteClose control frame, asking the peer to close
 // its side. It returns false if the connection is dead.
 func (c *Connection) RemoteClose() bool {
-	if !c.shared.gate.enter() {
+	rc := wire.Frame{Kind: wire.KindRemoteClose}
+	codec := c.codec()
+	if codec == nil {
+		return c.postEarly([]wire.Frame{rc})
+	}
+	frame, err := codec.AppendControl(nil, rc)
+	if err != nil { // every protocol has remoteClose
 		return false
 	}
-	defer c.shared.gate.leave()
-	return c.post(wire.AppendRemoteClose(nil), 0)
+	return c.post(&sendBatch{frames: frame})
 }
 
-// msgOverhead is what one queued message costs beyond its frame bytes (the
-// mailbox node, the boxed slice): counted in the queue while the message
-// waits, so that a flood of tiny tokens is bounded by memory, not bytes.
+// codec is the connection's protocol, nil until its handshake is done.
+func (c *Connection) codec() wire.Codec {
+	if p := c.protocol.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// postEarly hands over frames sent before the connection's protocol is
+// known (a connection still in its TLS handshake): copies of their tokens,
+// which the actor encodes once the protocol is known.
+func (c *Connection) postEarly(frames []wire.Frame) bool {
+	return c.post(newEarlyBatch(frames, true))
+}
+
+// newEarlyBatch is a batch of frames to encode once the protocol is known;
+// with copyTokens, its tokens are copied first.
+func newEarlyBatch(frames []wire.Frame, copyTokens bool) *sendBatch {
+	e := &earlyFrames{frames: frames}
+	b := &sendBatch{early: e}
+	for i := range frames {
+		if frames[i].Kind == wire.KindToken {
+			if copyTokens {
+				frames[i].Token = append([]byte{}, frames[i].Token...)
+			}
+			b.tokens++
+			e.size += len(frames[i].Token)
+		}
+	}
+	return b
+}
+
+// msgOverhead is what one batch of frames costs while it waits for the
+// actor, beyond its frame bytes (its node, the slice header): counted in
+// the queue, so that a flood of tiny tokens is bounded by memory, not bytes.
 const msgOverhead = 64
 
-// post claims room in the queue for frames (holding tokens tokens) and sends
-// them to the actor, from inside the gate. Over the hard cap it asks the
-// actor to fail instead.
-func (c *Connection) post(frames []byte, tokens int) bool {
-	if !c.shared.claim(int64(len(frames) + msgOverhead)) {
-		c.root.Send(c.pid, overCap{})
+// post claims room in the queue for batch and hands it to the actor: it
+// pushes it on the shared sends stack from inside the gate, so that the
+// actor, which waits for the gate to empty before it ends, finds it there.
+// The doorbell message that wakes the actor goes after the gate is left,
+// and only from the push that found the stack empty: a later push finds
+// that doorbell still on its way. Over the hard cap post asks the actor to
+// fail instead.
+func (c *Connection) post(batch *sendBatch) bool {
+	s := c.shared
+	if !s.gate.enter() {
+		framepool.Put(batch.frames)
 		return false
 	}
-	c.root.Send(c.pid, outFrame{frames, tokens})
-	return true
+	taken := s.claim(int64(batch.size() + msgOverhead))
+	first := false
+	if taken {
+		first = s.push(batch)
+	}
+	s.gate.leave()
+	switch {
+	case !taken:
+		framepool.Put(batch.frames)
+		c.root.Send(c.pid, overCap{})
+	case first:
+		c.root.Send(c.pid, sendsWaiting{})
+	}
+	return taken
+}
+
+// sendBatch is the frames of one Send, SendBatch or RemoteClose, waiting on
+// the sends stack for the actor: encoded, or (early) not yet. It is kept
+// small: one is allocated per Send.
+type sendBatch struct {
+	frames []byte
+	tokens int          // how many of the frames are tokens (a remoteClose is not)
+	early  *earlyFrames // frames to encode once the protocol is known, or nil
+	next   *sendBatch
+}
+
+// earlyFrames are frames sent before the protocol was known.
+type earlyFrames struct {
+	frames []wire.Frame
+	size   int // the bytes of their tokens, counted in the queue meanwhile
+}
+
+// size is what the batch counts for in the queue.
+func (b *sendBatch) size() int {
+	if b.early != nil {
+		return b.early.size
+	}
+	return len(b.frames)
+}
+
+// push puts b on the sends stack and reports whether the stack was empty.
+func (s *connShared) push(b *sendBatch) bool {
+	for {
+		top := s.sends.Load()
+		b.next = top
+		if s.sends.CompareAndSwap(top, b) {
+			return top == nil
+		}
+	}
+}
+
+// takeSends is the actor's: it empties the sends stack and returns its
+// batches oldest first.
+func (s *connShared) takeSends() *sendBatch {
+	var oldest *sendBatch
+	for b := s.sends.Swap(nil); b != nil; {
+		next := b.next
+		b.next = oldest
+		oldest, b = b, next
+	}
+	return oldest
 }
 
 // claim is reserve for a handle's Send, which also notes a crossing of the
@@ -290,7 +408,7 @@ func NewConnection(conn net.Conn, opts ConnectionOptions) (*Connection, error) {
 	root := system.Root
 	h := newConnection(root, limits)
 	h.remote, h.local = conn.RemoteAddr(), conn.LocalAddr()
-	pool := newWorkerPool()
+	pool := dispatch.NewWorkerPool()
 	owner := root.Spawn(actor.PropsFromProducer(func() actor.Actor {
 		return newStandalone(opts, log, system, owned, pool)
 	}, actor.WithDispatcher(pool)))

@@ -113,10 +113,14 @@ func (e *emitter) deliver(ctx actor.Context, c *Connection, frames []wire.Frame)
 	e.running.Add(1)
 	defer e.running.Add(-1)
 	for _, f := range frames {
-		if f.Kind == wire.KindRemoteClose {
+		switch f.Kind {
+		case wire.KindToken:
+		case wire.KindRemoteClose:
 			if e.tokens.remoteClose {
 				e.emit(ctx, &RemoteClosed{Conn: c.pid, ConnID: c.id}, c, nil)
 			}
+			continue
+		default: // the runtime's own control frames never reach the user
 			continue
 		}
 		if e.tokens.one != nil {

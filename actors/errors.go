@@ -34,9 +34,11 @@ var (
 	// ErrTooManyConnections reports a connection refused because the server
 	// already has its maximum number of authenticated connections.
 	ErrTooManyConnections = errors.New("tokenserver: too many connections")
-	// ErrTooManyPending reports a connection refused at once because too
-	// many connections are still in their TLS handshake, in all
-	// (ServerOptions.MaxPending) or from its address (MaxPendingPerAddr).
+	// ErrTooManyPending is why a socket is shut out before its TLS
+	// handshake: ServerOptions.MaxPending sockets are held, and it was
+	// evicted (silent) or refused. Such a socket gives no event; it is
+	// counted (Stats.RefusedMaxPending) and logged once per burst, and the
+	// client of a refused one sees tlsio.ErrHandshakeRefused.
 	ErrTooManyPending = errors.New("tokenserver: too many connections in their TLS handshake")
 	// ErrHandlerPanic reports a user callback that panicked; the value is in
 	// the message. It is the one error event not followed by close: the

@@ -1,12 +1,20 @@
 package actors
 
-import "sync/atomic"
+import (
+	"runtime"
+	"sync/atomic"
+)
 
-// gate lets handle methods post to a connection actor without a message ever
-// reaching it after it stopped. Send enters the gate, posts, and leaves; the
-// actor closes the gate when the connection dies and stops only once nobody
-// is inside, so every frame Send took reaches its mailbox and is written or
-// handed back. The closed bit is also the connection's death (IsDead).
+// gate lets handle methods hand frames to a connection actor without any
+// being lost to its end. Send enters the gate, pushes its frames on the
+// shared sends stack, and leaves; the actor closes the gate when the
+// connection dies and waits until nobody is inside before it takes the
+// stack for the last time, so every frame Send took is written or handed
+// back. The closed bit is also the connection's death (IsDead).
+//
+// Nothing inside the gate blocks or calls into an actor (the doorbell
+// message goes after leaving it), so the actor may wait for it to empty on
+// whatever goroutine it runs: the wait lasts a few atomic operations.
 type gate struct{ v atomic.Int64 }
 
 const gateClosed = int64(1) << 62
@@ -41,3 +49,10 @@ func (g *gate) isClosed() bool { return g.v.Load()&gateClosed != 0 }
 
 // empty reports whether nobody is inside the gate.
 func (g *gate) empty() bool { return g.v.Load()&^gateClosed == 0 }
+
+// waitEmpty waits until nobody is inside the gate, which must be closed.
+func (g *gate) waitEmpty() {
+	for !g.empty() {
+		runtime.Gosched()
+	}
+}

@@ -180,3 +180,17 @@ func refuses(port int) bool {
 func fastRetry(min, max time.Duration) supervisor.Policy {
 	return supervisor.Policy{Initial: min, Max: max, Multiplier: 2, Unlimited: true}
 }
+
+// tryRepeatedly runs try(0), try(1)... up to tries times, for at most
+// budget, stopping at the first failure, and logs how many ran: the loop
+// of the tests that race two things and need many tries to meet each
+// moment.
+func tryRepeatedly(t *testing.T, tries int, budget time.Duration, try func(i int)) {
+	t.Helper()
+	began := time.Now()
+	i := 0
+	for ; i < tries && time.Since(began) < budget && !t.Failed(); i++ {
+		try(i)
+	}
+	t.Logf("%d tries in %v", i, time.Since(began).Round(time.Millisecond))
+}

@@ -2,11 +2,13 @@ package actors
 
 import (
 	"context"
+	"reflect"
 	"runtime"
-	"strings"
+	"slices"
 	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tokenserver/tokenserver/actors/internal/dispatch"
 )
 
 // lifecycle is what a Server and a Client share: the PID of their actor,
@@ -16,7 +18,7 @@ type lifecycle struct {
 	pid    *actor.PID
 	system *actor.ActorSystem
 	owned  bool // the actor system is private to this handle
-	pool   *workerPool
+	pool   *dispatch.WorkerPool
 	done   chan struct{}
 
 	status     atomic.Int32 // a Status; written by the actor only
@@ -29,7 +31,7 @@ type lifecycle struct {
 // init prepares a lifecycle whose actor starts at once (status CONNECTING).
 func (l *lifecycle) init(system *actor.ActorSystem, owned bool) {
 	l.system, l.owned, l.done = system, owned, make(chan struct{})
-	l.pool = newWorkerPool()
+	l.pool = dispatch.NewWorkerPool()
 	l.status.Store(int32(CONNECTING))
 }
 
@@ -67,6 +69,24 @@ func (l *lifecycle) closed() {
 // take is the actor's: the request r is being acted on.
 func (l *lifecycle) take(r request) { l.asked.CompareAndSwap(int32(r), int32(reqNone)) }
 
+// beginCycleClose is the actor's: it is about to deliver the close of a
+// failed attempt (or listen) that does not end the reconnection (or listen
+// retry). It reports false when a request is pending: a Close then ends the
+// cycle, and its own close follows.
+func (l *lifecycle) beginCycleClose() bool {
+	return l.asked.CompareAndSwap(int32(reqNone), int32(reqCycleClose))
+}
+
+// endCycleClose is the actor's, once that close has been delivered: it
+// returns the request that landed meanwhile (reqClose: the close just
+// delivered answers it), or reqNone.
+func (l *lifecycle) endCycleClose() request {
+	if l.asked.CompareAndSwap(int32(reqCycleClose), int32(reqNone)) {
+		return reqNone
+	}
+	return request(l.asked.Load())
+}
+
 // askClose leaves a close request if closable says the status allows it (a
 // pending Connect is always closable) and reports whether it did.
 func (l *lifecycle) askClose(closable func(Status) bool) bool {
@@ -75,7 +95,7 @@ func (l *lifecycle) askClose(closable func(Status) bool) bool {
 		switch request(r) {
 		case reqClose:
 			return false
-		case reqNone:
+		case reqNone, reqCycleClose:
 			if !closable(l.current()) {
 				return false
 			}
@@ -93,7 +113,11 @@ func (l *lifecycle) askConnect(msg any, allowed bool) bool {
 	if l.shut.Load() || !allowed || l.current() != OFFLINE {
 		return false
 	}
-	if !l.asked.CompareAndSwap(int32(reqNone), int32(reqConnect)) {
+	r := l.asked.Load()
+	if request(r) != reqNone && request(r) != reqCycleClose {
+		return false
+	}
+	if !l.asked.CompareAndSwap(r, int32(reqConnect)) {
 		return false
 	}
 	l.system.Root.Send(l.pid, msg)
@@ -127,20 +151,28 @@ func (l *lifecycle) stopped() {
 	if l.owned {
 		l.system.Shutdown()
 	}
-	l.pool.close()
+	l.pool.Close()
 	close(l.done)
 }
 
-// callFrames are the functions that run user callbacks.
-var callFrames = []string{
-	"github.com/tokenserver/tokenserver/actors.(*emitter).run",
-	"github.com/tokenserver/tokenserver/actors.(*emitter).runToken",
-	"github.com/tokenserver/tokenserver/actors.(*emitter).runTokens",
+// callbackRunners are the entry addresses of the emitter's functions that
+// call user callbacks: a goroutine with one of them on its stack is inside a
+// callback. They are the functions themselves, taken by address: a rename
+// cannot break them. (They recover panics, so they are never inlined.)
+var callbackRunners = [...]uintptr{
+	funcEntry((*emitter).run),
+	funcEntry((*emitter).runToken),
+	funcEntry((*emitter).runTokens),
+}
+
+// funcEntry is the entry address of the function f.
+func funcEntry(f any) uintptr {
+	return runtime.FuncForPC(reflect.ValueOf(f).Pointer()).Entry()
 }
 
 // inCallbackHere reports whether the calling goroutine is inside a user
-// callback, that is below one of callFrames on its stack. It is only asked when a
-// callback of this handle is running, so it costs nothing on the hot path.
+// callback: below one of callbackRunners on its stack. It is only asked when
+// a callback of this handle is running, so it costs nothing on the hot path.
 func inCallbackHere() bool {
 	pcs := make([]uintptr, 64)
 	for skip := 2; ; skip += len(pcs) {
@@ -148,10 +180,8 @@ func inCallbackHere() bool {
 		frames := runtime.CallersFrames(pcs[:n])
 		for {
 			f, more := frames.Next()
-			for _, name := range callFrames {
-				if f.Function == name || strings.HasPrefix(f.Function, name+".") {
-					return true
-				}
+			if slices.Contains(callbackRunners[:], f.Entry) {
+				return true
 			}
 			if !more {
 				break

@@ -56,7 +56,8 @@ type Limits struct {
 	// write fails after between WriteTimeout and 9/8 of it.
 	WriteTimeout time.Duration
 	// HandshakeTimeout bounds the TLS handshake (default
-	// DefaultHandshakeTimeout, 5 s).
+	// DefaultHandshakeTimeout, 30 s); a server's runs from accept, the
+	// wait for a turn in the admission queue included.
 	HandshakeTimeout time.Duration
 	// KeepAlive is the TCP keepalive period (default 15 s; negative
 	// disables it).

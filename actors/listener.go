@@ -16,8 +16,10 @@ import (
 // listens when it starts and reports to the server actor: listenerUp, or
 // listenerFailed (then, under a supervisor with the server's ListenRetry
 // policy, supervisor.Fail, so that it is started again after a delay). Each
-// accepted socket goes straight to the server actor. Stopping it closes the
-// socket and waits for the pump.
+// accepted socket goes straight to the server actor. Stopping it stops the
+// pump and closes the socket, and waits for the pump, which ends at once:
+// Accept returns when the socket is closed, and a backoff wait after a
+// temporary accept error ends at Stop.
 type listenerActor struct {
 	server     *actor.PID
 	addr       string // host:port, or the socket path when unix
@@ -52,8 +54,9 @@ func (l *listenerActor) Receive(ctx actor.Context) {
 		ctx.Stop(ctx.Self())
 	case *actor.Stopping:
 		if l.ln != nil {
+			l.pump.Stop()
 			_ = l.ln.Close()
-			<-l.pump.Done() // Accept returns at once once the socket is closed
+			<-l.pump.Done()
 		}
 	}
 }

@@ -5,10 +5,14 @@ import (
 	"net"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/tokenserver/tokenserver/wire"
 )
 
-// Messages inside the runtime. They never leave the process.
+// The messages inside the runtime, by direction. They never leave the
+// process. Elsewhere are only the public ones, which a handler PID gets or
+// sends (events.go), the timer's (timer.Fired), and those the listener and
+// the admission keep to themselves (acceptStopped, slotRequest, slotDone).
 
 // From the pumps and the dial goroutine to the connection actor.
 type (
@@ -16,24 +20,29 @@ type (
 	// channel.
 	dialReady struct{}
 	dialDone  struct {
-		conn *tls.Conn
-		err  error
+		conn  *tls.Conn
+		codec wire.Codec // the protocol negotiated
+		err   error
 	}
-	handshakeDone struct{ state tls.ConnectionState }
-	chunkRead     struct{ data []byte }
-	readEnded     struct{ err error }
-	chunkWritten  struct{ n int }
-	writeEnded    struct{ err error }
+	// handshakeDone: the TLS handshake is done; codec is the protocol
+	// negotiated.
+	handshakeDone struct {
+		state tls.ConnectionState
+		codec wire.Codec
+	}
+	chunkRead    struct{ data []byte }
+	readEnded    struct{ err error }
+	chunkWritten struct{ n int }
+	writeEnded   struct{ err error }
+	// writeShut: our side is shut (close_notify, or FIN), or failed to be.
+	writeShut struct{ err error }
 )
 
 // From handles and owners to the connection actor.
 type (
-	// outFrame is encoded frames to send, already counted in the queue, and
-	// how many of them are tokens (a remoteClose frame is not).
-	outFrame struct {
-		frames []byte
-		tokens int
-	}
+	// sendsWaiting: frames wait on the shared sends stack (the doorbell of
+	// the push that found it empty).
+	sendsWaiting struct{}
 	// closeRequest asks for a clean close (Close on a handle, or on the
 	// owner of the connection). To a server or client actor it asks the
 	// same of them.
@@ -48,8 +57,6 @@ type (
 	framesDone struct{ frames []wire.Frame }
 	// forceClose closes the connection at once with err.
 	forceClose struct{ err error }
-	// finishNow: every frame that entered the gate has been handled.
-	finishNow struct{}
 )
 
 // From the connection actor to its owner. connDown is always the last one.
@@ -71,22 +78,47 @@ type (
 	// passing the high-water mark.
 	connDrained struct{ c *Connection }
 	// connDown: the connection is closed and its pumps have exited. unsent
-	// holds, in order, the encoded frames taken and never written; maybeSent
-	// those in the write that failed (they come before unsent).
+	// holds, in order, the frames taken and never written, encoded with
+	// codec; maybeSent those in the write that failed (they come before
+	// unsent).
 	connDown struct {
 		c         *Connection
 		hadError  bool
+		codec     wire.Codec
 		maybeSent []byte
 		unsent    []byte
 	}
 )
 
-// Between handles and the server and client actors.
+// From the Server and Client handles to their actors (closeRequest too).
 type (
 	// connectRequest asks to listen or dial again after delay.
 	connectRequest struct{ delay time.Duration }
 	// shutdownRequest asks the actor to stop once nothing runs.
 	shutdownRequest struct{}
+)
+
+// From the Client handle to the client actor.
+type (
+	// bufferedToken: a token Send routed through the client actor.
+	bufferedToken []byte
+	// tokensDropped: tokens to report as dropped.
+	tokensDropped struct {
+		tokens [][]byte
+		reason error
+	}
+)
+
+// From the server and client actors to themselves: a child is gone
+// (Terminated overtakes ordinary messages; these come behind what the child
+// sent before it ended).
+type (
+	// listenerGone: the listener (or its supervisor) has terminated, and
+	// every message it sent before has been handled.
+	listenerGone struct{ pid *actor.PID }
+	// runnerGone: the connection actor or its supervisor has terminated,
+	// and every message it sent before has been handled.
+	runnerGone struct{ pid *actor.PID }
 )
 
 // From the listener actor to the server actor.

@@ -158,7 +158,7 @@ func (m *meters) instruments() {
 		m.accepted = m.counter("tokenserver.server.accepted", "{connection}",
 			"Sockets the listener accepted (each is then refused, fails its handshake, or opens).")
 		m.refused = m.counter("tokenserver.server.refused", "{connection}",
-			"Connections refused, by reason: max_pending (at once, MaxPending or MaxPendingPerAddr), max_connections (after the handshake).")
+			"Connections refused, by reason: max_pending (before the handshake, MaxPending full: evicted or refused), max_connections (after the handshake).")
 		m.handshake = m.counter("tokenserver.server.handshake.failures", "{connection}",
 			"Accepted sockets whose TLS handshake failed, by cause.")
 		m.acceptRetries = m.counter("tokenserver.server.accept.retries", "{retry}",

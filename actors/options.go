@@ -17,17 +17,28 @@ const (
 	// DefaultMaxConnections is the server's limit of authenticated
 	// connections.
 	DefaultMaxConnections = 10000
-	// DefaultMaxPending is how many accepted connections may be in their TLS
-	// handshake at once, from all addresses.
-	DefaultMaxPending = 1024
-	// DefaultMaxPendingPerAddr is how many of those may come from one
-	// remote address.
-	DefaultMaxPendingPerAddr = 64
+	// DefaultMaxPending is how many accepted sockets the server holds
+	// before their handshake is done (in it, or waiting their turn), from
+	// all addresses: as many as Linux's default listen backlog
+	// (net.core.somaxconn), so that a burst of 2,000 from one address is
+	// queued, not refused.
+	DefaultMaxPending = 4096
+	// DefaultMaxPendingPerAddr is how many of those one address (one IPv6
+	// /64) may have in their handshake at once; the others wait their turn.
+	// It covers a fast server's handshake rate times a long round trip
+	// (1,000 a second times 250 ms), so a crowd behind one NAT is not slowed
+	// by it, and bounds what one address's silent sockets hold (13 to 18 KiB
+	// and two goroutines each in their handshake, about 1.5 KiB and none
+	// while they wait).
+	DefaultMaxPendingPerAddr = 256
 	// DefaultHandshakeTimeout is the server's and the client's default
-	// Limits.HandshakeTimeout: long enough for an RSA 4096 handshake on a
-	// loaded machine, short enough that a socket that never handshakes
-	// holds its pending slot briefly (nats-server uses 2 s, Node 120 s).
-	DefaultHandshakeTimeout = 5 * time.Second
+	// Limits.HandshakeTimeout. A server's runs from accept, so it bounds the
+	// wait for a turn too: 30 s lets a burst of 2,000 be served one slot at
+	// a time with RSA 4096 keys (about 6 ms of signing each: 12 s), or on 2
+	// loaded cores under the race detector. A silent socket that holds its
+	// place this long costs nobody a place: when MaxPending are held, the
+	// oldest silent one makes room (nginx waits 60 s, Node 120 s).
+	DefaultHandshakeTimeout = 30 * time.Second
 )
 
 // Runtime says where the actors run, where logs go and where metrics go.
@@ -78,19 +89,31 @@ type ServerOptions struct {
 	// handshake completes past it is closed with an error event
 	// (ErrTooManyConnections; default DefaultMaxConnections).
 	MaxConnections int
-	// MaxPending is how many connections may be in their TLS handshake at
-	// once; a socket accepted past it is closed at once with an error event
-	// (ErrTooManyPending; default DefaultMaxPending). They are not counted
-	// in MaxConnections.
+	// MaxPending is how many accepted sockets the server holds before their
+	// TLS handshake is done, in it or waiting their turn (default
+	// DefaultMaxPending); they are not counted in MaxConnections. When they
+	// are all held, a new socket takes the place of the oldest silent one
+	// (no complete client hello yet) of the address holding the most silent
+	// ones; only if there is none is the new socket refused. An evicted or
+	// refused socket gives no event: it is counted in
+	// Stats.RefusedMaxPending, the log (Runtime.Logger) says how many once
+	// per burst, and a socket not read yet is answered with a TLS alert,
+	// which a Client reports as tlsio.ErrHandshakeRefused.
 	MaxPending int
-	// MaxPendingPerAddr is how many of those may come from one remote
-	// address (default DefaultMaxPendingPerAddr), so that one address cannot
-	// hold the whole pending budget.
+	// MaxPendingPerAddr is how many of those sockets one remote address (or
+	// one IPv6 /64) may have in their handshake at once (default
+	// DefaultMaxPendingPerAddr). The others wait their turn, in order and
+	// unread, their handshake timeout running from accept: a crowd from one
+	// address is queued, not refused, and holds little while it waits.
+	// Peers of a Unix socket have no such limit.
 	MaxPendingPerAddr int
 	// MaxHandshakes is how many handshakes may be in their CPU-heavy part at
 	// once (default half of GOMAXPROCS, at least 1): a flood of handshakes
 	// then slows new handshakes, not the established connections, which
-	// keep the other cores. On 2 cores, with 200 handshakes of an RSA key
+	// keep the other cores. A handshake takes its slot once the client's
+	// hello has arrived and gives it back once the server's flight is
+	// written; the slots go to addresses in turn, so one address's crowd
+	// does not make another's client wait for all of it. On 2 cores, with 200 handshakes of an RSA key
 	// from another process, 1 kept the established connection's round-trip
 	// p99 within a few times its quiet value; 2 let it grow 25 to 100 times.
 	MaxHandshakes int

@@ -174,35 +174,3 @@ func TestServerAndClientKeepOrderOverTLS(t *testing.T) {
 	recv(t, atServer.done, "every token at the server")
 	recv(t, atClient.done, "every echo at the client")
 }
-
-// The reconnect buffer: a run handed back goes in front as one piece, in its
-// order; a flush stops at the first refusal and keeps the rest in order.
-func TestReconnectBufferKeepsOrder(t *testing.T) {
-	tok := func(s string) []byte { return []byte(s) }
-	var b reconnectBuffer
-	b.push(tok("d"))
-	b.push(tok("e"))
-	b.giveBack([][]byte{tok("a"), tok("b"), tok("c")})
-	b.push(tok("f"))
-	if b.bytes != 6 {
-		t.Errorf("bytes = %d, want 6", b.bytes)
-	}
-	var sent []string
-	n, empty := b.flush(func(t []byte) bool {
-		if string(t) == "c" {
-			return false // the connection died at c
-		}
-		sent = append(sent, string(t))
-		return true
-	})
-	if fmt.Sprint(sent) != "[a b]" || n != 2 || empty {
-		t.Fatalf("flush sent %v (%d bytes, empty %v), want [a b] (2 bytes, not empty)", sent, n, empty)
-	}
-	b.giveBack([][]byte{tok("a2"), tok("b2")}) // what the dead connection did not write
-	sent = nil
-	n, empty = b.flush(func(t []byte) bool { sent = append(sent, string(t)); return true })
-	if fmt.Sprint(sent) != "[a2 b2 c d e f]" || n != 8 || !empty || b.bytes != 0 {
-		t.Fatalf("flush sent %v (%d bytes, empty %v, %d left), want [a2 b2 c d e f] (8 bytes, empty, 0 left)",
-			sent, n, empty, b.bytes)
-	}
-}

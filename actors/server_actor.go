@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tokenserver/tokenserver/actors/internal/timer"
 	"github.com/tokenserver/tokenserver/supervisor"
 )
 
@@ -28,24 +29,21 @@ type serverActor struct {
 	listener  *actor.PID           // the listener actor or its supervisor; nil if none
 	listening bool                 // listenerUp came from the current listener
 	conns     map[*Connection]bool // live (true) or in its handshake
-	admit     *admission
+	admit     *serverAdmission
 	closing   bool
+	answered  bool // the Close in progress was answered by a close delivered already
 	hadError  bool
 	lastCause string // why listening last failed, for listen retry events
 	// connectAfterGiveUp: a Connect came while a listen retry was pending;
 	// if the policy gives up instead, it listens after this delay.
 	connectAfterGiveUp *time.Duration
 
-	waitListen    timer // Connect(delay)
-	closeDeadline timer
+	waitListen    timer.Timer // Connect(delay)
+	closeDeadline timer.Timer
 
 	shutdown bool
 	stopping bool
 }
-
-// listenerGone: the listener (or its supervisor) has terminated, and every
-// message it sent before has been handled.
-type listenerGone struct{ pid *actor.PID }
 
 // Receive handles one message.
 func (a *serverActor) Receive(ctx actor.Context) {
@@ -55,21 +53,9 @@ func (a *serverActor) Receive(ctx actor.Context) {
 	case connectRequest:
 		a.onConnect(ctx, m.delay)
 	case closeRequest:
-		// The status moves first, then the request is taken, so that
-		// Status() never shows the status from before the Close.
-		if st := a.s.current(); st == ONLINE || st == CONNECTING {
-			a.beginClose(ctx)
-		} // else: stale, the close it asked for has happened
-		a.s.take(reqClose)
-	case timerFired:
-		switch {
-		case a.waitListen.fired(m):
-			a.startListening(ctx)
-		case a.closeDeadline.fired(m):
-			for c := range a.conns {
-				ctx.Send(c.pid, forceClose{fmt.Errorf("%w (%v)", ErrForcedClose, a.limits.CloseTimeout)})
-			}
-		}
+		a.onClose(ctx)
+	case timer.Fired:
+		a.onTimer(ctx, m)
 
 	case listenerUp:
 		a.onListening(ctx, m.addr)
@@ -83,16 +69,7 @@ func (a *serverActor) Receive(ctx actor.Context) {
 	case *supervisor.Restarting:
 		a.onListenRetry(ctx, m)
 	case *supervisor.GaveUp:
-		// The supervisor stops itself now and sends nothing more: forget it
-		// before the event, so that a Connect from OnGaveUp listens again.
-		a.forgetListener()
-		a.ev.emit(ctx, &ReconnectGaveUp{Attempts: m.Attempts, Cause: m.Cause}, nil, nil)
-		if d := a.connectAfterGiveUp; d != nil && !a.closing {
-			a.connectAfterGiveUp = nil
-			a.listenAfter(ctx, *d)
-		}
-		a.maybeClosed(ctx)
-		a.maybeStop(ctx)
+		a.onListenGaveUp(ctx, m)
 	case *actor.Terminated:
 		// Terminated overtakes ordinary messages: finish behind what the
 		// listener sent before it ended.
@@ -101,17 +78,19 @@ func (a *serverActor) Receive(ctx actor.Context) {
 		}
 	case listenerGone:
 		if a.listener != nil && m.pid.Equal(a.listener) {
-			a.forgetListener()
-			a.maybeClosed(ctx)
-			a.maybeStop(ctx)
+			a.onListenerGone(ctx)
 		}
 
 	case slotRequest:
-		a.admit.askSlot(m)
+		a.onHello(ctx, m)
 	case slotDone:
-		a.admit.releaseSlot(ctx, m.c)
+		a.onFlightDone(ctx, m.c)
 	case connUp:
-		if err := a.admit.admitLive(ctx, m.c); err != nil {
+		if err := a.revokedUp(m.c); err != nil { // reload.go: revoked during its handshake
+			ctx.Send(m.c.PID(), forceClose{err})
+			return
+		}
+		if err := a.admitLive(ctx, m.c); err != nil {
 			ctx.Send(m.c.pid, forceClose{err})
 			return
 		}
@@ -123,31 +102,87 @@ func (a *serverActor) Receive(ctx actor.Context) {
 		}
 	case connFrames:
 		a.ev.deliverChunk(ctx, m)
+	case tlsReloaded:
+		a.closeRevoked(ctx)
 	case connFailed:
-		a.ev.emit(ctx, errorEvent(m.c, m.err), m.c, m.err)
+		if !a.evictedQuietly(m.c) {
+			a.ev.emit(ctx, errorEvent(m.c, m.err), m.c, m.err)
+		}
 	case connDrained:
 		a.ev.drained(ctx, m.c)
 	case connDown:
 		a.s.stats.down(m.c, m.hadError)
-		a.admit.gone(ctx, m.c, a.conns[m.c])
+		quiet := a.admissionGone(ctx, m.c, a.conns[m.c])
 		delete(a.conns, m.c)
 		a.publish()
 		reportDropped(ctx, a.ev, m)
-		a.ev.emit(ctx, closedEvent(m.c, m.hadError), m.c, nil)
+		if !quiet {
+			a.ev.emit(ctx, closedEvent(m.c, m.hadError), m.c, nil)
+		}
 		a.maybeClosed(ctx)
 		a.maybeStop(ctx)
 
 	case shutdownRequest:
-		a.shutdown = true
-		if a.listener != nil || a.waitListen.running() {
-			a.beginClose(ctx) // a listen retry was pending, say
-		}
-		a.maybeStop(ctx)
+		a.onShutdown(ctx)
 	case *actor.Stopped:
-		a.waitListen.stop()
-		a.closeDeadline.stop()
+		a.waitListen.Stop()
+		a.closeDeadline.Stop()
+		a.stopAdmission()
 		a.s.stopped()
 	}
+}
+
+// onClose takes the handle's Close. The status moves first, then the
+// request is taken, so that Status() never shows the status from before
+// the Close.
+func (a *serverActor) onClose(ctx actor.Context) {
+	if st := a.s.current(); st == ONLINE || st == CONNECTING {
+		a.beginClose(ctx)
+	} // else: stale, the close it asked for has happened
+	a.s.take(reqClose)
+}
+
+func (a *serverActor) onTimer(ctx actor.Context, m timer.Fired) {
+	switch {
+	case a.waitListen.Accept(m):
+		a.startListening(ctx)
+	case a.closeDeadline.Accept(m):
+		for c := range a.conns {
+			ctx.Send(c.pid, forceClose{fmt.Errorf("%w (%v)", ErrForcedClose, a.limits.CloseTimeout)})
+		}
+	case a.admissionTimer(m):
+	}
+}
+
+// onListenGaveUp: the listen retry policy gave up. The supervisor stops
+// itself now and sends nothing more: it is forgotten before the event, so
+// that a Connect from OnGaveUp listens again.
+func (a *serverActor) onListenGaveUp(ctx actor.Context, m *supervisor.GaveUp) {
+	a.forgetListener()
+	a.ev.emit(ctx, &ReconnectGaveUp{Attempts: m.Attempts, Cause: m.Cause}, nil, nil)
+	if d := a.connectAfterGiveUp; d != nil && !a.closing {
+		a.connectAfterGiveUp = nil
+		a.listenAfter(ctx, *d)
+	}
+	a.maybeClosed(ctx)
+	a.maybeStop(ctx)
+}
+
+// onListenerGone: the listener (or its supervisor) has ended, after every
+// message it sent.
+func (a *serverActor) onListenerGone(ctx actor.Context) {
+	a.forgetListener()
+	a.maybeClosed(ctx)
+	a.maybeStop(ctx)
+}
+
+// onShutdown takes Shutdown: the actor stops once nothing runs.
+func (a *serverActor) onShutdown(ctx actor.Context) {
+	a.shutdown = true
+	if a.listener != nil || a.waitListen.Running() {
+		a.beginClose(ctx) // a listen retry was pending, say
+	}
+	a.maybeStop(ctx)
 }
 
 func (a *serverActor) onConnect(ctx actor.Context, delay time.Duration) {
@@ -174,7 +209,7 @@ func (a *serverActor) listenAfter(ctx actor.Context, delay time.Duration) {
 		a.startListening(ctx)
 		return
 	}
-	a.waitListen.start(ctx, delay)
+	a.waitListen.Start(ctx, delay)
 }
 
 // startListening spawns the listener, under a supervisor with ListenRetry.
@@ -226,13 +261,28 @@ func (a *serverActor) onListenerFailed(ctx actor.Context, err error) {
 		// listener's end does, and must find no listener in its way.
 		a.forgetListener()
 	}
-	if a.closing { // the close emits close
+	switch {
+	case a.closing: // the close emits close
 		a.maybeClosed(ctx)
-		return
+	case a.opts.ListenRetry == nil:
+		a.s.closed() // the end: it answers a Close asked meanwhile too
+		a.emitClose(ctx)
+		a.maybeStop(ctx)
+	case !a.s.beginCycleClose() && request(a.s.asked.Load()) == reqClose:
+		// A Close is pending (asked while the error was delivered, say):
+		// its request ends the retries, and one close comes then.
+	default:
+		// The listen retry goes on: this failure's close event. A Close
+		// that lands while it is delivered is answered by it.
+		a.s.set(OFFLINE)
+		a.emitClose(ctx)
+		if a.s.endCycleClose() == reqClose {
+			a.answered = true
+			a.beginClose(ctx)
+			a.s.take(reqClose)
+		}
+		a.maybeStop(ctx)
 	}
-	a.s.closed()
-	a.emitClose(ctx)
-	a.maybeStop(ctx)
 }
 
 // forgetListener: the listener (or its supervisor) is gone, or is ending and
@@ -259,20 +309,19 @@ func (a *serverActor) onAccepted(ctx actor.Context, raw net.Conn) {
 		_ = raw.Close()
 		return
 	}
-	root := ctx.ActorSystem().Root
-	h := newConnection(root, a.limits)
+	h := newConnection(ctx.ActorSystem().Root, a.limits)
 	h.remote, h.local = raw.RemoteAddr(), raw.LocalAddr()
-	if err := a.admit.admitPending(h, h.remote); err != nil {
-		_ = raw.Close()
-		h.shared.gate.close()
-		a.ev.emit(ctx, errorEvent(h, err), h, err)
-		a.ev.emit(ctx, closedEvent(h, true), h, nil)
-		return
-	}
+	a.admitSocket(ctx, h, raw) // startHandshake now, or when its turn comes
+}
+
+// startHandshake spawns the connection actor of h over raw, with timeout
+// left for its handshake.
+func (a *serverActor) startHandshake(ctx actor.Context, h *Connection, raw net.Conn, timeout time.Duration) {
 	cfg := connConfig{limits: a.limits, owner: ctx.Self(), log: a.log, handshake: true,
 		handlerCredit: a.opts.Handler != nil}
+	cfg.limits.HandshakeTimeout = timeout
 	cfg.stats = a.s.stats
-	self := ctx.Self()
+	root, self := ctx.ActorSystem().Root, ctx.Self()
 	sock := &flightConn{Conn: raw, onFlight: func() { root.Send(self, slotDone{h}) }}
 	a.conns[h] = false // in its handshake
 	h.pid = ctx.Spawn(connProps(h, tls.Server(sock, handshakeTLS(a.tls, root, self, h)), cfg))
@@ -292,19 +341,20 @@ func (a *serverActor) publish() {
 // beginClose stops listening, asks every live client to close (remoteClose),
 // and starts the close deadline.
 func (a *serverActor) beginClose(ctx actor.Context) {
-	a.waitListen.stop()
+	a.waitListen.Stop()
 	if a.closing {
 		return
 	}
 	a.closing = true
 	a.s.set(CLOSED)
 	a.stopListener(ctx)
+	a.dropWaiting()
 	for c, live := range a.conns {
 		if live { // those still in their handshake get it when they are up
 			c.RemoteClose()
 		}
 	}
-	a.closeDeadline.start(ctx, a.limits.CloseTimeout)
+	a.closeDeadline.Start(ctx, a.limits.CloseTimeout)
 	a.maybeClosed(ctx)
 }
 
@@ -324,9 +374,13 @@ func (a *serverActor) maybeClosed(ctx actor.Context) {
 		return
 	}
 	a.closing = false
-	a.closeDeadline.stop()
+	a.closeDeadline.Stop()
 	a.s.addr.Store(nil)
 	a.s.closed()
+	if a.answered { // the close event was delivered already
+		a.answered, a.hadError = false, false
+		return
+	}
 	a.emitClose(ctx)
 }
 

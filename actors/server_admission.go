@@ -1,157 +1,246 @@
 package actors
 
 import (
+	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"sync/atomic"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tokenserver/tokenserver/actors/internal/admission"
+	"github.com/tokenserver/tokenserver/actors/internal/timer"
+	"github.com/tokenserver/tokenserver/tlsio"
 )
 
-// admission is the server actor's account of who may connect, so that a
-// crowd of connections cannot take the server from everybody:
+// serverAdmission is the server actor's side of admission control: the
+// bookkeeping is an admission.Book (package actors/internal/admission, whose
+// doc has the rules); this carries out what it decides, on sockets and
+// connection actors:
 //
-//   - connections still in their TLS handshake (pending) have a budget of
-//     their own, in total (MaxPending) and per remote address
-//     (MaxPendingPerAddr): a socket over it is closed at once. An address
-//     that holds its whole budget does not keep another address out;
-//   - authenticated connections count against MaxConnections, checked when
-//     their handshake is done;
-//   - the CPU-heavy part of a handshake (the server's key exchange and
-//     signature, milliseconds with RSA 4096 keys) runs for at most
-//     MaxHandshakes connections at once. A connection asks for a slot once
-//     the client's hello has arrived (a silent socket holds none) and gives
-//     it back as soon as the server's flight is written and it waits for the
-//     client again. A flood of handshakes slows new handshakes, not the
-//     established connections.
-type admission struct {
-	maxConns, maxPending, maxPerAddr, maxHandshakes int
+//   - a socket accepted while its prefix's share is full waits, unread, with
+//     no connection actor, until its turn; its handshake timeout runs from
+//     accept, so a socket whose turn comes too late is closed as a handshake
+//     that timed out;
+//   - a connection asks for a handshake slot once the client's hello has
+//     arrived (handshakeTLS) and gives it back as soon as the server's
+//     flight is written (flightConn);
+//   - a socket evicted to make room, or refused because nothing could make
+//     room, gets no events: it is counted (Stats.RefusedMaxPending), logged
+//     once per burst with the counts, and, where it has not been read yet,
+//     answered with a TLS alert (tlsio.RefuseHandshake) rather than a bare
+//     end of stream;
+//   - authenticated connections count against MaxConnections.
+type serverAdmission struct {
+	book *admission.Book[*Connection]
+	// waiting holds the sockets accepted and not started yet.
+	waiting map[*Connection]waitingSocket
+	// grants holds the slot requests not answered yet.
+	grants map[*Connection]chan bool
+	// quiet holds the connections evicted in their handshake: their end
+	// gives no events.
+	quiet map[*Connection]bool
 
-	live     int
-	pending  map[*Connection]string // connection in its handshake -> its address
-	perAddr  map[string]int
-	slots    map[*Connection]bool // holds a handshake slot
-	waiting  []slotRequest        // asked for a slot, in order
-	refusals atomic.Uint64        // pending connections refused (for Stats)
+	// burst: the refusals and evictions since the first of this burst,
+	// logged together when its timer fires.
+	burst            timer.Timer
+	refused, evicted int
+
+	// Refusal handshakes run in goroutines of their own, at most
+	// maxRefusals at once, until refusals is cancelled (the actor stops).
+	// refusing is a counter: the actor adds, each goroutine subtracts.
+	refusals       context.Context
+	cancelRefusals context.CancelFunc
+	refusing       atomic.Int32
 }
 
-// slotRequest asks the server actor for a handshake slot; grant is closed
-// when the slot is given.
+// waitingSocket is an accepted socket that waits for its turn.
+type waitingSocket struct {
+	raw      net.Conn
+	accepted time.Time
+}
+
+const (
+	// burstLogWindow is how long refusals and evictions are gathered into
+	// one log line.
+	burstLogWindow = time.Second
+	// maxRefusals bounds the goroutines answering refused sockets with an
+	// alert; past it a refused socket is closed bare.
+	maxRefusals = 64
+	// refusalWait bounds how long a refused socket's hello is waited for.
+	refusalWait = time.Second
+)
+
+// errEvicted closes a connection evicted in its handshake (it is not
+// reported: see serverAdmission).
+var errEvicted = fmt.Errorf("%w: evicted, silent, to make room for a newcomer (MaxPending)", ErrTooManyPending)
+
+// slotRequest asks the server actor for a handshake slot: grant receives
+// true when the slot is given, false when it never will be.
 type slotRequest struct {
 	c     *Connection
-	grant chan struct{}
+	grant chan bool
 }
 
 // slotDone gives a handshake slot back: the server's flight is written.
 type slotDone struct{ c *Connection }
 
-func newAdmission(o ServerOptions) *admission {
-	return &admission{
-		maxConns: o.MaxConnections, maxPending: o.MaxPending, maxPerAddr: o.MaxPendingPerAddr,
-		maxHandshakes: o.MaxHandshakes,
-		pending:       map[*Connection]string{}, perAddr: map[string]int{}, slots: map[*Connection]bool{},
+func newServerAdmission(o ServerOptions) *serverAdmission {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &serverAdmission{
+		book: admission.New[*Connection](admission.Config{
+			MaxConns: o.MaxConnections, MaxPending: o.MaxPending, MaxPerPrefix: o.MaxPendingPerAddr,
+			MaxHandshakes: o.MaxHandshakes,
+		}),
+		waiting: map[*Connection]waitingSocket{}, grants: map[*Connection]chan bool{},
+		quiet: map[*Connection]bool{}, refusals: ctx, cancelRefusals: cancel,
 	}
 }
 
-// admitPending takes a new socket into the pending budget, or says why not.
-func (ad *admission) admitPending(c *Connection, addr net.Addr) error {
-	host := hostOf(addr)
-	switch {
-	case len(ad.pending) >= ad.maxPending:
-		ad.refusals.Add(1)
-		return fmt.Errorf("%w: %d connections in their TLS handshake (MaxPending)", ErrTooManyPending, ad.maxPending)
-	case host != "" && ad.perAddr[host] >= ad.maxPerAddr:
-		ad.refusals.Add(1)
-		return fmt.Errorf("%w: %d connections from %s in their TLS handshake (MaxPendingPerAddr)",
-			ErrTooManyPending, ad.maxPerAddr, host)
+// admitSocket takes h, a socket just accepted over raw, into the admission
+// queue: its handshake starts now, or when its turn comes.
+func (a *serverActor) admitSocket(ctx actor.Context, h *Connection, raw net.Conn) {
+	a.admit.waiting[h] = waitingSocket{raw: raw, accepted: time.Now()}
+	a.applyAdmission(ctx, a.admit.book.Arrive(h, admission.PrefixOf(h.remote)))
+}
+
+// onHello: c's client hello has arrived; it asks for a handshake slot.
+func (a *serverActor) onHello(ctx actor.Context, m slotRequest) {
+	a.admit.grants[m.c] = m.grant
+	a.applyAdmission(ctx, a.admit.book.Hello(m.c))
+}
+
+// onFlightDone: c's server flight is written; its slot passes on.
+func (a *serverActor) onFlightDone(ctx actor.Context, c *Connection) {
+	a.applyAdmission(ctx, a.admit.book.FlightDone(c))
+}
+
+// admitLive moves c, whose handshake is done, from the pending sockets to
+// the authenticated connections, or says why not.
+func (a *serverActor) admitLive(ctx actor.Context, c *Connection) error {
+	ok, effects := a.admit.book.Up(c)
+	a.applyAdmission(ctx, effects)
+	if !ok {
+		return fmt.Errorf("%w (%d)", ErrTooManyConnections, a.opts.MaxConnections)
 	}
-	ad.pending[c] = host
-	ad.perAddr[host]++
 	return nil
 }
 
-// admitLive moves a connection whose handshake is done from the pending
-// budget to the authenticated ones, or says why not.
-func (ad *admission) admitLive(ctx actor.Context, c *Connection) error {
-	ad.endPending(ctx, c)
-	if ad.live >= ad.maxConns {
-		return fmt.Errorf("%w (%d)", ErrTooManyConnections, ad.maxConns)
-	}
-	ad.live++
-	return nil
+// admissionGone forgets c, which closed (live: admitLive counted it). quiet
+// says that c was evicted in its handshake, and its end gives no events.
+func (a *serverActor) admissionGone(ctx actor.Context, c *Connection, live bool) (quiet bool) {
+	quiet = a.admit.quiet[c]
+	delete(a.admit.quiet, c)
+	a.applyAdmission(ctx, a.admit.book.Leave(c, live))
+	return quiet
 }
 
-// gone forgets a connection that closed; live says whether it had been
-// admitted as authenticated.
-func (ad *admission) gone(ctx actor.Context, c *Connection, live bool) {
-	ad.endPending(ctx, c)
-	if live {
-		ad.live--
+// evictedQuietly reports whether c was evicted in its handshake: its error
+// gives no event.
+func (a *serverActor) evictedQuietly(c *Connection) bool { return a.admit.quiet[c] }
+
+// dropWaiting closes every socket that waits for its turn: the server
+// stops listening, and they go as the listen backlog does, without events.
+func (a *serverActor) dropWaiting() {
+	for _, h := range a.admit.book.DropWaiting() {
+		_ = a.admit.waiting[h].raw.Close()
+		delete(a.admit.waiting, h)
 	}
 }
 
-// endPending takes c out of the pending budget and gives back its slot.
-func (ad *admission) endPending(ctx actor.Context, c *Connection) {
-	if host, ok := ad.pending[c]; ok {
-		delete(ad.pending, c)
-		if ad.perAddr[host]--; ad.perAddr[host] <= 0 {
-			delete(ad.perAddr, host)
-		}
-	}
-	ad.releaseSlot(ctx, c)
+// stopAdmission: the server actor stops; refusals in progress end.
+func (a *serverActor) stopAdmission() {
+	a.dropWaiting()
+	a.admit.burst.Stop()
+	a.admit.cancelRefusals()
 }
 
-// askSlot gives a handshake slot now, or queues the request.
-func (ad *admission) askSlot(r slotRequest) {
-	if _, ok := ad.pending[r.c]; !ok {
-		return // the connection is gone already; its handshake has failed
+// admissionTimer handles m if it is the burst log's timer.
+func (a *serverActor) admissionTimer(m timer.Fired) bool {
+	if !a.admit.burst.Accept(m) {
+		return false
 	}
-	if len(ad.slots) < ad.maxHandshakes {
-		ad.slots[r.c] = true
-		close(r.grant)
-		return
-	}
-	ad.waiting = append(ad.waiting, r)
+	ad := a.admit
+	a.log.Warn("sockets in their TLS handshake: the pending queue was full; silent ones evicted, others refused",
+		"evicted", ad.evicted, "refused", ad.refused, "within", burstLogWindow, "MaxPending", a.opts.MaxPending)
+	ad.evicted, ad.refused = 0, 0
+	return true
 }
 
-// releaseSlot gives back c's slot, or drops its request, and hands the slot
-// to the next connection still waiting.
-func (ad *admission) releaseSlot(_ actor.Context, c *Connection) {
-	if !ad.slots[c] {
-		for i, r := range ad.waiting {
-			if r.c == c {
-				ad.waiting = append(ad.waiting[:i], ad.waiting[i+1:]...)
-				break
+// applyAdmission carries out the effects of one admission event, and of the
+// events they cause, in order.
+func (a *serverActor) applyAdmission(ctx actor.Context, effects []admission.Effect[*Connection]) {
+	ad := a.admit
+	for len(effects) > 0 {
+		e := effects[0]
+		effects = effects[1:]
+		switch e.Kind {
+		case admission.Start:
+			w := ad.waiting[e.Key]
+			delete(ad.waiting, e.Key)
+			left := a.limits.HandshakeTimeout - time.Since(w.accepted)
+			if left <= 0 {
+				effects = append(effects, a.expireWaiting(ctx, e.Key, w)...)
+				continue
 			}
-		}
-		return
-	}
-	delete(ad.slots, c)
-	for len(ad.waiting) > 0 && len(ad.slots) < ad.maxHandshakes {
-		r := ad.waiting[0]
-		ad.waiting = ad.waiting[1:]
-		if _, ok := ad.pending[r.c]; ok {
-			ad.slots[r.c] = true
-			close(r.grant)
+			a.startHandshake(ctx, e.Key, w.raw, left)
+		case admission.Grant, admission.Deny:
+			if grant, ok := ad.grants[e.Key]; ok {
+				delete(ad.grants, e.Key)
+				grant <- e.Kind == admission.Grant
+			}
+		case admission.Evict:
+			ad.evicted++
+			a.shutOut(ctx, e.Key)
+			if e.Started {
+				ad.quiet[e.Key] = true
+				ctx.Send(e.Key.pid, forceClose{errEvicted})
+			}
+		case admission.Refuse:
+			ad.refused++
+			a.shutOut(ctx, e.Key)
 		}
 	}
 }
 
-// hostOf is the address a pending budget is counted for: the IP of a TCP
-// peer; none for a Unix socket peer (they are all local, and unnamed).
-func hostOf(a net.Addr) string {
-	switch a := a.(type) {
-	case *net.TCPAddr:
-		return a.IP.String()
-	case *net.UnixAddr, nil:
-		return ""
+// shutOut counts a socket evicted or refused at MaxPending, notes it for
+// the burst's log line and, if it was never read, answers its hello with an
+// alert.
+func (a *serverActor) shutOut(ctx actor.Context, h *Connection) {
+	ad := a.admit
+	a.s.stats.refusedPend.Add(1)
+	if !ad.burst.Running() {
+		ad.burst.Start(ctx, burstLogWindow)
 	}
-	host, _, err := net.SplitHostPort(a.String())
-	if err != nil {
-		return a.String()
+	w, unread := ad.waiting[h]
+	if !unread {
+		return
 	}
-	return host
+	delete(ad.waiting, h)
+	h.shared.gate.close()
+	if ad.refusing.Load() >= maxRefusals {
+		_ = w.raw.Close()
+		return
+	}
+	ad.refusing.Add(1)
+	go func() {
+		defer ad.refusing.Add(-1)
+		_ = tlsio.RefuseHandshake(ad.refusals, w.raw, min(refusalWait, a.limits.HandshakeTimeout))
+	}()
+}
+
+// expireWaiting closes h, whose handshake timeout ran out while it waited
+// for its turn, as a handshake that did not finish in time.
+func (a *serverActor) expireWaiting(ctx actor.Context, h *Connection, w waitingSocket) []admission.Effect[*Connection] {
+	_ = w.raw.Close()
+	h.shared.gate.close()
+	err := fmt.Errorf("%w: %w after %v, waiting for its turn (MaxPendingPerAddr): %w",
+		ErrHandshake, tlsio.ErrHandshakeTimeout, a.limits.HandshakeTimeout, context.DeadlineExceeded)
+	a.ev.emit(ctx, errorEvent(h, err), h, err)
+	a.ev.emit(ctx, closedEvent(h, true), h, nil)
+	return a.admit.book.Leave(h, false)
 }
 
 // handshakeTLS returns the TLS configuration of one accepted connection: the
@@ -161,10 +250,13 @@ func handshakeTLS(base *tls.Config, root *actor.RootContext, server *actor.PID, 
 	cfg := base.Clone()
 	user := base.GetConfigForClient
 	cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
-		grant := make(chan struct{})
+		grant := make(chan bool, 1)
 		root.Send(server, slotRequest{c, grant})
 		select {
-		case <-grant:
+		case ok := <-grant:
+			if !ok {
+				return nil, errNoSlot
+			}
 		case <-hello.Context().Done():
 			return nil, fmt.Errorf("waiting for a handshake slot: %w", hello.Context().Err())
 		}
@@ -175,6 +267,10 @@ func handshakeTLS(base *tls.Config, root *actor.RootContext, server *actor.PID, 
 	}
 	return cfg
 }
+
+// errNoSlot: a connection asked for a handshake slot after it was evicted or
+// closed.
+var errNoSlot = errors.New("no handshake slot: the connection was closed")
 
 // flightConn wraps an accepted socket during its handshake: the first read
 // after a write means the server's flight is out and it waits for the

@@ -178,3 +178,23 @@ func TestServerShutdownFromGoroutineOfCallback(t *testing.T) {
 		t.Error("Shutdown returned nil before Done() was closed")
 	}
 }
+
+// inCallbackHere knows each of the emitter's callback runners by address:
+// inside a callback it says yes, outside no.
+func TestInCallbackHereFindsEveryRunner(t *testing.T) {
+	if inCallbackHere() {
+		t.Fatal("inCallbackHere outside any callback")
+	}
+	var got []bool
+	note := func() { got = append(got, inCallbackHere()) }
+	e := newEmitter(nil, discardLogger, nil, func(any, *Connection, error) { note() }, tokenCallbacks{
+		one:   func([]byte, *Connection) { note() },
+		batch: func([][]byte, *Connection) { note() },
+	})
+	_ = e.run(&Closed{}, nil, nil)
+	_ = e.runToken(nil, nil)
+	_ = e.runTokens(nil, nil)
+	if len(got) != 3 || !got[0] || !got[1] || !got[2] {
+		t.Errorf("inCallbackHere inside run, runToken, runTokens: %v, want all true", got)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tokenserver/tokenserver/actors/internal/dispatch"
 	"github.com/tokenserver/tokenserver/wire"
 )
 
@@ -13,10 +14,10 @@ type standaloneActor struct {
 	ev     *emitter
 	system *actor.ActorSystem
 	owned  bool
-	pool   *workerPool // its dispatcher
+	pool   *dispatch.WorkerPool // its dispatcher
 }
 
-func newStandalone(opts ConnectionOptions, log *slog.Logger, system *actor.ActorSystem, owned bool, pool *workerPool) *standaloneActor {
+func newStandalone(opts ConnectionOptions, log *slog.Logger, system *actor.ActorSystem, owned bool, pool *dispatch.WorkerPool) *standaloneActor {
 	tokens := tokenCallbacks{one: opts.OnToken, remoteClose: true}
 	return &standaloneActor{ev: newEmitter(opts.Handler, log, nil, opts.callback, tokens), system: system, owned: owned, pool: pool}
 }
@@ -45,28 +46,28 @@ func (a *standaloneActor) Receive(ctx actor.Context) {
 		if a.owned {
 			a.system.Shutdown()
 		}
-		a.pool.close()
+		a.pool.Close()
 	}
 }
 
 // reportDropped reports the frames a connection never wrote, as tokens: the
 // maybe-sent ones first, then the unsent ones.
 func reportDropped(ctx actor.Context, ev *emitter, m connDown) {
-	if toks := decodeTokens(m.maybeSent); len(toks) > 0 {
+	if toks := decodeTokens(m.codec, m.maybeSent); len(toks) > 0 {
 		ev.emit(ctx, droppedEvent(m.c, toks, ErrMaybeSent), m.c, ErrMaybeSent)
 	}
-	if toks := decodeTokens(m.unsent); len(toks) > 0 {
+	if toks := decodeTokens(m.codec, m.unsent); len(toks) > 0 {
 		ev.emit(ctx, droppedEvent(m.c, toks, ErrNotSent), m.c, ErrNotSent)
 	}
 }
 
-// decodeTokens turns encoded frames back into the tokens Send was given
-// (remoteClose frames are not tokens).
-func decodeTokens(frames []byte) [][]byte {
+// decodeTokens turns frames encoded with codec back into the tokens Send
+// was given (control frames are not tokens).
+func decodeTokens(codec wire.Codec, frames []byte) [][]byte {
 	if len(frames) == 0 {
 		return nil
 	}
-	dec, err := wire.NewDecoder(len(frames) + 1)
+	dec, err := codec.NewDecoder(len(frames) + 1)
 	if err != nil {
 		return nil
 	}

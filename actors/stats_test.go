@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -320,7 +321,12 @@ func TestCauseOf(t *testing.T) {
 	}{
 		{fmt.Errorf("%w: %w", ErrHandshake, tlsio.ErrHandshakeTimeout), CauseTimeout},
 		{fmt.Errorf("dial: %w", &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}), CauseRefused},
-		{errors.New("tls: client didn't provide a certificate"), CauseCertificate},
+		{fmt.Errorf("%w: %w", ErrHandshake, errNoClientCertificate), CauseCertificate},
+		{fmt.Errorf("%w: %w", ErrDial, &tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}), CauseCertificate},
+		{fmt.Errorf("%w: tls: %w", ErrHandshake, errors.New("no cipher suite supported by both client and server")), CauseTLS},
+		{fmt.Errorf("%w: %w", ErrDial, &net.OpError{Op: "dial", Err: errors.New("no route")}), CauseOther},
+		{fmt.Errorf("%w: %w", ErrDial, &net.DNSError{Err: "no such host", Name: "x"}), CauseOther},
+		{errors.New("tls: some text that says certificate"), CauseOther},
 		{fmt.Errorf("x: %w", tls.AlertError(48)), CauseCertificate},
 		{fmt.Errorf("x: %w", tls.AlertError(70)), CauseTLS},
 		{fmt.Errorf("x: %w", tls.RecordHeaderError{Msg: "first record does not look like a TLS handshake"}), CauseNotTLS},

@@ -65,6 +65,13 @@ func (s Status) String() string {
 //	reconnect
 //	waiting
 //	CLOSED      the connection or dial has ended     OFFLINE     close(hadError)
+//
+// With reconnection (or ListenRetry), a failed attempt (or listen) has its
+// own close event, and the cycle goes on. A Close asked for before that
+// close is delivered ends the cycle, and one close event comes once it has
+// stopped; a Close that lands while that close is being delivered (from its
+// callback, say) is answered by it: the cycle stops and no other close
+// comes.
 
 // request is what a handle asked its actor and the actor has not yet taken.
 type request int32
@@ -73,4 +80,9 @@ const (
 	reqNone    request = iota
 	reqClose           // Close returned true
 	reqConnect         // Connect returned true
+	// reqNone while the actor delivers the close of a failed attempt (or
+	// listen) after which the reconnection (or listen retry) goes on: a
+	// Close or Connect that lands meanwhile replaces it, and the actor
+	// sees it when the close has been delivered (endCycleClose).
+	reqCycleClose
 )

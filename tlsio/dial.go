@@ -82,8 +82,9 @@ type DialConfig struct {
 // (the one of [Options.AllowCommonName] among them) can check IP SANs.
 //
 // On failure the socket is closed and the error, which names addr, wraps the
-// cause (for example [ErrHandshakeTimeout], a *net.OpError, or a
-// *tls.CertificateVerificationError).
+// cause (for example [ErrHandshakeTimeout], a *net.OpError, a
+// *tls.CertificateVerificationError, or [ErrHandshakeRefused] when the
+// server had no room for the connection).
 func Dial(ctx context.Context, addr string, cfg *tls.Config, dc DialConfig) (*tls.Conn, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -141,7 +142,7 @@ func dial(ctx context.Context, network, addr, serverName, what string, cfg *tls.
 	tc := tls.Client(raw, c)
 	if err := Handshake(ctx, tc, dc.HandshakeTimeout); err != nil {
 		tc.Close()
-		return nil, fmt.Errorf("%s: %w", what, err)
+		return nil, fmt.Errorf("%s: %w", what, explainRefusal(err))
 	}
 	return tc, nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -29,18 +30,21 @@ type AcceptConfig struct {
 // the actor that owns it. Temporary errors (see IsTemporaryAcceptError) never
 // stop it: it waits, from MinAcceptBackoff doubling up to MaxAcceptBackoff,
 // and accepts again, so a process that runs out of descriptors recovers once
-// some are released. It stops when the listener is closed (onStop(nil)) or on
-// a permanent error (onStop(err)).
+// some are released. It stops when the listener is closed or Stop is called
+// (onStop(nil)), or on a permanent error (onStop(err)).
 type AcceptPump struct {
 	done chan struct{}
+	stop chan struct{}
+	once sync.Once
 }
 
 // StartAcceptPump starts accepting on ln in a new goroutine. onConn is called
 // with every accepted connection, which then belongs to the callee; onConn,
 // onStop and cfg.OnTemporary are called from that goroutine and should only
-// post a message to the owner. Closing ln stops the pump.
+// post a message to the owner. Closing ln stops the pump; Stop as well ends
+// a backoff wait at once.
 func StartAcceptPump(ln net.Listener, cfg AcceptConfig, onConn func(net.Conn), onStop func(error)) *AcceptPump {
-	p := &AcceptPump{done: make(chan struct{})}
+	p := &AcceptPump{done: make(chan struct{}), stop: make(chan struct{})}
 	go p.run(ln, cfg, onConn, onStop)
 	return p
 }
@@ -67,9 +71,21 @@ func (p *AcceptPump) run(ln net.Listener, cfg AcceptConfig, onConn func(net.Conn
 		if cfg.OnTemporary != nil {
 			cfg.OnTemporary(err, delay)
 		}
-		time.Sleep(delay)
+		wait := time.NewTimer(delay)
+		select {
+		case <-wait.C:
+		case <-p.stop:
+			wait.Stop()
+			onStop(nil)
+			return
+		}
 	}
 }
+
+// Stop ends the pump: at once if it waits after a temporary error, else
+// when its Accept returns, which closing the listener makes happen. Its
+// owner closes the listener too, and may then wait for Done.
+func (p *AcceptPump) Stop() { p.once.Do(func() { close(p.stop) }) }
 
 // Done is closed when the pump's goroutine has exited.
 func (p *AcceptPump) Done() <-chan struct{} { return p.done }

@@ -76,6 +76,36 @@ func TestAcceptPumpStopsOnPermanentError(t *testing.T) {
 	pumpWait(t, p.Done(), "pump exit")
 }
 
+// A pump waiting out its longest backoff (1 s) stops at once on Stop,
+// without waiting for it to end.
+func TestAcceptPumpStopEndsABackoffWait(t *testing.T) {
+	ln, err := Listen(context.Background(), "127.0.0.1:0", ListenConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	flaky := &flakyListener{Listener: ln, failures: 1 << 30, err: syscall.EMFILE}
+	stopped := make(chan error, 1)
+	var p *AcceptPump
+	stopAt := make(chan time.Time, 1)
+	ready := make(chan struct{})
+	p = StartAcceptPump(flaky, AcceptConfig{OnTemporary: func(_ error, d time.Duration) {
+		<-ready
+		if d == MaxAcceptBackoff { // the pump sleeps a whole second after this
+			stopAt <- time.Now()
+			p.Stop()
+		}
+	}}, func(c net.Conn) { c.Close() }, func(err error) { stopped <- err })
+	close(ready)
+	if err := pumpWait(t, stopped, "stop"); err != nil {
+		t.Fatalf("stop = %v, want nil", err)
+	}
+	pumpWait(t, p.Done(), "pump exit")
+	if waited := time.Since(<-stopAt); waited >= MaxAcceptBackoff/2 {
+		t.Fatalf("the pump took %v to stop in a %v backoff wait", waited, MaxAcceptBackoff)
+	}
+}
+
 func TestIsTemporaryAcceptError(t *testing.T) {
 	for _, tc := range []struct {
 		err  error

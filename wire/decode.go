@@ -2,68 +2,6 @@ package wire
 
 import "bytes"
 
-// FrameKind says what a decoded [Frame] is.
-type FrameKind uint8
-
-const (
-	// KindToken is a data frame; [Frame.Token] holds the decoded token.
-	KindToken FrameKind = iota
-	// KindRemoteClose is the remoteClose control frame (0x5C 0x0A): the
-	// server is closing and asks the client to close its side.
-	// [Frame.Token] is nil in token/1; in token/2 (CLOSE) it holds the
-	// reason, UTF-8 text.
-	KindRemoteClose
-	// KindAck is a token/2 acknowledgement: [Frame.Value] is the highest
-	// sequence number up to which every data frame was taken.
-	KindAck
-	// KindEnd is token/2's END: the peer sends no more data on this
-	// connection, the clean end of its session.
-	KindEnd
-)
-
-// String returns "token", "remoteClose", or "FrameKind(n)" for other values.
-func (k FrameKind) String() string {
-	switch k {
-	case KindToken:
-		return "token"
-	case KindRemoteClose:
-		return "remoteClose"
-	case KindAck:
-		return "ack"
-	case KindEnd:
-		return "end"
-	}
-	return "FrameKind(" + itoa(int(k)) + ")"
-}
-
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b [20]byte
-	i := len(b)
-	for n > 0 {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-	}
-	return string(b[i:])
-}
-
-// Frame is one decoded frame.
-type Frame struct {
-	// Kind is the frame's kind.
-	Kind FrameKind
-	// Token is the decoded token of a KindToken frame (non-nil, possibly
-	// empty); for a KindRemoteClose frame it is nil in token/1 and the
-	// reason in token/2. Its capacity equals its length. It may alias the
-	// chunk passed to [Decoder.AppendFrames]; see there for when.
-	Token []byte
-	// Value is a control frame's number: the acknowledged sequence number
-	// of a KindAck frame (token/2). Zero otherwise.
-	Value uint64
-}
-
 // Decoder is a streaming token/1 decoder. Feed it the byte stream in chunks
 // of any size, split anywhere, with [Decoder.AppendFrames]; it returns the
 // complete frames in order and keeps the frame in progress.

@@ -29,4 +29,9 @@
 // Decoding is zero-copy where it can be: a token frame that lies wholly inside
 // one chunk and contains no escapes is returned as a sub-slice of that chunk,
 // so a steady stream of such frames decodes without allocating.
+//
+// A [Codec] is a wire protocol as the runtime (package actors) uses it:
+// encoding tokens and control frames, a [FrameDecoder] per inbound stream,
+// and where whole frames end in a written prefix. [Token1] is token/1's;
+// [CodecFor] picks a connection's codec from the protocol ALPN negotiated.
 package wire

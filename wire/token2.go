@@ -11,13 +11,10 @@ import (
 // types and encoders; token2_decode.go the streaming decoder, and
 // token2_handshake.go the HELLO and WELCOME that open a connection.
 
-// ALPN protocol names. A client that speaks token/2 offers [ProtocolToken2]
-// then [ProtocolToken1]; a connection on which no protocol was selected speaks
-// token/1.
-const (
-	ProtocolToken1 = "token/1"
-	ProtocolToken2 = "token/2"
-)
+// ProtocolToken2 is token/2's ALPN name. A client that speaks token/2
+// offers it, then [ProtocolToken1]; a connection on which no protocol was
+// selected speaks token/1.
+const ProtocolToken2 = "token/2"
 
 // FrameType is the first byte of a token/2 frame.
 type FrameType byte

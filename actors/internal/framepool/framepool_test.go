@@ -1,6 +1,12 @@
-package actors
+package framepool
 
-import "testing"
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // Every pooled frame buffer is at most a quarter larger than asked for (the
 // queue counts frame bytes; memory must follow it), and a buffer of a
@@ -21,9 +27,9 @@ func TestFrameClassesWasteAtMostAQuarter(t *testing.T) {
 		}
 	}
 	// 64 KiB tokens, the common large size: their frames no longer take 128 KiB.
-	b := frameBuf(64<<10 + 64<<10/8 + 1)
+	b := Get(64<<10 + 64<<10/8 + 1)
 	if cap(b) > 80<<10 {
 		t.Errorf("a 64 KiB token's frame buffer has %d bytes", cap(b))
 	}
-	releaseFrame(b)
+	Put(b)
 }

@@ -1,13 +1,28 @@
-package actors
+package dispatch
 
 import (
 	"sync"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// eventually waits until cond holds, failing the test (with last's value)
+// after 10 s.
+func eventually(t *testing.T, what string, cond func() bool, last func() any) {
+	t.Helper()
+	for stop := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(stop) {
+			t.Fatalf("timed out waiting for %s (last: %v)", what, last())
+		}
+	}
+}
+
 // poolParked counts the pool's parked workers.
-func poolParked(p *workerPool) int {
+func poolParked(p *WorkerPool) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.idle)
@@ -17,8 +32,8 @@ func poolParked(p *workerPool) int {
 // as many workers as it needs; they park when done, are reused, and exit
 // once parked for idleFor.
 func TestWorkerPoolRunsParksAndSheds(t *testing.T) {
-	p := newWorkerPool()
-	defer p.close()
+	p := NewWorkerPool()
+	defer p.Close()
 
 	release := make(chan struct{})
 	var started, done sync.WaitGroup
@@ -55,9 +70,9 @@ func TestWorkerPoolRunsParksAndSheds(t *testing.T) {
 // TestWorkerPoolJanitorSheds: the janitor timer, armed when a worker
 // parks, lets it exit after idleFor without any other work coming.
 func TestWorkerPoolJanitorSheds(t *testing.T) {
-	p := newWorkerPool()
+	p := NewWorkerPool()
 	p.idleFor = 20 * time.Millisecond
-	defer p.close()
+	defer p.Close()
 	ran := make(chan struct{})
 	p.Schedule(func() { close(ran) })
 	<-ran
@@ -71,12 +86,12 @@ func TestWorkerPoolJanitorSheds(t *testing.T) {
 // TestWorkerPoolClose: close lets parked workers exit at once (goleak checks
 // that they did), and work scheduled after close still runs.
 func TestWorkerPoolClose(t *testing.T) {
-	p := newWorkerPool()
+	p := NewWorkerPool()
 	ran := make(chan struct{})
 	p.Schedule(func() { close(ran) })
 	<-ran
 	eventually(t, "a parked worker", func() bool { return poolParked(p) == 1 }, func() any { return poolParked(p) })
-	p.close()
+	p.Close()
 	if n := poolParked(p); n != 0 {
 		t.Fatalf("%d workers parked after close", n)
 	}

@@ -1,8 +1,11 @@
-package actors
+// Package reconnectbuf is the reconnect buffer of a client of package
+// actors (ReconnectOptions.BufferSize): the tokens Send took while the
+// client could not send them, kept in order until it is connected again.
+package reconnectbuf
 
-// reconnectBuffer keeps, in order, the tokens a client with reconnection took
+// Buffer keeps, in order, the tokens a client with reconnection took
 // while it could not send them, to be sent once connected again. It belongs
-// to the client actor.
+// to the client actor; the zero value is empty.
 //
 // Order: a connection that ends hands back, in one connDown and in order, the
 // frames it took and never wrote. They are older than anything in the buffer
@@ -10,19 +13,19 @@ package actors
 // that were not flushed into it yet), so they go in front, as one run.
 // Connections follow each other (the next one is dialed after the previous
 // one is down), so no older run can come back later.
-type reconnectBuffer struct {
+type Buffer struct {
 	tokens [][]byte
 	bytes  int64
 }
 
-// push adds the newest token.
-func (b *reconnectBuffer) push(tok []byte) {
+// Push adds the newest token.
+func (b *Buffer) Push(tok []byte) {
 	b.tokens = append(b.tokens, tok)
 	b.bytes += int64(len(tok))
 }
 
-// giveBack puts the tokens a connection returned in front, in their order.
-func (b *reconnectBuffer) giveBack(toks [][]byte) {
+// GiveBack puts the tokens a connection returned in front, in their order.
+func (b *Buffer) GiveBack(toks [][]byte) {
 	if len(toks) == 0 {
 		return
 	}
@@ -32,9 +35,9 @@ func (b *reconnectBuffer) giveBack(toks [][]byte) {
 	b.tokens = append(toks, b.tokens...)
 }
 
-// flush sends the tokens in order while send takes them, and returns how many
+// Flush sends the tokens in order while send takes them, and returns how many
 // bytes left the buffer and whether it is empty.
-func (b *reconnectBuffer) flush(send func([]byte) bool) (sent int64, empty bool) {
+func (b *Buffer) Flush(send func([]byte) bool) (sent int64, empty bool) {
 	i := 0
 	for ; i < len(b.tokens); i++ {
 		if !send(b.tokens[i]) {
@@ -52,8 +55,8 @@ func (b *reconnectBuffer) flush(send func([]byte) bool) (sent int64, empty bool)
 	return sent, false
 }
 
-// takeAll empties the buffer and returns its tokens and their size.
-func (b *reconnectBuffer) takeAll() ([][]byte, int64) {
+// TakeAll empties the buffer and returns its tokens and their size.
+func (b *Buffer) TakeAll() ([][]byte, int64) {
 	toks, n := b.tokens, b.bytes
 	b.tokens, b.bytes = nil, 0
 	return toks, n

@@ -1,19 +1,20 @@
-package actors
+// Package framepool keeps the buffers that encoded frames live in, from
+// Send until the write pump has written them. Nobody else ever sees them, so
+// the connection actor gives them back here once written and the next Send
+// reuses warm memory instead of allocating. Buffers are kept in size classes
+// from 4 KiB to 16 MiB, four per doubling (5/8, 6/8, 7/8 and 8/8 of a power
+// of two), so that a buffer is at most a quarter larger than what it was
+// asked for: the outbound queue counts frame bytes, and a frame of a 64 KiB
+// token must not hold 128 KiB while it waits (with power-of-two classes,
+// memory was up to twice the queue). Smaller frames are cheap to allocate
+// and larger ones are rare.
+package framepool
 
 import (
 	"math/bits"
 	"sync"
 )
 
-// Frame buffers for Send: encoded frames live from Send until the writer has
-// written them, and nobody else ever sees them, so the connection actor gives
-// them back here once written and the next Send reuses warm memory instead of
-// allocating. Buffers are kept in size classes from 4 KiB to 16 MiB, four per
-// doubling (5/8, 6/8, 7/8 and 8/8 of a power of two), so that a buffer is at
-// most a quarter larger than what it was asked for: the outbound queue counts
-// frame bytes, and a frame of a 64 KiB token must not hold 128 KiB while it
-// waits (with power-of-two classes, memory was up to twice the queue).
-// Smaller frames are cheap to allocate and larger ones are rare.
 const (
 	minPooledShift = 12 // 4 KiB
 	maxPooledShift = 24 // 16 MiB
@@ -35,8 +36,8 @@ func frameClass(n int) (index, size int, ok bool) {
 	return (shift-minPooledShift)*classSteps + j - 1, base + j*step, true
 }
 
-// frameBuf returns an empty buffer with room for at least n bytes.
-func frameBuf(n int) []byte {
+// Get returns an empty buffer with room for at least n bytes.
+func Get(n int) []byte {
 	i, size, ok := frameClass(n)
 	if !ok {
 		return make([]byte, 0, n)
@@ -47,8 +48,9 @@ func frameBuf(n int) []byte {
 	return make([]byte, 0, size)
 }
 
-// releaseFrame gives a written frame buffer back, if it is of a pooled class.
-func releaseFrame(b []byte) {
+// Put gives a buffer back, if it is of a pooled class. The caller must not
+// use it, nor anything that refers to it, afterwards.
+func Put(b []byte) {
 	i, size, ok := frameClass(cap(b))
 	if !ok || size != cap(b) {
 		return

@@ -1,4 +1,22 @@
-package actors
+// Package dispatch holds how the actors of package actors run: a pool of
+// goroutines that live, for the server, client and standalone owner
+// actors, and the inline dispatcher of connection actors.
+//
+// Proto.Actor's default dispatcher starts a new goroutine each time a
+// mailbox gets work, and each new goroutine grows its stack again as soon as
+// the actor runs (a fifth of a busy server's CPU went to runtime.newstack).
+// So:
+//
+//   - the owner actors, and the listener, run on a [WorkerPool]: goroutines
+//     that live, each taking the next mailbox that has work, so their stacks
+//     stay grown;
+//   - connection actors run [Inline] (actor.NewSynchronizedDispatcher): a
+//     message is handled on the goroutine that sent it (a pump, the owner, a
+//     caller of Send), one at a time all the same, which saves a wake-up per
+//     step of every token. A connection actor never blocks and never runs
+//     user code, so this is safe; its owner, which runs user callbacks,
+//     keeps goroutines of its own.
+package dispatch
 
 import (
 	"slices"
@@ -8,25 +26,10 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 )
 
-// How the actors here run. Proto.Actor's default dispatcher starts a new
-// goroutine each time a mailbox gets work, and each new goroutine grows its
-// stack again as soon as the actor runs (a fifth of a busy server's CPU went
-// to runtime.newstack). So:
-//
-//   - the server, client and standalone owner actors, and the listener, run
-//     on a workerPool: goroutines that live, each taking the next mailbox
-//     that has work, so their stacks stay grown;
-//   - connection actors run inline (actor.NewSynchronizedDispatcher): a
-//     message is handled on the goroutine that sent it (a pump, the owner,
-//     a caller of Send), one at a time all the same, which saves a wake-up
-//     per step of every token. A connection actor never blocks and never
-//     runs user code, so this is safe; its owner, which runs user callbacks,
-//     keeps goroutines of its own.
-
 // workerIdle is how long a worker may stay parked before it exits.
 const workerIdle = 5 * time.Second
 
-// workerPool is a Proto.Actor Dispatcher that runs mailboxes on goroutines
+// WorkerPool is a Proto.Actor Dispatcher that runs mailboxes on goroutines
 // that live. Schedule never blocks: it hands the work to the worker parked
 // last, or starts one. A parked worker waits on a channel of its own, so
 // handing it work is one channel send and one wake-up, with no timer to
@@ -34,7 +37,7 @@ const workerIdle = 5 * time.Second
 // for workerIdle exit. After close, parked workers exit at once and busy
 // ones when done; work scheduled after close still runs, on a worker that
 // then exits.
-type workerPool struct {
+type WorkerPool struct {
 	throughput int
 	idleFor    time.Duration // workerIdle, but for tests
 
@@ -44,18 +47,19 @@ type workerPool struct {
 	closed  bool
 }
 
-// worker is one goroutine of a workerPool.
+// worker is one goroutine of a WorkerPool.
 type worker struct {
 	work   chan func() // capacity 1: its next work, or nil to exit
 	parked time.Time
 }
 
-var _ actor.Dispatcher = (*workerPool)(nil)
+var _ actor.Dispatcher = (*WorkerPool)(nil)
 
-func newWorkerPool() *workerPool { return &workerPool{throughput: 300, idleFor: workerIdle} }
+// NewWorkerPool returns a pool with no worker yet.
+func NewWorkerPool() *WorkerPool { return &WorkerPool{throughput: 300, idleFor: workerIdle} }
 
 // Schedule runs fn on a parked worker, or on a new one.
-func (p *workerPool) Schedule(fn func()) {
+func (p *WorkerPool) Schedule(fn func()) {
 	p.mu.Lock()
 	if n := len(p.idle); n > 0 {
 		w := p.idle[n-1]
@@ -70,9 +74,9 @@ func (p *workerPool) Schedule(fn func()) {
 }
 
 // Throughput is how many messages a mailbox handles before it yields.
-func (p *workerPool) Throughput() int { return p.throughput }
+func (p *WorkerPool) Throughput() int { return p.throughput }
 
-func (p *workerPool) run(w *worker, fn func()) {
+func (p *WorkerPool) run(w *worker, fn func()) {
 	for fn != nil {
 		fn()
 		fn = p.park(w)
@@ -81,7 +85,7 @@ func (p *workerPool) run(w *worker, fn func()) {
 
 // park puts w among the parked workers and returns its next work, or nil
 // when it is to exit.
-func (p *workerPool) park(w *worker) func() {
+func (p *WorkerPool) park(w *worker) func() {
 	w.parked = time.Now()
 	p.mu.Lock()
 	if p.closed {
@@ -98,7 +102,7 @@ func (p *workerPool) park(w *worker) func() {
 
 // shed lets the workers parked for idleFor exit, and arms the janitor
 // again for the next one while any is parked.
-func (p *workerPool) shed() {
+func (p *WorkerPool) shed() {
 	now := time.Now()
 	p.mu.Lock()
 	n := 0
@@ -118,8 +122,8 @@ func (p *workerPool) shed() {
 	}
 }
 
-// close lets parked workers exit; one that is busy exits when done.
-func (p *workerPool) close() {
+// Close lets parked workers exit; one that is busy exits when done.
+func (p *WorkerPool) Close() {
 	p.mu.Lock()
 	p.closed = true
 	idle := p.idle
@@ -134,5 +138,5 @@ func (p *workerPool) close() {
 	}
 }
 
-// inline is the dispatcher of connection actors.
-var inline = actor.NewSynchronizedDispatcher(300)
+// Inline is the dispatcher of connection actors.
+var Inline = actor.NewSynchronizedDispatcher(300)
