@@ -1,15 +1,18 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -46,7 +49,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, "mutate:", err)
 		os.Exit(2)
 	}
-	if err := run(cfg); err != nil {
+	// An interrupt goes on to gremlins (see runTarget), which stops after
+	// the mutant it is testing and removes its copies of the module.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "mutate:", err)
 		os.Exit(1)
 	}
@@ -152,7 +159,7 @@ func excludeOthers(dir string) (string, error) {
 	return "^(?:" + strings.Join(others, "|") + ")", nil
 }
 
-func run(cfg config) error {
+func run(ctx context.Context, cfg config) error {
 	if _, err := os.Stat("go.mod"); err != nil {
 		return fmt.Errorf("run from the module root: %w", err)
 	}
@@ -189,7 +196,7 @@ func run(cfg config) error {
 			return err
 		}
 		for _, t := range ts {
-			if err := runTarget(cfg, t, gremlins, goCmd, wrapDir); err != nil {
+			if err := runTarget(ctx, cfg, t, gremlins, goCmd, wrapDir); err != nil {
 				return fmt.Errorf("%s: %w", t.name, err)
 			}
 		}
@@ -234,7 +241,7 @@ const gremlinsPkg = "github.com/go-gremlins/gremlins/cmd/gremlins"
 // runTarget runs gremlins on t, its output in a log file, and records how
 // long it took and under what load. A target with an environment of its own
 // runs with the go wrapper in wrapDir first on its PATH.
-func runTarget(cfg config, t target, gremlins, goCmd, wrapDir string) error {
+func runTarget(ctx context.Context, cfg config, t target, gremlins, goCmd, wrapDir string) error {
 	logPath := filepath.Join(cfg.out, t.name+".log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -242,7 +249,9 @@ func runTarget(cfg config, t target, gremlins, goCmd, wrapDir string) error {
 	}
 	defer logFile.Close()
 	args := append([]string{"unleash", "-o", filepath.Join(cfg.out, t.name+".json")}, t.args...)
-	cmd := exec.Command(gremlins, args...)
+	cmd := exec.CommandContext(ctx, gremlins, args...)
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 10 * time.Minute // the mutant under test finishes first
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// -count=1: a coverage run answered from the test cache would take a
 	// second, and every mutant's tests would time out after a few.
@@ -256,6 +265,9 @@ func runTarget(cfg config, t target, gremlins, goCmd, wrapDir string) error {
 	start := time.Now()
 	runErr := cmd.Run()
 	m := runMeta{Seconds: time.Since(start).Seconds(), Load: load.stop(), Workers: cfg.workers, Coefficient: cfg.coefficient, Base: cfg.base}
+	if ctx.Err() != nil {
+		return fmt.Errorf("interrupted (see %s)", logPath)
+	}
 	if runErr != nil {
 		return fmt.Errorf("gremlins: %w (see %s)", runErr, logPath)
 	}
