@@ -139,11 +139,14 @@ MUTATE_BASE    ?= $(shell git describe --tags --abbrev=0 2>/dev/null || echo bb8
 MUTATE_TESTS   ?= ./actors/... ./test/conformance ./test/hardening ./test/chaos ./test/flowcontrol
 MUTATE_ONLY    ?=
 MUTATE_WORKERS ?= 1
-# A mutant's tests time out after this many times the coverage run: generous,
-# so that a loaded machine does not turn slow tests into "timed out".
+# A mutant's tests time out after this many times the coverage run, and never
+# before MUTATE_MIN_TIMEOUT: generous, so that a loaded machine does not turn
+# slow tests into "timed out".
 MUTATE_TIMEOUT ?= 8
+MUTATE_MIN_TIMEOUT ?= 1m
 MUTATE_OUT     ?= build/mutate
 MUTATE_FLAGS   ?=
 mutate:
 	$(GO) run ./test/mutate -go "$(GO)" -base "$(MUTATE_BASE)" -tests "$(MUTATE_TESTS)" -only "$(MUTATE_ONLY)" \
-		-workers $(MUTATE_WORKERS) -timeout-coefficient $(MUTATE_TIMEOUT) -out "$(MUTATE_OUT)" $(MUTATE_FLAGS)
+		-workers $(MUTATE_WORKERS) -timeout-coefficient $(MUTATE_TIMEOUT) \
+		-min-timeout $(MUTATE_MIN_TIMEOUT) -out "$(MUTATE_OUT)" $(MUTATE_FLAGS)

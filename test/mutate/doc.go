@@ -16,12 +16,17 @@
 // gremlins v0.6.0 runs `go test ./...` in integration mode, the whole module
 // (the cluster tests with their etcd and node processes, the interop tests
 // with Node), and its --coverpkg alone changes only the coverage it gathers,
-// not the tests a mutant runs. So for the second kind this command puts
-// itself first on gremlins' PATH under the name "go": run so, it passes
-// every command to the real go, except that `go test ... ./...` becomes the
-// -tests packages, tested together for the coverage run and one after the
-// other for a mutant, stopping at the first that fails (the mutant is
-// killed; the rest would only cost time).
+// not the tests a mutant runs. So this command puts itself first on
+// gremlins' PATH under the name "go": run so, it passes every command to the
+// real go, except that `go test ... ./...` becomes the -tests packages,
+// tested together for the coverage run and one after the other for a
+// mutant, stopping at the first that fails (the mutant is killed; the rest
+// would only cost time). It also makes the coverage run last at least
+// -min-timeout over the coefficient: gremlins times a mutant's tests out
+// after the coefficient times that run, which takes a second or two for a
+// small package once the build cache is warm, and a loaded machine would
+// turn such a timeout into "timed out" mutants that hang nowhere. And the
+// tests run with -count=1, so that the test cache answers no coverage run.
 //
 // Efficacy is gremlins' own: killed mutants over killed and lived ones;
 // timed-out and not-viable mutants count in neither. The report gives it as

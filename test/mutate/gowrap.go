@@ -8,13 +8,15 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 )
 
 // The environment of the wrapper: this command, run as "go" from gremlins'
 // PATH (see the package doc).
 const (
-	envRealGo = "MUTATE_REAL_GO"   // the real go command
-	envTests  = "MUTATE_TEST_PKGS" // the packages `go test ./...` becomes
+	envRealGo     = "MUTATE_REAL_GO"     // the real go command
+	envTests      = "MUTATE_TEST_PKGS"   // the packages `go test ./...` becomes
+	envCoverFloor = "MUTATE_COVER_FLOOR" // the least time the coverage run takes
 )
 
 // wrapping reports whether this process is the wrapper.
@@ -40,10 +42,17 @@ func wrapperDir(goCmd, dir string) (string, error) {
 }
 
 // wrapGo runs the real go with args, except that `go test [flags] ./...`
-// tests the packages of envTests instead (see goRuns). It returns the exit
-// code of the last go run.
+// tests the packages of envTests instead (see goRuns). The coverage run
+// (`go test` with -coverprofile) lasts at least envCoverFloor: gremlins
+// times a mutant's tests out after its coefficient times that run, and
+// with the build cache warm the run of a small package takes a second or
+// two, a timeout a loaded machine passes without any hang. It returns the
+// exit code of the last go run.
 func wrapGo(args []string) int {
 	realGo := os.Getenv(envRealGo)
+	if floor, err := time.ParseDuration(os.Getenv(envCoverFloor)); err == nil && isCoverageRun(args) {
+		defer sleepUntil(time.Now().Add(floor))
+	}
 	for _, run := range goRuns(args, strings.Fields(os.Getenv(envTests))) {
 		if code := runGo(realGo, run); code != 0 {
 			return code
@@ -51,6 +60,14 @@ func wrapGo(args []string) int {
 	}
 	return 0
 }
+
+// isCoverageRun reports whether args are gremlins' coverage run.
+func isCoverageRun(args []string) bool {
+	return len(args) > 0 && args[0] == "test" && slices.Contains(args, "-coverprofile")
+}
+
+// sleepUntil sleeps until t, if it is still to come.
+func sleepUntil(t time.Time) { time.Sleep(time.Until(t)) }
 
 // goRuns returns the go commands that stand for `go args`, to run in order
 // up to the first that fails: `go test [flags] ./...` becomes pkgs, all in
@@ -61,7 +78,7 @@ func goRuns(args, pkgs []string) [][]string {
 		return [][]string{args}
 	}
 	flags := args[1 : len(args)-1]
-	if slices.Contains(flags, "-coverprofile") {
+	if isCoverageRun(args) {
 		return [][]string{append(slices.Clone(args[:len(args)-1]), pkgs...)}
 	}
 	var runs [][]string

@@ -26,6 +26,7 @@ type config struct {
 	only        []string // the targets to run, if set
 	workers     int
 	coefficient int
+	minTimeout  time.Duration
 	out         string
 	survivors   string
 	minEfficacy float64
@@ -71,6 +72,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&cfg.base, "base", "", "the commit -diff-dir's changes are counted from (git diff --merge-base); empty skips -diff-dir")
 	fs.IntVar(&cfg.workers, "workers", 1, "gremlins' --workers: mutants tested at once")
 	fs.IntVar(&cfg.coefficient, "timeout-coefficient", 8, "gremlins' --timeout-coefficient: a mutant's tests time out after this many times the coverage run")
+	fs.DurationVar(&cfg.minTimeout, "min-timeout", time.Minute, "the least time a mutant's tests get before they time out (the coverage run is stretched to it over the coefficient)")
 	fs.StringVar(&cfg.out, "out", "build/mutate", "the directory of the results and the report")
 	fs.StringVar(&cfg.survivors, "survivors", "test/mutate/survivors.txt", "the list of accepted survivors")
 	fs.Float64Var(&cfg.minEfficacy, "min-efficacy", 90, "the least efficacy, in percent, accepted survivors aside")
@@ -82,8 +84,8 @@ func parseFlags(args []string) (config, error) {
 	cfg.whole = splitList(*whole, ",")
 	cfg.tests = strings.Fields(*tests)
 	cfg.only = splitList(*only, ",")
-	if cfg.workers < 1 || cfg.coefficient < 1 {
-		return cfg, errors.New("-workers and -timeout-coefficient must be at least 1")
+	if cfg.workers < 1 || cfg.coefficient < 1 || cfg.minTimeout < 0 {
+		return cfg, errors.New("-workers and -timeout-coefficient must be at least 1, -min-timeout not negative")
 	}
 	if cfg.base != "" && len(cfg.tests) == 0 {
 		return cfg, errors.New("-base needs -tests")
@@ -238,9 +240,9 @@ func buildGremlins(goCmd, dir string) (string, error) {
 // gremlinsPkg is gremlins' command, a tool of go.mod.
 const gremlinsPkg = "github.com/go-gremlins/gremlins/cmd/gremlins"
 
-// runTarget runs gremlins on t, its output in a log file, and records how
-// long it took and under what load. A target with an environment of its own
-// runs with the go wrapper in wrapDir first on its PATH.
+// runTarget runs gremlins on t, its output in a log file, with the go
+// wrapper in wrapDir first on its PATH, and records how long it took and
+// under what load.
 func runTarget(ctx context.Context, cfg config, t target, gremlins, goCmd, wrapDir string) error {
 	logPath := filepath.Join(cfg.out, t.name+".log")
 	logFile, err := os.Create(logPath)
@@ -255,16 +257,18 @@ func runTarget(ctx context.Context, cfg config, t target, gremlins, goCmd, wrapD
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// -count=1: a coverage run answered from the test cache would take a
 	// second, and every mutant's tests would time out after a few.
-	cmd.Env = append(os.Environ(), "GOFLAGS="+strings.TrimSpace(os.Getenv("GOFLAGS")+" -count=1"))
-	if len(t.env) > 0 {
-		cmd.Env = append(cmd.Env, t.env...)
-		cmd.Env = append(cmd.Env, envRealGo+"="+goCmd, "PATH="+wrapDir+string(os.PathListSeparator)+os.Getenv("PATH"))
-	}
+	// The wrapper stands in for go: for the coverage run's least time, and
+	// for the packages `go test ./...` tests if t says so.
+	cmd.Env = append(os.Environ(), "GOFLAGS="+strings.TrimSpace(os.Getenv("GOFLAGS")+" -count=1"),
+		envRealGo+"="+goCmd, "PATH="+wrapDir+string(os.PathListSeparator)+os.Getenv("PATH"),
+		envCoverFloor+"="+(cfg.minTimeout/time.Duration(cfg.coefficient)).String())
+	cmd.Env = append(cmd.Env, t.env...)
 	fmt.Printf("mutate: %s: gremlins %s\n  (progress in %s)\n", t.name, strings.Join(args, " "), logPath)
 	load := startLoadSampler(30 * time.Second)
 	start := time.Now()
 	runErr := cmd.Run()
-	m := runMeta{Seconds: time.Since(start).Seconds(), Load: load.stop(), Workers: cfg.workers, Coefficient: cfg.coefficient, Base: cfg.base}
+	m := runMeta{Seconds: time.Since(start).Seconds(), Load: load.stop(), Workers: cfg.workers, Coefficient: cfg.coefficient,
+		MinTimeout: cfg.minTimeout.String(), Base: cfg.base}
 	if ctx.Err() != nil {
 		return fmt.Errorf("interrupted (see %s)", logPath)
 	}

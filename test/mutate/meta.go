@@ -17,6 +17,7 @@ type runMeta struct {
 	Load        string // the load average over the run, on runtime.NumCPU() CPUs
 	Workers     int
 	Coefficient int
+	MinTimeout  string
 	Base        string
 }
 

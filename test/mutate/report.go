@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -157,6 +158,10 @@ func (r *report) String() string {
 	}
 	b.WriteString(".\n")
 	for _, s := range r.targets {
+		if s.Meta.Workers > 0 {
+			fmt.Fprintf(&b, "%s: %d workers, a mutant's tests timed out after %d times the coverage run and at least %s\n",
+				s.Name, s.Meta.Workers, s.Meta.Coefficient, cmp.Or(s.Meta.MinTimeout, "0s"))
+		}
 		if s.Runnable > 0 {
 			fmt.Fprintf(&b, "%s: %d mutants covered, none tested (a dry run)\n", s.Name, s.Runnable)
 		}
