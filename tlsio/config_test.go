@@ -33,7 +33,7 @@ func TestConfigBadPEM(t *testing.T) {
 		{"cert is a key", "cert", Options{Key: d.ServerKey, Cert: d.ServerKey}},
 		{"cert block not DER", "cert", Options{Key: d.ServerKey, Cert: garbageCert}},
 		{"ca not PEM", "ca", Options{Key: d.ServerKey, Cert: d.ServerCert, CA: []byte("hello")}},
-		{"ca second block not DER", "ca", Options{Key: d.ServerKey, Cert: d.ServerCert, CA: append(bytes.Clone(d.CACert), garbageCert...)}},
+		{"ca second block not DER", "ca: certificate 2", Options{Key: d.ServerKey, Cert: d.ServerCert, CA: append(bytes.Clone(d.CACert), garbageCert...)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for side, build := range map[string]func(Options) (*tls.Config, error){"server": ServerConfig, "client": ClientConfig} {

@@ -1,6 +1,7 @@
 package tlsio
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/rand"
 	"crypto/tls"
@@ -188,6 +189,9 @@ func TestCRLBad(t *testing.T) {
 		{"no CA", "needs Options.CA", nil, good},
 		{"another CA's list", "not a certificate of Options.CA", ca.certPEM, other.crl(t)},
 		{"forged signature", "not signed by the CA", ca.certPEM, forger.crl(t)},
+		{"bad second list after a certificate", "list 2:", ca.certPEM,
+			bytes.Join([][]byte{ca.certPEM, good, pem.EncodeToMemory(&pem.Block{Type: pemCRL, Bytes: []byte("x")})}, nil)},
+		{"another CA's second list", "list 2 (issuer", ca.certPEM, append(bytes.Clone(good), other.crl(t)...)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for side, err := range tlsTestBothConfigs(Options{Key: server.keyPEM, Cert: server.certPEM, CA: tc.ca, CRL: tc.crl}) {
