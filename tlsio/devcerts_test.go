@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -226,6 +227,30 @@ func TestDevCertsWriteFiles(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 6 {
 		t.Errorf("%d entries in dir, want 6 (temporary files left?)", len(entries))
+	}
+}
+
+// With force, a name taken by a directory that cannot be replaced is an
+// error naming it, and no temporary file is left behind.
+func TestDevCertsWriteFilesForceOverDirectory(t *testing.T) {
+	d := tlsTestDevCerts(t)
+	dir := t.TempDir()
+	blocker := filepath.Join(dir, "server.key")
+	if err := os.MkdirAll(filepath.Join(blocker, "inside"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	err := d.WriteFiles(dir, true)
+	if err == nil || !strings.Contains(err.Error(), "server.key") {
+		t.Fatalf("err = %v, want an error naming server.key", err)
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if strings.Contains(e.Name(), ".tmp") {
+			t.Errorf("temporary file %s left in dir", e.Name())
+		}
+	}
+	if fi, err := os.Stat(blocker); err != nil || !fi.IsDir() {
+		t.Errorf("the directory in the way was changed: %v", err)
 	}
 }
 
