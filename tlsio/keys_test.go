@@ -314,6 +314,21 @@ func TestEncryptedKeyMalformed(t *testing.T) {
 		b, _ := asn1.Marshal(make([]byte, n))
 		return asn1.RawValue{FullBytes: b}
 	}
+	// pbkdf2With is remarshal with f changing the PBKDF2 parameters.
+	pbkdf2With := func(f func(k *pbkdf2Params)) []byte {
+		return remarshal(func(_ *encryptedPrivateKeyInfo, p *pbes2Params) {
+			var k pbkdf2Params
+			if _, err := asn1.Unmarshal(p.KeyDerivationFunc.Parameters.FullBytes, &k); err != nil {
+				t.Fatal(err)
+			}
+			f(&k)
+			b, err := asn1.Marshal(k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.KeyDerivationFunc.Parameters = asn1.RawValue{FullBytes: b}
+		})
+	}
 	pbes1 := asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 12, 1, 3} // pbeWithSHAAnd3-KeyTripleDES-CBC
 	for _, tc := range []struct {
 		name, want string
@@ -334,6 +349,10 @@ func TestEncryptedKeyMalformed(t *testing.T) {
 			i.EncryptedData = i.EncryptedData[:len(i.EncryptedData)-3]
 		})},
 		{"empty ciphertext", "not a multiple of the block size", remarshal(func(i *encryptedPrivateKeyInfo, _ *pbes2Params) { i.EncryptedData = nil })},
+		// RFC 8018: iterationCount INTEGER (1..MAX); with 0, PBKDF2 would
+		// run once.
+		{"PBKDF2 iteration count 0", "iteration count 0 out of range", pbkdf2With(func(k *pbkdf2Params) { k.IterationCount = 0 })},
+		{"PBKDF2 key length of another cipher", "key length 16 does not fit the cipher (32)", pbkdf2With(func(k *pbkdf2Params) { k.KeyLength = 16 })},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for side, err := range tlsTestBothConfigs(Options{Key: tc.key, Cert: leaf.certPEM, Passphrase: tlsTestPassphrase}) {
@@ -342,6 +361,14 @@ func TestEncryptedKeyMalformed(t *testing.T) {
 				}
 			}
 		})
+	}
+	// A key length given, that fits the cipher (openssl leaves it out): the
+	// key loads.
+	withLength := pbkdf2With(func(k *pbkdf2Params) { k.KeyLength = 32 })
+	for side, err := range tlsTestBothConfigs(Options{Key: withLength, Cert: leaf.certPEM, Passphrase: tlsTestPassphrase}) {
+		if err != nil {
+			t.Errorf("%s: a PBKDF2 key length that fits the cipher: %v", side, err)
+		}
 	}
 }
 

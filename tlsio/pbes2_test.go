@@ -68,6 +68,23 @@ func TestScryptMemoryCap(t *testing.T) {
 			}
 		}
 	})
+	t.Run("128·r·(N+p+2) exactly while it fits an int64", func(t *testing.T) {
+		const maxInt64 = 1<<63 - 1
+		for _, tc := range []struct {
+			n, r, p int
+			want    int64
+		}{
+			{16384, 8, 1, 128 * 8 * (16384 + 1 + 2)},
+			{1<<56 - 4, 1, 1, 1<<63 - 128}, // the largest that fits with r = 1
+			{1<<56 - 3, 1, 1, maxInt64},
+			{1 << 38, 1 << 19, 1, maxInt64}, // 2^64 and some: wraps to 192 MiB in uint64
+			{1, 1<<56 - 1, 1, maxInt64},
+		} {
+			if got := scryptMemory(tc.n, tc.r, tc.p); got != tc.want {
+				t.Errorf("scryptMemory(N=%d, r=%d, p=%d) = %d, want %d", tc.n, tc.r, tc.p, got, tc.want)
+			}
+		}
+	})
 	t.Run("the formula is what scrypt allocates", func(t *testing.T) {
 		// A large p, where 128·N·r·p is 12 times too much.
 		const n, r, p = 16, 64, 64
