@@ -43,6 +43,9 @@ func TestReadPumpDeliversChunksAndStopsOnEOF(t *testing.T) {
 		t.Fatalf("stop error = %v, want EOF", err)
 	}
 	pumpWait(t, p.Done(), "pump exit")
+	if len(chunks) > 0 {
+		t.Errorf("a chunk of %d bytes handed on after the data, at EOF", len(<-chunks))
+	}
 	a.Close()
 }
 
@@ -119,6 +122,33 @@ func TestWritePumpWritesBuffersInOrderThenStopsOnClose(t *testing.T) {
 	a.Close()
 	if all := pumpWait(t, got, "reader"); len(all) != 4+600<<10 || string(all[:4]) != "abc\n" {
 		t.Fatalf("peer read %d bytes", len(all))
+	}
+}
+
+// A timeout of 0, as a negative one, sets no write deadline: writes to a
+// peer that reads go through.
+func TestWritePumpWithoutTimeout(t *testing.T) {
+	for _, timeout := range []time.Duration{0, -time.Second} {
+		a, b := net.Pipe()
+		written := make(chan int, 1)
+		stopped := make(chan error, 1)
+		p := StartWritePump(a, timeout, func(n int) { written <- n }, func(err error) { stopped <- err })
+		go io.Copy(io.Discard, b)
+		p.Write([]byte("no deadline\n"))
+		select {
+		case n := <-written:
+			if n != 12 {
+				t.Errorf("timeout %v: written %d, want 12", timeout, n)
+			}
+		case err := <-stopped:
+			t.Errorf("timeout %v: the pump stopped: %v", timeout, err)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("timeout %v: nothing written", timeout)
+		}
+		p.Close()
+		pumpWait(t, p.Done(), "pump exit")
+		a.Close()
+		b.Close()
 	}
 }
 
