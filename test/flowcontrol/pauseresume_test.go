@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/tokenserver/tokenserver/actors"
 	"github.com/tokenserver/tokenserver/wire"
 )
@@ -106,4 +107,79 @@ func TestReadingGoesOnAfterPauseWithReadWindowOne(t *testing.T) {
 		t.Fatalf("the connection failed: %v", err)
 	default:
 	}
+}
+
+// TestWindowHoldsAcrossPauseWithoutCredit: a handler PID that returns no
+// credit holds its connection's reading at ReadWindow chunks, across a
+// pause of the outbound queue too: the resume gives back the credits held
+// while paused and none more. An echo server (HighWaterMark 64 KiB,
+// ReadWindow 1) whose handler PID never credits gets a token of 12 MiB from
+// a raw peer that reads nothing until the server's reading has paused
+// behind the echo, then reads it all; once reading has resumed, a second
+// token waits in the socket and is not delivered until the test returns the
+// handler's credit, and then it is.
+func TestWindowHoldsAcrossPauseWithoutCredit(t *testing.T) {
+	const big, small = 12 << 20, 100
+	certs := newCerts(t)
+	sys := newSystem(t)
+	connPIDs := make(chan *actor.PID, 4)
+	handler := sys.Root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
+		if m, ok := ctx.Message().(*actors.TokenReceived); ok {
+			put(connPIDs, m.Conn) // and no credit
+		}
+	}))
+	t.Cleanup(func() { _ = sys.Root.StopFuture(handler).Wait() })
+	var delivered atomic.Int64
+	conns := make(chan *actors.Connection, 1)
+	errs := make(chan error, 4)
+	_, addr := startServer(t, certs, sys, func(o *actors.ServerOptions) {
+		o.Handler = handler
+		o.Limits = actors.Limits{HighWaterMark: 64 << 10, ReadWindow: 1}
+		o.OnConnection = func(c *actors.Connection) { put(conns, c) }
+		o.OnConnectionError = func(_ *actors.Connection, err error) { put(errs, err) }
+		o.OnToken = func(tok []byte, c *actors.Connection) {
+			delivered.Add(1)
+			c.Send(tok)
+		}
+	})
+	peer := dialRaw(t, certs, addr)
+	c := wait(t, conns, "the server's connection")
+
+	wrote := make(chan error, 1)
+	go func() {
+		_ = peer.SetWriteDeadline(time.Now().Add(deadline))
+		_, err := peer.Write(wire.AppendToken(nil, makeToken(0, big)))
+		wrote <- err
+	}()
+	waitUntil(t, "the server's reading pauses behind the echo", c.ReadPaused)
+	if err := wait(t, wrote, "the first token's write"); err != nil {
+		t.Fatal(err)
+	}
+	_ = peer.SetReadDeadline(time.Now().Add(deadline))
+	if _, err := readTokens(peer, 64<<10, nil, func(tok []byte) bool {
+		if id, ok := tokenID(tok); !ok || id != 0 {
+			t.Fatalf("echo of token %d (intact: %v)", id, ok)
+		}
+		return false
+	}); err != nil {
+		t.Fatalf("reading the echo: %v", err)
+	}
+	waitUntil(t, "the server's reading resumes", func() bool { return !c.ReadPaused() })
+
+	// The window is still full: the next token waits in the socket.
+	_ = peer.SetWriteDeadline(time.Now().Add(deadline))
+	if _, err := peer.Write(wire.AppendToken(nil, makeToken(1, small))); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-time.After(time.Second): // bounded wait for a non-event
+	case err := <-errs:
+		t.Fatalf("the connection failed: %v", err)
+	}
+	if n := delivered.Load(); n != 1 {
+		t.Fatalf("%d tokens delivered to a handler that returned no credit, with ReadWindow 1", n)
+	}
+	// Its credit returned, the connection reads the next token.
+	sys.Root.Send(wait(t, connPIDs, "the handler's token"), &actors.Credit{Tokens: 1})
+	waitUntil(t, "the second token is delivered once the first is credited", func() bool { return delivered.Load() == 2 })
 }
