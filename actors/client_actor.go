@@ -177,13 +177,13 @@ func (a *clientActor) onShutdown(ctx actor.Context) {
 // supervisor's Started names it, and only one runs at a time.
 func (a *clientActor) adopt(c *Connection) {
 	if a.connPID == nil && a.runner != nil && !a.closing && a.opts.Reconnect != nil {
-		a.connPID = c.pid
+		a.connPID = c.PID()
 	}
 }
 
 // isCurrent reports whether c is the client's current connection.
 func (a *clientActor) isCurrent(c *Connection) bool {
-	return a.connPID != nil && c.pid != nil && c.pid.Equal(a.connPID)
+	return a.connPID != nil && c.PID() != nil && c.PID().Equal(a.connPID)
 }
 
 func (a *clientActor) onConnect(ctx actor.Context, delay time.Duration) {
@@ -263,7 +263,7 @@ func (a *clientActor) onFrames(ctx actor.Context, m connFrames) {
 	if remoteClose && a.opts.Reconnect != nil && a.isCurrent(m.c) {
 		// The server is going away: close cleanly, and connect again after
 		// the policy's delay.
-		ctx.Send(m.c.pid, closeToReconnect{})
+		ctx.Send(m.c.PID(), closeToReconnect{})
 	}
 }
 
@@ -289,7 +289,7 @@ func (a *clientActor) onDown(ctx actor.Context, m connDown) {
 		return // a connection the client had already let go
 	}
 	a.c.conn.Store(nil)
-	a.conn, a.connPID, a.downPID = nil, nil, m.c.pid
+	a.conn, a.connPID, a.downPID = nil, nil, m.c.PID()
 	if a.opts.Reconnect == nil {
 		a.runner = nil
 	}

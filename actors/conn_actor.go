@@ -240,7 +240,7 @@ func (a *connActor) onDialed(ctx actor.Context, m dialDone) {
 		a.die(ctx, fmt.Errorf("%w: %w", ErrDial, m.err))
 	default:
 		a.conn = m.conn
-		a.h.remote, a.h.local = m.conn.RemoteAddr(), m.conn.LocalAddr()
+		a.h.setAddrs(m.conn)
 		st := m.conn.ConnectionState()
 		a.h.tls.Store(&st)
 		a.startPumps(ctx)

@@ -44,7 +44,7 @@ func (a *connActor) fault(err error) {
 	if a.end.cause == "" {
 		a.end.cause = err.Error()
 	}
-	a.cfg.log.Debug("connection failed", "conn", a.h.id, "remote", a.h.remote, "err", err)
+	a.cfg.log.Debug("connection failed", "conn", a.h.id, "remote", a.h.RemoteAddr(), "err", err)
 }
 
 // reportError sends the error event, once: with now, at once (bad input:

@@ -93,12 +93,12 @@ func (e *emitter) panicked(ctx actor.Context, c *Connection, err error) {
 // slice back to its connection (framesDone), which may read on and reuse it.
 func (e *emitter) deliverChunk(ctx actor.Context, m connFrames) {
 	e.deliver(ctx, m.c, m.frames)
-	ctx.Send(m.c.pid, framesDone{m.frames})
+	ctx.Send(m.c.PID(), framesDone{m.frames})
 }
 
 // drained emits c's drain event.
 func (e *emitter) drained(ctx actor.Context, c *Connection) {
-	e.emit(ctx, &Drained{Conn: c.pid, ConnID: c.id}, c, nil)
+	e.emit(ctx, &Drained{Conn: c.PID(), ConnID: c.id}, c, nil)
 }
 
 // deliver hands the frames of one read chunk to the user, in order: each
@@ -117,7 +117,7 @@ func (e *emitter) deliver(ctx actor.Context, c *Connection, frames []wire.Frame)
 		case wire.KindToken:
 		case wire.KindRemoteClose:
 			if e.tokens.remoteClose {
-				e.emit(ctx, &RemoteClosed{Conn: c.pid, ConnID: c.id}, c, nil)
+				e.emit(ctx, &RemoteClosed{Conn: c.PID(), ConnID: c.id}, c, nil)
 			}
 			continue
 		default: // the runtime's own control frames never reach the user
@@ -129,7 +129,7 @@ func (e *emitter) deliver(ctx actor.Context, c *Connection, frames []wire.Frame)
 			}
 		}
 		if e.handler != nil {
-			ctx.Send(e.handler, &TokenReceived{Conn: c.pid, ConnID: c.id, Data: f.Token})
+			ctx.Send(e.handler, &TokenReceived{Conn: c.PID(), ConnID: c.id, Data: f.Token})
 		}
 	}
 }
@@ -152,7 +152,7 @@ func (e *emitter) deliverBatch(ctx actor.Context, c *Connection, frames []wire.F
 		if f.Kind == wire.KindToken {
 			tokens = append(tokens, f.Token)
 			if e.handler != nil {
-				ctx.Send(e.handler, &TokenReceived{Conn: c.pid, ConnID: c.id, Data: f.Token})
+				ctx.Send(e.handler, &TokenReceived{Conn: c.PID(), ConnID: c.id, Data: f.Token})
 			}
 		}
 	}
@@ -214,7 +214,7 @@ func (p peerCallbacks) call(ev any, c *Connection, err error) {
 func errorEvent(c *Connection, err error) *ErrorOccurred {
 	ev := &ErrorOccurred{Code: ErrorCode(err), Message: err.Error()}
 	if c != nil {
-		ev.Conn, ev.ConnID = c.pid, c.id
+		ev.Conn, ev.ConnID = c.PID(), c.id
 	}
 	return ev
 }
@@ -222,19 +222,19 @@ func errorEvent(c *Connection, err error) *ErrorOccurred {
 func closedEvent(c *Connection, hadError bool) *Closed {
 	ev := &Closed{HadError: hadError}
 	if c != nil {
-		ev.Conn, ev.ConnID = c.pid, c.id
+		ev.Conn, ev.ConnID = c.PID(), c.id
 	}
 	return ev
 }
 
 func connectedEvent(c *Connection) *Connected {
-	return &Connected{Conn: c.pid, ConnID: c.id, RemoteAddr: addrString(c.remote), LocalAddr: addrString(c.local)}
+	return &Connected{Conn: c.PID(), ConnID: c.id, RemoteAddr: addrString(c.RemoteAddr()), LocalAddr: addrString(c.LocalAddr())}
 }
 
 func droppedEvent(c *Connection, tokens [][]byte, reason error) *TokensDropped {
 	ev := &TokensDropped{Tokens: tokens, Code: ErrorCode(reason), Message: reason.Error()}
 	if c != nil {
-		ev.Conn, ev.ConnID = c.pid, c.id
+		ev.Conn, ev.ConnID = c.PID(), c.id
 	}
 	return ev
 }

@@ -87,7 +87,7 @@ func (a *serverActor) Receive(ctx actor.Context) {
 		a.onFlightDone(ctx, m.c)
 	case connUp:
 		if err := a.admitLive(ctx, m.c); err != nil {
-			ctx.Send(m.c.pid, forceClose{err})
+			ctx.Send(m.c.PID(), forceClose{err})
 			return
 		}
 		a.conns[m.c] = true
@@ -142,7 +142,7 @@ func (a *serverActor) onTimer(ctx actor.Context, m timer.Fired) {
 		a.startListening(ctx)
 	case a.closeDeadline.Accept(m):
 		for c := range a.conns {
-			ctx.Send(c.pid, forceClose{fmt.Errorf("%w (%v)", ErrForcedClose, a.limits.CloseTimeout)})
+			ctx.Send(c.PID(), forceClose{fmt.Errorf("%w (%v)", ErrForcedClose, a.limits.CloseTimeout)})
 		}
 	case a.admissionTimer(m):
 	}
@@ -304,7 +304,7 @@ func (a *serverActor) onAccepted(ctx actor.Context, raw net.Conn) {
 		return
 	}
 	h := newConnection(ctx.ActorSystem().Root, a.limits)
-	h.remote, h.local = raw.RemoteAddr(), raw.LocalAddr()
+	h.setAddrs(raw)
 	a.admitSocket(ctx, h, raw) // startHandshake now, or when its turn comes
 }
 

@@ -103,7 +103,7 @@ func newServerAdmission(o ServerOptions) *serverAdmission {
 // queue: its handshake starts now, or when its turn comes.
 func (a *serverActor) admitSocket(ctx actor.Context, h *Connection, raw net.Conn) {
 	a.admit.waiting[h] = waitingSocket{raw: raw, accepted: time.Now()}
-	a.applyAdmission(ctx, a.admit.book.Arrive(h, admission.PrefixOf(h.remote)))
+	a.applyAdmission(ctx, a.admit.book.Arrive(h, admission.PrefixOf(h.RemoteAddr())))
 }
 
 // onHello: c's client hello has arrived; it asks for a handshake slot.
@@ -196,7 +196,7 @@ func (a *serverActor) applyAdmission(ctx actor.Context, effects []admission.Effe
 			a.shutOut(ctx, e.Key)
 			if e.Started {
 				ad.quiet[e.Key] = true
-				ctx.Send(e.Key.pid, forceClose{errEvicted})
+				ctx.Send(e.Key.PID(), forceClose{errEvicted})
 			}
 		case admission.Refuse:
 			ad.refused++
