@@ -64,7 +64,7 @@ func causeOf(err error) int {
 		return causeIndex(CauseTimeout)
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return causeIndex(CauseRefused)
-	case errors.Is(err, errNoClientCertificate), errors.Is(err, tlsio.ErrCommonNameOnly),
+	case errors.Is(err, errNoClientCertificate), errors.Is(err, tlsio.ErrCommonNameOnly), errors.Is(err, tlsio.ErrRevoked),
 		errors.As(err, &verify), errors.As(err, &unknown), errors.As(err, &invalid), errors.As(err, &host),
 		errors.As(err, &alert) && certificateAlert(alert):
 		return causeIndex(CauseCertificate)

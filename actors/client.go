@@ -10,7 +10,6 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/tokenserver/tokenserver/actors/internal/serverlist"
-	"github.com/tokenserver/tokenserver/tlsio"
 )
 
 // Client is the handle of a token client: the original's TokenClient. It
@@ -32,6 +31,8 @@ type Client struct {
 	// handled yet: while there are any, Send posts too, to keep the order.
 	routed   atomic.Int64
 	bufLimit int64 // the reconnect buffer's size; 0: no buffer
+	// tlsr is the TLS source's, for ReloadTLS and TLSInfo (reload.go).
+	tlsr *tlsReloader
 }
 
 // NewClient checks the options, builds the TLS configuration and starts the
@@ -67,11 +68,11 @@ func NewClient(opts ClientOptions) (*Client, error) {
 		}
 		target.addr = net.JoinHostPort(host, strconv.Itoa(opts.Port))
 	}
-	cfg, err := tlsio.ClientConfig(opts.TLS)
+	src, tlsr, err := newClientTLS(opts.TLS, opts.Runtime.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
 	}
-	target.tls = cfg
+	target.src = src
 	if r := opts.Reconnect; r != nil {
 		if err := r.Policy.Validate(); err != nil {
 			return nil, fmt.Errorf("%w: reconnect: %w", ErrInvalidOptions, err)
@@ -80,7 +81,7 @@ func NewClient(opts ClientOptions) (*Client, error) {
 			return nil, fmt.Errorf("%w: reconnect buffer size %d is negative", ErrInvalidOptions, r.BufferSize)
 		}
 	}
-	c := &Client{}
+	c := &Client{tlsr: tlsr}
 	c.stats = newStats(roleClient, c.gauges)
 	if err := c.stats.startMetrics(opts.Runtime); err != nil {
 		return nil, err

@@ -68,7 +68,8 @@ type connConfig struct {
 type dialTarget struct {
 	addr string // host:port, or the socket path when unix
 	unix bool
-	tls  *tls.Config
+	// src gives each dial its TLS configuration (Client.ReloadTLS).
+	src  *tlsio.ClientSource
 	list *serverlist.List // ClientOptions.Servers: addr comes from it
 }
 
@@ -212,7 +213,7 @@ func (a *connActor) startDial(ctx actor.Context) {
 		dial = tlsio.DialUnix
 	}
 	go func() {
-		conn, err := dial(dctx, target.addr, target.tls, dc)
+		conn, err := dial(dctx, target.addr, target.src.Config(), dc)
 		var codec wire.Codec
 		if err == nil {
 			if codec, err = negotiate(conn); err != nil {

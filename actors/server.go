@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/tokenserver/tokenserver/tlsio"
 )
 
 // Server is the handle of a token server: the original's TokenServer. It
@@ -21,6 +20,7 @@ type Server struct {
 	lifecycle
 	addr  atomic.Pointer[net.Addr]
 	conns atomic.Pointer[[]*Connection]
+	tlsr  *tlsReloader // ReloadTLS, TLSInfo (reload.go)
 }
 
 // NewServer checks the options, builds the TLS configuration and starts the
@@ -58,12 +58,11 @@ func NewServer(opts ServerOptions) (*Server, error) {
 			return nil, fmt.Errorf("%w: listen retry: %w", ErrInvalidOptions, err)
 		}
 	}
-	cfg, err := tlsio.ServerConfig(opts.TLS)
+	cfg, tlsr, err := newServerTLS(opts.TLS, opts.Runtime.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
 	}
-	requireClientCertificate(cfg)
-	s := &Server{}
+	s := &Server{tlsr: tlsr}
 	s.stats = newStats(roleServer, s.gauges)
 	if err := s.stats.startMetrics(opts.Runtime); err != nil {
 		return nil, err

@@ -86,6 +86,10 @@ func (a *serverActor) Receive(ctx actor.Context) {
 	case slotDone:
 		a.onFlightDone(ctx, m.c)
 	case connUp:
+		if err := a.revokedUp(m.c); err != nil { // reload.go: revoked during its handshake
+			ctx.Send(m.c.PID(), forceClose{err})
+			return
+		}
 		if err := a.admitLive(ctx, m.c); err != nil {
 			ctx.Send(m.c.PID(), forceClose{err})
 			return
@@ -98,6 +102,8 @@ func (a *serverActor) Receive(ctx actor.Context) {
 		}
 	case connFrames:
 		a.ev.deliverChunk(ctx, m)
+	case tlsReloaded:
+		a.closeRevoked(ctx)
 	case connFailed:
 		if !a.evictedQuietly(m.c) {
 			a.ev.emit(ctx, errorEvent(m.c, m.err), m.c, m.err)

@@ -413,50 +413,59 @@ func decode2Chunks(t testing.TB, stream []byte, limit int, cuts []int) ([]Frame,
 	return frames, nil
 }
 
+// refEnd is where the reference decoder stopped: the sentinel of its error
+// (nil without one), the offset of the frame at fault, and how many bytes
+// the complete frames took.
+type refEnd struct {
+	err      error
+	at       int64
+	consumed int
+}
+
 // refDecode2 is a reference token/2 decoder over a whole stream, written
 // straight from TOKEN2.md without the streaming machinery. It returns the
-// frames before the first error, the error's sentinel and frame offset, and
-// how many bytes the complete frames took.
-func refDecode2(stream []byte, limit int) (frames []Frame, sentinel error, at int64, consumed int) {
+// frames before the first error, and where it stopped.
+func refDecode2(stream []byte, limit int) ([]Frame, refEnd) {
+	var frames []Frame
 	i := 0
 	ended := false
 	for i < len(stream) {
 		t := FrameType(stream[i])
 		if t != TypeData && t != TypeAck && t != TypeClose && t != TypeEnd {
-			return frames, ErrBadFrame, int64(i), i
+			return frames, refEnd{ErrBadFrame, int64(i), i}
 		}
 		if ended && (t == TypeData || t == TypeEnd) {
-			return frames, ErrBadFrame, int64(i), i
+			return frames, refEnd{ErrBadFrame, int64(i), i}
 		}
 		var n uint64
 		k := 0
 		for {
 			j := i + 1 + k
 			if j >= len(stream) {
-				return frames, nil, 0, i
+				return frames, refEnd{consumed: i}
 			}
 			c := stream[j]
 			if k == 9 && c > 1 {
-				return frames, ErrBadFrame, int64(i), i
+				return frames, refEnd{ErrBadFrame, int64(i), i}
 			}
 			n |= uint64(c&0x7f) << (7 * k)
 			k++
 			if c < 0x80 {
 				if c == 0 && k > 1 {
-					return frames, ErrBadFrame, int64(i), i
+					return frames, refEnd{ErrBadFrame, int64(i), i}
 				}
 				break
 			}
 		}
 		if t == TypeData && n > uint64(limit) {
-			return frames, ErrTokenTooLarge, int64(i), i
+			return frames, refEnd{ErrTokenTooLarge, int64(i), i}
 		}
 		if t != TypeData && n > MaxControlPayload {
-			return frames, ErrBadFrame, int64(i), i
+			return frames, refEnd{ErrBadFrame, int64(i), i}
 		}
 		end := i + 1 + k + int(n)
 		if end > len(stream) {
-			return frames, nil, 0, i
+			return frames, refEnd{consumed: i}
 		}
 		payload := stream[i+1+k : end]
 		switch t {
@@ -478,24 +487,24 @@ func refDecode2(stream []byte, limit int) (frames []Frame, sentinel error, at in
 				}
 			}
 			if !ok || used != len(payload) {
-				return frames, ErrBadFrame, int64(i), i
+				return frames, refEnd{ErrBadFrame, int64(i), i}
 			}
 			frames = append(frames, Frame{Kind: KindAck, Value: v})
 		case TypeClose:
 			if !utf8.Valid(payload) {
-				return frames, ErrBadFrame, int64(i), i
+				return frames, refEnd{ErrBadFrame, int64(i), i}
 			}
 			frames = append(frames, Frame{Kind: KindRemoteClose, Token: bytes.Clone(payload)})
 		case TypeEnd:
 			if len(payload) != 0 {
-				return frames, ErrBadFrame, int64(i), i
+				return frames, refEnd{ErrBadFrame, int64(i), i}
 			}
 			ended = true
 			frames = append(frames, Frame{Kind: KindEnd})
 		}
 		i = end
 	}
-	return frames, nil, 0, i
+	return frames, refEnd{consumed: i}
 }
 
 func requireFrames2Equal(t testing.TB, want, got []Frame) {
@@ -510,21 +519,22 @@ func requireFrames2Equal(t testing.TB, want, got []Frame) {
 	}
 }
 
-// errorAt returns the sentinel and the frame offset of a decoder error.
-func errorAt(t testing.TB, err error) (error, int64) {
+// errorAt returns the frame offset and the sentinel of a decoder error, as
+// the reference decoder's refEnd has them.
+func errorAt(t testing.TB, err error) refEnd {
 	t.Helper()
 	var fe *FrameError
 	var te *TokenTooLargeError
 	switch {
 	case err == nil:
-		return nil, 0
+		return refEnd{}
 	case errors.As(err, &fe):
-		return ErrBadFrame, fe.Offset
+		return refEnd{err: ErrBadFrame, at: fe.Offset}
 	case errors.As(err, &te):
-		return ErrTokenTooLarge, te.Offset
+		return refEnd{err: ErrTokenTooLarge, at: te.Offset}
 	}
 	t.Fatalf("unexpected error type %T: %v", err, err)
-	return nil, 0
+	return refEnd{}
 }
 
 // FuzzToken2Decode feeds arbitrary bytes, cut at pseudo-random points, to a
@@ -544,17 +554,17 @@ func FuzzToken2Decode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte, limit16 uint16, seed uint64) {
 		limit := int(limit16%4096) + 1
 		r := rand.New(rand.NewPCG(seed, seed>>32))
-		want, wantErr, wantAt, consumed := refDecode2(data, limit)
+		want, stop := refDecode2(data, limit)
 		whole, errWhole := decode2Chunks(t, data, limit, nil)
 		got, err := decode2Chunks(t, data, limit, randomCuts(r, len(data)))
 		check.Equal(t, errWhole, err, "the error does not depend on the chunking")
-		gotErr, gotAt := errorAt(t, err)
-		check.Equal(t, wantErr, gotErr)
-		check.Equal(t, wantAt, gotAt)
+		gotEnd := errorAt(t, err)
+		check.Equal(t, stop.err, gotEnd.err)
+		check.Equal(t, stop.at, gotEnd.at)
 		requireFrames2Equal(t, want, got)
 		requireFrames2Equal(t, whole, got)
-		if again := encodeFrames(got); !bytes.Equal(again, data[:consumed]) {
-			t.Fatalf("re-encoded %x, consumed %x", again, data[:consumed])
+		if again := encodeFrames(got); !bytes.Equal(again, data[:stop.consumed]) {
+			t.Fatalf("re-encoded %x, consumed %x", again, data[:stop.consumed])
 		}
 	})
 }

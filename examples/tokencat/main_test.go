@@ -266,7 +266,14 @@ func sendArgs(addr, dir string, extra ...string) []string {
 // test.
 func dialClient(t *testing.T, addr, dir string) *tls.Conn {
 	t.Helper()
-	opts, err := tlsio.LoadFiles(filepath.Join(dir, "client.key"), filepath.Join(dir, "client.crt"), filepath.Join(dir, "ca.crt"))
+	return dialClientOf(t, addr, dir, dir)
+}
+
+// dialClientOf is dialClient with the client certificate of dir and the CA
+// of caDir.
+func dialClientOf(t *testing.T, addr, dir, caDir string) *tls.Conn {
+	t.Helper()
+	opts, err := tlsio.LoadFiles(filepath.Join(dir, "client.key"), filepath.Join(dir, "client.crt"), filepath.Join(caDir, "ca.crt"))
 	if err != nil {
 		t.Fatal(err)
 	}

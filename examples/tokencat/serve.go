@@ -30,6 +30,7 @@ const shutdownGrace = 5 * time.Second
 type serveOptions struct {
 	listen           string
 	tls              tlsFlags
+	reload           reloadFlags
 	echo             bool
 	exec             string
 	execTimeout      time.Duration
@@ -52,7 +53,7 @@ type serveOptions struct {
 func newServeCommand(e *env) *cobra.Command {
 	var o serveOptions
 	cmd := &cobra.Command{
-		Use:   "serve --listen HOST:PORT --ca FILE (--cert FILE --key FILE | --pfx FILE) [--echo | --exec CMD] [--metrics HOST:PORT [--pprof]] [flags]",
+		Use:   "serve --listen HOST:PORT --ca FILE (--cert FILE --key FILE | --pfx FILE) [--crl FILE] [--echo | --exec CMD] [--metrics HOST:PORT [--pprof]] [flags]",
 		Short: "run a token server with client certificates required (echo, or a command per token)",
 		Long: `Run a token server. Clients must present a certificate signed by --ca (mutual
 TLS). The first line on stdout is "listening on HOST:PORT" with the port
@@ -82,6 +83,21 @@ own and a command that trusts no token.
 SIGINT or SIGTERM closes the server: clients are sent remoteClose, those that
 do not close in time are closed by force, and tokencat exits 0.
 
+--crl FILE is a certificate revocation list (PEM or DER) signed by --ca: a
+client whose certificate it revokes fails its handshake. SIGHUP reads --ca,
+--cert and --key (or --pfx), the --passphrase-file and --crl again and
+replaces the server's material for new handshakes, while established
+connections go on; those whose client certificate the new list revokes are
+closed, each with an error in the log. The log says what changed (the
+certificate's serial number and expiry). A reload that fails (a file that
+cannot be read, a key that does not match its certificate, a wrong
+passphrase, a list that --ca did not sign) is logged and changes nothing: the
+server goes on with the material it had. A passphrase from $TOKENCAT_PASSPHRASE
+is the one read at start. A server certificate that expires within
+--expiry-warning (30 days by default) is logged as a warning at start and at
+each SIGHUP; with --metrics, tokenserver_tls_certificate_expiry_seconds is the
+time left, for an alert.
+
 --cpuprofile FILE writes a CPU profile of the server (runtime/pprof) to FILE
 when it exits, after SIGINT or SIGTERM: load the server from another process,
 for example with "tokencat bench --addr", then stop it and read the profile
@@ -108,6 +124,7 @@ reach it. (/debug/pprof/profile is refused while --cpuprofile runs.)`,
 	f := cmd.Flags()
 	f.StringVar(&o.listen, "listen", "", "`HOST:PORT` to listen on (port 0 picks a free port), or unix:PATH for a Unix domain socket")
 	addTLSFlags(f, &o.tls, "server")
+	addReloadFlags(f, &o.reload)
 	f.BoolVar(&o.echo, "echo", false, "reply to each token with the same bytes (the default)")
 	f.StringVar(&o.exec, "exec", "", "run `CMD` with sh -c for each token, token on stdin; reply with its stdout")
 	f.DurationVar(&o.execTimeout, "exec-timeout", 10*time.Second, "kill a --exec command that runs longer than `D` (no reply then)")
@@ -174,7 +191,9 @@ func runServe(e *env, f *pflag.FlagSet, o *serveOptions) (err error) {
 	if err != nil {
 		return err
 	}
-	tlsOpts.RequestCert = true // mutual TLS: clients need a certificate signed by --ca
+	if tlsOpts, err = o.reload.serverTLS(tlsOpts); err != nil { // mutual TLS, --crl
+		return err
+	}
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
 	var meterProvider metric.MeterProvider // nil: no metrics
 	ready := newReadiness()
@@ -200,6 +219,9 @@ func runServe(e *env, f *pflag.FlagSet, o *serveOptions) (err error) {
 
 	ctx, stop := signal.NotifyContext(e.ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	hup := make(chan os.Signal, 1) // SIGHUP reloads the TLS files (reload.go)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 
 	listening := make(chan struct{}, 1)
 	failed := make(chan error, 1)
@@ -292,6 +314,11 @@ func runServe(e *env, f *pflag.FlagSet, o *serveOptions) (err error) {
 		return nil
 	}
 
+	life, err := startTLSLife(o.reload, o.tls, server, tlsOpts, log, meterProvider)
+	if err != nil {
+		return errors.Join(err, shutdown())
+	}
+
 	select {
 	case <-listening:
 	case err := <-failed:
@@ -304,16 +331,21 @@ func runServe(e *env, f *pflag.FlagSet, o *serveOptions) (err error) {
 	fmt.Fprintf(e.stdout, "listening on %s\n", formatAddr(server.Addr()))
 	log.Info("listening", "addr", formatAddr(server.Addr()), "mode", mode)
 
-	select {
-	case <-ctx.Done():
-		log.Info("signal received: closing")
-		return shutdown()
-	case <-closed:
-		err := errors.New("server stopped unexpectedly")
-		if serr := shutdown(); serr != nil {
-			err = errors.Join(err, serr)
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("signal received: closing")
+			return shutdown()
+		case <-closed:
+			err := errors.New("server stopped unexpectedly")
+			if serr := shutdown(); serr != nil {
+				err = errors.Join(err, serr)
+			}
+			return err
+		case <-hup:
+			log.Info("SIGHUP received: reloading the TLS files")
+			life.reload()
 		}
-		return err
 	}
 }
 

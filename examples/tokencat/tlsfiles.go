@@ -105,6 +105,12 @@ func refusePassphrase(f *pflag.FlagSet) error {
 // inherits it.
 func (t tlsFlags) load() (tlsio.Options, error) {
 	defer os.Unsetenv(passphraseEnv)
+	return t.read(t.passphrase)
+}
+
+// read reads the files into TLS options, with the passphrase that pass
+// returns (serve's SIGHUP reads them again: see reload.go).
+func (t tlsFlags) read(pass func() (string, error)) (tlsio.Options, error) {
 	o, err := tlsio.LoadFiles(t.key, t.cert, t.ca)
 	if err != nil {
 		return tlsio.Options{}, err
@@ -114,7 +120,7 @@ func (t tlsFlags) load() (tlsio.Options, error) {
 			return tlsio.Options{}, fmt.Errorf("read pfx file: %w", err)
 		}
 	}
-	if o.Passphrase, err = t.passphrase(); err != nil {
+	if o.Passphrase, err = pass(); err != nil {
 		return tlsio.Options{}, err
 	}
 	o.AllowCommonName = t.allowCommonName
