@@ -37,11 +37,16 @@ type clientActor struct {
 	ev      *emitter
 	connCfg connConfig
 
-	runner   *actor.PID  // the connection actor, or its supervisor
-	connPID  *actor.PID  // the current connection actor
-	downPID  *actor.PID  // the last connection actor whose connDown came
-	conn     *Connection // the current connection, from connUp to connDown
-	buf      reconnectbuf.Buffer
+	runner  *actor.PID  // the connection actor, or its supervisor
+	connPID *actor.PID  // the current connection actor
+	downPID *actor.PID  // the last connection actor whose connDown came
+	conn    *Connection // the current connection, from connUp to connDown
+	buf     reconnectbuf.Buffer
+	// session is the client's token/2 session while no connection holds
+	// it (nil with token/2 off); wantedBy is a connection that asked for it
+	// while the last one still held it.
+	session  *sessionState
+	wantedBy *Connection
 	hadError bool
 	cause    string // why the last connection ended, for reconnect events
 	closing  bool   // Close is in progress: its close event is owed
@@ -97,6 +102,9 @@ func (a *clientActor) Receive(ctx actor.Context) {
 	case connDown:
 		a.adopt(m.c)
 		a.onDown(ctx, m)
+	case sessionWanted:
+		a.wantedBy = m.c
+		a.giveSession(ctx)
 
 	case bufferedToken:
 		a.onBuffered(ctx, m)
@@ -272,6 +280,9 @@ func (a *clientActor) onFrames(ctx actor.Context, m connFrames) {
 // close event comes once everything has stopped).
 func (a *clientActor) onDown(ctx actor.Context, m connDown) {
 	a.c.stats.down(m.c, m.hadError)
+	if m.session != nil {
+		a.takeSession(ctx, m)
+	}
 	if toks := decodeTokens(m.codec, m.maybeSent); len(toks) > 0 {
 		a.ev.emit(ctx, droppedEvent(m.c, toks, ErrMaybeSent), m.c, ErrMaybeSent)
 	}
@@ -354,12 +365,58 @@ func (a *clientActor) route(ctx actor.Context, tok []byte) {
 }
 
 func (a *clientActor) dropBuffer(ctx actor.Context, reason error) {
+	if s := a.session; s != nil && len(s.frames) > 0 {
+		// What the session's server did not acknowledge goes first: it is
+		// older than what waits in the buffer.
+		a.c.buffered.Add(-int64(s.size()))
+		a.session = newSessionState()
+		a.ev.emit(ctx, droppedEvent(nil, decodeTokens(wire.Token2, s.frames), reason), nil, reason)
+	}
 	toks, n := a.buf.TakeAll()
 	if len(toks) == 0 {
 		return
 	}
 	a.c.buffered.Add(-n)
 	a.ev.emit(ctx, droppedEvent(nil, toks, reason), nil, reason)
+}
+
+// giveSession hands the session to the connection that asked for it, once
+// no other holds it. Its frames leave the buffer's count for that
+// connection's queue.
+func (a *clientActor) giveSession(ctx actor.Context) {
+	if a.wantedBy == nil || a.session == nil {
+		return
+	}
+	s := a.session
+	a.session = nil
+	a.c.buffered.Add(-int64(s.size()))
+	ctx.Send(a.wantedBy.PID(), sessionGiven{s})
+	a.wantedBy = nil
+}
+
+// takeSession takes back the session of a connection that ended: kept, with
+// what its server did not acknowledge, for the next connection while the
+// client connects again; else that is reported, maybe sent (written) then
+// not sent. A session that ended cleanly, with nothing left, starts anew.
+func (a *clientActor) takeSession(ctx actor.Context, m connDown) {
+	s := m.session
+	switch {
+	case len(s.frames) == 0 && !m.resumable && !m.hadError:
+		s = newSessionState()
+	case !a.buffering() && len(s.frames) > 0:
+		toks := decodeTokens(wire.Token2, s.frames)
+		written := int(min(uint64(len(toks)), s.last+1-min(s.last+1, s.first)))
+		if written > 0 {
+			a.ev.emit(ctx, droppedEvent(m.c, toks[:written], ErrMaybeSent), m.c, ErrMaybeSent)
+		}
+		if written < len(toks) {
+			a.ev.emit(ctx, droppedEvent(m.c, toks[written:], ErrNotSent), m.c, ErrNotSent)
+		}
+		s = newSessionState()
+	}
+	a.c.buffered.Add(int64(s.size()))
+	a.session = s
+	a.giveSession(ctx)
 }
 
 // onClose takes the handle's Close.

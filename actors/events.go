@@ -36,10 +36,18 @@ type Connected struct {
 // PID returns one Credit token per TokenReceived it has processed (the
 // CreditMiddleware does it): until it does, its connection reads at most
 // Limits.ReadWindow chunks ahead.
+//
+// On token/2 Seq is the token's number in its session (1, 2, ...; 0 on
+// token/1): a handler that needs exactly once across server restarts, or
+// across the front nodes of a cluster, drops a number it has seen. A token
+// flagged Redelivered may have been delivered before: its client sent it
+// again to a server that had lost its session.
 type TokenReceived struct {
-	Conn   *actor.PID
-	ConnID uint64
-	Data   []byte
+	Conn        *actor.PID
+	ConnID      uint64
+	Data        []byte
+	Seq         uint64
+	Redelivered bool
 }
 
 // RemoteClosed is the client's remoteClose event: the server is closing and

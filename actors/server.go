@@ -58,7 +58,16 @@ func NewServer(opts ServerOptions) (*Server, error) {
 			return nil, fmt.Errorf("%w: listen retry: %w", ErrInvalidOptions, err)
 		}
 	}
-	cfg, tlsr, err := newServerTLS(opts.TLS, opts.Runtime.Logger)
+	if opts.Protocols, err = protocolsOf(opts.Protocols); err != nil {
+		return nil, err
+	}
+	if opts.SessionTimeout == 0 {
+		opts.SessionTimeout = DefaultSessionTimeout
+	}
+	if opts.SessionTimeout < 0 {
+		return nil, fmt.Errorf("%w: SessionTimeout %v is negative", ErrInvalidOptions, opts.SessionTimeout)
+	}
+	cfg, tlsr, err := newServerTLS(opts.TLS, opts.Protocols, opts.Runtime.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
 	}
@@ -74,10 +83,11 @@ func NewServer(opts ServerOptions) (*Server, error) {
 		s: s, opts: opts, limits: limits, tls: cfg, log: log,
 		addr:  listenAddr(opts),
 		conns: map[*Connection]bool{}, admit: newServerAdmission(opts),
+		sessions: newSessions(),
 	}
 	warnDescriptors(log, opts)
 	a.ev = newEmitter(opts.Handler, log, &s.inCallback, opts.callback,
-		tokenCallbacks{one: opts.OnToken, batch: opts.OnTokens})
+		tokenCallbacks{one: opts.OnToken, batch: opts.OnTokens, redelivered: opts.OnRedelivered})
 	a.ev.stats = s.stats
 	s.pid = system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return a }, actor.WithDispatcher(s.pool)))
 	return s, nil

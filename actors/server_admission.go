@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -260,10 +261,27 @@ func handshakeTLS(base *tls.Config, root *actor.RootContext, server *actor.PID, 
 		case <-hello.Context().Done():
 			return nil, fmt.Errorf("waiting for a handshake slot: %w", hello.Context().Err())
 		}
+		c, err := cfg, error(nil)
 		if user != nil {
-			return user(hello)
+			if c, err = user(hello); err != nil || c == nil {
+				return c, err
+			}
 		}
-		return nil, nil
+		if len(hello.SupportedProtos) > 0 && !slices.ContainsFunc(hello.SupportedProtos, func(p string) bool {
+			return slices.Contains(c.NextProtos, p)
+		}) {
+			// A client that offers only protocols we do not know speaks
+			// token/1 without ALPN, as with the Node original, rather than
+			// fail with crypto/tls's no_application_protocol alert.
+			c = c.Clone()
+			c.NextProtos = nil
+			c.GetConfigForClient = nil
+			return c, nil
+		}
+		if user == nil {
+			return nil, nil
+		}
+		return c, nil
 	}
 	return cfg
 }
