@@ -327,6 +327,9 @@ func (a *connActor) onDialed(ctx actor.Context, m dialDone) {
 		var resend []byte
 		if m.codec == wire.Token2 {
 			a.sess, resend = clientSession(a.given, m.welcome)
+			if a.sess.nextSeq <= a.given.last { // written before: sent again
+				a.cfg.stats.resent(int(a.given.last - a.sess.nextSeq + 1))
+			}
 			a.given = nil
 		} else if a.given != nil && len(a.given.frames) > 0 {
 			// A token/1 server (the Node original in the server list):
@@ -471,14 +474,7 @@ func (a *connActor) open(ctx actor.Context, c wire.Codec) {
 // over its last connection, ahead of what Send takes from now on. They were
 // counted in the client's buffer; now they count in this queue.
 func (a *connActor) resendGiven(ctx actor.Context, frames []byte) {
-	n := int64(len(frames))
-	a.h.shared.queued.Add(n)
-	tokens := 0
-	if a.sess != nil {
-		_, tokens = dataFrames(nil, frames)
-	} else {
-		_, tokens = a.codec.WholeFrames(frames)
-	}
-	a.cfg.stats.resent(tokens)
+	a.h.shared.queued.Add(int64(len(frames)))
+	_, tokens := a.codec.WholeFrames(frames)
 	a.enqueue(ctx, frames, tokens)
 }

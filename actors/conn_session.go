@@ -372,15 +372,17 @@ func (a *connActor) resume(ctx actor.Context, m adopt) {
 func (a *connActor) rewind(recv uint64) {
 	s := a.sess
 	var frames []byte
-	n := 0
 	for _, r := range s.retained {
 		for _, b := range r.frames {
-			var k int
-			frames, k = dataFrames(frames, b)
-			n += k
+			frames, _ = dataFrames(frames, b)
 		}
 		outbox.Release(r.frames)
 	}
+	if len(s.retained) > 0 && s.retained[0].first <= recv {
+		// The first batch's frames up to recv arrived.
+		frames = skipFrames(frames, recv-s.retained[0].first+1)
+	}
+	_, n := dataFrames(nil, frames)
 	s.retained, s.unacked = nil, 0
 	s.resend = outbox.Outbox{}
 	if len(frames) > 0 {

@@ -329,8 +329,8 @@ func (a *connActor) onWriteEnded(ctx actor.Context, err error) {
 			w.failInFlight(s, a.codec, a.cfg.stats, written)
 		}
 	}
-	if a.phase != phaseSuspended {
-		w.unsendQueue(s)
+	if a.phase != phaseSuspended && !(err != nil && a.resumable()) {
+		w.unsendQueue(s) // a session that breaks keeps its queue
 	}
 	switch {
 	case a.phase == phaseSuspended:
