@@ -154,8 +154,11 @@ func TestHandlerDeadLettersAreLoggedOnce(t *testing.T) {
 	r := newRecorder(t)
 	s := r.startServer(func(o *ServerOptions) {
 		o.Runtime, o.Handler = rt, handler
-		// No credit comes back from a dead handler: at the client's close,
-		// the connection waits for it this long, not the default 5 s.
+		// No credit comes back from a dead handler: a read window wider
+		// than the reads of the 50 tokens below keeps the connection
+		// reading, so that it sees the client's close, and then it waits
+		// for the credit this long, not the default 5 s.
+		o.Limits.ReadWindow = 64
 		o.Limits.CloseTimeout = 100 * time.Millisecond
 	})
 	r.next("connect", ONLINE)
