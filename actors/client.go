@@ -68,6 +68,9 @@ func NewClient(opts ClientOptions) (*Client, error) {
 		}
 		target.addr = net.JoinHostPort(host, strconv.Itoa(opts.Port))
 	}
+	if err := checkHandler(opts.Handler, opts.Runtime.System); err != nil {
+		return nil, err
+	}
 	src, tlsr, err := newClientTLS(opts.TLS, opts.Runtime.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
@@ -107,6 +110,7 @@ func NewClient(opts ClientOptions) (*Client, error) {
 	a.ev = newEmitter(opts.Handler, log, &c.inCallback, opts.callback,
 		tokenCallbacks{one: opts.OnToken, remoteClose: true})
 	a.ev.stats = c.stats
+	a.ev.watchDeadLetters(system, "client")
 	c.pid = system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return a }, actor.WithDispatcher(c.pool)))
 	return c, nil
 }

@@ -114,6 +114,7 @@ func (a *clientActor) Receive(ctx actor.Context) {
 		a.onShutdown(ctx)
 	case *actor.Stopped:
 		a.waitConnect.Stop()
+		a.ev.stopWatching()
 		a.c.stopped()
 	}
 }

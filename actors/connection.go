@@ -390,7 +390,11 @@ type ConnectionOptions struct {
 	Limits Limits
 	Runtime
 	// Handler, if set, receives every event as a message. It must return
-	// Credit for the tokens it processes (see CreditMiddleware).
+	// Credit for the tokens it processes (see CreditMiddleware). It must be
+	// an actor of Runtime.System or on a node that system reaches through
+	// Proto.Actor remote; any other PID is an ErrInvalidOptions error from
+	// NewConnection, and dead letters at it are logged once (see
+	// ServerOptions.Handler).
 	Handler *actor.PID
 	// Handshake runs the TLS handshake first (with Limits.HandshakeTimeout)
 	// when the conn is a *tls.Conn that has not done it yet.
@@ -423,6 +427,9 @@ func NewConnection(conn net.Conn, opts ConnectionOptions) (*Connection, error) {
 	}
 	if conn == nil {
 		return nil, fmt.Errorf("%w: nil conn", ErrInvalidOptions)
+	}
+	if err := checkHandler(opts.Handler, opts.Runtime.System); err != nil {
+		return nil, err
 	}
 	system, log, owned := opts.Runtime.resolve()
 	root := system.Root

@@ -29,6 +29,9 @@ type emitter struct {
 	running *atomic.Int32
 	// stats counts every event (nil: standalone connections count nothing).
 	stats *stats
+	// unwatch ends the watch for events that end as dead letters at the
+	// handler (handlerpid.go); nil without one.
+	unwatch func()
 }
 
 // tokenCallbacks are the owner's token callbacks.

@@ -44,7 +44,8 @@ const (
 // Runtime says where the actors run, where logs go and where metrics go.
 type Runtime struct {
 	// System is an actor system to embed in. Nil: a private one, made quiet
-	// (Proto.Actor's default logger writes to stderr).
+	// (Proto.Actor's default logger writes to stderr). A Handler PID must be
+	// of this system (or on a node it reaches through Proto.Actor remote).
 	System *actor.ActorSystem
 	// Logger receives the runtime's own logs. Nil: logs are dropped.
 	Logger *slog.Logger
@@ -132,9 +133,22 @@ type ServerOptions struct {
 	// p99 within a few times its quiet value; 2 let it grow 25 to 100 times.
 	MaxHandshakes int
 	Runtime
-	// Handler, if set, receives every event as a message (see events.go), in
-	// addition to the callbacks. It must return Credit for the tokens it
-	// processes (see CreditMiddleware), or its connections stop reading.
+	// Handler, if set, receives every event as a message (Listening,
+	// Connected, TokenReceived, Closed...), in addition to the callbacks. It
+	// must return Credit for the tokens it processes (see CreditMiddleware),
+	// or its connections stop reading.
+	//
+	// Events are sent from Runtime.System, so the handler must be an actor of
+	// that system, spawned before NewServer, or an actor on another node that
+	// the system reaches through Proto.Actor remote. Any other PID (one of
+	// another actor system, which would receive nothing; a stopped actor; one
+	// of another node while the system runs no remote; any PID with
+	// Runtime.System nil) is an ErrInvalidOptions error from NewServer: set
+	// Runtime.System to the handler's actor system. (A PID of another system
+	// whose Id also names an actor of Runtime.System cannot be told apart:
+	// Proto.Actor's PIDs do not name their system.) Events that end as dead
+	// letters at the handler later (it stopped, its node is out of reach) are
+	// logged once, at error level, to Runtime.Logger.
 	Handler *actor.PID
 
 	// OnConnect: the server listens.
@@ -219,7 +233,11 @@ type ClientOptions struct {
 	Limits Limits
 	Runtime
 	// Handler, if set, receives every event as a message. It must return
-	// Credit for the tokens it processes (see CreditMiddleware).
+	// Credit for the tokens it processes (see CreditMiddleware). It must be
+	// an actor of Runtime.System or on a node that system reaches through
+	// Proto.Actor remote; any other PID is an ErrInvalidOptions error from
+	// NewClient, and dead letters at it are logged once (see
+	// ServerOptions.Handler).
 	Handler *actor.PID
 
 	// OnConnect: connected, TLS handshake done.

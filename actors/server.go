@@ -58,6 +58,9 @@ func NewServer(opts ServerOptions) (*Server, error) {
 			return nil, fmt.Errorf("%w: listen retry: %w", ErrInvalidOptions, err)
 		}
 	}
+	if err := checkHandler(opts.Handler, opts.Runtime.System); err != nil {
+		return nil, err
+	}
 	if opts.Protocols, err = protocolsOf(opts.Protocols); err != nil {
 		return nil, err
 	}
@@ -89,6 +92,7 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	a.ev = newEmitter(opts.Handler, log, &s.inCallback, opts.callback,
 		tokenCallbacks{one: opts.OnToken, batch: opts.OnTokens, redelivered: opts.OnRedelivered})
 	a.ev.stats = s.stats
+	a.ev.watchDeadLetters(system, "server")
 	s.pid = system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return a }, actor.WithDispatcher(s.pool)))
 	return s, nil
 }

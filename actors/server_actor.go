@@ -129,6 +129,7 @@ func (a *serverActor) Receive(ctx actor.Context) {
 		a.waitListen.Stop()
 		a.closeDeadline.Stop()
 		a.stopAdmission()
+		a.ev.stopWatching()
 		a.s.stopped()
 	}
 }

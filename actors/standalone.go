@@ -19,7 +19,9 @@ type standaloneActor struct {
 
 func newStandalone(opts ConnectionOptions, log *slog.Logger, system *actor.ActorSystem, owned bool, pool *dispatch.WorkerPool) *standaloneActor {
 	tokens := tokenCallbacks{one: opts.OnToken, remoteClose: true}
-	return &standaloneActor{ev: newEmitter(opts.Handler, log, nil, opts.callback, tokens), system: system, owned: owned, pool: pool}
+	a := &standaloneActor{ev: newEmitter(opts.Handler, log, nil, opts.callback, tokens), system: system, owned: owned, pool: pool}
+	a.ev.watchDeadLetters(system, "connection")
+	return a
 }
 
 // callback calls the option's callback for one event.
@@ -43,6 +45,7 @@ func (a *standaloneActor) Receive(ctx actor.Context) {
 		a.ev.emit(ctx, closedEvent(m.c, m.hadError), m.c, nil)
 		ctx.Stop(ctx.Self())
 	case *actor.Stopped:
+		a.ev.stopWatching()
 		if a.owned {
 			a.system.Shutdown()
 		}

@@ -3,6 +3,31 @@
 // a handler grain, a Proto.Actor virtual actor on a handler node, whose
 // identity comes from the client's verified certificate.
 //
+// Handler nodes register the grain kind, with your [Handler]; front nodes
+// register none, and run a token server whose handler is the front's
+// router. Nodes talk over Proto.Actor's remote with mutual TLS
+// ([RemoteConfig], [NodeTLS]):
+//
+//	rc, err := cluster.RemoteConfig(host, remotePort, &nodeTLS)
+//
+//	// A handler node: one grain per client identity.
+//	kind := cluster.NewKind("tokens", func(identity string) cluster.Handler {
+//		return cluster.HandlerFunc(func(t *cluster.Token) { t.Reply(t.Data) })
+//	})
+//	c := pcluster.New(system, pcluster.Configure("name", provider, lookup, rc, pcluster.WithKinds(kind)))
+//	c.StartMember()
+//
+//	// A front node.
+//	c := pcluster.New(system, pcluster.Configure("name", provider, lookup, rc))
+//	c.StartMember()
+//	front, err := cluster.NewFront(cluster.FrontOptions{Cluster: c, Kind: "tokens"})
+//	opts, err := front.ServerOptions(actors.ServerOptions{Port: 8000, TLS: serverTLS})
+//	server, err := actors.NewServer(opts)
+//
+// pcluster is github.com/asynkron/protoactor-go/cluster; the cluster
+// provider (consul, etcd, Kubernetes, automanaged...) and the identity
+// lookup are yours. examples/cluster runs both roles.
+//
 // # Shape
 //
 //	client --TLS-- front node: connection actor -> server actor -> router

@@ -5,6 +5,14 @@
 // here answers each token with the token and the handler node's name
 // ("hello @h1"), after --delay.
 //
+// One front and two handler nodes on loopback (the README's "Beyond one
+// machine" walks through it, with the certificates of tokencat certs):
+//
+//	P=127.0.0.1:6330,127.0.0.1:6331,127.0.0.1:6332 # every node's health endpoint
+//	cluster --role handler --name h1 --health-port 6331 --peers $P --certs certs --node-certs node-certs &
+//	cluster --role handler --name h2 --health-port 6332 --peers $P --certs certs --node-certs node-certs &
+//	cluster --role front --name f1 --health-port 6330 --peers $P --certs certs --node-certs node-certs --listen 127.0.0.1:7000
+//
 // Membership (--provider):
 //   - automanaged (the default, for a quick start): every node serves a
 //     health endpoint over plain HTTP on --host:--health-port and polls the
