@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"crypto/tls"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net"
@@ -461,6 +462,10 @@ func (a *connActor) open(ctx actor.Context, c wire.Codec) {
 	}
 	a.codec, a.dec = c, dec
 	a.h.protocol.Store(&c)
+	if a.sess != nil {
+		id := hex.EncodeToString(a.sess.id[:])
+		a.h.session.Store(&id)
+	}
 	a.phase = phaseOpen
 	a.startWriter(ctx)
 	if a.sess != nil && a.sess.server {

@@ -34,6 +34,9 @@ type Connection struct {
 	// protocol is the connection's wire protocol: set by the actor once the
 	// handshake is done (or at once when there is none), read by Send.
 	protocol atomic.Pointer[wire.Codec]
+	// session is a token/2 connection's session id in hex: written by the
+	// actor before connUp, read by the owner after it and by Session.
+	session atomic.Pointer[string]
 	obs      connObs // what the owner's stats remember of it
 }
 

@@ -142,7 +142,7 @@ func (e *emitter) deliver(ctx actor.Context, m connFrames) {
 			}
 		}
 		if e.handler != nil {
-			ctx.Send(e.handler, &TokenReceived{Conn: c.PID(), ConnID: c.id, Data: f.Token, Seq: seq, Redelivered: again})
+			ctx.Send(e.handler, &TokenReceived{Conn: c.PID(), ConnID: c.id, Data: f.Token, Seq: seq, Redelivered: again, Session: c.Session()})
 		}
 		if seq != 0 {
 			seq++
@@ -181,7 +181,7 @@ func (e *emitter) deliverBatch(ctx actor.Context, m connFrames) {
 		}
 		again := seq != 0 && seq <= m.redelivered
 		if e.handler != nil {
-			ctx.Send(e.handler, &TokenReceived{Conn: c.PID(), ConnID: c.id, Data: f.Token, Seq: seq, Redelivered: again})
+			ctx.Send(e.handler, &TokenReceived{Conn: c.PID(), ConnID: c.id, Data: f.Token, Seq: seq, Redelivered: again, Session: c.Session()})
 		}
 		if seq != 0 {
 			seq++

@@ -42,12 +42,16 @@ type Connected struct {
 // across the front nodes of a cluster, drops a number it has seen. A token
 // flagged Redelivered may have been delivered before: its client sent it
 // again to a server that had lost its session.
+//
+// Session is the token/2 session's id in hex ("" on token/1): a session
+// lives across its client's connections, and across a cluster's front nodes.
 type TokenReceived struct {
 	Conn        *actor.PID
 	ConnID      uint64
 	Data        []byte
 	Seq         uint64
 	Redelivered bool
+	Session     string
 }
 
 // RemoteClosed is the client's remoteClose event: the server is closing and

@@ -50,6 +50,18 @@ func withProtocols(protocols []string) func(*tls.Config) {
 	return func(cfg *tls.Config) { cfg.NextProtos = protocols }
 }
 
+// Session is the id of the connection's token/2 session, in hex (32
+// characters), once it is open; "" on token/1. A server's Connection keeps
+// its session across the sockets its client resumes it on; a handler that
+// must drop repeats across server restarts, or across the front nodes of a
+// cluster, keys them by Session and TokenReceived.Seq.
+func (c *Connection) Session() string {
+	if s := c.session.Load(); s != nil {
+		return *s
+	}
+	return ""
+}
+
 // Protocol is the wire protocol of the connection: ProtocolToken2 or
 // ProtocolToken1, once its TLS handshake (and token/2's greeting) is done;
 // "" before.

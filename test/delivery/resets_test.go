@@ -135,10 +135,15 @@ func TestResetsLoseNothing(t *testing.T) {
 // SendToken to its connection and returns its credit (CreditMiddleware):
 // the connection's PID stays the same across the resets.
 func TestResetsLoseNothingHandlerPID(t *testing.T) {
+	var mu sync.Mutex
+	sessions := map[string]int{}
 	resetsLoseNothing(t, func(o *actors.ServerOptions, in *sequence, sys *actor.ActorSystem) {
 		pid := sys.Root.Spawn(actors.HandlerProps(func() actor.Actor {
 			return actor.ReceiveFunc(func(ctx actor.Context) {
 				if m, ok := ctx.Message().(*actors.TokenReceived); ok {
+					mu.Lock()
+					sessions[m.Session]++
+					mu.Unlock()
 					in.got(m.Data)
 					ctx.Send(m.Conn, &actors.SendToken{Data: m.Data})
 				}
@@ -147,6 +152,11 @@ func TestResetsLoseNothingHandlerPID(t *testing.T) {
 		o.Handler = pid
 		o.Runtime.System = sys
 	})
+	mu.Lock()
+	defer mu.Unlock()
+	if len(sessions) != 1 || sessions[""] != 0 {
+		t.Errorf("TokenReceived.Session: %v, want one session for every token", sessions)
+	}
 }
 
 func resetsLoseNothing(t *testing.T, handle func(*actors.ServerOptions, *sequence, *actor.ActorSystem)) {
