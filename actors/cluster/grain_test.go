@@ -54,7 +54,7 @@ func TestGrainDedup(t *testing.T) {
 			handled++
 			tk.Reply(append([]byte(identity+":"), tk.Data...))
 		})
-	})
+	}, GrainOptions{})
 	g := system.Root.Spawn(props)
 	ch, chs := make(chan *clusterpb.Credit, 16), make(chan *clusterpb.Credits, 16)
 	replyTo := system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return collect{ch, chs} }))
