@@ -69,18 +69,10 @@ type GrainOptions struct {
 }
 
 func (o GrainOptions) withDefaults() GrainOptions {
-	if o.SessionTTL <= 0 {
-		o.SessionTTL = DefaultSessionTTL
-	}
-	if o.MaxSessions <= 0 {
-		o.MaxSessions = DefaultMaxSessions
-	}
-	if o.MaxKeptTokens <= 0 {
-		o.MaxKeptTokens = DefaultMaxKeptTokens
-	}
-	if o.MaxKeptBytes <= 0 {
-		o.MaxKeptBytes = DefaultMaxKeptBytes
-	}
+	o.SessionTTL = positiveOr(o.SessionTTL, DefaultSessionTTL)
+	o.MaxSessions = positiveOr(o.MaxSessions, DefaultMaxSessions)
+	o.MaxKeptTokens = positiveOr(o.MaxKeptTokens, DefaultMaxKeptTokens)
+	o.MaxKeptBytes = positiveOr(o.MaxKeptBytes, DefaultMaxKeptBytes)
 	return o
 }
 
