@@ -76,6 +76,9 @@ func NewClient(opts ClientOptions) (*Client, error) {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
 	}
 	target.src = src
+	if target.protocols, err = protocolsOf(opts.Protocols); err != nil {
+		return nil, err
+	}
 	if r := opts.Reconnect; r != nil {
 		if err := r.Policy.Validate(); err != nil {
 			return nil, fmt.Errorf("%w: reconnect: %w", ErrInvalidOptions, err)
@@ -99,6 +102,10 @@ func NewClient(opts ClientOptions) (*Client, error) {
 	a.connCfg = connConfig{limits: limits, log: log, handlerCredit: opts.Handler != nil,
 		dial:       target,
 		supervised: opts.Reconnect != nil}
+	if offersToken2(target.protocols) {
+		a.connCfg.sessions = &sessionConfig{}
+		a.session = newSessionState()
+	}
 	a.connCfg.stats = c.stats
 	a.ev = newEmitter(opts.Handler, log, &c.inCallback, opts.callback,
 		tokenCallbacks{one: opts.OnToken, remoteClose: true})

@@ -36,6 +36,18 @@
 // bound each connection; Stats and Runtime.MeterProvider count. The
 // examples below run each of these.
 //
+// # Protocols
+//
+// Two peers of this package speak token/2 (wire/TOKEN2.md), chosen by ALPN:
+// every token is acknowledged once the other side's handler took it, and a
+// client's session survives its connections, so that a connection that
+// resets loses nothing: each side sends again, once, what the other did not
+// get (exactly once, in order, both ways, while both processes stay up; at
+// least once, the repeats flagged Redelivered, when a server process
+// restarts). Everyone else, the Node original first of all, speaks token/1
+// exactly as npm token-server does. ServerOptions.Protocols and
+// ClientOptions.Protocols restrict the choice; Connection.Protocol says it.
+//
 // # Guarantees
 //
 // Handle methods never block on the network. Events of one connection arrive
@@ -83,6 +95,13 @@
 //	        ^ frames of a read       v
 //	connection actor -- read pump  <- conn.Read
 //	                 -- write pump -> conn.Write (coalesced)
+//
+// token/2 (conn_session.go) numbers the data frames, keeps the written ones
+// until acknowledged, and ends with END; a server's session outlives its
+// socket in its connection actor (phaseSuspended), which adopts the socket
+// of its client's next connection (server_sessions.go decides every HELLO);
+// a client's session goes from one connection actor to the next through the
+// client actor (session.go).
 //
 // A token takes two hops to the user: connection actor, then its owner. The
 // server's listener is a listener actor (listener.go), under a supervisor
@@ -133,9 +152,14 @@
 //   - room: the channel WaitDrain waits on: WaitDrain installs it when there
 //     is none, the actor takes it and closes it.
 //   - protocol and tls: the codec and the TLS state, written by the actor
-//     once the handshake is done, read by Send and TLSState.
-//   - id, pid, the addresses, the limits: written before the handle is
-//     shared, read-only after.
+//     once the handshake is done (the TLS state again when a token/2
+//     session resumes on a new socket), read by Send and TLSState.
+//   - remote and local: the socket's addresses, written before the handle
+//     is shared, and again by the actor when a token/2 session resumes on a
+//     new socket; read by RemoteAddr and LocalAddr.
+//   - id, pid, the limits: written before the handle is shared, read-only
+//     after. A server's token/2 session keeps its actor, and so its PID,
+//     across its sockets (conn_session.go).
 //
 // A Server or Client and its actor (lifecycle.go, server.go, client.go):
 //

@@ -36,10 +36,22 @@ type Connected struct {
 // PID returns one Credit token per TokenReceived it has processed (the
 // CreditMiddleware does it): until it does, its connection reads at most
 // Limits.ReadWindow chunks ahead.
+//
+// On token/2 Seq is the token's number in its session (1, 2, ...; 0 on
+// token/1): a handler that needs exactly once across server restarts, or
+// across the front nodes of a cluster, drops a number it has seen. A token
+// flagged Redelivered may have been delivered before: its client sent it
+// again to a server that had lost its session.
+//
+// Session is the token/2 session's id in hex ("" on token/1): a session
+// lives across its client's connections, and across a cluster's front nodes.
 type TokenReceived struct {
-	Conn   *actor.PID
-	ConnID uint64
-	Data   []byte
+	Conn        *actor.PID
+	ConnID      uint64
+	Data        []byte
+	Seq         uint64
+	Redelivered bool
+	Session     string
 }
 
 // RemoteClosed is the client's remoteClose event: the server is closing and

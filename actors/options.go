@@ -84,8 +84,34 @@ type ServerOptions struct {
 	// TLS holds key, cert, ca, requestCert, rejectUnauthorized and the
 	// escape hatch for any other TLS option.
 	TLS tlsio.Options
+	// Protocols are the wire protocols the server speaks, negotiated by
+	// ALPN, in order of preference: by default ProtocolToken2 then
+	// ProtocolToken1. A client that offers none (the Node original, any
+	// client without ALPN) speaks token/1 whatever this says; []string{
+	// ProtocolToken1} keeps every connection on token/1. It replaces
+	// TLS.TLSConfig.NextProtos.
+	Protocols []string
+	// SessionTimeout is how long a token/2 session whose connection broke
+	// waits for its client to come back and resume it (default
+	// DefaultSessionTimeout, 60 s). Meanwhile its Connection stays alive:
+	// Send queues, within Limits.MaxQueue. When it passes, the session ends
+	// with ErrSessionExpired (error then close events), and what its client
+	// did not acknowledge is reported dropped with that reason.
+	SessionTimeout time.Duration
 	// Limits per connection.
 	Limits Limits
+	// MemoryBudget bounds the memory of the tokens the server's connections
+	// have begun to read and not finished, beyond 64 KiB each (default
+	// DefaultMemoryBudget, 256 MiB; it must hold Limits.MaxTokenSize;
+	// negative: no budget, each connection up to its MaxTokenSize). A
+	// connection whose unfinished token needs more asks for it and stops
+	// reading until it has it (TCP pushes back on its client), in the order
+	// asked; one that waits MemoryWait is cut with ErrMemoryBudget. Small
+	// tokens never wait.
+	MemoryBudget int
+	// MemoryWait is how long a connection may wait for the MemoryBudget
+	// (default DefaultMemoryWait, 30 s).
+	MemoryWait time.Duration
 	// MaxConnections is the limit of authenticated connections: one whose
 	// handshake completes past it is closed with an error event
 	// (ErrTooManyConnections; default DefaultMaxConnections).
@@ -148,6 +174,12 @@ type ServerOptions struct {
 	OnClose func(hadError bool)
 	// OnToken: a token from a client. The token belongs to the callee.
 	OnToken func(token []byte, c *Connection)
+	// OnRedelivered, if set, gets instead of OnToken (or OnTokens) the
+	// tokens flagged as redelivered: a token/2 client sends again what a
+	// server lost with its sessions (it restarted) did not acknowledge, and
+	// that server may have handled them already. Without it they go to
+	// OnToken like any other; TokenReceived.Redelivered tells a handler PID.
+	OnRedelivered func(token []byte, c *Connection)
 	// OnTokens, if set, replaces OnToken: it gets all the tokens of one read
 	// at once, in order, which with Connection.SendBatch makes one message
 	// per read both ways. The slice and the tokens belong to the callee.
@@ -203,6 +235,12 @@ type ClientOptions struct {
 	// TLS holds key, cert (the client certificate), ca, rejectUnauthorized,
 	// the server name and the escape hatch for any other TLS option.
 	TLS tlsio.Options
+	// Protocols are the wire protocols the client offers by ALPN, in order
+	// of preference: by default ProtocolToken2 then ProtocolToken1. A
+	// server that selects none (the Node original) gets token/1;
+	// []string{ProtocolToken1} keeps the client on token/1. It replaces
+	// TLS.TLSConfig.NextProtos.
+	Protocols []string
 	// Limits of the connection.
 	Limits Limits
 	Runtime

@@ -56,6 +56,14 @@ func (a *standaloneActor) Receive(ctx actor.Context) {
 // reportDropped reports the frames a connection never wrote, as tokens: the
 // maybe-sent ones first, then the unsent ones.
 func reportDropped(ctx actor.Context, ev *emitter, m connDown) {
+	if m.dropReason != nil {
+		toks := decodeTokens(m.codec, m.maybeSent)
+		toks = append(toks, decodeTokens(m.codec, m.unsent)...)
+		if len(toks) > 0 {
+			ev.emit(ctx, droppedEvent(m.c, toks, m.dropReason), m.c, m.dropReason)
+		}
+		return
+	}
 	if toks := decodeTokens(m.codec, m.maybeSent); len(toks) > 0 {
 		ev.emit(ctx, droppedEvent(m.c, toks, ErrMaybeSent), m.c, ErrMaybeSent)
 	}
