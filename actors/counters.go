@@ -99,8 +99,11 @@ type stats struct {
 	// The server's memory budget (server_budget.go): granted now (the
 	// server actor adds and takes back), and asks that had to wait.
 	budgetInUse, budgetWaits atomic.Int64
-	metrics                  *meters // nil: metrics off
-	_                        [64]byte
+	// sessionsWaiting: a server's token/2 sessions whose socket broke and
+	// that wait for their client (the server actor adds and takes back).
+	sessionsWaiting atomic.Int64
+	metrics         *meters // nil: metrics off
+	_               [64]byte
 }
 
 // connObs is what the owner's stats remember of one connection. It is the

@@ -101,6 +101,11 @@ type Stats struct {
 	TokensResent, TokensRedelivered  int64
 	SessionsResumed, SessionsExpired int64
 
+	// SessionsWaiting is the number of token/2 sessions whose connection
+	// broke and that wait now for their client to come back (their
+	// Connection counts in Open meanwhile). Server only.
+	SessionsWaiting int64
+
 	// MemoryBudgetInUse is the part of ServerOptions.MemoryBudget granted
 	// now to connections reading large tokens, and MemoryBudgetWaits counts
 	// the times a connection had to wait for it. Server only.
@@ -140,6 +145,7 @@ func (s *stats) snapshot() Stats {
 		st.ListenRetries, st.ListenGaveUp = s.retries.Load(), s.gaveUp.Load()
 		st.SessionsResumed, st.SessionsExpired = s.sessionsResumed.Load(), s.sessionsExpired.Load()
 		st.MemoryBudgetInUse, st.MemoryBudgetWaits = s.budgetInUse.Load(), s.budgetWaits.Load()
+		st.SessionsWaiting = s.sessionsWaiting.Load()
 		return st
 	}
 	st.ConnectAttempts = s.connectAttempts.Load()
