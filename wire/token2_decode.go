@@ -71,6 +71,11 @@ func (d *Token2Decoder) Buffered() int {
 	return d.nhdr
 }
 
+// Held returns the memory the decoder holds for the frame in progress: the
+// capacity of its payload buffer (allocated at the payload's size, up to
+// 1 MiB, when its header arrives) and the header bytes.
+func (d *Token2Decoder) Held() int { return cap(d.buf) + d.nhdr }
+
 // Remaining returns how many more bytes the payload in progress needs, or 0
 // between frames and while a header is incomplete.
 func (d *Token2Decoder) Remaining() int {
