@@ -1,6 +1,9 @@
 package wire
 
-import "unicode/utf8"
+import (
+	"strconv"
+	"unicode/utf8"
+)
 
 // Token2Decoder is a streaming token/2 decoder for the frames that follow
 // the handshake (HELLO and WELCOME are read by [ReadHello] and
@@ -218,7 +221,7 @@ func (d *Token2Decoder) checkHeader(t FrameType, n uint64, at int64) error {
 		return nil
 	}
 	if n > MaxControlPayload {
-		return &FrameError{Offset: at, Type: t, Reason: "control frame of " + u64toa(n) + " bytes, over 1024"}
+		return &FrameError{Offset: at, Type: t, Reason: "control frame of " + strconv.FormatUint(n, 10) + " bytes, over 1024"}
 	}
 	return nil
 }
@@ -293,19 +296,4 @@ func (d *Token2Decoder) fail(err error) error {
 	d.err = err
 	d.buf, d.inBody, d.nhdr = nil, false, 0
 	return err
-}
-
-// u64toa formats v in decimal.
-func u64toa(v uint64) string {
-	if v == 0 {
-		return "0"
-	}
-	var b [20]byte
-	i := len(b)
-	for v > 0 {
-		i--
-		b[i] = byte('0' + v%10)
-		v /= 10
-	}
-	return string(b[i:])
 }
