@@ -74,6 +74,19 @@
 // answered once. A token that a dead node handled without answering is
 // handled again by the new activation.
 //
+// When a front node dies, its clients reconnect to another front. A token/2
+// client's session outlives its connections: it sends again, through the new
+// front, every token the dead one had not acknowledged (a front acknowledges
+// a token once the grain's Credit for it came and its replies were written),
+// flagged redelivered. The front forwards each token's session (bound to the
+// client certificate's key) and number; the grain keeps, per session, the
+// highest number it handled and the replies of the last tokens, drops a
+// repeat and answers it with the replies it made the first time
+// (GrainOptions bounds what it keeps). Each token is handled once; a reply
+// arrives twice when the client had read it from the dead front before that
+// front's acknowledgement of its token. A token/1 client has no session:
+// what the dead front held is lost.
+//
 // # Flow control
 //
 // The router returns a connection's flow-control credit (actors.Credit) for
