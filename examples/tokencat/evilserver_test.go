@@ -11,30 +11,53 @@ import (
 	"github.com/tokenserver/tokenserver/wire"
 )
 
-// evilServer is a crypto/tls token/1 echo server for tests whose replies go
+// evilServer is a crypto/tls echo server for tests whose replies go
 // through mangle: given the 1-based number of a token on its connection and
 // the token, it returns the replies to write (none, the token, a changed
-// copy, several).
+// copy, several). It speaks token/1 without ALPN, or token/2 when started
+// by startEvilServer2, departing from that protocol as its twist says.
 type evilServer struct {
-	ln  net.Listener
-	cfg *tls.Config
-	wg  sync.WaitGroup
+	ln    net.Listener
+	cfg   *tls.Config
+	twist *twist2 // nil: token/1
+	wg    sync.WaitGroup
 
 	mu    sync.Mutex
 	conns map[net.Conn]bool
 }
 
+// twist2 is how a token/2 evilServer departs from the protocol, beyond its
+// replies: its WELCOME, its ACKs, its end.
+type twist2 struct {
+	welcome wire.Welcome
+	// ack is the ACK it sends after the replies to a read, given the number
+	// of tokens read so far; 0 sends none. nil acknowledges what was read.
+	ack func(read uint64) uint64
+	// noEnd closes the connection at the client's END instead of answering
+	// with END.
+	noEnd bool
+}
+
 func startEvilServer(t *testing.T, certs *tlsio.DevCerts, mangle func(n int, token []byte) [][]byte) *evilServer {
+	return startEvilServer2(t, certs, mangle, nil)
+}
+
+// startEvilServer2 is startEvilServer speaking token/2 (selected by ALPN)
+// with twist; with a nil twist, it is startEvilServer.
+func startEvilServer2(t *testing.T, certs *tlsio.DevCerts, mangle func(n int, token []byte) [][]byte, twist *twist2) *evilServer {
 	t.Helper()
 	cfg, err := tlsio.ServerConfig(certs.ServerOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
+	if twist != nil {
+		cfg.NextProtos = []string{wire.ProtocolToken2}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &evilServer{ln: ln, cfg: cfg, conns: map[net.Conn]bool{}}
+	s := &evilServer{ln: ln, cfg: cfg, twist: twist, conns: map[net.Conn]bool{}}
 	s.wg.Go(func() {
 		for {
 			raw, err := ln.Accept()
@@ -67,6 +90,10 @@ func (s *evilServer) serve(raw net.Conn, mangle func(int, []byte) [][]byte) {
 	if err := tlsio.Handshake(context.Background(), tc, 0); err != nil {
 		return
 	}
+	if s.twist != nil {
+		s.serve2(tc, mangle)
+		return
+	}
 	dec, _ := wire.NewDecoder(wire.DefaultMaxTokenSize)
 	buf := make([]byte, 64<<10)
 	var frames []wire.Frame
@@ -91,6 +118,68 @@ func (s *evilServer) serve(raw net.Conn, mangle func(int, []byte) [][]byte) {
 				if _, err := tc.Write(out); err != nil {
 					return
 				}
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// serve2 is serve in token/2, with the server's twist: its WELCOME to the
+// HELLO, an ACK after the replies to each read, and END with close_notify
+// at the client's END (or a close without END).
+func (s *evilServer) serve2(tc *tls.Conn, mangle func(int, []byte) [][]byte) {
+	if _, err := wire.ReadHello(tc); err != nil {
+		return
+	}
+	if _, err := tc.Write(wire.AppendWelcome(nil, s.twist.welcome)); err != nil {
+		return
+	}
+	ack := s.twist.ack
+	if ack == nil {
+		ack = func(read uint64) uint64 { return read }
+	}
+	dec, _ := wire.NewToken2Decoder(wire.DefaultMaxTokenSize)
+	buf := make([]byte, 64<<10)
+	var frames []wire.Frame
+	var out []byte
+	n := 0
+	for {
+		k, err := tc.Read(buf)
+		if k > 0 {
+			var derr error
+			frames, derr = dec.AppendFrames(frames[:0], buf[:k])
+			if derr != nil {
+				return
+			}
+			out = out[:0]
+			ended := false
+			for _, f := range frames {
+				switch f.Kind {
+				case wire.KindToken:
+					n++
+					for _, r := range mangle(n, f.Token) {
+						out = wire.AppendData(out, r)
+					}
+				case wire.KindEnd:
+					ended = true
+				}
+			}
+			if a := ack(uint64(n)); a > 0 {
+				out = wire.AppendAck(out, a)
+			}
+			if ended {
+				if s.twist.noEnd {
+					return
+				}
+				out = wire.AppendEnd(out)
+			}
+			if _, err := tc.Write(out); err != nil {
+				return
+			}
+			if ended {
+				_ = tc.CloseWrite()
 			}
 		}
 		if err != nil {
