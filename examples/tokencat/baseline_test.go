@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/tokenserver/tokenserver/actors"
-	"github.com/tokenserver/tokenserver/tlsio"
 )
 
 // tokencat baseline serves the plain TLS echo loop in its own process: the
@@ -76,19 +75,8 @@ func TestBaselineUsageErrors(t *testing.T) {
 // nothing reported dropped, no error.
 func TestBaselineToken2LoopAnswersActorsClient(t *testing.T) {
 	t.Parallel()
-	certs, err := tlsio.GenerateDevCerts()
-	if err != nil {
-		t.Fatal(err)
-	}
-	scfg, err := tlsio.ServerConfig(certs.ServerOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
-	base, err := startBaselineServer(scfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer base.close()
+	certs, _, scfg := devTLS(t)
+	base := startTestBaseline(t, scfg)
 	host, portStr, _ := net.SplitHostPort(base.addr())
 	port, _ := strconv.Atoi(portStr)
 

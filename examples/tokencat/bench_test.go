@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -133,23 +135,8 @@ func TestBenchBinaryDetectsCorruptReply(t *testing.T) {
 
 func TestRunBenchInProcess(t *testing.T) {
 	t.Parallel()
-	certs, err := tlsio.GenerateDevCerts()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ccfg, err := tlsio.ClientConfig(certs.ClientOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
-	scfg, err := tlsio.ServerConfig(certs.ServerOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
-	base, err := startBaselineServer(scfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer base.close()
+	certs, ccfg, scfg := devTLS(t)
+	base := startTestBaseline(t, scfg)
 	self, err := startSelfServer(certs)
 	if err != nil {
 		t.Fatal(err)
@@ -181,14 +168,7 @@ func TestRunBenchInProcess(t *testing.T) {
 
 func TestRunBenchDetectsBadServers(t *testing.T) {
 	t.Parallel()
-	certs, err := tlsio.GenerateDevCerts()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ccfg, err := tlsio.ClientConfig(certs.ClientOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
+	certs, ccfg, _ := devTLS(t)
 	var held []byte
 	swap := func(n int, tok []byte) [][]byte {
 		switch n {
@@ -231,15 +211,10 @@ func TestRunBenchDetectsBadServers(t *testing.T) {
 	for _, c := range cases {
 		for _, twist := range []*twist2{nil, {}} {
 			srv := startEvilServer2(t, certs, c.mangle, twist)
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			_, err := runBench(ctx, benchConfig{
+			wantBenchError(t, fmt.Sprintf("%s (token/2 %v)", c.name, twist != nil), benchConfig{
 				addr: srv.addr(), tls: ccfg, mode: c.mode, size: 32, count: 20, conns: 1, window: 10,
 				timeout: 300 * time.Millisecond,
-			})
-			cancel()
-			if err == nil || !strings.Contains(err.Error(), c.want) {
-				t.Errorf("%s (token/2 %v): error %v, want one containing %q", c.name, twist != nil, err, c.want)
-			}
+			}, c.want)
 		}
 	}
 }
@@ -249,14 +224,7 @@ func TestRunBenchDetectsBadServers(t *testing.T) {
 // and END at the end; and it asks for the protocol it was told to speak.
 func TestRunBenchDetectsBadToken2Servers(t *testing.T) {
 	t.Parallel()
-	certs, err := tlsio.GenerateDevCerts()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ccfg, err := tlsio.ClientConfig(certs.ClientOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
+	certs, ccfg, _ := devTLS(t)
 	echo := func(_ int, tok []byte) [][]byte { return [][]byte{tok} }
 	cases := []struct {
 		name  string
@@ -282,26 +250,57 @@ func TestRunBenchDetectsBadToken2Servers(t *testing.T) {
 	}
 	for _, c := range cases {
 		srv := startEvilServer2(t, certs, echo, c.twist)
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		_, err := runBench(ctx, benchConfig{
+		wantBenchError(t, c.name, benchConfig{
 			addr: srv.addr(), tls: ccfg, mode: c.mode, size: 32, count: 20, conns: 1, window: 10,
 			timeout: 10 * time.Second,
-		})
-		cancel()
-		if err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%s: error %v, want one containing %q", c.name, err, c.want)
-		}
+		}, c.want)
 	}
 	// A server without ALPN speaks token/1: refused when token/2 is asked.
 	srv := startEvilServer(t, certs, echo)
+	wantBenchError(t, "token/2 asked of a token/1 server", benchConfig{
+		addr: srv.addr(), tls: ccfg, mode: modeRoundtrip, size: 32, count: 5, protocols: []string{wire.ProtocolToken2},
+	}, "connection 1: the server speaks token/1, not token/2")
+}
+
+// wantBenchError runs bench with cfg (for at most a minute) and fails the
+// test, naming the case what, unless it fails with an error that contains
+// want.
+func wantBenchError(t *testing.T, what string, cfg benchConfig, want string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	_, err = runBench(ctx, benchConfig{
-		addr: srv.addr(), tls: ccfg, mode: modeRoundtrip, size: 32, count: 5, protocols: []string{wire.ProtocolToken2},
-	})
-	if want := "connection 1: the server speaks token/1, not token/2"; err == nil || !strings.Contains(err.Error(), want) {
-		t.Errorf("token/2 asked of a token/1 server: error %v, want one containing %q", err, want)
+	if _, err := runBench(ctx, cfg); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("%s: error %v, want one containing %q", what, err, want)
 	}
+}
+
+// devTLS makes development certificates, and the client and the server TLS
+// configurations of them.
+func devTLS(t *testing.T) (certs *tlsio.DevCerts, client, server *tls.Config) {
+	t.Helper()
+	certs, err := tlsio.GenerateDevCerts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if client, err = tlsio.ClientConfig(certs.ClientOptions()); err != nil {
+		t.Fatal(err)
+	}
+	if server, err = tlsio.ServerConfig(certs.ServerOptions()); err != nil {
+		t.Fatal(err)
+	}
+	return certs, client, server
+}
+
+// startTestBaseline starts the baseline in this process with the server
+// configuration cfg, until the end of the test.
+func startTestBaseline(t *testing.T, cfg *tls.Config) *baselineServer {
+	t.Helper()
+	base, err := startBaselineServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = base.close() })
+	return base
 }
 
 func TestHistogramPercentiles(t *testing.T) {

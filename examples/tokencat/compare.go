@@ -592,23 +592,22 @@ func median(v []float64) float64 {
 // the Node original was measured at all.
 func writeComparison(w io.Writer, rows []compareRow, withNode bool) {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "load\tmetric\tplain TLS\ttokenserver\tNode\ttokenserver/TLS\ttarget\tmet\ttokenserver/Node\ttarget\tmet")
+	writeCells(tw, "load", "metric", "plain TLS", "tokenserver", "Node", "tokenserver/TLS", "target", "met", "tokenserver/Node", "target", "met")
 	var t tally
 	for _, r := range rows {
 		c := r.c
-		tlsRatio, tlsTarget, tlsMet := t.ratioCells(r, ratioTLS, c.vsTLS, "")
+		tls := t.ratioCells(r, ratioTLS, c.vsTLS, "") // ratio, target, met
 		if c.under > 0 {
-			tlsTarget, tlsMet = fmt.Sprintf("< %g s", c.under), "-"
+			tls[1], tls[2] = fmt.Sprintf("< %g s", c.under), "-"
 			if r.have[srvSelf] {
-				tlsMet = t.verdict(r.val[srvSelf] < c.under)
+				tls[2] = t.verdict(r.val[srvSelf] < c.under)
 			}
 		}
-		nodeRatio, nodeTarget, nodeMet := t.ratioCells(r, ratioNode, c.vsNode, "x")
+		node := t.ratioCells(r, ratioNode, c.vsNode, "x")
 		if !r.haveRatio[ratioNode] && c.vsNode.set() && withNode {
-			nodeMet = t.verdict(false) // the Node run failed: see the notes
+			node[2] = t.verdict(false) // the Node run failed: see the notes
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.name, c.metric,
-			r.cell(srvTLS), r.cell(srvSelf), r.cell(srvNode), tlsRatio, tlsTarget, tlsMet, nodeRatio, nodeTarget, nodeMet)
+		writeCells(tw, slices.Concat([]string{c.name, c.metric, r.cell(srvTLS), r.cell(srvSelf), r.cell(srvNode)}, tls, node)...)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\ntargets met: %d of %d", t.met, t.targets)
@@ -625,14 +624,13 @@ func writeToken2Comparison(w io.Writer, rows []compareRow) {
 	fmt.Fprint(w, "\ntoken/2: t2/t1 is tokenserver t2 / tokenserver (token/2 against token/1 on the same server),\n"+
 		"t2/TLS t2 is tokenserver t2 / plain TLS t2 (against the plain loop that speaks token/2)\n")
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "load\tmetric\tplain TLS t2\ttokenserver t2\tt2/t1\ttarget\tmet\tt2/TLS t2\ttarget\tmet")
+	writeCells(tw, "load", "metric", "plain TLS t2", "tokenserver t2", "t2/t1", "target", "met", "t2/TLS t2", "target", "met")
 	var t tally
 	for _, r := range rows {
-		c := r.c
-		t1Ratio, t1Target, t1Met := t.ratioCells(r, ratioT2T1, c.vsToken1, "")
-		tlsRatio, tlsTarget, tlsMet := t.ratioCells(r, ratioTLS2, c.vsTLS2, "")
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.name, c.metric,
-			r.cell(srvTLS2), r.cell(srvSelf2), t1Ratio, t1Target, t1Met, tlsRatio, tlsTarget, tlsMet)
+		cells := []string{r.c.name, r.c.metric, r.cell(srvTLS2), r.cell(srvSelf2)}
+		cells = append(cells, t.ratioCells(r, ratioT2T1, r.c.vsToken1, "")...)
+		cells = append(cells, t.ratioCells(r, ratioTLS2, r.c.vsTLS2, "")...)
+		writeCells(tw, cells...)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\ntoken/2 targets met: %d of %d\n", t.met, t.targets)
@@ -653,15 +651,20 @@ func (t *tally) verdict(ok bool) string {
 
 // ratioCells are the cells of ratio k of r against target: the ratio (with
 // suffix), the target and the verdict, "-" where there is none.
-func (t *tally) ratioCells(r compareRow, k int, target ratioTarget, suffix string) (ratio, want, met string) {
-	ratio, want, met = "-", target.format(suffix), "-"
+func (t *tally) ratioCells(r compareRow, k int, target ratioTarget, suffix string) []string {
+	ratio, met := "-", "-"
 	if r.haveRatio[k] {
 		ratio = fmtRatio(r.ratio[k], suffix)
 		if target.set() {
 			met = t.verdict(target.met(r.ratio[k]))
 		}
 	}
-	return ratio, want, met
+	return []string{ratio, target.format(suffix), met}
+}
+
+// writeCells writes one row of a table to tw.
+func writeCells(tw io.Writer, cells ...string) {
+	fmt.Fprintln(tw, strings.Join(cells, "\t"))
 }
 
 // cell is server i's median in r, or "-".

@@ -90,57 +90,14 @@ func (s *evilServer) serve(raw net.Conn, mangle func(int, []byte) [][]byte) {
 	if err := tlsio.Handshake(context.Background(), tc, 0); err != nil {
 		return
 	}
+	codec := wire.Token1
 	if s.twist != nil {
-		s.serve2(tc, mangle)
-		return
-	}
-	dec, _ := wire.NewDecoder(wire.DefaultMaxTokenSize)
-	buf := make([]byte, 64<<10)
-	var frames []wire.Frame
-	var out []byte
-	n := 0
-	for {
-		k, err := tc.Read(buf)
-		if k > 0 {
-			var derr error
-			frames, derr = dec.AppendFrames(frames[:0], buf[:k])
-			if derr != nil {
-				return
-			}
-			out = out[:0]
-			for _, f := range frames {
-				n++
-				for _, r := range mangle(n, f.Token) {
-					out = wire.AppendToken(out, r)
-				}
-			}
-			if len(out) > 0 {
-				if _, err := tc.Write(out); err != nil {
-					return
-				}
-			}
-		}
-		if err != nil {
+		if !s.twist.greet(tc) {
 			return
 		}
+		codec = wire.Token2
 	}
-}
-
-// serve2 is serve in token/2, with the server's twist: its WELCOME to the
-// HELLO, an ACK after the replies to each read, and END with close_notify
-// at the client's END (or a close without END).
-func (s *evilServer) serve2(tc *tls.Conn, mangle func(int, []byte) [][]byte) {
-	if _, err := wire.ReadHello(tc); err != nil {
-		return
-	}
-	if _, err := tc.Write(wire.AppendWelcome(nil, s.twist.welcome)); err != nil {
-		return
-	}
-	ack := s.twist.ack
-	if ack == nil {
-		ack = func(read uint64) uint64 { return read }
-	}
-	dec, _ := wire.NewToken2Decoder(wire.DefaultMaxTokenSize)
+	dec, _ := codec.NewDecoder(wire.DefaultMaxTokenSize)
 	buf := make([]byte, 64<<10)
 	var frames []wire.Frame
 	var out []byte
@@ -160,23 +117,22 @@ func (s *evilServer) serve2(tc *tls.Conn, mangle func(int, []byte) [][]byte) {
 				case wire.KindToken:
 					n++
 					for _, r := range mangle(n, f.Token) {
-						out = wire.AppendData(out, r)
+						out = codec.AppendToken(out, r)
 					}
 				case wire.KindEnd:
 					ended = true
 				}
 			}
-			if a := ack(uint64(n)); a > 0 {
-				out = wire.AppendAck(out, a)
-			}
-			if ended {
-				if s.twist.noEnd {
+			if s.twist != nil {
+				var stop bool
+				if out, stop = s.twist.after(out, uint64(n), ended); stop {
 					return
 				}
-				out = wire.AppendEnd(out)
 			}
-			if _, err := tc.Write(out); err != nil {
-				return
+			if len(out) > 0 {
+				if _, err := tc.Write(out); err != nil {
+					return
+				}
 			}
 			if ended {
 				_ = tc.CloseWrite()
@@ -186,6 +142,35 @@ func (s *evilServer) serve2(tc *tls.Conn, mangle func(int, []byte) [][]byte) {
 			return
 		}
 	}
+}
+
+// greet reads the client's HELLO and answers with the twist's WELCOME.
+func (tw *twist2) greet(tc *tls.Conn) bool {
+	if _, err := wire.ReadHello(tc); err != nil {
+		return false
+	}
+	_, err := tc.Write(wire.AppendWelcome(nil, tw.welcome))
+	return err == nil
+}
+
+// after appends to out, the replies to a read, the twist's ACK of the read
+// tokens of the connection so far, and END when the client's END came; or
+// it says to close at once, without END.
+func (tw *twist2) after(out []byte, read uint64, ended bool) ([]byte, bool) {
+	ack := read
+	if tw.ack != nil {
+		ack = tw.ack(read)
+	}
+	if ack > 0 {
+		out = wire.AppendAck(out, ack)
+	}
+	if !ended {
+		return out, false
+	}
+	if tw.noEnd {
+		return out, true
+	}
+	return wire.AppendEnd(out), false
 }
 
 // flipReply returns a mangle that flips the low bit of the first byte of
