@@ -28,6 +28,7 @@ const (
 	CodeMaybeSent      = "maybe_sent"
 	CodeSessionExpired = "session_expired"
 	CodeSessionRefused = "session_refused"
+	CodeMemoryBudget   = "memory_budget"
 	CodeOther          = "error"
 )
 
@@ -54,6 +55,7 @@ var codeOf = []struct {
 	{ErrMaybeSent, CodeMaybeSent},
 	{ErrSessionExpired, CodeSessionExpired},
 	{ErrSessionRefused, CodeSessionRefused},
+	{ErrMemoryBudget, CodeMemoryBudget},
 	{ErrConnection, CodeConnection},
 }
 

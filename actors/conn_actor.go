@@ -78,6 +78,9 @@ type connConfig struct {
 	// sessions: the owner keeps token/2 sessions (a server or a client);
 	// nil: token/1 only (a standalone connection).
 	sessions *sessionConfig
+	// budget: a server's memory budget for unfinished frames
+	// (server_budget.go); nil: none.
+	budget *budgetConfig
 }
 
 // dialTarget is where a client's connection actor dials.
@@ -181,6 +184,8 @@ func (a *connActor) Receive(ctx actor.Context) {
 		}
 	case sessionEnd:
 		a.onSessionEnd(ctx, m.err)
+	case memoryGrant:
+		a.onGrant(ctx, m.bytes)
 	case chunkRead:
 		a.onChunk(ctx, m.data)
 	case readEnded:
@@ -233,6 +238,8 @@ func (a *connActor) Receive(ctx actor.Context) {
 			a.onEndWait(ctx)
 		case a.sess != nil && a.sess.expiry.Accept(m):
 			a.onSessionTimer(ctx)
+		case a.in.budgetWait.Accept(m):
+			a.onBudgetWait(ctx)
 		}
 	case *actor.Stopping:
 		a.stopped(ctx)

@@ -179,6 +179,7 @@ func (a *connActor) die(ctx actor.Context, err error) {
 	a.phase = phaseClosing
 	a.decide(errGreetingOver) // a read pump waiting in a token/2 greeting
 	a.in.creditWait.Stop()
+	a.in.budgetWait.Stop()
 	a.closeWait.Stop()
 	if s := a.sess; s != nil {
 		s.ackTimer.Stop()

@@ -30,6 +30,11 @@ type readSide struct {
 	readOver   bool
 	creditWait timer.Timer    // bounds the wait for credit after the peer's end
 	spare      [][]wire.Frame // frames slices the owner handed back, for reuse
+	// The server's memory budget (server_budget.go): granted is what the
+	// connection holds of it; while asking, it reads no more.
+	granted    int
+	asking     bool
+	budgetWait timer.Timer
 }
 
 // maxSpareFrames bounds the frames slices kept for reuse, and the size of
@@ -123,7 +128,9 @@ func (a *connActor) onChunk(ctx actor.Context, data []byte) {
 	}
 	if err != nil {
 		a.badInput(ctx, fmt.Errorf("%w: %w", ErrProtocol, err))
+		return
 	}
+	a.checkBudget(ctx)
 }
 
 // control takes token/2's ACK and END out of a chunk's frames and acts on
@@ -234,7 +241,7 @@ func (a *connActor) releaseRead() {
 	if a.reader == nil {
 		return
 	}
-	if a.out.paused {
+	if a.out.paused || a.in.asking {
 		a.in.owed++
 		return
 	}
@@ -243,6 +250,9 @@ func (a *connActor) releaseRead() {
 
 // resumeReading gives back the credits held while paused.
 func (a *connActor) resumeReading() {
+	if a.out.paused || a.in.asking {
+		return // the other reason to hold reading still holds
+	}
 	for ; a.in.owed > 0 && a.reader != nil; a.in.owed-- {
 		a.reader.Release()
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tokenserver/tokenserver/actors/internal/framepool"
 	"github.com/tokenserver/tokenserver/actors/internal/outbox"
 	"github.com/tokenserver/tokenserver/actors/internal/timer"
 	"github.com/tokenserver/tokenserver/tlsio"
@@ -43,14 +44,15 @@ type connSession struct {
 	server bool
 
 	// Outbound.
-	nextSeq       uint64        // the number of the next data frame handed to the writer
-	acked         uint64        // the peer's last ACK
-	inFlightFirst uint64        // the number of the first data frame with the writer
-	retained      []retained    // written (or in a failed write), not all acknowledged
-	retainedSize  int64         // their bytes, in the queue count
-	resend        outbox.Outbox // a resumed session's frames to write again, first
-	unacked       int           // data frames retained (for the end's report)
-	last          uint64        // the highest number written, or in a failed write
+	nextSeq       uint64     // the number of the next data frame handed to the writer
+	acked         uint64     // the peer's last ACK
+	inFlightFirst uint64     // the number of the first data frame with the writer
+	retained      []retained // written (or in a failed write), not all acknowledged
+	retainedSize  int64      // their bytes, in the queue count
+	resend        []byte     // a resumed session's frames to write again, first
+	resendTokens  int
+	unacked       int    // data frames retained (for the end's report)
+	last          uint64 // the highest number written, or in a failed write
 
 	// Inbound.
 	recv        uint64 // the number of the last data frame received
@@ -384,10 +386,7 @@ func (a *connActor) rewind(recv uint64) {
 	}
 	_, n := dataFrames(nil, frames)
 	s.retained, s.unacked = nil, 0
-	s.resend = outbox.Outbox{}
-	if len(frames) > 0 {
-		s.resend.Push(frames, n)
-	}
+	s.resend, s.resendTokens = frames, n
 	// The bytes of the batches are in the queue count; the frames to write
 	// again are counted instead.
 	a.h.shared.queued.Add(int64(len(frames)) - s.retainedSize)
@@ -401,9 +400,10 @@ func (a *connActor) writeGreeting(ctx actor.Context, w wire.Welcome) {
 	batch := [][]byte{wire.AppendWelcome(nil, w)}
 	s := a.sess
 	size, tokens := 0, 0
-	if !s.resend.Empty() {
-		size, tokens = s.resend.Size(), s.resend.Tokens()
-		batch = append(batch, s.resend.Take()...)
+	if len(s.resend) > 0 {
+		size, tokens = len(s.resend), s.resendTokens
+		batch = append(batch, s.resend)
+		s.resend, s.resendTokens = nil, 0
 		a.cfg.stats.resent(tokens)
 	}
 	if !a.out.queue.Empty() {
@@ -463,6 +463,7 @@ func (s *connSession) numberBatch(tokens int) {
 func (a *connActor) retain() {
 	w, s := &a.out, a.sess
 	if w.inFlightTokens > 0 {
+		compact(w.inFlight)
 		s.retained = append(s.retained, retained{frames: w.inFlight, first: s.inFlightFirst,
 			tokens: w.inFlightTokens, size: w.inFlightSize})
 		s.retainedSize += int64(w.inFlightSize)
@@ -473,6 +474,23 @@ func (a *connActor) retain() {
 	}
 	w.writing, w.inFlight, w.inFlightSize, w.inFlightTokens, w.inFlightExtra = false, nil, 0, 0, 0
 }
+
+// compact copies the segments of a batch that fill less than half their
+// buffer into buffers of their size, and gives the buffers back: a batch
+// kept until its ACK comes must not hold a 64 KiB gathering buffer for a few
+// bytes, or a peer that reads and never acknowledges would make the queue's
+// bytes count a small part of the memory held.
+func compact(batch [][]byte) {
+	for i, seg := range batch {
+		if cap(seg) > 2*len(seg) && cap(seg) >= compactAbove {
+			batch[i] = append(make([]byte, 0, len(seg)), seg...)
+			framepool.Put(seg)
+		}
+	}
+}
+
+// compactAbove: buffers smaller than this are kept as they are.
+const compactAbove = 4 << 10
 
 // onAck takes the peer's ACK of every data frame up to v.
 func (a *connActor) onAck(ctx actor.Context, v uint64) error {
@@ -625,12 +643,14 @@ func (a *connActor) sessionOut() *sessionState {
 	st.frames = skipFrames(st.frames, s.acked+1-min(s.acked+1, s.retainedFirst()))
 	a.h.shared.queued.Add(-s.retainedSize)
 	s.retained, s.retainedSize, s.unacked = nil, 0, 0
-	for _, q := range []*outbox.Outbox{&s.resend, &w.queue} {
-		if !q.Empty() {
-			a.h.shared.queued.Add(-int64(q.Size()))
-			st.frames, _ = dataFrames(st.frames, q.Flatten())
-			*q = outbox.Outbox{}
-		}
+	if len(s.resend) > 0 {
+		a.h.shared.queued.Add(-int64(len(s.resend)))
+		st.frames = append(st.frames, s.resend...)
+		s.resend, s.resendTokens = nil, 0
+	}
+	if !w.queue.Empty() {
+		a.h.shared.queued.Add(-int64(w.queue.Size()))
+		st.frames, _ = dataFrames(st.frames, w.queue.Flatten())
 	}
 	st.frames, _ = dataFrames(st.frames, w.maybeSent)
 	st.frames, _ = dataFrames(st.frames, w.unsent)

@@ -32,7 +32,7 @@ var codeNames = [...]string{
 	CodeInvalidEscape, CodeTokenTooLarge, CodeTruncated, CodeHandshake, CodeSlowConsumer,
 	CodeListen, CodeDial, CodeConnection, CodeTooManyConns, CodeTooManyPend, CodeHandlerPanic,
 	CodeForcedClose, CodeBufferFull, CodeGaveUp, CodeClientClosed, CodeNotSent, CodeMaybeSent,
-	CodeSessionExpired, CodeSessionRefused, CodeOther,
+	CodeSessionExpired, CodeSessionRefused, CodeMemoryBudget, CodeOther,
 }
 
 const numCodes = len(codeNames)
@@ -96,8 +96,14 @@ type stats struct {
 	acksSent, acksReceived           atomic.Int64
 	resentTokens, redelivered        atomic.Int64
 	sessionsResumed, sessionsExpired atomic.Int64
-	metrics                          *meters // nil: metrics off
-	_                                [64]byte
+	// The server's memory budget (server_budget.go): granted now (the
+	// server actor adds and takes back), and asks that had to wait.
+	budgetInUse, budgetWaits atomic.Int64
+	// sessionsWaiting: a server's token/2 sessions whose socket broke and
+	// that wait for their client (the server actor adds and takes back).
+	sessionsWaiting atomic.Int64
+	metrics         *meters // nil: metrics off
+	_               [64]byte
 }
 
 // connObs is what the owner's stats remember of one connection. It is the

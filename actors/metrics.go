@@ -60,6 +60,7 @@ type meters struct {
 	// token/2.
 	acksSent, acksReceived, resent, redelivered metric.Int64Observable
 	sessionsResumed, sessionsExpired            metric.Int64Observable
+	budgetInUse, budgetWaits, sessionsWaiting   metric.Int64Observable
 	// Server.
 	accepted, refused, handshake, acceptRetries, listenRetries, listenGaveUp metric.Int64Observable
 	// Client.
@@ -180,6 +181,12 @@ func (m *meters) instruments() {
 			"token/2 sessions taken up again over a new connection of their client.")
 		m.sessionsExpired = m.counter("tokenserver.server.sessions.expired", "{session}",
 			"token/2 sessions ended because their client did not come back within SessionTimeout.")
+		m.sessionsWaiting = m.upDown("tokenserver.server.sessions.waiting", "{session}",
+			"token/2 sessions whose connection broke, waiting now for their client to come back.")
+		m.budgetInUse = m.upDown("tokenserver.server.memory_budget.used", "By",
+			"The part of MemoryBudget granted now to connections reading large tokens.")
+		m.budgetWaits = m.counter("tokenserver.server.memory_budget.waits", "{wait}",
+			"Times a connection had to wait for the MemoryBudget (it stops reading meanwhile).")
 		return
 	}
 	m.attempts = m.counter("tokenserver.client.connect.attempts", "{attempt}",
@@ -278,6 +285,9 @@ func (m *meters) observe(_ context.Context, o metric.Observer) error {
 		o.ObserveInt64(m.listenGaveUp, s.gaveUp.Load(), m.base)
 		o.ObserveInt64(m.sessionsResumed, s.sessionsResumed.Load(), m.base)
 		o.ObserveInt64(m.sessionsExpired, s.sessionsExpired.Load(), m.base)
+		o.ObserveInt64(m.sessionsWaiting, s.sessionsWaiting.Load(), m.base)
+		o.ObserveInt64(m.budgetInUse, s.budgetInUse.Load(), m.base)
+		o.ObserveInt64(m.budgetWaits, s.budgetWaits.Load(), m.base)
 		return nil
 	}
 	o.ObserveInt64(m.attempts, s.connectAttempts.Load(), m.base)

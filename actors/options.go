@@ -100,6 +100,18 @@ type ServerOptions struct {
 	SessionTimeout time.Duration
 	// Limits per connection.
 	Limits Limits
+	// MemoryBudget bounds the memory of the tokens the server's connections
+	// have begun to read and not finished, beyond 64 KiB each (default
+	// DefaultMemoryBudget, 256 MiB; it must hold Limits.MaxTokenSize;
+	// negative: no budget, each connection up to its MaxTokenSize). A
+	// connection whose unfinished token needs more asks for it and stops
+	// reading until it has it (TCP pushes back on its client), in the order
+	// asked; one that waits MemoryWait is cut with ErrMemoryBudget. Small
+	// tokens never wait.
+	MemoryBudget int
+	// MemoryWait is how long a connection may wait for the MemoryBudget
+	// (default DefaultMemoryWait, 30 s).
+	MemoryWait time.Duration
 	// MaxConnections is the limit of authenticated connections: one whose
 	// handshake completes past it is closed with an error event
 	// (ErrTooManyConnections; default DefaultMaxConnections).

@@ -64,6 +64,19 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	if opts.Protocols, err = protocolsOf(opts.Protocols); err != nil {
 		return nil, err
 	}
+	if opts.MemoryBudget == 0 {
+		opts.MemoryBudget = DefaultMemoryBudget
+	}
+	if opts.MemoryWait == 0 {
+		opts.MemoryWait = DefaultMemoryWait
+	}
+	if need := (limits.MaxTokenSize + budgetStep - 1) / budgetStep * budgetStep; opts.MemoryBudget > 0 && opts.MemoryBudget < need {
+		return nil, fmt.Errorf("%w: MemoryBudget %d cannot hold one token of Limits.MaxTokenSize %d (%d in its steps)",
+			ErrInvalidOptions, opts.MemoryBudget, limits.MaxTokenSize, need)
+	}
+	if opts.MemoryWait < 0 {
+		return nil, fmt.Errorf("%w: MemoryWait %v is negative", ErrInvalidOptions, opts.MemoryWait)
+	}
 	if opts.SessionTimeout == 0 {
 		opts.SessionTimeout = DefaultSessionTimeout
 	}
@@ -87,6 +100,9 @@ func NewServer(opts ServerOptions) (*Server, error) {
 		addr:  listenAddr(opts),
 		conns: map[*Connection]bool{}, admit: newServerAdmission(opts),
 		sessions: newSessions(),
+	}
+	if opts.MemoryBudget > 0 {
+		a.budget = newServerBudget(opts.MemoryBudget, s.stats)
 	}
 	warnDescriptors(log, opts)
 	a.ev = newEmitter(opts.Handler, log, &s.inCallback, opts.callback,

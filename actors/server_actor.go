@@ -30,6 +30,7 @@ type serverActor struct {
 	listening bool                 // listenerUp came from the current listener
 	conns     map[*Connection]bool // live (true) or in its handshake
 	sessions  sessionsOf           // token/2 sessions (server_sessions.go)
+	budget    *serverBudget        // the memory budget (server_budget.go); nil: none
 	admit     *serverAdmission
 	closing   bool
 	answered  bool // the Close in progress was answered by a close delivered already
@@ -122,6 +123,14 @@ func (a *serverActor) Receive(ctx actor.Context) {
 		a.onConnResumed(m.c)
 	case sessionWaitOver:
 		a.onSessionWaitOver(ctx, m)
+	case memoryAsk:
+		if a.budget != nil {
+			a.budget.ask(ctx, m)
+		}
+	case memoryBack:
+		if a.budget != nil {
+			a.budget.back(ctx, m.c, m.bytes)
+		}
 
 	case shutdownRequest:
 		a.onShutdown(ctx)
@@ -142,6 +151,9 @@ func (a *serverActor) onConnDown(ctx actor.Context, m connDown) {
 		a.greetingGone(m.c)
 	}
 	a.sessionDown(ctx, m.c)
+	if a.budget != nil {
+		a.budget.gone(ctx, m.c)
+	}
 	if m.handedOver {
 		a.admissionGone(ctx, m.c, false)
 		delete(a.conns, m.c)
@@ -349,6 +361,9 @@ func (a *serverActor) startHandshake(ctx actor.Context, h *Connection, raw net.C
 	cfg := connConfig{limits: a.limits, owner: ctx.Self(), log: a.log, handshake: true,
 		handlerCredit: a.opts.Handler != nil,
 		sessions:      &sessionConfig{server: true, timeout: a.opts.SessionTimeout}}
+	if a.budget != nil {
+		cfg.budget = &budgetConfig{wait: a.opts.MemoryWait}
+	}
 	cfg.limits.HandshakeTimeout = timeout
 	cfg.stats = a.s.stats
 	root, self := ctx.ActorSystem().Root, ctx.Self()

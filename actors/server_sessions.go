@@ -89,7 +89,8 @@ func (a *serverActor) onSessionHello(ctx actor.Context, m sessionHello) {
 // The new connection never was open: it leaves the admission's pending
 // sockets, and its handle goes unused.
 func (a *serverActor) resumeSession(ctx actor.Context, s *sessionEntry, m sessionHello) {
-	s.suspended, s.waiting, s.handingTo = false, nil, m.c
+	a.setSuspended(s, false)
+	s.waiting, s.handingTo = nil, m.c
 	a.sessions.greeters[m.c] = m.hello.Session
 	ctx.Send(m.c.PID(), sessionDecision{to: s.c.PID()})
 }
@@ -116,7 +117,8 @@ func (a *serverActor) greetingGone(c *Connection) {
 	case s.waiting != nil && s.waiting.c == c:
 		s.waiting = nil
 	case s.handingTo == c:
-		s.handingTo, s.suspended = nil, true
+		s.handingTo = nil
+		a.setSuspended(s, true)
 	}
 }
 
@@ -130,9 +132,22 @@ func (a *serverActor) onConnSuspended(ctx actor.Context, c *Connection) {
 		a.resumeSession(ctx, s, *s.waiting)
 		return
 	}
-	s.suspended = true
+	a.setSuspended(s, true)
 	if a.closing {
 		ctx.Send(c.PID(), sessionEnd{})
+	}
+}
+
+// setSuspended marks whether s waits for its client, and counts it.
+func (a *serverActor) setSuspended(s *sessionEntry, on bool) {
+	if s.suspended == on {
+		return
+	}
+	s.suspended = on
+	if on {
+		a.s.stats.sessionsWaiting.Add(1)
+	} else {
+		a.s.stats.sessionsWaiting.Add(-1)
 	}
 }
 
@@ -154,6 +169,7 @@ func (a *serverActor) sessionDown(ctx actor.Context, c *Connection) {
 	if s == nil {
 		return
 	}
+	a.setSuspended(s, false)
 	a.sessions.remove(c)
 	if w := s.waiting; w != nil {
 		delete(a.sessions.greeters, w.c)

@@ -100,6 +100,16 @@ type Stats struct {
 	AcksSent, AcksReceived           int64
 	TokensResent, TokensRedelivered  int64
 	SessionsResumed, SessionsExpired int64
+
+	// SessionsWaiting is the number of token/2 sessions whose connection
+	// broke and that wait now for their client to come back (their
+	// Connection counts in Open meanwhile). Server only.
+	SessionsWaiting int64
+
+	// MemoryBudgetInUse is the part of ServerOptions.MemoryBudget granted
+	// now to connections reading large tokens, and MemoryBudgetWaits counts
+	// the times a connection had to wait for it. Server only.
+	MemoryBudgetInUse, MemoryBudgetWaits int64
 }
 
 // Stats returns a snapshot of the server's counts. It is cheap: a few dozen
@@ -134,6 +144,8 @@ func (s *stats) snapshot() Stats {
 		st.AcceptRetries = s.acceptRetries.Load()
 		st.ListenRetries, st.ListenGaveUp = s.retries.Load(), s.gaveUp.Load()
 		st.SessionsResumed, st.SessionsExpired = s.sessionsResumed.Load(), s.sessionsExpired.Load()
+		st.MemoryBudgetInUse, st.MemoryBudgetWaits = s.budgetInUse.Load(), s.budgetWaits.Load()
+		st.SessionsWaiting = s.sessionsWaiting.Load()
 		return st
 	}
 	st.ConnectAttempts = s.connectAttempts.Load()

@@ -182,33 +182,12 @@ func resetsLoseNothing(t *testing.T, handle func(*actors.ServerOptions, *sequenc
 	within(t, "the server listening", func() bool { return srv.Addr() != nil })
 	proxy := startResetProxy(t, srv.Addr().String(), resetEvery, resets)
 	_, port, _ := net.SplitHostPort(proxy.Addr())
-	up := make(chan struct{}, 16)
-	cl, err := actors.NewClient(actors.ClientOptions{
+	cl := startSending(t, actors.ClientOptions{
 		Host: "127.0.0.1", Port: atoi(t, port), TLS: certs.ClientOptions(),
 		Reconnect: actors.DefaultReconnect(),
-		OnConnect: func() {
-			select {
-			case up <- struct{}{}:
-			default:
-			}
-		},
 		OnToken:   func(tok []byte, _ *actors.Connection) { back.got(tok) },
 		OnDropped: func(toks [][]byte, reason error) { dropped.add("client", len(toks), reason) },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer shutdown(t, "client", cl.Shutdown)
-	select {
-	case <-up:
-	case <-time.After(deadline):
-		t.Fatal("the client did not connect")
-	}
-	for i := range uint64(tokens) {
-		if !cl.Send(numbered(i)) {
-			t.Fatalf("Send refused token %d", i)
-		}
-	}
+	}, tokens)
 	in.wait(t, "the server's handler")
 	back.wait(t, "the client's echoes")
 	in.check(t, "server")
@@ -226,6 +205,35 @@ func resetsLoseNothing(t *testing.T, handle func(*actors.ServerOptions, *sequenc
 	if ss.TokensRedelivered != 0 {
 		t.Errorf("%d tokens flagged redelivered where the server kept its sessions", ss.TokensRedelivered)
 	}
+}
+
+// startSending starts a client with o, waits until it is connected, and
+// sends it n numbered tokens; the client is shut down with the test.
+func startSending(t *testing.T, o actors.ClientOptions, n int) *actors.Client {
+	t.Helper()
+	up := make(chan struct{}, 1)
+	o.OnConnect = func() {
+		select {
+		case up <- struct{}{}:
+		default:
+		}
+	}
+	cl, err := actors.NewClient(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { shutdown(t, "client", cl.Shutdown) })
+	select {
+	case <-up:
+	case <-time.After(deadline):
+		t.Fatal("the client did not connect")
+	}
+	for i := range uint64(n) {
+		if !cl.Send(numbered(i)) {
+			t.Fatalf("Send refused token %d", i)
+		}
+	}
+	return cl
 }
 
 // shutdown stops a server or client within the deadline.

@@ -154,33 +154,12 @@ func TestServerRestartRedeliversFlagged(t *testing.T) {
 
 	_, port, _ := net.SplitHostPort(addr)
 	var dropped drops
-	up := make(chan struct{}, 16)
 	policy := supervisor.Policy{Initial: 20 * time.Millisecond, Max: 200 * time.Millisecond, Multiplier: 2, Unlimited: true}
-	cl, err := actors.NewClient(actors.ClientOptions{
+	startSending(t, actors.ClientOptions{
 		Host: "127.0.0.1", Port: atoi(t, port), TLS: certs.ClientOptions(),
 		Reconnect: &actors.ReconnectOptions{Policy: policy, BufferSize: actors.DefaultReconnectBuffer},
-		OnConnect: func() {
-			select {
-			case up <- struct{}{}:
-			default:
-			}
-		},
 		OnDropped: func(toks [][]byte, reason error) { dropped.add("client", len(toks), reason) },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer shutdown(t, "client", cl.Shutdown)
-	select {
-	case <-up:
-	case <-time.After(deadline):
-		t.Fatal("the client did not connect")
-	}
-	for i := range uint64(n) {
-		if !cl.Send(numbered(i)) {
-			t.Fatalf("Send refused token %d", i)
-		}
-	}
+	}, n)
 	// The first process takes a third, then dies.
 	got1 := map[uint64]bool{}
 	for len(got1) < n/3 {
