@@ -182,8 +182,9 @@ func greetClient(ctx context.Context, tc *tls.Conn, h wire.Hello, timeout time.D
 
 // clientSession is a client connection's session once WELCOME came, from
 // the state its owner gave: resumed, the frames the server has are dropped;
-// new (the server does not know the session), the numbering of the
-// server's frames starts again.
+// new (the server does not know the session), all are sent again. Either
+// way the numbering of the server's frames goes on from what the client
+// received.
 func clientSession(st *sessionState, w wire.Welcome) (*connSession, []byte) {
 	s := &connSession{id: st.id, recv: st.recv}
 	frames := st.frames
@@ -193,17 +194,16 @@ func clientSession(st *sessionState, w wire.Welcome) (*connSession, []byte) {
 	} else {
 		s.nextSeq = st.first
 	}
-	if w.Status == wire.SessionNew {
-		s.recv = 0
-	}
 	s.acked = s.nextSeq - 1
 	s.taken, s.ackSent, s.last = s.recv, s.recv, st.last
 	return s, frames
 }
 
-// newServerSession is a new session on a server, opened by hello.
+// newServerSession is a new session on a server, opened by hello. Its data
+// frames go on from the client's numbering of what it received (TOKEN2.md,
+// section 5).
 func newServerSession(hello wire.Hello) *connSession {
-	s := &connSession{id: hello.Session, server: true, nextSeq: 1}
+	s := &connSession{id: hello.Session, server: true, nextSeq: hello.Recv + 1, acked: hello.Recv, last: hello.Recv}
 	s.recv = hello.First - 1
 	s.taken, s.ackSent = s.recv, s.recv
 	if hello.Last >= hello.First {
@@ -234,6 +234,7 @@ func (a *connActor) onDecision(ctx actor.Context, m sessionDecision) {
 	default:
 		a.decide(nil)
 		a.sess = newServerSession(a.hello)
+		a.h.peerReceived.Store(a.hello.Recv)
 		a.open(ctx, wire.Token2)
 	}
 }

@@ -37,7 +37,10 @@ type Connection struct {
 	// session is a token/2 connection's session id in hex: written by the
 	// actor before connUp, read by the owner after it and by Session.
 	session atomic.Pointer[string]
-	obs     connObs // what the owner's stats remember of it
+	// peerReceived: what a server's token/2 client had received of its
+	// session when it opened it here; written by the actor before connUp.
+	peerReceived atomic.Uint64
+	obs          connObs // what the owner's stats remember of it
 }
 
 // connShared is the state the handle and the connection actor both see.

@@ -272,7 +272,8 @@ func closedEvent(c *Connection, hadError bool) *Closed {
 }
 
 func connectedEvent(c *Connection) *Connected {
-	return &Connected{Conn: c.PID(), ConnID: c.id, RemoteAddr: addrString(c.RemoteAddr()), LocalAddr: addrString(c.LocalAddr())}
+	return &Connected{Conn: c.PID(), ConnID: c.id, RemoteAddr: addrString(c.RemoteAddr()), LocalAddr: addrString(c.LocalAddr()),
+		Session: c.Session(), PeerReceived: c.PeerReceived()}
 }
 
 func droppedEvent(c *Connection, tokens [][]byte, reason error) *TokensDropped {

@@ -25,11 +25,17 @@ type Listening struct {
 
 // Connected is the client's connect event, and the server's event for a new
 // connection whose TLS handshake succeeded.
+//
+// On token/2, Session is the session's id in hex ("" on token/1), and on a
+// server PeerReceived is Connection.PeerReceived: how many of the session's
+// data frames the client had received from other servers before this one.
 type Connected struct {
-	Conn       *actor.PID
-	ConnID     uint64
-	RemoteAddr string
-	LocalAddr  string
+	Conn         *actor.PID
+	ConnID       uint64
+	RemoteAddr   string
+	LocalAddr    string
+	Session      string
+	PeerReceived uint64
 }
 
 // TokenReceived is the token event. Data belongs to the receiver. A handler

@@ -62,6 +62,15 @@ func (c *Connection) Session() string {
 	return ""
 }
 
+// PeerReceived is, on a server's token/2 connection, how many of its
+// session's data frames the client said it had received when it opened the
+// session here: 0 for a new client; more for a client that comes from
+// another server that had sent it those (a server restarted, another front
+// node of a cluster). A service that answers one session from behind
+// several servers sends again only its replies past that number, which the
+// client numbers on from there. 0 on a client and on token/1.
+func (c *Connection) PeerReceived() uint64 { return c.peerReceived.Load() }
+
 // Protocol is the wire protocol of the connection: ProtocolToken2 or
 // ProtocolToken1, once its TLS handshake (and token/2's greeting) is done;
 // "" before.

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,7 +24,8 @@ import (
 // "DIR ADDR" is a token/2 echo server on ADDR with the certificates of DIR.
 // It prints "listening", then one line "N" or "N again" per token its
 // handler takes (N its number; "again" when flagged redelivered), written
-// before the handler returns, so before the token can be acknowledged.
+// before the handler returns, so before the token can be acknowledged, and
+// "connected P" for each connection (P its PeerReceived).
 const childEnv = "TOKENSERVER_DELIVERY_CHILD"
 
 func runChildServer() int {
@@ -44,7 +46,8 @@ func runChildServer() int {
 	up := make(chan struct{}, 1)
 	srv, err := actors.NewServer(actors.ServerOptions{
 		Host: host, Port: p, TLS: opts,
-		OnConnect: func() { up <- struct{}{} },
+		OnConnect:    func() { up <- struct{}{} },
+		OnConnection: func(c *actors.Connection) { line("connected " + strconv.FormatUint(c.PeerReceived(), 10)) },
 		OnToken: func(tok []byte, c *actors.Connection) {
 			if n, ok := numberOf(tok); ok {
 				line(strconv.FormatUint(n, 10))
@@ -154,13 +157,23 @@ func TestServerRestartRedeliversFlagged(t *testing.T) {
 
 	_, port, _ := net.SplitHostPort(addr)
 	var dropped drops
+	var echoes atomic.Uint64
+	lost := make(chan struct{}, 4)
 	policy := supervisor.Policy{Initial: 20 * time.Millisecond, Max: 200 * time.Millisecond, Multiplier: 2, Unlimited: true}
-	startSending(t, actors.ClientOptions{
+	cl := startSending(t, actors.ClientOptions{
 		Host: "127.0.0.1", Port: atoi(t, port), TLS: certs.ClientOptions(),
 		Reconnect: &actors.ReconnectOptions{Policy: policy, BufferSize: actors.DefaultReconnectBuffer},
+		OnToken:   func([]byte, *actors.Connection) { echoes.Add(1) },
+		OnClose: func(bool) {
+			select {
+			case lost <- struct{}{}:
+			default:
+			}
+		},
 		OnDropped: func(toks [][]byte, reason error) { dropped.add("client", len(toks), reason) },
-	}, n)
-	// The first process takes a third, then dies.
+	}, n/2)
+	// The first process takes a third of the tokens (two thirds of the
+	// first half), then dies.
 	got1 := map[uint64]bool{}
 	for len(got1) < n/3 {
 		select {
@@ -168,35 +181,70 @@ func TestServerRestartRedeliversFlagged(t *testing.T) {
 			if !ok {
 				t.Fatal("the first server process ended")
 			}
-			num, _ := parseLine(t, l)
-			got1[num] = true
+			if !strings.HasPrefix(l, "connected") {
+				num, _ := parseLine(t, l)
+				got1[num] = true
+			}
 		case <-time.After(deadline):
 			t.Fatalf("the first server process got %d tokens", len(got1))
 		}
 	}
 	first.kill(t)
 	for l := range first.lines { // printed before the kill
-		num, _ := parseLine(t, l)
-		got1[num] = true
+		if !strings.HasPrefix(l, "connected") {
+			num, _ := parseLine(t, l)
+			got1[num] = true
+		}
+	}
+	// Once the client has seen its connection end, every echo of the
+	// first process it read is counted: the second process numbers its own
+	// echoes on from there.
+	select {
+	case <-lost:
+	case <-time.After(deadline):
+		t.Fatal("the client did not see its connection end")
+	}
+	fromFirst := echoes.Load()
+	// The other half goes to the second process (the reconnect buffer
+	// holds what comes before it listens).
+	for i := uint64(n / 2); i < n; i++ {
+		if !cl.Send(numbered(i)) {
+			t.Fatalf("Send refused token %d", i)
+		}
 	}
 	second := startChild(t, dir, addr)
 	got2, again := map[uint64]bool{}, map[uint64]bool{}
-	for missing := n; missing > 0; {
+	connects := 0
+	missingNow := func() int {
+		missing := 0
+		for i := range uint64(n) {
+			if !got1[i] && !got2[i] {
+				missing++
+			}
+		}
+		return missing
+	}
+	// The first process may have taken every token before it died: then
+	// nothing is left to send again.
+	for missing := missingNow(); missing > 0; {
 		select {
 		case l := <-second.lines:
+			if p, ok := strings.CutPrefix(l, "connected "); ok {
+				connects++
+				if p != strconv.FormatUint(fromFirst, 10) {
+					t.Errorf("the second process's connection: PeerReceived %s, want the %d echoes the client read from the first", p, fromFirst)
+				}
+				continue
+			}
 			num, flagged := parseLine(t, l)
 			got2[num] = true
 			if flagged {
 				again[num] = true
 			}
-			missing = 0
-			for i := range uint64(n) {
-				if !got1[i] && !got2[i] {
-					missing++
-				}
-			}
+			missing = missingNow()
 		case <-time.After(deadline):
-			t.Fatalf("after the restart, %d tokens never reached a server", missing)
+			t.Fatalf("after the restart, %d tokens never reached a server (the second process got %d, %d connections; client status %v, buffered %d, stats %+v)",
+				missing, len(got2), connects, cl.Status(), cl.Buffered(), cl.Stats())
 		}
 	}
 	repeats, unflagged := 0, 0
@@ -209,6 +257,9 @@ func TestServerRestartRedeliversFlagged(t *testing.T) {
 		}
 	}
 	t.Logf("%d tokens: the first process got %d, the second %d, %d of them again (%d flagged redelivered); none lost", n, len(got1), len(got2), repeats, len(again))
+	if connects == 0 {
+		t.Error("the second process saw no connection: PeerReceived not checked")
+	}
 	if unflagged > 0 {
 		t.Errorf("%d tokens the first process had were delivered again without the redelivered flag", unflagged)
 	}
