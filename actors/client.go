@@ -68,11 +68,17 @@ func NewClient(opts ClientOptions) (*Client, error) {
 		}
 		target.addr = net.JoinHostPort(host, strconv.Itoa(opts.Port))
 	}
+	if err := checkHandler(opts.Handler, opts.Runtime.System); err != nil {
+		return nil, err
+	}
 	src, tlsr, err := newClientTLS(opts.TLS, opts.Runtime.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
 	}
 	target.src = src
+	if target.protocols, err = protocolsOf(opts.Protocols); err != nil {
+		return nil, err
+	}
 	if r := opts.Reconnect; r != nil {
 		if err := r.Policy.Validate(); err != nil {
 			return nil, fmt.Errorf("%w: reconnect: %w", ErrInvalidOptions, err)
@@ -96,10 +102,15 @@ func NewClient(opts ClientOptions) (*Client, error) {
 	a.connCfg = connConfig{limits: limits, log: log, handlerCredit: opts.Handler != nil,
 		dial:       target,
 		supervised: opts.Reconnect != nil}
+	if offersToken2(target.protocols) {
+		a.connCfg.sessions = &sessionConfig{}
+		a.session = newSessionState()
+	}
 	a.connCfg.stats = c.stats
 	a.ev = newEmitter(opts.Handler, log, &c.inCallback, opts.callback,
 		tokenCallbacks{one: opts.OnToken, remoteClose: true})
 	a.ev.stats = c.stats
+	a.ev.watchDeadLetters(system, "client")
 	c.pid = system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return a }, actor.WithDispatcher(c.pool)))
 	return c, nil
 }

@@ -37,11 +37,16 @@ type clientActor struct {
 	ev      *emitter
 	connCfg connConfig
 
-	runner   *actor.PID  // the connection actor, or its supervisor
-	connPID  *actor.PID  // the current connection actor
-	downPID  *actor.PID  // the last connection actor whose connDown came
-	conn     *Connection // the current connection, from connUp to connDown
-	buf      reconnectbuf.Buffer
+	runner  *actor.PID  // the connection actor, or its supervisor
+	connPID *actor.PID  // the current connection actor
+	downPID *actor.PID  // the last connection actor whose connDown came
+	conn    *Connection // the current connection, from connUp to connDown
+	buf     reconnectbuf.Buffer
+	// session is the client's token/2 session while no connection holds
+	// it (nil with token/2 off); wantedBy is a connection that asked for it
+	// while the last one still held it.
+	session  *sessionState
+	wantedBy *Connection
 	hadError bool
 	cause    string // why the last connection ended, for reconnect events
 	closing  bool   // Close is in progress: its close event is owed
@@ -97,6 +102,9 @@ func (a *clientActor) Receive(ctx actor.Context) {
 	case connDown:
 		a.adopt(m.c)
 		a.onDown(ctx, m)
+	case sessionWanted:
+		a.wantedBy = m.c
+		a.giveSession(ctx)
 
 	case bufferedToken:
 		a.onBuffered(ctx, m)
@@ -106,6 +114,7 @@ func (a *clientActor) Receive(ctx actor.Context) {
 		a.onShutdown(ctx)
 	case *actor.Stopped:
 		a.waitConnect.Stop()
+		a.ev.stopWatching()
 		a.c.stopped()
 	}
 }
@@ -177,13 +186,13 @@ func (a *clientActor) onShutdown(ctx actor.Context) {
 // supervisor's Started names it, and only one runs at a time.
 func (a *clientActor) adopt(c *Connection) {
 	if a.connPID == nil && a.runner != nil && !a.closing && a.opts.Reconnect != nil {
-		a.connPID = c.pid
+		a.connPID = c.PID()
 	}
 }
 
 // isCurrent reports whether c is the client's current connection.
 func (a *clientActor) isCurrent(c *Connection) bool {
-	return a.connPID != nil && c.pid != nil && c.pid.Equal(a.connPID)
+	return a.connPID != nil && c.PID() != nil && c.PID().Equal(a.connPID)
 }
 
 func (a *clientActor) onConnect(ctx actor.Context, delay time.Duration) {
@@ -263,7 +272,7 @@ func (a *clientActor) onFrames(ctx actor.Context, m connFrames) {
 	if remoteClose && a.opts.Reconnect != nil && a.isCurrent(m.c) {
 		// The server is going away: close cleanly, and connect again after
 		// the policy's delay.
-		ctx.Send(m.c.pid, closeToReconnect{})
+		ctx.Send(m.c.PID(), closeToReconnect{})
 	}
 }
 
@@ -272,6 +281,9 @@ func (a *clientActor) onFrames(ctx actor.Context, m connFrames) {
 // close event comes once everything has stopped).
 func (a *clientActor) onDown(ctx actor.Context, m connDown) {
 	a.c.stats.down(m.c, m.hadError)
+	if m.session != nil {
+		a.takeSession(ctx, m)
+	}
 	if toks := decodeTokens(m.codec, m.maybeSent); len(toks) > 0 {
 		a.ev.emit(ctx, droppedEvent(m.c, toks, ErrMaybeSent), m.c, ErrMaybeSent)
 	}
@@ -289,7 +301,7 @@ func (a *clientActor) onDown(ctx actor.Context, m connDown) {
 		return // a connection the client had already let go
 	}
 	a.c.conn.Store(nil)
-	a.conn, a.connPID, a.downPID = nil, nil, m.c.pid
+	a.conn, a.connPID, a.downPID = nil, nil, m.c.PID()
 	if a.opts.Reconnect == nil {
 		a.runner = nil
 	}
@@ -354,12 +366,58 @@ func (a *clientActor) route(ctx actor.Context, tok []byte) {
 }
 
 func (a *clientActor) dropBuffer(ctx actor.Context, reason error) {
+	if s := a.session; s != nil && len(s.frames) > 0 {
+		// What the session's server did not acknowledge goes first: it is
+		// older than what waits in the buffer.
+		a.c.buffered.Add(-int64(s.size()))
+		a.session = newSessionState()
+		a.ev.emit(ctx, droppedEvent(nil, decodeTokens(wire.Token2, s.frames), reason), nil, reason)
+	}
 	toks, n := a.buf.TakeAll()
 	if len(toks) == 0 {
 		return
 	}
 	a.c.buffered.Add(-n)
 	a.ev.emit(ctx, droppedEvent(nil, toks, reason), nil, reason)
+}
+
+// giveSession hands the session to the connection that asked for it, once
+// no other holds it. Its frames leave the buffer's count for that
+// connection's queue.
+func (a *clientActor) giveSession(ctx actor.Context) {
+	if a.wantedBy == nil || a.session == nil {
+		return
+	}
+	s := a.session
+	a.session = nil
+	a.c.buffered.Add(-int64(s.size()))
+	ctx.Send(a.wantedBy.PID(), sessionGiven{s})
+	a.wantedBy = nil
+}
+
+// takeSession takes back the session of a connection that ended: kept, with
+// what its server did not acknowledge, for the next connection while the
+// client connects again; else that is reported, maybe sent (written) then
+// not sent. A session that ended cleanly, with nothing left, starts anew.
+func (a *clientActor) takeSession(ctx actor.Context, m connDown) {
+	s := m.session
+	switch {
+	case len(s.frames) == 0 && !m.resumable && !m.hadError:
+		s = newSessionState()
+	case !a.buffering() && len(s.frames) > 0:
+		toks := decodeTokens(wire.Token2, s.frames)
+		written := int(min(uint64(len(toks)), s.last+1-min(s.last+1, s.first)))
+		if written > 0 {
+			a.ev.emit(ctx, droppedEvent(m.c, toks[:written], ErrMaybeSent), m.c, ErrMaybeSent)
+		}
+		if written < len(toks) {
+			a.ev.emit(ctx, droppedEvent(m.c, toks[written:], ErrNotSent), m.c, ErrNotSent)
+		}
+		s = newSessionState()
+	}
+	a.c.buffered.Add(int64(s.size()))
+	a.session = s
+	a.giveSession(ctx)
 }
 
 // onClose takes the handle's Close.

@@ -159,6 +159,9 @@ func TestClientCloseRacesConnect(t *testing.T) {
 	srv, err := NewServer(ServerOptions{
 		Host: "127.0.0.1", TLS: testCerts(t).ServerOptions(),
 		OnConnect: func() { put(t, listening, struct{}{}) },
+		// A client closed in its token/2 greeting leaves a session that
+		// waits for it to come back: not long here.
+		SessionTimeout: 200 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)

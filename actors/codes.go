@@ -9,24 +9,27 @@ import (
 
 // Codes of ErrorOccurred and TokensDropped, one per kind of cause.
 const (
-	CodeInvalidEscape = "invalid_escape"
-	CodeTokenTooLarge = "token_too_large"
-	CodeTruncated     = "truncated_frame"
-	CodeHandshake     = "handshake"
-	CodeSlowConsumer  = "slow_consumer"
-	CodeListen        = "listen"
-	CodeDial          = "dial"
-	CodeConnection    = "connection"
-	CodeTooManyConns  = "too_many_connections"
-	CodeTooManyPend   = "too_many_pending"
-	CodeHandlerPanic  = "handler_panic"
-	CodeForcedClose   = "forced_close"
-	CodeBufferFull    = "buffer_full"
-	CodeGaveUp        = "gave_up"
-	CodeClientClosed  = "client_closed"
-	CodeNotSent       = "not_sent"
-	CodeMaybeSent     = "maybe_sent"
-	CodeOther         = "error"
+	CodeInvalidEscape  = "invalid_escape"
+	CodeTokenTooLarge  = "token_too_large"
+	CodeTruncated      = "truncated_frame"
+	CodeHandshake      = "handshake"
+	CodeSlowConsumer   = "slow_consumer"
+	CodeListen         = "listen"
+	CodeDial           = "dial"
+	CodeConnection     = "connection"
+	CodeTooManyConns   = "too_many_connections"
+	CodeTooManyPend    = "too_many_pending"
+	CodeHandlerPanic   = "handler_panic"
+	CodeForcedClose    = "forced_close"
+	CodeBufferFull     = "buffer_full"
+	CodeGaveUp         = "gave_up"
+	CodeClientClosed   = "client_closed"
+	CodeNotSent        = "not_sent"
+	CodeMaybeSent      = "maybe_sent"
+	CodeSessionExpired = "session_expired"
+	CodeSessionRefused = "session_refused"
+	CodeMemoryBudget   = "memory_budget"
+	CodeOther          = "error"
 )
 
 // codeOf maps each error to its code, most specific first.
@@ -50,6 +53,9 @@ var codeOf = []struct {
 	{ErrClientClosed, CodeClientClosed},
 	{ErrNotSent, CodeNotSent},
 	{ErrMaybeSent, CodeMaybeSent},
+	{ErrSessionExpired, CodeSessionExpired},
+	{ErrSessionRefused, CodeSessionRefused},
+	{ErrMemoryBudget, CodeMemoryBudget},
 	{ErrConnection, CodeConnection},
 }
 

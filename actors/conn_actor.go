@@ -3,9 +3,11 @@ package actors
 import (
 	"context"
 	"crypto/tls"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/tokenserver/tokenserver/actors/internal/dispatch"
@@ -23,17 +25,28 @@ import (
 // read side (frames, the read window, credit); conn_write.go the write side
 // (the queue, flow control).
 
-// phase of a connection actor. It only moves forward.
+// phase of a connection actor. It only moves forward, but for a server's
+// token/2 session, which goes from phaseSuspended back to phaseOpen when its
+// client comes back.
 type phase uint8
 
 const (
 	// phaseDialing: a client's actor dials (and handshakes); no socket yet.
 	phaseDialing phase = iota
-	// phaseHandshaking: the pumps run, the read pump does the TLS handshake
-	// first; the protocol is not known yet, nothing is written.
+	// phaseHandshaking: the read pump does the TLS handshake first; the
+	// protocol is not known yet, nothing is written.
 	phaseHandshaking
+	// phaseGreeting: token/2 on a server: the client's HELLO was read, the
+	// owner decides what becomes of it (sessionDecision); nothing is
+	// written, nothing more read.
+	phaseGreeting
 	// phaseOpen: reading and writing; the owner has had connUp.
 	phaseOpen
+	// phaseSuspended: a server's token/2 session whose socket broke: no
+	// socket (or its pumps are ending), Send still takes tokens, and the
+	// next socket of its client brings it back to phaseOpen (the one step
+	// back), or the owner ends it.
+	phaseSuspended
 	// phaseDraining: the clean close: the gate is closed, what is queued
 	// is written, then our side is shut and the peer's end awaited.
 	phaseDraining
@@ -62,6 +75,12 @@ type connConfig struct {
 	supervised bool
 	// stats are the owner's counts (nil: count nothing).
 	stats *stats
+	// sessions: the owner keeps token/2 sessions (a server or a client);
+	// nil: token/1 only (a standalone connection).
+	sessions *sessionConfig
+	// budget: a server's memory budget for unfinished frames
+	// (server_budget.go); nil: none.
+	budget *budgetConfig
 }
 
 // dialTarget is where a client's connection actor dials.
@@ -69,8 +88,10 @@ type dialTarget struct {
 	addr string // host:port, or the socket path when unix
 	unix bool
 	// src gives each dial its TLS configuration (Client.ReloadTLS).
-	src  *tlsio.ClientSource
-	list *serverlist.List // ClientOptions.Servers: addr comes from it
+	src *tlsio.ClientSource
+	// protocols are offered by ALPN.
+	protocols []string
+	list      *serverlist.List // ClientOptions.Servers: addr comes from it
 }
 
 // withServer returns cfg for one connect attempt: with a server list, its
@@ -104,6 +125,17 @@ type connActor struct {
 
 	in  readSide
 	out writeSide
+
+	// token/2 (conn_session.go): the session, nil for token/1.
+	sess *connSession
+	// A server's greeting: the read pump waits on greet for the owner's
+	// decision on hello; handTo is the actor its socket goes to.
+	greet      chan error
+	hello      wire.Hello
+	handTo     *actor.PID
+	handedOver bool
+	// A client's session as its owner gave it, until the dial is done.
+	given *sessionState
 
 	end ending
 	// closeWait bounds the wait for the peer's side after ours is shut: the
@@ -139,6 +171,21 @@ func (a *connActor) Receive(ctx actor.Context) {
 		a.onDialed(ctx, <-a.dialed)
 	case handshakeDone:
 		a.onHandshake(ctx, m)
+	case sessionGiven:
+		a.given = m.state
+		a.startDial(ctx)
+	case sessionDecision:
+		a.onDecision(ctx, m)
+	case adopt:
+		a.onAdopt(ctx, m)
+	case supersede:
+		if a.phase == phaseOpen && a.sess != nil {
+			a.breakSession(ctx, errSuperseded)
+		}
+	case sessionEnd:
+		a.onSessionEnd(ctx, m.err)
+	case memoryGrant:
+		a.onGrant(ctx, m.bytes)
 	case chunkRead:
 		a.onChunk(ctx, m.data)
 	case readEnded:
@@ -162,12 +209,20 @@ func (a *connActor) Receive(ctx actor.Context) {
 	case writeShut:
 		a.onWriteShut(ctx, m.err)
 	case closeRequest, CloseConnection, *CloseConnection:
+		if a.phase == phaseSuspended {
+			a.waitOver(ctx, nil)
+			return
+		}
 		a.end.asked = true
 		a.close(ctx)
 	case closeToReconnect:
 		a.end.cause = "remote close"
 		a.close(ctx)
 	case overCap:
+		if a.phase == phaseSuspended {
+			a.waitOver(ctx, errQueueFull(a.h.shared.max))
+			return
+		}
 		a.die(ctx, errQueueFull(a.h.shared.max))
 	case forceClose:
 		a.die(ctx, m.err)
@@ -177,6 +232,14 @@ func (a *connActor) Receive(ctx actor.Context) {
 			a.drain(ctx) // the handler did not return credit in time
 		case a.closeWait.Accept(m):
 			a.stopReading()
+		case a.sess != nil && a.sess.ackTimer.Accept(m):
+			a.sendAck(ctx)
+		case a.sess != nil && a.sess.endWait.Accept(m):
+			a.onEndWait(ctx)
+		case a.sess != nil && a.sess.expiry.Accept(m):
+			a.onSessionTimer(ctx)
+		case a.in.budgetWait.Accept(m):
+			a.onBudgetWait(ctx)
 		}
 	case *actor.Stopping:
 		a.stopped(ctx)
@@ -194,6 +257,12 @@ func (a *connActor) start(ctx actor.Context) {
 	a.self = ctx.Self()
 	if a.cfg.dial != nil {
 		a.h.pid = a.self // a dialing incarnation made its handle itself
+		a.phase = phaseDialing
+		if a.cfg.sessions != nil {
+			// The HELLO needs the session: the owner has it.
+			ctx.Send(a.cfg.owner, sessionWanted{a.h})
+			return
+		}
 		a.startDial(ctx)
 		return
 	}
@@ -201,29 +270,48 @@ func (a *connActor) start(ctx actor.Context) {
 }
 
 func (a *connActor) startDial(ctx actor.Context) {
-	a.phase = phaseDialing
+	if a.phase != phaseDialing || a.cancelDial != nil {
+		return // closed before the session came
+	}
 	a.cfg.stats.connectAttempt()
 	dctx, cancel := context.WithCancel(context.Background())
 	a.cancelDial = cancel
 	a.dialed = make(chan dialDone, 1)
 	post, target, dialed := a.post(ctx), a.cfg.dial, a.dialed
-	dc := tlsio.DialConfig{HandshakeTimeout: a.cfg.limits.HandshakeTimeout, KeepAlive: a.cfg.limits.KeepAlive}
+	timeout := a.cfg.limits.HandshakeTimeout
+	dc := tlsio.DialConfig{HandshakeTimeout: timeout, KeepAlive: a.cfg.limits.KeepAlive}
+	var hello *wire.Hello
+	if a.given != nil {
+		h := a.given.hello()
+		hello = &h
+	}
 	dial := tlsio.Dial
 	if target.unix {
 		dial = tlsio.DialUnix
 	}
 	go func() {
-		conn, err := dial(dctx, target.addr, target.src.Config(), dc)
+		cfg := target.src.Config()
+		cfg.NextProtos = target.protocols
+		conn, err := dial(dctx, target.addr, cfg, dc)
 		var codec wire.Codec
+		var welcome wire.Welcome
 		if err == nil {
-			if codec, err = negotiate(conn); err != nil {
+			codec, err = negotiate(conn)
+			if err == nil && codec == wire.Token2 {
+				if hello == nil {
+					err = fmt.Errorf("%w: the server chose token/2, which this connection did not offer", ErrProtocol)
+				} else {
+					welcome, err = greetClient(dctx, conn, *hello, timeout)
+				}
+			}
+			if err != nil {
 				_ = conn.Close()
 				conn = nil
 			}
 		}
 		// The result waits in the channel, so that an actor stopped meanwhile
 		// still finds the socket and closes it.
-		dialed <- dialDone{conn, codec, err}
+		dialed <- dialDone{conn, codec, welcome, err}
 		post(dialReady{})
 	}()
 }
@@ -241,11 +329,33 @@ func (a *connActor) onDialed(ctx actor.Context, m dialDone) {
 		a.die(ctx, fmt.Errorf("%w: %w", ErrDial, m.err))
 	default:
 		a.conn = m.conn
-		a.h.remote, a.h.local = m.conn.RemoteAddr(), m.conn.LocalAddr()
+		a.h.setAddrs(m.conn)
 		st := m.conn.ConnectionState()
 		a.h.tls.Store(&st)
+		var resend []byte
+		if m.codec == wire.Token2 {
+			a.sess, resend = clientSession(a.given, m.welcome)
+			if a.sess.nextSeq <= a.given.last { // written before: sent again
+				a.cfg.stats.resent(int(a.given.last - a.sess.nextSeq + 1))
+			}
+			a.given = nil
+		} else if a.given != nil && len(a.given.frames) > 0 {
+			// A token/1 server (the Node original in the server list):
+			// the tokens the last token/2 one did not acknowledge go as
+			// token/1 frames; the session goes back to the owner at the
+			// end, for a token/2 server after this one.
+			toks := decodeTokens(wire.Token2, a.given.frames)
+			for _, t := range toks {
+				resend = wire.Token1.AppendToken(resend, t)
+			}
+			a.given.first += uint64(len(toks))
+			a.given.frames, a.given.tokens = nil, 0
+		}
 		a.startPumps(ctx)
 		a.open(ctx, m.codec)
+		if len(resend) > 0 {
+			a.resendGiven(ctx, resend)
+		}
 	}
 }
 
@@ -255,15 +365,19 @@ func (a *connActor) onDialed(ctx actor.Context, m dialDone) {
 // what its own handshake negotiated (token/1 if it has not run), any other
 // token/1.
 func (a *connActor) startPumps(ctx actor.Context) {
-	post := a.post(ctx)
-	a.writer = tlsio.StartWritePump(a.conn, a.cfg.limits.WriteTimeout,
-		func(n int) { post(chunkWritten{n}) },
-		func(err error) { post(writeEnded{err}) })
-	rc := tlsio.ReadConfig{BufferSize: a.cfg.limits.ReadBufferSize, Window: a.cfg.limits.ReadWindow}
 	tc, isTLS := a.conn.(*tls.Conn)
+	var before func() error
 	if isTLS && a.cfg.handshake {
+		post := a.post(ctx)
 		timeout := a.cfg.limits.HandshakeTimeout
-		rc.Before = func() error {
+		greet := a.cfg.sessions != nil && a.cfg.sessions.server
+		var decide chan error
+		if greet {
+			decide = make(chan error, 1)
+			a.greet = decide
+		}
+		before = func() error {
+			deadline := time.Now().Add(timeout)
 			if err := tlsio.Handshake(context.Background(), tc, timeout); err != nil {
 				return fmt.Errorf("%w: %w", ErrHandshake, err)
 			}
@@ -271,15 +385,17 @@ func (a *connActor) startPumps(ctx actor.Context) {
 			if err != nil {
 				return fmt.Errorf("%w: %w", ErrHandshake, err)
 			}
-			post(handshakeDone{tc.ConnectionState(), codec})
+			st := tc.ConnectionState()
+			if codec == wire.Token2 && greet {
+				return greetServer(tc, deadline, post, st, codec, decide)
+			}
+			post(handshakeDone{state: st, codec: codec})
 			return nil
 		}
 	}
-	a.reader = tlsio.StartReadPump(a.conn, rc,
-		func(b []byte) { post(chunkRead{b}) },
-		func(err error) { post(readEnded{err}) })
+	a.startReader(ctx, before)
 	switch {
-	case rc.Before != nil:
+	case before != nil:
 		a.phase = phaseHandshaking
 	case a.cfg.dial != nil: // dialed: onDialed opens it
 	default:
@@ -288,16 +404,47 @@ func (a *connActor) startPumps(ctx actor.Context) {
 			st := tc.ConnectionState()
 			a.h.tls.Store(&st)
 			codec = codecFor(st.NegotiatedProtocol)
+			if codec == wire.Token2 && a.cfg.sessions == nil {
+				codec = wire.Token1 // token/2 needs a Server or a Client
+			}
 		}
 		a.open(ctx, codec)
 	}
 }
 
+// startReader starts the read pump, which runs before first (the TLS
+// handshake) when it is given.
+func (a *connActor) startReader(ctx actor.Context, before func() error) {
+	post := a.post(ctx)
+	rc := tlsio.ReadConfig{BufferSize: a.cfg.limits.ReadBufferSize, Window: a.cfg.limits.ReadWindow, Before: before}
+	a.reader = tlsio.StartReadPump(a.conn, rc,
+		func(b []byte) { post(chunkRead{b}) },
+		func(err error) { post(readEnded{err}) })
+}
+
+// startWriter starts the write pump: once the protocol is known, since
+// nothing is written before.
+func (a *connActor) startWriter(ctx actor.Context) {
+	if a.writer != nil {
+		return
+	}
+	post := a.post(ctx)
+	a.writer = tlsio.StartWritePump(a.conn, a.cfg.limits.WriteTimeout,
+		func(n int) { post(chunkWritten{n}) },
+		func(err error) { post(writeEnded{err}) })
+}
+
 func (a *connActor) onHandshake(ctx actor.Context, m handshakeDone) {
 	a.h.tls.Store(&m.state)
-	if a.phase == phaseHandshaking { // else it ended in its handshake: no protocol
-		a.open(ctx, m.codec)
+	if a.phase != phaseHandshaking { // it ended in its handshake: no protocol
+		a.decide(errHandedOver)
+		return
 	}
+	if m.hello != nil {
+		a.onHello(ctx, m)
+		return
+	}
+	a.open(ctx, m.codec)
 }
 
 // negotiate picks the protocol of a connection whose TLS handshake is done,
@@ -322,7 +469,24 @@ func (a *connActor) open(ctx actor.Context, c wire.Codec) {
 	}
 	a.codec, a.dec = c, dec
 	a.h.protocol.Store(&c)
+	if a.sess != nil {
+		id := hex.EncodeToString(a.sess.id[:])
+		a.h.session.Store(&id)
+	}
 	a.phase = phaseOpen
+	a.startWriter(ctx)
+	if a.sess != nil && a.sess.server {
+		a.writeGreeting(ctx, wire.Welcome{Status: wire.SessionNew, Recv: a.sess.recv})
+	}
 	ctx.Send(a.cfg.owner, connUp{a.h})
 	a.takeSends(ctx)
+}
+
+// resendGiven queues the frames a client's session had not had acknowledged
+// over its last connection, ahead of what Send takes from now on. They were
+// counted in the client's buffer; now they count in this queue.
+func (a *connActor) resendGiven(ctx actor.Context, frames []byte) {
+	a.h.shared.queued.Add(int64(len(frames)))
+	_, tokens := a.codec.WholeFrames(frames)
+	a.enqueue(ctx, frames, tokens)
 }

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"crypto/tls"
+	"errors"
 	"net"
 	"time"
 
@@ -32,6 +33,12 @@ type ending struct {
 	reported bool   // err's error event was sent
 	asked    bool   // the close was asked for: no reconnection after it
 	cause    string // why it ended, for a supervisor
+	// resumable: a client's token/2 connection broke; its session goes on
+	// over the next connection.
+	resumable bool
+	// dropReason, if set, is the reason of every token reported dropped
+	// (ErrSessionExpired), instead of maybe sent or not sent.
+	dropReason error
 }
 
 // fault records err as the connection's failure, unless it failed already
@@ -44,7 +51,7 @@ func (a *connActor) fault(err error) {
 	if a.end.cause == "" {
 		a.end.cause = err.Error()
 	}
-	a.cfg.log.Debug("connection failed", "conn", a.h.id, "remote", a.h.remote, "err", err)
+	a.cfg.log.Debug("connection failed", "conn", a.h.id, "remote", a.h.RemoteAddr(), "err", err)
 }
 
 // reportError sends the error event, once: with now, at once (bad input:
@@ -63,7 +70,7 @@ func (a *connActor) reportError(ctx actor.Context, now bool) {
 // flush).
 func (a *connActor) close(ctx actor.Context) {
 	switch a.phase {
-	case phaseDialing, phaseHandshaking:
+	case phaseDialing, phaseHandshaking, phaseGreeting:
 		a.die(ctx, nil)
 	case phaseOpen:
 		a.drain(ctx)
@@ -92,7 +99,7 @@ func (a *connActor) drain(ctx actor.Context) {
 	a.in.creditWait.Stop()
 	a.closeGate(ctx) // what Send took before the close is flushed too
 	if !a.out.writing {
-		a.closeWriter()
+		a.flushed(ctx)
 	}
 }
 
@@ -170,8 +177,15 @@ func (a *connActor) die(ctx actor.Context, err error) {
 	}
 	a.fault(err)
 	a.phase = phaseClosing
+	a.decide(errGreetingOver) // a read pump waiting in a token/2 greeting
 	a.in.creditWait.Stop()
+	a.in.budgetWait.Stop()
 	a.closeWait.Stop()
+	if s := a.sess; s != nil {
+		s.ackTimer.Stop()
+		s.endWait.Stop()
+		s.expiry.Stop()
+	}
 	a.out.unsendQueue(a.h.shared) // older than what the gate still holds
 	a.closeGate(ctx)
 	if a.cancelDial != nil {
@@ -209,8 +223,27 @@ func (a *connActor) finish(ctx actor.Context) {
 		abortConn(a.conn) // our side is shut, or needs no goodbye
 	}
 	a.reportError(ctx, true)
+	down := connDown{c: a.h, hadError: a.end.err != nil, codec: a.codec, dropReason: a.end.dropReason,
+		handedOver: a.handedOver, resumable: a.end.resumable}
+	switch {
+	case a.sess != nil && a.cfg.dial != nil:
+		// A client's session goes back to the client actor, whole.
+		down.session = a.sessionOut()
+	case a.sess != nil:
+		// A server's session is over: what its client did not
+		// acknowledge is reported, written (maybe sent) then not.
+		st := a.sessionOut()
+		split := skipFrames(st.frames, st.last+1-min(st.last+1, st.first))
+		down.maybeSent, down.unsent = st.frames[:len(st.frames)-len(split)], split
+	case a.given != nil:
+		// The dial failed, or the server spoke token/1: the session the
+		// owner gave comes back.
+		down.session, a.given = a.given, nil
+	}
 	maybe, unsent := a.out.takeDropped(a.h.shared)
-	ctx.Send(a.cfg.owner, connDown{c: a.h, hadError: a.end.err != nil, codec: a.codec, maybeSent: maybe, unsent: unsent})
+	down.maybeSent = append(down.maybeSent, maybe...)
+	down.unsent = append(down.unsent, unsent...)
+	ctx.Send(a.cfg.owner, down)
 	if a.cfg.supervised && !a.end.asked {
 		cause := a.end.cause
 		if cause == "" {
@@ -241,8 +274,16 @@ func (a *connActor) stopped(ctx actor.Context) {
 	}
 	a.die(ctx, nil)
 	if a.out.writing {
-		a.out.failInFlight(a.h.shared, a.codec, nil, 0)
+		if a.sess != nil {
+			a.retain() // reported with the rest of what was not acknowledged
+		} else {
+			a.out.failInFlight(a.h.shared, a.codec, nil, 0)
+		}
 	}
 	a.reader, a.writer = nil, nil
 	a.finish(ctx)
 }
+
+// errGreetingOver ends the read pump of a connection that ends in its token/2
+// greeting.
+var errGreetingOver = errors.New("tokenserver: connection ended in its token/2 greeting")

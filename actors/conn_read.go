@@ -30,6 +30,11 @@ type readSide struct {
 	readOver   bool
 	creditWait timer.Timer    // bounds the wait for credit after the peer's end
 	spare      [][]wire.Frame // frames slices the owner handed back, for reuse
+	// The server's memory budget (server_budget.go): granted is what the
+	// connection holds of it; while asking, it reads no more.
+	granted    int
+	asking     bool
+	budgetWait timer.Timer
 }
 
 // maxSpareFrames bounds the frames slices kept for reuse, and the size of
@@ -64,11 +69,19 @@ type chunkDebt struct {
 	ownerDone bool  // framesDone came
 	handler   int   // tokens the handler has not credited yet
 	at        int64 // its arrival, for the delivery histogram (stats.stamp)
+	// tokens and bytes: what the handler takes with it (token/2's ACK).
+	tokens, bytes int
 }
 
 // onChunk decodes a chunk the read pump read and hands its frames to the
 // owner, also once the connection has failed: the peer wrote them in full.
 func (a *connActor) onChunk(ctx actor.Context, data []byte) {
+	if a.dec == nil {
+		// Bytes before the protocol is open: a token/2 client that did not
+		// wait for WELCOME.
+		a.badInput(ctx, fmt.Errorf("%w: data before the token/2 session was open", ErrProtocol))
+		return
+	}
 	// The chunk is the actor's (the pump handed it over): escaped tokens
 	// are decoded in place.
 	frames, err := a.dec.AppendFramesInPlace(a.in.framesSlice(), data)
@@ -77,27 +90,70 @@ func (a *connActor) onChunk(ctx actor.Context, data []byte) {
 		// pump can read into it again.
 		a.reader.Recycle(data)
 	}
-	tokens := 0
+	var seq, redelivered uint64
+	if a.sess != nil {
+		// token/2: acknowledgements and END are this actor's; the owner
+		// gets the tokens (and CLOSE), numbered.
+		seq, redelivered = a.sess.recv+1, a.sess.redelivered
+		var cerr error
+		frames, cerr = a.control(ctx, frames)
+		if err == nil {
+			err = cerr
+		}
+	}
+	tokens, bytes := 0, 0
 	for i := range frames {
 		if frames[i].Kind == wire.KindToken {
 			tokens++
+			bytes += len(frames[i].Token)
 		}
 	}
 	a.cfg.stats.read(len(data), tokens)
+	if a.sess != nil {
+		a.sess.recv += uint64(tokens)
+		if redelivered >= seq {
+			a.cfg.stats.redeliveredIn(int(min(redelivered-seq+1, uint64(tokens))))
+		}
+	}
 	if len(frames) > 0 {
-		debt := chunkDebt{at: a.cfg.stats.stamp()}
+		debt := chunkDebt{at: a.cfg.stats.stamp(), tokens: tokens, bytes: bytes}
 		if a.cfg.handlerCredit {
 			debt.handler = tokens // the owner sends each token to the handler
 		}
 		a.in.debts = append(a.in.debts, debt)
-		ctx.Send(a.cfg.owner, connFrames{a.h, frames})
+		ctx.Send(a.cfg.owner, connFrames{c: a.h, frames: frames, seq: seq, redelivered: redelivered})
 	} else {
 		a.in.giveBack(frames)
 		a.releaseRead()
 	}
 	if err != nil {
 		a.badInput(ctx, fmt.Errorf("%w: %w", ErrProtocol, err))
+		return
 	}
+	a.checkBudget(ctx)
+}
+
+// control takes token/2's ACK and END out of a chunk's frames and acts on
+// them; the tokens and CLOSE stay, in order. An ACK that does not fit is a
+// protocol error.
+func (a *connActor) control(ctx actor.Context, frames []wire.Frame) ([]wire.Frame, error) {
+	out := frames[:0]
+	var err error
+	for _, f := range frames {
+		switch f.Kind {
+		case wire.KindAck:
+			if err == nil {
+				err = a.onAck(ctx, f.Value)
+			}
+		case wire.KindEnd:
+			if err == nil {
+				a.onEnd(ctx)
+			}
+		default:
+			out = append(out, f)
+		}
+	}
+	return out, err
 }
 
 // badInput ends a connection whose peer sent a bad frame (or ended inside
@@ -159,10 +215,17 @@ func (a *connActor) onCredit(ctx actor.Context, n int) {
 
 // settle gives back the read credit of every delivered chunk at the front.
 func (a *connActor) settle(ctx actor.Context) {
+	tokens, bytes := 0, 0
 	for len(a.in.debts) > 0 && a.in.debts[0].ownerDone && a.in.debts[0].handler == 0 {
-		a.cfg.stats.delivered(a.in.debts[0].at)
+		d := a.in.debts[0]
+		a.cfg.stats.delivered(d.at)
+		tokens += d.tokens
+		bytes += d.bytes
 		a.in.debts = a.in.debts[1:]
 		a.releaseRead()
+	}
+	if a.sess != nil && tokens > 0 {
+		a.took(ctx, tokens, bytes)
 	}
 	if len(a.in.debts) == 0 {
 		a.in.debts = nil
@@ -178,7 +241,7 @@ func (a *connActor) releaseRead() {
 	if a.reader == nil {
 		return
 	}
-	if a.out.paused {
+	if a.out.paused || a.in.asking {
 		a.in.owed++
 		return
 	}
@@ -187,6 +250,9 @@ func (a *connActor) releaseRead() {
 
 // resumeReading gives back the credits held while paused.
 func (a *connActor) resumeReading() {
+	if a.out.paused || a.in.asking {
+		return // the other reason to hold reading still holds
+	}
 	for ; a.in.owed > 0 && a.reader != nil; a.in.owed-- {
 		a.reader.Release()
 	}
@@ -195,6 +261,25 @@ func (a *connActor) resumeReading() {
 func (a *connActor) onReadEnded(ctx actor.Context, err error) {
 	a.reader = nil
 	switch {
+	case a.phase == phaseSuspended:
+		a.maybeSuspended(ctx)
+	case a.phase == phaseGreeting && errors.Is(err, errHandedOver):
+		a.handOver(ctx)
+	case a.phase == phaseGreeting:
+		a.die(ctx, err)
+	case a.resumable():
+		// The socket broke (a reset, an end of stream before END, even
+		// inside a frame, which comes again): the session goes on over
+		// the next one.
+		if err == nil || errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		a.breakSession(ctx, fmt.Errorf("%w: read: %w", ErrConnection, err))
+	case a.phase == phaseDraining && a.sess != nil && !a.out.writerClosed:
+		// The peer is gone before the clean end was done: nothing more
+		// will be acknowledged.
+		a.sess.gaveUp = true
+		a.flushed(ctx)
 	case a.phase == phaseHandshaking:
 		// The handshake failed (one cut short by the peer ends in EOF too:
 		// still an error). The pump wrapped it in ErrHandshake.

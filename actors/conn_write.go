@@ -40,8 +40,14 @@ type writeSide struct {
 	inFlightSize int
 	// inFlightTokens is how many tokens that batch holds (for the stats).
 	inFlightTokens int
-	writerClosed   bool // the writer takes nothing more
-	paused         bool // over the high-water mark: not reading
+	// inFlightExtra is the bytes of the batch not counted in the queue:
+	// the actor's own control frames (token/2's ACK, END, WELCOME).
+	inFlightExtra int
+	writerClosed  bool // the writer takes nothing more
+	paused        bool // over the high-water mark: not reading
+	// owed: the queue passed the high-water mark (or a Send saw it over):
+	// a drain event follows once it is under the low-water mark.
+	owed bool
 	// spare is the slice of a batch the writer is done with, for the next.
 	spare [][]byte
 
@@ -74,7 +80,7 @@ func (a *connActor) sendFromMessage(ctx actor.Context, token []byte) {
 		return
 	}
 	frame := a.codec.AppendToken(nil, token)
-	if a.phase == phaseOpen && !s.gate.isClosed() {
+	if (a.phase == phaseOpen || a.phase == phaseSuspended) && !s.gate.isClosed() {
 		if s.reserve(int64(len(frame))) {
 			a.enqueue(ctx, frame, 1)
 			return
@@ -125,6 +131,12 @@ func (a *connActor) encode(frames []wire.Frame) []byte {
 // already counted in the queue.
 func (a *connActor) enqueue(ctx actor.Context, frame []byte, tokens int) {
 	w := &a.out
+	if a.phase == phaseSuspended {
+		// No socket: it waits for the session's next one.
+		w.queue.Push(frame, tokens)
+		a.checkFlow(ctx)
+		return
+	}
 	if a.phase >= phaseClosing || w.writerClosed {
 		// Send saw the connection alive, but it closed meanwhile.
 		a.h.shared.queued.Add(-int64(len(frame)))
@@ -158,10 +170,27 @@ type frameWriter interface {
 var errWriterRefused = errors.New("tokenserver: internal error: the write pump refused a batch")
 
 func (a *connActor) handToWriter(ctx actor.Context, batch [][]byte, size, tokens int) bool {
+	return a.handToWriterExtra(ctx, batch, size, tokens, 0)
+}
+
+// handToWriterExtra hands the writer a batch of which size bytes, holding
+// tokens tokens, are counted in the queue, and extra bytes are the actor's
+// own control frames. On token/2 its data frames get their numbers, and an
+// ACK of what the handler took rides with it.
+func (a *connActor) handToWriterExtra(ctx actor.Context, batch [][]byte, size, tokens, extra int) bool {
+	if s := a.sess; s != nil {
+		s.numberBatch(tokens)
+		if s.ackDue() {
+			ack := a.ackFrame()
+			batch = append(batch, ack)
+			extra += len(ack)
+		}
+	}
 	if !a.out.hand(a.writer, a.h.shared, batch, size, tokens) {
 		a.die(ctx, fmt.Errorf("%w: %w", ErrConnection, errWriterRefused))
 		return false
 	}
+	a.out.inFlightExtra = extra
 	return true
 }
 
@@ -184,17 +213,28 @@ func (w *writeSide) hand(writer frameWriter, s *connShared, batch [][]byte, size
 
 func (a *connActor) onWritten(ctx actor.Context, n int) {
 	w := &a.out
-	w.wrote(a.h.shared, a.cfg.stats, n)
-	if a.phase >= phaseClosing {
+	if a.sess != nil {
+		// token/2: the batch stays until the peer acknowledges it (an ACK
+		// may have covered it before its write was done).
+		a.cfg.stats.wrote(n, w.inFlightTokens)
+		a.retain()
+		a.onAcked(a.sess.acked)
+	} else {
+		w.wrote(a.h.shared, a.cfg.stats, n)
+	}
+	if a.phase >= phaseClosing || a.phase == phaseSuspended {
 		return
 	}
-	if !w.queue.Empty() {
+	switch {
+	case !w.queue.Empty():
 		size, tokens := w.queue.Size(), w.queue.Tokens()
 		if !a.handToWriter(ctx, w.queue.Take(), size, tokens) {
 			return
 		}
-	} else if a.phase == phaseDraining {
-		a.closeWriter()
+	case a.phase == phaseDraining:
+		a.flushed(ctx)
+	case a.sess != nil && a.sess.ackDue() && !a.sess.ackTimer.Running():
+		a.handToWriter(ctx, nil, 0, 0) // an ACK that waited for the writer
 	}
 	a.checkFlow(ctx)
 }
@@ -224,25 +264,37 @@ func (w *writeSide) wrote(s *connShared, st *stats, n int) {
 // sends stack or with the writer, whose arrival or write calls checkFlow
 // again. A crossing seen when the queue is already under the low-water mark
 // is answered by the drain event at once, without pausing.
+//
+// On token/2 the queue also holds what was written and waits for its ACK,
+// which comes on the stream this side would stop reading: reading pauses
+// and resumes on the bytes not yet written only, while the drain event and
+// WaitDrain go by the whole queue (TOKEN2.md, section 6).
 func (a *connActor) checkFlow(ctx actor.Context) {
 	w, s := &a.out, a.h.shared
 	q := s.queued.Load()
+	unwritten := q
+	if a.sess != nil {
+		unwritten -= a.sess.retainedSize
+	}
+	crossed := s.crossed.Swap(false)
+	if crossed || q > w.hwm {
+		w.owed = true
+	}
 	switch {
-	case !w.paused && (q > w.hwm || s.crossed.Swap(false)):
-		if q <= w.lwm {
-			s.wakeWaiters()
-			ctx.Send(a.cfg.owner, connDrained{a.h})
-			return
-		}
+	case !w.paused && (unwritten > w.hwm || crossed && unwritten > w.lwm):
 		w.paused = true
 		s.paused.Store(true)
-	case w.paused && q <= w.lwm:
+	case w.paused && unwritten <= w.lwm:
 		w.paused = false
 		s.paused.Store(false)
-		s.wakeWaiters()
 		a.resumeReading()
+	}
+	switch {
+	case w.owed && !w.paused && q <= w.lwm:
+		w.owed = false
+		s.wakeWaiters()
 		ctx.Send(a.cfg.owner, connDrained{a.h})
-	case !w.paused && q <= w.hwm && s.room.Load() != nil:
+	case q <= w.hwm && s.room.Load() != nil:
 		s.wakeWaiters()
 	}
 }
@@ -267,10 +319,23 @@ func (a *connActor) onWriteEnded(ctx actor.Context, err error) {
 		if errors.As(err, &we) {
 			written = we.Written
 		}
-		w.failInFlight(s, a.codec, a.cfg.stats, written)
+		if a.sess != nil {
+			// Maybe written: kept with the rest of what the peer did
+			// not acknowledge, for the session's next socket or its end.
+			_, tokens := a.codec.WholeFrames(joinFrames(w.inFlight)[:written])
+			a.cfg.stats.wrote(written, tokens)
+			a.retain()
+		} else {
+			w.failInFlight(s, a.codec, a.cfg.stats, written)
+		}
 	}
-	w.unsendQueue(s)
+	if a.phase != phaseSuspended && !(err != nil && a.resumable()) {
+		w.unsendQueue(s) // a session that breaks keeps its queue
+	}
 	switch {
+	case a.phase == phaseSuspended:
+		a.writer = nil
+		a.maybeSuspended(ctx)
 	case err == nil && a.phase == phaseDraining:
 		a.shutWrite(ctx)
 	case err != nil && a.phase < phaseClosing:
@@ -280,6 +345,10 @@ func (a *connActor) onWriteEnded(ctx actor.Context, err error) {
 		} else {
 			err = fmt.Errorf("%w: %w", ErrConnection, err)
 		}
+		if a.resumable() {
+			a.breakSession(ctx, err)
+			return
+		}
 		a.die(ctx, err)
 	default:
 		a.writer = nil
@@ -287,14 +356,20 @@ func (a *connActor) onWriteEnded(ctx actor.Context, err error) {
 	}
 }
 
+// joinFrames is the bytes of a batch in one slice.
+func joinFrames(batch [][]byte) []byte {
+	var all []byte
+	for _, b := range batch {
+		all = append(all, b...)
+	}
+	return all
+}
+
 // failInFlight settles the writer's batch after a failed write: the frames
 // written in full before the failure (written bytes) left, and count as
 // sent; the rest may have reached the peer in part, or not.
 func (w *writeSide) failInFlight(s *connShared, codec wire.Codec, st *stats, written int) {
-	var all []byte
-	for _, b := range w.inFlight {
-		all = append(all, b...)
-	}
+	all := joinFrames(w.inFlight)
 	written = min(written, len(all))
 	cut, tokens := codec.WholeFrames(all[:written])
 	st.wrote(written, tokens)

@@ -20,16 +20,27 @@ import (
 // the connection actor that owns the socket.
 type Connection struct {
 	id     uint64
-	pid    *actor.PID // set before the handle is shared
 	root   *actor.RootContext
 	shared *connShared
-	remote net.Addr // set before the handle is shared
-	local  net.Addr
+	// pid is the connection actor's, set before the handle is shared. A
+	// token/2 session keeps its actor, and so its PID, across its sockets.
+	pid *actor.PID
+	// remote and local are the addresses of the socket: set before the
+	// handle is shared, and again by a token/2 session's actor when it
+	// resumes on a new socket.
+	remote atomic.Pointer[net.Addr]
+	local  atomic.Pointer[net.Addr]
 	tls    atomic.Pointer[tls.ConnectionState]
 	// protocol is the connection's wire protocol: set by the actor once the
 	// handshake is done (or at once when there is none), read by Send.
 	protocol atomic.Pointer[wire.Codec]
-	obs      connObs // what the owner's stats remember of it
+	// session is a token/2 connection's session id in hex: written by the
+	// actor before connUp, read by the owner after it and by Session.
+	session atomic.Pointer[string]
+	// peerReceived: what a server's token/2 client had received of its
+	// session when it opened it here; written by the actor before connUp.
+	peerReceived atomic.Uint64
+	obs          connObs // what the owner's stats remember of it
 }
 
 // connShared is the state the handle and the connection actor both see.
@@ -75,11 +86,26 @@ func (c *Connection) ID() uint64 { return c.id }
 // CloseConnection from any actor, local or remote.
 func (c *Connection) PID() *actor.PID { return c.pid }
 
-// RemoteAddr is the peer's address.
-func (c *Connection) RemoteAddr() net.Addr { return c.remote }
+// RemoteAddr is the peer's address (of its latest socket, for a token/2
+// session that resumed on another).
+func (c *Connection) RemoteAddr() net.Addr { return loadAddr(&c.remote) }
 
-// LocalAddr is our end's address.
-func (c *Connection) LocalAddr() net.Addr { return c.local }
+// LocalAddr is our end's address (of the latest socket).
+func (c *Connection) LocalAddr() net.Addr { return loadAddr(&c.local) }
+
+// setAddrs records the addresses of the connection's socket.
+func (c *Connection) setAddrs(conn net.Conn) {
+	r, l := conn.RemoteAddr(), conn.LocalAddr()
+	c.remote.Store(&r)
+	c.local.Store(&l)
+}
+
+func loadAddr(p *atomic.Pointer[net.Addr]) net.Addr {
+	if a := p.Load(); a != nil {
+		return *a
+	}
+	return nil
+}
 
 // TLSState returns the TLS connection state once the handshake is done (the
 // peer's certificates among it), and false for a connection that is not TLS
@@ -225,9 +251,9 @@ func (c *Connection) post(batch *sendBatch) bool {
 	switch {
 	case !taken:
 		framepool.Put(batch.frames)
-		c.root.Send(c.pid, overCap{})
+		c.root.Send(c.PID(), overCap{})
 	case first:
-		c.root.Send(c.pid, sendsWaiting{})
+		c.root.Send(c.PID(), sendsWaiting{})
 	}
 	return taken
 }
@@ -310,7 +336,7 @@ func (c *Connection) Close() bool {
 	if !c.shared.gate.close() {
 		return false
 	}
-	c.root.Send(c.pid, closeRequest{})
+	c.root.Send(c.PID(), closeRequest{})
 	return true
 }
 
@@ -370,7 +396,11 @@ type ConnectionOptions struct {
 	Limits Limits
 	Runtime
 	// Handler, if set, receives every event as a message. It must return
-	// Credit for the tokens it processes (see CreditMiddleware).
+	// Credit for the tokens it processes (see CreditMiddleware). It must be
+	// an actor of Runtime.System or on a node that system reaches through
+	// Proto.Actor remote; any other PID is an ErrInvalidOptions error from
+	// NewConnection, and dead letters at it are logged once (see
+	// ServerOptions.Handler).
 	Handler *actor.PID
 	// Handshake runs the TLS handshake first (with Limits.HandshakeTimeout)
 	// when the conn is a *tls.Conn that has not done it yet.
@@ -404,10 +434,13 @@ func NewConnection(conn net.Conn, opts ConnectionOptions) (*Connection, error) {
 	if conn == nil {
 		return nil, fmt.Errorf("%w: nil conn", ErrInvalidOptions)
 	}
+	if err := checkHandler(opts.Handler, opts.Runtime.System); err != nil {
+		return nil, err
+	}
 	system, log, owned := opts.Runtime.resolve()
 	root := system.Root
 	h := newConnection(root, limits)
-	h.remote, h.local = conn.RemoteAddr(), conn.LocalAddr()
+	h.setAddrs(conn)
 	pool := dispatch.NewWorkerPool()
 	owner := root.Spawn(actor.PropsFromProducer(func() actor.Actor {
 		return newStandalone(opts, log, system, owned, pool)

@@ -32,7 +32,7 @@ var codeNames = [...]string{
 	CodeInvalidEscape, CodeTokenTooLarge, CodeTruncated, CodeHandshake, CodeSlowConsumer,
 	CodeListen, CodeDial, CodeConnection, CodeTooManyConns, CodeTooManyPend, CodeHandlerPanic,
 	CodeForcedClose, CodeBufferFull, CodeGaveUp, CodeClientClosed, CodeNotSent, CodeMaybeSent,
-	CodeOther,
+	CodeSessionExpired, CodeSessionRefused, CodeMemoryBudget, CodeOther,
 }
 
 const numCodes = len(codeNames)
@@ -92,8 +92,18 @@ type stats struct {
 	connectAttempts            atomic.Int64
 	retries, gaveUp            atomic.Int64 // client: reconnects; server: listen retries
 	panics, slowCuts           atomic.Int64
-	metrics                    *meters // nil: metrics off
-	_                          [64]byte
+	// token/2 (conn_session.go).
+	acksSent, acksReceived           atomic.Int64
+	resentTokens, redelivered        atomic.Int64
+	sessionsResumed, sessionsExpired atomic.Int64
+	// The server's memory budget (server_budget.go): granted now (the
+	// server actor adds and takes back), and asks that had to wait.
+	budgetInUse, budgetWaits atomic.Int64
+	// sessionsWaiting: a server's token/2 sessions whose socket broke and
+	// that wait for their client (the server actor adds and takes back).
+	sessionsWaiting atomic.Int64
+	metrics         *meters // nil: metrics off
+	_               [64]byte
 }
 
 // connObs is what the owner's stats remember of one connection. It is the
@@ -123,6 +133,48 @@ func (s *stats) wrote(n, tokens int) {
 	}
 	s.out.tokens.Add(int64(tokens))
 	s.out.bytes.Add(int64(n))
+}
+
+// ackSent and ackReceived count token/2 acknowledgements written and read.
+func (s *stats) ackSent() {
+	if s != nil {
+		s.acksSent.Add(1)
+	}
+}
+
+func (s *stats) ackReceived() {
+	if s != nil {
+		s.acksReceived.Add(1)
+	}
+}
+
+// resent counts tokens written again over a new connection of their session.
+func (s *stats) resent(tokens int) {
+	if s != nil && tokens > 0 {
+		s.resentTokens.Add(int64(tokens))
+	}
+}
+
+// redeliveredIn counts tokens received flagged as redelivered (their
+// session was lost by a server, which may have delivered them before).
+func (s *stats) redeliveredIn(tokens int) {
+	if s != nil && tokens > 0 {
+		s.redelivered.Add(int64(tokens))
+	}
+}
+
+// sessionResumed and sessionExpired count a server's token/2 sessions taken
+// up by a new connection of their client, and ended by the session timeout.
+func (s *stats) sessionResumed() {
+	if s != nil {
+		s.sessionsResumed.Add(1)
+	}
+}
+
+func (s *stats) sessionExpired() {
+	if s != nil {
+		s.sessionsExpired.Add(1)
+	}
 }
 
 // connectAttempt counts a client's dial.

@@ -1,9 +1,81 @@
-// Package actors is the tokenserver runtime: the connection actor, the server
-// actor and the client actor built on Proto.Actor, their event messages, and
-// the public handles [Server], [Client] and [Connection] that mirror the API of
-// npm token-server 1.0.10.
+// Package actors runs token servers and clients: byte strings ("tokens")
+// sent both ways over mutually authenticated TLS, with the wire format and
+// the API of npm token-server 1.0.10, on Proto.Actor.
 //
-// # Shape
+// [NewServer] listens, [NewClient] connects, [NewConnection] wraps any
+// net.Conn; each returns a handle ([Server], [Client], [Connection]) whose
+// methods never block on the network. TLS options come from package tlsio
+// (tlsio.LoadServerFiles for a server, tlsio.LoadFiles for a client,
+// tlsio.GenerateDevCerts to try it). An echo server, and a client that
+// sends once connected:
+//
+//	server, err := actors.NewServer(actors.ServerOptions{
+//		Host: "127.0.0.1", Port: 8000, TLS: serverTLS,
+//		OnToken: func(token []byte, c *actors.Connection) { c.Send(token) },
+//	})
+//	...
+//	defer server.Shutdown(ctx)
+//
+//	connected := make(chan struct{})
+//	client, err := actors.NewClient(actors.ClientOptions{
+//		Host: "127.0.0.1", Port: 8000, TLS: clientTLS,
+//		OnConnect: func() { close(connected) },
+//		OnToken:   func(token []byte, _ *actors.Connection) { fmt.Printf("%q\n", token) },
+//	})
+//	...
+//	defer client.Shutdown(ctx)
+//	<-connected // until then Send returns false, as in the original
+//	client.Send([]byte("hello"))
+//
+// Beyond callbacks: a service that is an actor sets ServerOptions.Handler
+// (or ClientOptions.Handler) to a PID of its actor system, given as
+// Runtime.System; it receives the event messages ([Listening], [Connected],
+// [TokenReceived], [Closed]...), replies with [SendToken], and returns
+// [Credit] ([HandlerProps] does it). ClientOptions.Reconnect turns on
+// supervised reconnection with a buffer ([DefaultReconnect]); [Limits]
+// bound each connection; Stats and Runtime.MeterProvider count. The
+// examples below run each of these.
+//
+// # Protocols
+//
+// Two peers of this package speak token/2 (wire/TOKEN2.md), chosen by ALPN:
+// every token is acknowledged once the other side's handler took it, and a
+// client's session survives its connections, so that a connection that
+// resets loses nothing: each side sends again, once, what the other did not
+// get (exactly once, in order, both ways, while both processes stay up; at
+// least once, the repeats flagged Redelivered, when a server process
+// restarts). Everyone else, the Node original first of all, speaks token/1
+// exactly as npm token-server does. ServerOptions.Protocols and
+// ClientOptions.Protocols restrict the choice; Connection.Protocol says it.
+//
+// # Guarantees
+//
+// Handle methods never block on the network. Events of one connection arrive
+// in order and never concurrently with each other. An error event is always
+// followed by a close event with hadError set, except ErrHandlerPanic: a
+// callback that panicked is reported and the connection goes on. The tokens
+// read before a failure are delivered before its error event.
+//
+// # Flow control
+//
+// Past Limits.HighWaterMark bytes waiting to be written, a connection stops
+// reading, so TCP pushes back on a peer that sends faster than it reads; under
+// Limits.LowWaterMark it reads again and emits a drain event. Only a peer that
+// reads nothing for Limits.WriteTimeout, or whose queue reaches
+// Limits.MaxQueue, is cut (ErrSlowConsumer). At most Limits.ReadWindow read
+// chunks wait for the handler; a handler PID returns Credit for each
+// TokenReceived (CreditMiddleware). Every token Send took is written or
+// reported (OnDropped, TokensDropped).
+//
+// # Observing
+//
+// Server.Stats and Client.Stats return what each has counted, among which
+// the causes of failed handshakes and dials: atomic counters, one add per
+// event, read chunk or write batch. With Runtime.MeterProvider the same
+// counts are OpenTelemetry metrics, read by one callback when the provider
+// collects.
+//
+// # Inside: the actors
 //
 // Every socket is owned by exactly one connection actor (conn_actor.go, its
 // end in conn_end.go, its read side in conn_read.go, its write side in
@@ -24,6 +96,13 @@
 //	connection actor -- read pump  <- conn.Read
 //	                 -- write pump -> conn.Write (coalesced)
 //
+// token/2 (conn_session.go) numbers the data frames, keeps the written ones
+// until acknowledged, and ends with END; a server's session outlives its
+// socket in its connection actor (phaseSuspended), which adopts the socket
+// of its client's next connection (server_sessions.go decides every HELLO);
+// a client's session goes from one connection actor to the next through the
+// client actor (session.go).
+//
 // A token takes two hops to the user: connection actor, then its owner. The
 // server's listener is a listener actor (listener.go), under a supervisor
 // when ServerOptions.ListenRetry is set; a client's connection actor dials
@@ -32,9 +111,21 @@
 // knows nothing of the handles lives in packages under actors/internal:
 // dispatch (how the actors run), framepool and outbox (the write side's
 // buffers and queue), timer (the one timer of every actor here), serverlist
-// and reconnectbuf (a client's server list and reconnect buffer).
+// and reconnectbuf (a client's server list and reconnect buffer). Stats
+// come from stats.go (the counters in counters.go, the causes of failed
+// handshakes and dials in causes.go), the OpenTelemetry metrics from
+// metrics.go, and the handler PID's check and dead-letter watch from
+// handlerpid.go.
 //
-// # State
+// # Inside: where the actors run
+//
+// Server, client and standalone owner actors run on goroutines that live (a
+// worker pool per handle); connection actors run inline, on the goroutine
+// that sends to them (package dispatch says why). A connection actor
+// therefore never blocks: what may block on the network (the shut of our
+// side of a socket) runs on a goroutine of its own.
+//
+// # Inside: the state a handle and its actor share
 //
 // Each piece of state has one owner. The server and client actors make every
 // status transition (status.go has the tables); the handles read the status
@@ -61,9 +152,14 @@
 //   - room: the channel WaitDrain waits on: WaitDrain installs it when there
 //     is none, the actor takes it and closes it.
 //   - protocol and tls: the codec and the TLS state, written by the actor
-//     once the handshake is done, read by Send and TLSState.
-//   - id, pid, the addresses, the limits: written before the handle is
-//     shared, read-only after.
+//     once the handshake is done (the TLS state again when a token/2
+//     session resumes on a new socket), read by Send and TLSState.
+//   - remote and local: the socket's addresses, written before the handle
+//     is shared, and again by the actor when a token/2 session resumes on a
+//     new socket; read by RemoteAddr and LocalAddr.
+//   - id, pid, the limits: written before the handle is shared, read-only
+//     after. A server's token/2 session keeps its actor, and so its PID,
+//     across its sockets (conn_session.go).
 //
 // A Server or Client and its actor (lifecycle.go, server.go, client.go):
 //
@@ -84,39 +180,4 @@
 //     the reconnect buffer and what it routes through the actor, the actor
 //     takes it back as it sends, keeps or drops those tokens.
 //   - stats: counters, added to by the actors, read by Stats.
-//
-// # Flow control
-//
-// Past Limits.HighWaterMark bytes waiting to be written, a connection stops
-// reading, so TCP pushes back on a peer that sends faster than it reads; under
-// Limits.LowWaterMark it reads again and emits a drain event. Only a peer that
-// reads nothing for Limits.WriteTimeout, or whose queue reaches
-// Limits.MaxQueue, is cut (ErrSlowConsumer). At most Limits.ReadWindow read
-// chunks wait for the handler; a handler PID returns Credit for each
-// TokenReceived (CreditMiddleware). Every token Send took is written or
-// reported (OnDropped, TokensDropped).
-//
-// # Guarantees
-//
-// Handle methods never block on the network. Events of one connection arrive
-// in order and never concurrently with each other. An error event is always
-// followed by a close event with hadError set, except ErrHandlerPanic: a
-// callback that panicked is reported and the connection goes on. The tokens
-// read before a failure are delivered before its error event.
-//
-// # Observing
-//
-// Server.Stats and Client.Stats return what each has counted (stats.go, the
-// counters in counters.go, the causes of failed handshakes and dials in
-// causes.go): atomic counters, one add per event, read chunk or write batch.
-// With Runtime.MeterProvider the same counts are OpenTelemetry metrics
-// (metrics.go), read by one callback when the provider collects.
-//
-// # Running
-//
-// Server, client and standalone owner actors run on goroutines that live (a
-// worker pool per handle); connection actors run inline, on the goroutine
-// that sends to them (package dispatch says why). A connection actor
-// therefore never blocks: what may block on the network (the shut of our
-// side of a socket) runs on a goroutine of its own.
 package actors

@@ -29,12 +29,18 @@ type emitter struct {
 	running *atomic.Int32
 	// stats counts every event (nil: standalone connections count nothing).
 	stats *stats
+	// unwatch ends the watch for events that end as dead letters at the
+	// handler (handlerpid.go); nil without one.
+	unwatch func()
 }
 
 // tokenCallbacks are the owner's token callbacks.
 type tokenCallbacks struct {
-	one   func(token []byte, c *Connection)
-	batch func(tokens [][]byte, c *Connection) // replaces one when set
+	one func(token []byte, c *Connection)
+	// redelivered, if set, takes the tokens flagged as redelivered
+	// (ServerOptions.OnRedelivered).
+	redelivered func(token []byte, c *Connection)
+	batch       func(tokens [][]byte, c *Connection) // replaces one when set
 	// remoteClose: remoteClose frames are events (clients and standalone
 	// connections); a server ignores them, as the original does.
 	remoteClose bool
@@ -92,69 +98,107 @@ func (e *emitter) panicked(ctx actor.Context, c *Connection, err error) {
 // deliverChunk delivers the frames of one read chunk, then hands the frames
 // slice back to its connection (framesDone), which may read on and reuse it.
 func (e *emitter) deliverChunk(ctx actor.Context, m connFrames) {
-	e.deliver(ctx, m.c, m.frames)
-	ctx.Send(m.c.pid, framesDone{m.frames})
+	e.deliver(ctx, m)
+	ctx.Send(m.c.PID(), framesDone{m.frames})
 }
 
 // drained emits c's drain event.
 func (e *emitter) drained(ctx actor.Context, c *Connection) {
-	e.emit(ctx, &Drained{Conn: c.pid, ConnID: c.id}, c, nil)
+	e.emit(ctx, &Drained{Conn: c.PID(), ConnID: c.id}, c, nil)
 }
 
 // deliver hands the frames of one read chunk to the user, in order: each
 // token to the token callback and, as a TokenReceived, to the handler PID.
 // A token whose callback panics is reported (ErrHandlerPanic) and skipped;
 // delivery goes on with the next one.
-func (e *emitter) deliver(ctx actor.Context, c *Connection, frames []wire.Frame) {
+//
+// On token/2 each token has its number in its session (m.seq counts from the
+// chunk's first), and those up to m.redelivered are flagged: they go to the
+// redelivered callback when there is one.
+func (e *emitter) deliver(ctx actor.Context, m connFrames) {
 	if e.tokens.batch != nil {
-		e.deliverBatch(ctx, c, frames)
+		e.deliverBatch(ctx, m)
 		return
 	}
+	c := m.c
 	e.running.Add(1)
 	defer e.running.Add(-1)
-	for _, f := range frames {
+	seq := m.seq
+	for _, f := range m.frames {
 		switch f.Kind {
 		case wire.KindToken:
 		case wire.KindRemoteClose:
 			if e.tokens.remoteClose {
-				e.emit(ctx, &RemoteClosed{Conn: c.pid, ConnID: c.id}, c, nil)
+				e.emit(ctx, &RemoteClosed{Conn: c.PID(), ConnID: c.id}, c, nil)
 			}
 			continue
 		default: // the runtime's own control frames never reach the user
 			continue
 		}
-		if e.tokens.one != nil {
-			if err := e.runToken(f.Token, c); err != nil {
+		again := seq != 0 && seq <= m.redelivered
+		if cb := e.tokens.callback(again); cb != nil {
+			if err := e.runToken(cb, f.Token, c); err != nil {
 				e.panicked(ctx, c, err)
 			}
 		}
 		if e.handler != nil {
-			ctx.Send(e.handler, &TokenReceived{Conn: c.pid, ConnID: c.id, Data: f.Token})
+			ctx.Send(e.handler, &TokenReceived{Conn: c.PID(), ConnID: c.id, Data: f.Token, Seq: seq, Redelivered: again, Session: c.Session()})
+		}
+		if seq != 0 {
+			seq++
 		}
 	}
 }
 
-func (e *emitter) runToken(tok []byte, c *Connection) (perr error) {
+// callback is the token callback of a token (again: flagged redelivered).
+func (t tokenCallbacks) callback(again bool) func([]byte, *Connection) {
+	if again && t.redelivered != nil {
+		return t.redelivered
+	}
+	return t.one
+}
+
+func (e *emitter) runToken(cb func([]byte, *Connection), tok []byte, c *Connection) (perr error) {
 	defer func() {
 		if v := recover(); v != nil {
 			perr = e.recovered(v)
 		}
 	}()
-	e.tokens.one(tok, c)
+	cb(tok, c)
 	return nil
 }
 
 // deliverBatch hands every token of the chunk to the batch callback in one
-// call (remoteClose frames are ignored: only a server has a batch callback).
-func (e *emitter) deliverBatch(ctx actor.Context, c *Connection, frames []wire.Frame) {
-	tokens := make([][]byte, 0, len(frames))
-	for _, f := range frames {
-		if f.Kind == wire.KindToken {
-			tokens = append(tokens, f.Token)
-			if e.handler != nil {
-				ctx.Send(e.handler, &TokenReceived{Conn: c.pid, ConnID: c.id, Data: f.Token})
-			}
+// call (remoteClose frames are ignored: only a server has a batch callback),
+// but for those flagged redelivered when there is a callback for them.
+func (e *emitter) deliverBatch(ctx actor.Context, m connFrames) {
+	c := m.c
+	tokens := make([][]byte, 0, len(m.frames))
+	seq := m.seq
+	for _, f := range m.frames {
+		if f.Kind != wire.KindToken {
+			continue
 		}
+		again := seq != 0 && seq <= m.redelivered
+		if e.handler != nil {
+			ctx.Send(e.handler, &TokenReceived{Conn: c.PID(), ConnID: c.id, Data: f.Token, Seq: seq, Redelivered: again, Session: c.Session()})
+		}
+		if seq != 0 {
+			seq++
+		}
+		if again && e.tokens.redelivered != nil {
+			e.running.Add(1)
+			err := e.runToken(e.tokens.redelivered, f.Token, c)
+			e.running.Add(-1)
+			if err != nil {
+				e.panicked(ctx, c, err)
+			}
+			continue
+		}
+		tokens = append(tokens, f.Token)
+	}
+	if len(tokens) == 0 {
+		return
 	}
 	if err := e.runTokens(tokens, c); err != nil {
 		e.panicked(ctx, c, err)
@@ -214,7 +258,7 @@ func (p peerCallbacks) call(ev any, c *Connection, err error) {
 func errorEvent(c *Connection, err error) *ErrorOccurred {
 	ev := &ErrorOccurred{Code: ErrorCode(err), Message: err.Error()}
 	if c != nil {
-		ev.Conn, ev.ConnID = c.pid, c.id
+		ev.Conn, ev.ConnID = c.PID(), c.id
 	}
 	return ev
 }
@@ -222,19 +266,20 @@ func errorEvent(c *Connection, err error) *ErrorOccurred {
 func closedEvent(c *Connection, hadError bool) *Closed {
 	ev := &Closed{HadError: hadError}
 	if c != nil {
-		ev.Conn, ev.ConnID = c.pid, c.id
+		ev.Conn, ev.ConnID = c.PID(), c.id
 	}
 	return ev
 }
 
 func connectedEvent(c *Connection) *Connected {
-	return &Connected{Conn: c.pid, ConnID: c.id, RemoteAddr: addrString(c.remote), LocalAddr: addrString(c.local)}
+	return &Connected{Conn: c.PID(), ConnID: c.id, RemoteAddr: addrString(c.RemoteAddr()), LocalAddr: addrString(c.LocalAddr()),
+		Session: c.Session(), PeerReceived: c.PeerReceived()}
 }
 
 func droppedEvent(c *Connection, tokens [][]byte, reason error) *TokensDropped {
 	ev := &TokensDropped{Tokens: tokens, Code: ErrorCode(reason), Message: reason.Error()}
 	if c != nil {
-		ev.Conn, ev.ConnID = c.pid, c.id
+		ev.Conn, ev.ConnID = c.PID(), c.id
 	}
 	return ev
 }

@@ -25,21 +25,39 @@ type Listening struct {
 
 // Connected is the client's connect event, and the server's event for a new
 // connection whose TLS handshake succeeded.
+//
+// On token/2, Session is the session's id in hex ("" on token/1), and on a
+// server PeerReceived is Connection.PeerReceived: how many of the session's
+// data frames the client had received from other servers before this one.
 type Connected struct {
-	Conn       *actor.PID
-	ConnID     uint64
-	RemoteAddr string
-	LocalAddr  string
+	Conn         *actor.PID
+	ConnID       uint64
+	RemoteAddr   string
+	LocalAddr    string
+	Session      string
+	PeerReceived uint64
 }
 
 // TokenReceived is the token event. Data belongs to the receiver. A handler
 // PID returns one Credit token per TokenReceived it has processed (the
 // CreditMiddleware does it): until it does, its connection reads at most
 // Limits.ReadWindow chunks ahead.
+//
+// On token/2 Seq is the token's number in its session (1, 2, ...; 0 on
+// token/1): a handler that needs exactly once across server restarts, or
+// across the front nodes of a cluster, drops a number it has seen. A token
+// flagged Redelivered may have been delivered before: its client sent it
+// again to a server that had lost its session.
+//
+// Session is the token/2 session's id in hex ("" on token/1): a session
+// lives across its client's connections, and across a cluster's front nodes.
 type TokenReceived struct {
-	Conn   *actor.PID
-	ConnID uint64
-	Data   []byte
+	Conn        *actor.PID
+	ConnID      uint64
+	Data        []byte
+	Seq         uint64
+	Redelivered bool
+	Session     string
 }
 
 // RemoteClosed is the client's remoteClose event: the server is closing and

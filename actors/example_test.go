@@ -15,7 +15,7 @@ import (
 
 // An echo server and a client over mutual TLS on loopback, with callbacks.
 func ExampleNewServer() {
-	certs, err := tlsio.GenerateDevCerts() // in memory; use tlsio.LoadFiles in production
+	certs, err := tlsio.GenerateDevCerts() // in memory; from files: tlsio.LoadServerFiles, tlsio.LoadFiles
 	if err != nil {
 		panic(err)
 	}

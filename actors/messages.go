@@ -20,15 +20,17 @@ type (
 	// channel.
 	dialReady struct{}
 	dialDone  struct {
-		conn  *tls.Conn
-		codec wire.Codec // the protocol negotiated
-		err   error
+		conn    *tls.Conn
+		codec   wire.Codec   // the protocol negotiated
+		welcome wire.Welcome // token/2: the server's answer to our HELLO
+		err     error
 	}
 	// handshakeDone: the TLS handshake is done; codec is the protocol
-	// negotiated.
+	// negotiated. On a server, token/2's HELLO comes with it.
 	handshakeDone struct {
 		state tls.ConnectionState
 		codec wire.Codec
+		hello *wire.Hello
 	}
 	chunkRead    struct{ data []byte }
 	readEnded    struct{ err error }
@@ -64,10 +66,13 @@ type (
 	// connUp: the handshake is done, the connection is live.
 	connUp struct{ c *Connection }
 	// connFrames: the frames of one read chunk, in order. The owner answers
-	// with framesDone once it has delivered them.
+	// with framesDone once it has delivered them. On token/2, seq is the
+	// number of the first token, and those up to redelivered are flagged
+	// as redelivered; both are 0 on token/1.
 	connFrames struct {
-		c      *Connection
-		frames []wire.Frame
+		c                *Connection
+		frames           []wire.Frame
+		seq, redelivered uint64
 	}
 	// connFailed: the error event; connDown follows.
 	connFailed struct {
@@ -87,6 +92,17 @@ type (
 		codec     wire.Codec
 		maybeSent []byte
 		unsent    []byte
+		// dropReason, if set, is the reason of every dropped token
+		// (ErrSessionExpired) instead of ErrMaybeSent and ErrNotSent.
+		dropReason error
+		// session: a client's token/2 session, everything it did not have
+		// acknowledged in it, to go on over the next connection
+		// (resumable) or to be reported.
+		session   *sessionState
+		resumable bool
+		// handedOver: a server's new connection whose socket went to its
+		// session's actor; it was never open, and gives no event.
+		handedOver bool
 	}
 )
 

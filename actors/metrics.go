@@ -57,6 +57,10 @@ type meters struct {
 	open, opened, closed, paused, queue                metric.Int64Observable
 	recvTokens, recvBytes, sentTokens, sentBytes, drop metric.Int64Observable
 	slowCuts, panics                                   metric.Int64Observable
+	// token/2.
+	acksSent, acksReceived, resent, redelivered metric.Int64Observable
+	sessionsResumed, sessionsExpired            metric.Int64Observable
+	budgetInUse, budgetWaits, sessionsWaiting   metric.Int64Observable
 	// Server.
 	accepted, refused, handshake, acceptRetries, listenRetries, listenGaveUp metric.Int64Observable
 	// Client.
@@ -147,6 +151,12 @@ func (m *meters) instruments() {
 	m.slowCuts = m.counter("tokenserver.slow_consumer.cuts", "{connection}",
 		"Connections cut as slow consumers (write timeout, or the queue's hard cap).")
 	m.panics = m.counter("tokenserver.handler.panics", "{panic}", "Callbacks that panicked.")
+	m.acksSent = m.counter("tokenserver.acks.sent", "{ack}", "token/2 acknowledgements written.")
+	m.acksReceived = m.counter("tokenserver.acks.received", "{ack}", "token/2 acknowledgements read.")
+	m.resent = m.counter("tokenserver.resent.tokens", "{token}",
+		"token/2 tokens written again over a new connection of their session, the last one having broken before they were acknowledged.")
+	m.redelivered = m.counter("tokenserver.redelivered.tokens", "{token}",
+		"token/2 tokens received flagged as redelivered: their session was lost by a server, which may have delivered them before.")
 	var err error
 	m.delivery, err = m.meter.Float64Histogram("tokenserver.delivery.duration",
 		metric.WithUnit("s"),
@@ -167,6 +177,16 @@ func (m *meters) instruments() {
 			"Listen retries of ServerOptions.ListenRetry.")
 		m.listenGaveUp = m.counter("tokenserver.server.listen.giveups", "{giveup}",
 			"Times the ListenRetry policy gave up.")
+		m.sessionsResumed = m.counter("tokenserver.server.sessions.resumed", "{session}",
+			"token/2 sessions taken up again over a new connection of their client.")
+		m.sessionsExpired = m.counter("tokenserver.server.sessions.expired", "{session}",
+			"token/2 sessions ended because their client did not come back within SessionTimeout.")
+		m.sessionsWaiting = m.upDown("tokenserver.server.sessions.waiting", "{session}",
+			"token/2 sessions whose connection broke, waiting now for their client to come back.")
+		m.budgetInUse = m.upDown("tokenserver.server.memory_budget.used", "By",
+			"The part of MemoryBudget granted now to connections reading large tokens.")
+		m.budgetWaits = m.counter("tokenserver.server.memory_budget.waits", "{wait}",
+			"Times a connection had to wait for the MemoryBudget (it stops reading meanwhile).")
 		return
 	}
 	m.attempts = m.counter("tokenserver.client.connect.attempts", "{attempt}",
@@ -244,6 +264,10 @@ func (m *meters) observe(_ context.Context, o metric.Observer) error {
 	o.ObserveInt64(m.paused, g.paused, m.base)
 	o.ObserveInt64(m.slowCuts, s.slowCuts.Load(), m.base)
 	o.ObserveInt64(m.panics, s.panics.Load(), m.base)
+	o.ObserveInt64(m.acksSent, s.acksSent.Load(), m.base)
+	o.ObserveInt64(m.acksReceived, s.acksReceived.Load(), m.base)
+	o.ObserveInt64(m.resent, s.resentTokens.Load(), m.base)
+	o.ObserveInt64(m.redelivered, s.redelivered.Load(), m.base)
 	causes := func(inst metric.Int64Observable, counts *[numCauses]atomic.Int64) {
 		for i := range counts {
 			if v := counts[i].Load(); v != 0 || i != m.excludeCause {
@@ -259,6 +283,11 @@ func (m *meters) observe(_ context.Context, o metric.Observer) error {
 		o.ObserveInt64(m.acceptRetries, s.acceptRetries.Load(), m.base)
 		o.ObserveInt64(m.listenRetries, s.retries.Load(), m.base)
 		o.ObserveInt64(m.listenGaveUp, s.gaveUp.Load(), m.base)
+		o.ObserveInt64(m.sessionsResumed, s.sessionsResumed.Load(), m.base)
+		o.ObserveInt64(m.sessionsExpired, s.sessionsExpired.Load(), m.base)
+		o.ObserveInt64(m.sessionsWaiting, s.sessionsWaiting.Load(), m.base)
+		o.ObserveInt64(m.budgetInUse, s.budgetInUse.Load(), m.base)
+		o.ObserveInt64(m.budgetWaits, s.budgetWaits.Load(), m.base)
 		return nil
 	}
 	o.ObserveInt64(m.attempts, s.connectAttempts.Load(), m.base)

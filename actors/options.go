@@ -44,7 +44,8 @@ const (
 // Runtime says where the actors run, where logs go and where metrics go.
 type Runtime struct {
 	// System is an actor system to embed in. Nil: a private one, made quiet
-	// (Proto.Actor's default logger writes to stderr).
+	// (Proto.Actor's default logger writes to stderr). A Handler PID must be
+	// of this system (or on a node it reaches through Proto.Actor remote).
 	System *actor.ActorSystem
 	// Logger receives the runtime's own logs. Nil: logs are dropped.
 	Logger *slog.Logger
@@ -83,8 +84,34 @@ type ServerOptions struct {
 	// TLS holds key, cert, ca, requestCert, rejectUnauthorized and the
 	// escape hatch for any other TLS option.
 	TLS tlsio.Options
+	// Protocols are the wire protocols the server speaks, negotiated by
+	// ALPN, in order of preference: by default ProtocolToken2 then
+	// ProtocolToken1. A client that offers none (the Node original, any
+	// client without ALPN) speaks token/1 whatever this says; []string{
+	// ProtocolToken1} keeps every connection on token/1. It replaces
+	// TLS.TLSConfig.NextProtos.
+	Protocols []string
+	// SessionTimeout is how long a token/2 session whose connection broke
+	// waits for its client to come back and resume it (default
+	// DefaultSessionTimeout, 60 s). Meanwhile its Connection stays alive:
+	// Send queues, within Limits.MaxQueue. When it passes, the session ends
+	// with ErrSessionExpired (error then close events), and what its client
+	// did not acknowledge is reported dropped with that reason.
+	SessionTimeout time.Duration
 	// Limits per connection.
 	Limits Limits
+	// MemoryBudget bounds the memory of the tokens the server's connections
+	// have begun to read and not finished, beyond 64 KiB each (default
+	// DefaultMemoryBudget, 256 MiB; it must hold Limits.MaxTokenSize;
+	// negative: no budget, each connection up to its MaxTokenSize). A
+	// connection whose unfinished token needs more asks for it and stops
+	// reading until it has it (TCP pushes back on its client), in the order
+	// asked; one that waits MemoryWait is cut with ErrMemoryBudget. Small
+	// tokens never wait.
+	MemoryBudget int
+	// MemoryWait is how long a connection may wait for the MemoryBudget
+	// (default DefaultMemoryWait, 30 s).
+	MemoryWait time.Duration
 	// MaxConnections is the limit of authenticated connections: one whose
 	// handshake completes past it is closed with an error event
 	// (ErrTooManyConnections; default DefaultMaxConnections).
@@ -118,9 +145,22 @@ type ServerOptions struct {
 	// p99 within a few times its quiet value; 2 let it grow 25 to 100 times.
 	MaxHandshakes int
 	Runtime
-	// Handler, if set, receives every event as a message (see events.go), in
-	// addition to the callbacks. It must return Credit for the tokens it
-	// processes (see CreditMiddleware), or its connections stop reading.
+	// Handler, if set, receives every event as a message (Listening,
+	// Connected, TokenReceived, Closed...), in addition to the callbacks. It
+	// must return Credit for the tokens it processes (see CreditMiddleware),
+	// or its connections stop reading.
+	//
+	// Events are sent from Runtime.System, so the handler must be an actor of
+	// that system, spawned before NewServer, or an actor on another node that
+	// the system reaches through Proto.Actor remote. Any other PID (one of
+	// another actor system, which would receive nothing; a stopped actor; one
+	// of another node while the system runs no remote; any PID with
+	// Runtime.System nil) is an ErrInvalidOptions error from NewServer: set
+	// Runtime.System to the handler's actor system. (A PID of another system
+	// whose Id also names an actor of Runtime.System cannot be told apart:
+	// Proto.Actor's PIDs do not name their system.) Events that end as dead
+	// letters at the handler later (it stopped, its node is out of reach) are
+	// logged once, at error level, to Runtime.Logger.
 	Handler *actor.PID
 
 	// OnConnect: the server listens.
@@ -134,6 +174,12 @@ type ServerOptions struct {
 	OnClose func(hadError bool)
 	// OnToken: a token from a client. The token belongs to the callee.
 	OnToken func(token []byte, c *Connection)
+	// OnRedelivered, if set, gets instead of OnToken (or OnTokens) the
+	// tokens flagged as redelivered: a token/2 client sends again what a
+	// server lost with its sessions (it restarted) did not acknowledge, and
+	// that server may have handled them already. Without it they go to
+	// OnToken like any other; TokenReceived.Redelivered tells a handler PID.
+	OnRedelivered func(token []byte, c *Connection)
 	// OnTokens, if set, replaces OnToken: it gets all the tokens of one read
 	// at once, in order, which with Connection.SendBatch makes one message
 	// per read both ways. The slice and the tokens belong to the callee.
@@ -189,11 +235,21 @@ type ClientOptions struct {
 	// TLS holds key, cert (the client certificate), ca, rejectUnauthorized,
 	// the server name and the escape hatch for any other TLS option.
 	TLS tlsio.Options
+	// Protocols are the wire protocols the client offers by ALPN, in order
+	// of preference: by default ProtocolToken2 then ProtocolToken1. A
+	// server that selects none (the Node original) gets token/1;
+	// []string{ProtocolToken1} keeps the client on token/1. It replaces
+	// TLS.TLSConfig.NextProtos.
+	Protocols []string
 	// Limits of the connection.
 	Limits Limits
 	Runtime
 	// Handler, if set, receives every event as a message. It must return
-	// Credit for the tokens it processes (see CreditMiddleware).
+	// Credit for the tokens it processes (see CreditMiddleware). It must be
+	// an actor of Runtime.System or on a node that system reaches through
+	// Proto.Actor remote; any other PID is an ErrInvalidOptions error from
+	// NewClient, and dead letters at it are logged once (see
+	// ServerOptions.Handler).
 	Handler *actor.PID
 
 	// OnConnect: connected, TLS handshake done.

@@ -41,7 +41,11 @@ type tlsReloader struct {
 // With o.TLSConfig.GetConfigForClient (a hook that decides each handshake's
 // material itself, and that a tlsio.ServerSource takes for its own use) the
 // configuration is built once, and ReloadTLS refuses.
-func newServerTLS(o tlsio.Options, log *slog.Logger) (*tls.Config, *tlsReloader, error) {
+func newServerTLS(o tlsio.Options, protocols []string, log *slog.Logger) (*tls.Config, *tlsReloader, error) {
+	adjust := func(c *tls.Config) {
+		requireClientCertificate(c)
+		withProtocols(protocols)(c)
+	}
 	r := &tlsReloader{log: cmp.Or(log, discardLogger), role: roleServer}
 	if o.TLSConfig != nil && o.TLSConfig.GetConfigForClient != nil {
 		cfg, err := tlsio.ServerConfig(o)
@@ -54,14 +58,14 @@ func newServerTLS(o tlsio.Options, log *slog.Logger) (*tls.Config, *tlsReloader,
 		}
 		r.info = func() tlsio.Info { return info }
 		r.why = "its TLS.TLSConfig sets GetConfigForClient, which decides each handshake's material itself"
-		return adjustEach(cfg, requireClientCertificate), r, nil
+		return adjustEach(cfg, adjust), r, nil
 	}
 	src, err := tlsio.NewServerSource(o)
 	if err != nil {
 		return nil, nil, err
 	}
 	r.reload, r.info, r.revoked = src.Reload, src.Info, src.Revoked
-	return adjustEach(src.Config(), requireClientCertificate), r, nil
+	return adjustEach(src.Config(), adjust), r, nil
 }
 
 // adjustEach applies adjust to cfg and to every configuration its

@@ -393,6 +393,9 @@ func TestServerReloadTLSRevokesConnectedClient(t *testing.T) {
 	other, _ := s.connect(t, p.clientTLS(good))
 	victim.exchange(t, "victim", 10)
 	other.exchange(t, "other", 10)
+	// token/2: the echoes are the server's until the victim acknowledges
+	// them; else they would be reported maybe sent when it is cut.
+	within(t, deadline, "the victim's acknowledgements", func() bool { return victimConn.Queued() == 0 })
 
 	o := p.serverTLS(srv)
 	o.CRL = p.revoke(t, bad)

@@ -113,6 +113,7 @@ func (d *lpDecoder) AppendFrames(dst []wire.Frame, chunk []byte) ([]wire.Frame, 
 
 func (d *lpDecoder) ChunkKept() bool { return false }
 func (d *lpDecoder) Buffered() int   { return len(d.buf) }
+func (d *lpDecoder) Held() int       { return cap(d.buf) }
 
 // withLPCodec makes the ALPN protocol lpProtocol pick lpCodec for the test.
 func withLPCodec(t *testing.T) {

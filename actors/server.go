@@ -58,7 +58,32 @@ func NewServer(opts ServerOptions) (*Server, error) {
 			return nil, fmt.Errorf("%w: listen retry: %w", ErrInvalidOptions, err)
 		}
 	}
-	cfg, tlsr, err := newServerTLS(opts.TLS, opts.Runtime.Logger)
+	if err := checkHandler(opts.Handler, opts.Runtime.System); err != nil {
+		return nil, err
+	}
+	if opts.Protocols, err = protocolsOf(opts.Protocols); err != nil {
+		return nil, err
+	}
+	if opts.MemoryBudget == 0 {
+		opts.MemoryBudget = DefaultMemoryBudget
+	}
+	if opts.MemoryWait == 0 {
+		opts.MemoryWait = DefaultMemoryWait
+	}
+	if need := (limits.MaxTokenSize + budgetStep - 1) / budgetStep * budgetStep; opts.MemoryBudget > 0 && opts.MemoryBudget < need {
+		return nil, fmt.Errorf("%w: MemoryBudget %d cannot hold one token of Limits.MaxTokenSize %d (%d in its steps)",
+			ErrInvalidOptions, opts.MemoryBudget, limits.MaxTokenSize, need)
+	}
+	if opts.MemoryWait < 0 {
+		return nil, fmt.Errorf("%w: MemoryWait %v is negative", ErrInvalidOptions, opts.MemoryWait)
+	}
+	if opts.SessionTimeout == 0 {
+		opts.SessionTimeout = DefaultSessionTimeout
+	}
+	if opts.SessionTimeout < 0 {
+		return nil, fmt.Errorf("%w: SessionTimeout %v is negative", ErrInvalidOptions, opts.SessionTimeout)
+	}
+	cfg, tlsr, err := newServerTLS(opts.TLS, opts.Protocols, opts.Runtime.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
 	}
@@ -74,11 +99,16 @@ func NewServer(opts ServerOptions) (*Server, error) {
 		s: s, opts: opts, limits: limits, tls: cfg, log: log,
 		addr:  listenAddr(opts),
 		conns: map[*Connection]bool{}, admit: newServerAdmission(opts),
+		sessions: newSessions(),
+	}
+	if opts.MemoryBudget > 0 {
+		a.budget = newServerBudget(opts.MemoryBudget, s.stats)
 	}
 	warnDescriptors(log, opts)
 	a.ev = newEmitter(opts.Handler, log, &s.inCallback, opts.callback,
-		tokenCallbacks{one: opts.OnToken, batch: opts.OnTokens})
+		tokenCallbacks{one: opts.OnToken, batch: opts.OnTokens, redelivered: opts.OnRedelivered})
 	a.ev.stats = s.stats
+	a.ev.watchDeadLetters(system, "server")
 	s.pid = system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return a }, actor.WithDispatcher(s.pool)))
 	return s, nil
 }

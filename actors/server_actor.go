@@ -29,6 +29,8 @@ type serverActor struct {
 	listener  *actor.PID           // the listener actor or its supervisor; nil if none
 	listening bool                 // listenerUp came from the current listener
 	conns     map[*Connection]bool // live (true) or in its handshake
+	sessions  sessionsOf           // token/2 sessions (server_sessions.go)
+	budget    *serverBudget        // the memory budget (server_budget.go); nil: none
 	admit     *serverAdmission
 	closing   bool
 	answered  bool // the Close in progress was answered by a close delivered already
@@ -91,7 +93,7 @@ func (a *serverActor) Receive(ctx actor.Context) {
 			return
 		}
 		if err := a.admitLive(ctx, m.c); err != nil {
-			ctx.Send(m.c.pid, forceClose{err})
+			ctx.Send(m.c.PID(), forceClose{err})
 			return
 		}
 		a.conns[m.c] = true
@@ -111,16 +113,24 @@ func (a *serverActor) Receive(ctx actor.Context) {
 	case connDrained:
 		a.ev.drained(ctx, m.c)
 	case connDown:
-		a.s.stats.down(m.c, m.hadError)
-		quiet := a.admissionGone(ctx, m.c, a.conns[m.c])
-		delete(a.conns, m.c)
-		a.publish()
-		reportDropped(ctx, a.ev, m)
-		if !quiet {
-			a.ev.emit(ctx, closedEvent(m.c, m.hadError), m.c, nil)
+		a.onConnDown(ctx, m)
+
+	case sessionHello:
+		a.onSessionHello(ctx, m)
+	case connSuspended:
+		a.onConnSuspended(ctx, m.c)
+	case connResumed:
+		a.onConnResumed(m.c)
+	case sessionWaitOver:
+		a.onSessionWaitOver(ctx, m)
+	case memoryAsk:
+		if a.budget != nil {
+			a.budget.ask(ctx, m)
 		}
-		a.maybeClosed(ctx)
-		a.maybeStop(ctx)
+	case memoryBack:
+		if a.budget != nil {
+			a.budget.back(ctx, m.c, m.bytes)
+		}
 
 	case shutdownRequest:
 		a.onShutdown(ctx)
@@ -128,8 +138,39 @@ func (a *serverActor) Receive(ctx actor.Context) {
 		a.waitListen.Stop()
 		a.closeDeadline.Stop()
 		a.stopAdmission()
+		a.ev.stopWatching()
 		a.s.stopped()
 	}
+}
+
+// onConnDown: a connection ended. A new one whose socket went to its
+// token/2 session was never open and leaves without a word.
+func (a *serverActor) onConnDown(ctx actor.Context, m connDown) {
+	live := a.conns[m.c]
+	if !live {
+		a.greetingGone(m.c)
+	}
+	a.sessionDown(ctx, m.c)
+	if a.budget != nil {
+		a.budget.gone(ctx, m.c)
+	}
+	if m.handedOver {
+		a.admissionGone(ctx, m.c, false)
+		delete(a.conns, m.c)
+		a.maybeClosed(ctx)
+		a.maybeStop(ctx)
+		return
+	}
+	a.s.stats.down(m.c, m.hadError)
+	quiet := a.admissionGone(ctx, m.c, live)
+	delete(a.conns, m.c)
+	a.publish()
+	reportDropped(ctx, a.ev, m)
+	if !quiet {
+		a.ev.emit(ctx, closedEvent(m.c, m.hadError), m.c, nil)
+	}
+	a.maybeClosed(ctx)
+	a.maybeStop(ctx)
 }
 
 // onClose takes the handle's Close. The status moves first, then the
@@ -148,7 +189,7 @@ func (a *serverActor) onTimer(ctx actor.Context, m timer.Fired) {
 		a.startListening(ctx)
 	case a.closeDeadline.Accept(m):
 		for c := range a.conns {
-			ctx.Send(c.pid, forceClose{fmt.Errorf("%w (%v)", ErrForcedClose, a.limits.CloseTimeout)})
+			ctx.Send(c.PID(), forceClose{fmt.Errorf("%w (%v)", ErrForcedClose, a.limits.CloseTimeout)})
 		}
 	case a.admissionTimer(m):
 	}
@@ -310,7 +351,7 @@ func (a *serverActor) onAccepted(ctx actor.Context, raw net.Conn) {
 		return
 	}
 	h := newConnection(ctx.ActorSystem().Root, a.limits)
-	h.remote, h.local = raw.RemoteAddr(), raw.LocalAddr()
+	h.setAddrs(raw)
 	a.admitSocket(ctx, h, raw) // startHandshake now, or when its turn comes
 }
 
@@ -318,7 +359,11 @@ func (a *serverActor) onAccepted(ctx actor.Context, raw net.Conn) {
 // left for its handshake.
 func (a *serverActor) startHandshake(ctx actor.Context, h *Connection, raw net.Conn, timeout time.Duration) {
 	cfg := connConfig{limits: a.limits, owner: ctx.Self(), log: a.log, handshake: true,
-		handlerCredit: a.opts.Handler != nil}
+		handlerCredit: a.opts.Handler != nil,
+		sessions:      &sessionConfig{server: true, timeout: a.opts.SessionTimeout}}
+	if a.budget != nil {
+		cfg.budget = &budgetConfig{wait: a.opts.MemoryWait}
+	}
 	cfg.limits.HandshakeTimeout = timeout
 	cfg.stats = a.s.stats
 	root, self := ctx.ActorSystem().Root, ctx.Self()
@@ -348,6 +393,7 @@ func (a *serverActor) beginClose(ctx actor.Context) {
 	a.closing = true
 	a.s.set(CLOSED)
 	a.stopListener(ctx)
+	a.endSuspendedSessions(ctx)
 	a.dropWaiting()
 	for c, live := range a.conns {
 		if live { // those still in their handshake get it when they are up

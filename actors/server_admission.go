@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -103,7 +104,7 @@ func newServerAdmission(o ServerOptions) *serverAdmission {
 // queue: its handshake starts now, or when its turn comes.
 func (a *serverActor) admitSocket(ctx actor.Context, h *Connection, raw net.Conn) {
 	a.admit.waiting[h] = waitingSocket{raw: raw, accepted: time.Now()}
-	a.applyAdmission(ctx, a.admit.book.Arrive(h, admission.PrefixOf(h.remote)))
+	a.applyAdmission(ctx, a.admit.book.Arrive(h, admission.PrefixOf(h.RemoteAddr())))
 }
 
 // onHello: c's client hello has arrived; it asks for a handshake slot.
@@ -196,7 +197,7 @@ func (a *serverActor) applyAdmission(ctx actor.Context, effects []admission.Effe
 			a.shutOut(ctx, e.Key)
 			if e.Started {
 				ad.quiet[e.Key] = true
-				ctx.Send(e.Key.pid, forceClose{errEvicted})
+				ctx.Send(e.Key.PID(), forceClose{errEvicted})
 			}
 		case admission.Refuse:
 			ad.refused++
@@ -260,10 +261,27 @@ func handshakeTLS(base *tls.Config, root *actor.RootContext, server *actor.PID, 
 		case <-hello.Context().Done():
 			return nil, fmt.Errorf("waiting for a handshake slot: %w", hello.Context().Err())
 		}
+		c, err := cfg, error(nil)
 		if user != nil {
-			return user(hello)
+			if c, err = user(hello); err != nil || c == nil {
+				return c, err
+			}
 		}
-		return nil, nil
+		if len(hello.SupportedProtos) > 0 && !slices.ContainsFunc(hello.SupportedProtos, func(p string) bool {
+			return slices.Contains(c.NextProtos, p)
+		}) {
+			// A client that offers only protocols we do not know speaks
+			// token/1 without ALPN, as with the Node original, rather than
+			// fail with crypto/tls's no_application_protocol alert.
+			c = c.Clone()
+			c.NextProtos = nil
+			c.GetConfigForClient = nil
+			return c, nil
+		}
+		if user == nil {
+			return nil, nil
+		}
+		return c, nil
 	}
 	return cfg
 }

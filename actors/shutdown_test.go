@@ -192,7 +192,7 @@ func TestInCallbackHereFindsEveryRunner(t *testing.T) {
 		batch: func([][]byte, *Connection) { note() },
 	})
 	_ = e.run(&Closed{}, nil, nil)
-	_ = e.runToken(nil, nil)
+	_ = e.runToken(e.tokens.one, nil, nil)
 	_ = e.runTokens(nil, nil)
 	if len(got) != 3 || !got[0] || !got[1] || !got[2] {
 		t.Errorf("inCallbackHere inside run, runToken, runTokens: %v, want all true", got)

@@ -19,7 +19,9 @@ type standaloneActor struct {
 
 func newStandalone(opts ConnectionOptions, log *slog.Logger, system *actor.ActorSystem, owned bool, pool *dispatch.WorkerPool) *standaloneActor {
 	tokens := tokenCallbacks{one: opts.OnToken, remoteClose: true}
-	return &standaloneActor{ev: newEmitter(opts.Handler, log, nil, opts.callback, tokens), system: system, owned: owned, pool: pool}
+	a := &standaloneActor{ev: newEmitter(opts.Handler, log, nil, opts.callback, tokens), system: system, owned: owned, pool: pool}
+	a.ev.watchDeadLetters(system, "connection")
+	return a
 }
 
 // callback calls the option's callback for one event.
@@ -43,6 +45,7 @@ func (a *standaloneActor) Receive(ctx actor.Context) {
 		a.ev.emit(ctx, closedEvent(m.c, m.hadError), m.c, nil)
 		ctx.Stop(ctx.Self())
 	case *actor.Stopped:
+		a.ev.stopWatching()
 		if a.owned {
 			a.system.Shutdown()
 		}
@@ -53,6 +56,14 @@ func (a *standaloneActor) Receive(ctx actor.Context) {
 // reportDropped reports the frames a connection never wrote, as tokens: the
 // maybe-sent ones first, then the unsent ones.
 func reportDropped(ctx actor.Context, ev *emitter, m connDown) {
+	if m.dropReason != nil {
+		toks := decodeTokens(m.codec, m.maybeSent)
+		toks = append(toks, decodeTokens(m.codec, m.unsent)...)
+		if len(toks) > 0 {
+			ev.emit(ctx, droppedEvent(m.c, toks, m.dropReason), m.c, m.dropReason)
+		}
+		return
+	}
 	if toks := decodeTokens(m.codec, m.maybeSent); len(toks) > 0 {
 		ev.emit(ctx, droppedEvent(m.c, toks, ErrMaybeSent), m.c, ErrMaybeSent)
 	}

@@ -84,8 +84,32 @@ type Stats struct {
 	// (OnReconnecting), and GaveUp its give-ups (OnGaveUp). Client only.
 	Reconnects, GaveUp int64
 	// BufferedBytes is the bytes of tokens waiting in the reconnect buffer
-	// now (Client.Buffered). Client only.
+	// now (Client.Buffered), with those of its token/2 session that wait to
+	// be sent again. Client only.
 	BufferedBytes int64
+
+	// token/2 (wire/TOKEN2.md). AcksSent and AcksReceived count the
+	// acknowledgements written and read. TokensResent counts the tokens
+	// written again over a new connection because the last one broke before
+	// they were acknowledged. TokensRedelivered counts the tokens received
+	// flagged as redelivered: their session was lost by a server (it
+	// restarted), which may have delivered them already. SessionsResumed
+	// counts the sessions a server took up again over a new connection of
+	// their client, and SessionsExpired those it ended because the client
+	// did not come back within ServerOptions.SessionTimeout (server only).
+	AcksSent, AcksReceived           int64
+	TokensResent, TokensRedelivered  int64
+	SessionsResumed, SessionsExpired int64
+
+	// SessionsWaiting is the number of token/2 sessions whose connection
+	// broke and that wait now for their client to come back (their
+	// Connection counts in Open meanwhile). Server only.
+	SessionsWaiting int64
+
+	// MemoryBudgetInUse is the part of ServerOptions.MemoryBudget granted
+	// now to connections reading large tokens, and MemoryBudgetWaits counts
+	// the times a connection had to wait for it. Server only.
+	MemoryBudgetInUse, MemoryBudgetWaits int64
 }
 
 // Stats returns a snapshot of the server's counts. It is cheap: a few dozen
@@ -110,6 +134,8 @@ func (s *stats) snapshot() Stats {
 		Dropped:     countsOf(codeNames[:], s.dropped[:]),
 		QueuedBytes: g.queued, ReadPaused: g.paused,
 		SlowConsumerCuts: s.slowCuts.Load(), HandlerPanics: s.panics.Load(),
+		AcksSent: s.acksSent.Load(), AcksReceived: s.acksReceived.Load(),
+		TokensResent: s.resentTokens.Load(), TokensRedelivered: s.redelivered.Load(),
 	}
 	if s.role == roleServer {
 		st.Accepted = s.accepted.Load()
@@ -117,6 +143,9 @@ func (s *stats) snapshot() Stats {
 		st.HandshakeFailures = countsOf(causeNames[:], s.handshake[:])
 		st.AcceptRetries = s.acceptRetries.Load()
 		st.ListenRetries, st.ListenGaveUp = s.retries.Load(), s.gaveUp.Load()
+		st.SessionsResumed, st.SessionsExpired = s.sessionsResumed.Load(), s.sessionsExpired.Load()
+		st.MemoryBudgetInUse, st.MemoryBudgetWaits = s.budgetInUse.Load(), s.budgetWaits.Load()
+		st.SessionsWaiting = s.sessionsWaiting.Load()
 		return st
 	}
 	st.ConnectAttempts = s.connectAttempts.Load()

@@ -53,8 +53,10 @@ func newStatsRig(t *testing.T, mod func(*ServerOptions)) *statsRig {
 	require.NoError(t, err)
 	r := &statsRig{t: t, certs: certs, closes: make(chan bool, 16)}
 	up := make(chan struct{}, 1)
+	// token/1, whose bytes on the wire the tests compute (encodedLen);
+	// token/2's counts have a test of their own.
 	opts := ServerOptions{
-		Host: "127.0.0.1", TLS: certs.ServerOptions(),
+		Host: "127.0.0.1", TLS: certs.ServerOptions(), Protocols: []string{ProtocolToken1},
 		OnConnect:         func() { up <- struct{}{} },
 		OnToken:           func(tok []byte, c *Connection) { c.Send(tok) },
 		OnConnectionClose: func(_ *Connection, had bool) { r.closes <- had },

@@ -6,6 +6,24 @@
 //
 // It imports nothing of the rest of tokenserver.
 //
+// Supervise a child: [NewProps] returns the props of a supervisor for the
+// child's props, and the supervisor's PID stands in for the child's.
+//
+//	policy := supervisor.DefaultPolicy() // then change what you need
+//	props, err := supervisor.NewProps(childProps, supervisor.Config{
+//		Policy:  policy,
+//		OnEvent: func(ev supervisor.Event) { ... }, // *Started, *Stopped, *Restarting, *GaveUp
+//	})
+//	sup := ctx.Spawn(props) // use sup wherever the child's PID is needed
+//
+// A child fails by sending [Fail] to its parent and stopping, or by
+// panicking; [StopChild] stops it for good. An actor that retries by itself
+// (a client that reconnects) uses the policy alone, through [Backoff]:
+//
+//	b := supervisor.NewBackoff(policy, rand.New(rand.NewPCG(seed1, seed2)))
+//	attempt, delay, ok := b.Next(time.Now()) // a failure: wait delay, or give up if !ok
+//	b.Up(time.Now())                         // healthy again
+//
 // # Policy and Backoff
 //
 // Policy describes the delays; Policy.Delay is a pure function of the attempt
@@ -19,14 +37,6 @@
 // retry limit.
 //
 // # The supervisor actor
-//
-// NewProps returns the props of a supervisor for a child's props:
-//
-//	props, err := supervisor.NewProps(childProps, supervisor.Config{
-//		Policy:  supervisor.DefaultPolicy(),
-//		OnEvent: func(ev supervisor.Event) { ... },
-//	})
-//	sup := ctx.Spawn(props) // use sup wherever the child's PID is needed
 //
 // How the end of a child is classified:
 //

@@ -4,12 +4,29 @@
 // memory, listening and dialing over TCP or Unix domain sockets (Node's path
 // option) with a handshake timeout, and the socket pumps.
 //
+// What a server or client of package actors needs from it is an [Options]
+// value, its TLS field:
+//
+//	serverTLS, err := tlsio.LoadServerFiles("server.key", "server.crt", "ca.crt") // requires client certificates
+//	clientTLS, err := tlsio.LoadFiles("client.key", "client.crt", "ca.crt")
+//
+//	certs, err := tlsio.GenerateDevCerts() // to try it: a CA, a server and a client, in memory
+//	serverTLS, clientTLS = certs.ServerOptions(), certs.ClientOptions()
+//
+// An encrypted key takes [Options.Passphrase], a PKCS #12 archive
+// [Options.PFX]; [ServerConfig] and [ClientConfig] turn Options into a
+// *tls.Config for code of your own.
+//
+// # Existing deployments
+//
 // Existing token-server deployments work as they are: encrypted keys and
 // PKCS #12 archives are read with [Options.Passphrase] and [Options.PFX],
 // certificates without subjectAltName (made by token-server's
 // extra/cert-gen.sh) are accepted with [Options.AllowCommonName], and a
 // server that requests client certificates without a CA verifies them
 // against the system roots, as Node does against its default root store.
+//
+// # Security
 //
 // The secure path is the short one: [LoadServerFiles] gives a server that
 // requires client certificates signed by its CA; TLS 1.2 offers AEAD suites
@@ -18,6 +35,8 @@
 // [ServerSource] or [ClientSource] replaces the certificate, CA and lists
 // in place for new handshakes, as Node's server.setSecureContext, keeping
 // the old material when the new one is bad.
+//
+// # Pumps
 //
 // The pumps are the only goroutines that block on a socket. A [ReadPump]
 // turns conn.Read results into messages for the connection actor that owns the

@@ -78,6 +78,10 @@ type FrameDecoder interface {
 	// holds: zero between frames. A stream that ends with Buffered() > 0
 	// ended inside a frame.
 	Buffered() int
+	// Held is the memory the decoder holds for frames in progress, in
+	// bytes: the capacity of its buffers, at least Buffered. A server's
+	// memory budget counts it.
+	Held() int
 }
 
 // FrameKind says what a [Frame] is.

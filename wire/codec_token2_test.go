@@ -55,3 +55,24 @@ func TestToken2Codec(t *testing.T) {
 	_, err = Token2.NewDecoder(0)
 	check.ErrorIs(t, err, ErrInvalidLimit)
 }
+
+// Held counts what a decoder allocated for a frame in progress, not only
+// what arrived: token/2 sizes a payload's buffer when its header arrives.
+func TestDecodersHeld(t *testing.T) {
+	d1, _ := Token1.NewDecoder(1 << 20)
+	_, err := d1.AppendFrames(nil, bytes.Repeat([]byte{'a'}, 1000))
+	check.NoError(t, err)
+	check.True(t, d1.Held() >= 1000 && d1.Held() >= d1.Buffered(), "token/1 holds %d for %d buffered", d1.Held(), d1.Buffered())
+	_, err = d1.AppendFrames(nil, []byte("\n"))
+	check.NoError(t, err)
+	check.Zero(t, d1.Held(), "a completed token is the user's")
+
+	d2, _ := Token2.NewDecoder(1 << 20)
+	frame := AppendData(nil, make([]byte, 100<<10))
+	_, err = d2.AppendFrames(nil, frame[:10])
+	check.NoError(t, err)
+	check.True(t, d2.Held() >= 100<<10, "token/2 holds %d after the header of a 100 KiB token", d2.Held())
+	_, err = d2.AppendFrames(nil, frame[10:])
+	check.NoError(t, err)
+	check.Zero(t, d2.Held())
+}

@@ -50,6 +50,11 @@ func (d *Decoder) Buffered() int {
 	return len(d.buf)
 }
 
+// Held returns the memory the decoder holds for the frame in progress: the
+// capacity of its buffer, which it may size in advance for a large frame
+// and keeps between frames while a backslash waits for its partner.
+func (d *Decoder) Held() int { return max(cap(d.buf), d.Buffered()) }
+
 // AppendFrames decodes chunk (any size, split anywhere, including inside an
 // escape pair) and appends every frame it completes to dst, in order, and
 // returns the extended slice.

@@ -1,6 +1,9 @@
 package wire
 
-import "unicode/utf8"
+import (
+	"strconv"
+	"unicode/utf8"
+)
 
 // Token2Decoder is a streaming token/2 decoder for the frames that follow
 // the handshake (HELLO and WELCOME are read by [ReadHello] and
@@ -70,6 +73,11 @@ func (d *Token2Decoder) Buffered() int {
 	}
 	return d.nhdr
 }
+
+// Held returns the memory the decoder holds for the frame in progress: the
+// capacity of its payload buffer (allocated at the payload's size, up to
+// 1 MiB, when its header arrives) and the header bytes.
+func (d *Token2Decoder) Held() int { return cap(d.buf) + d.nhdr }
 
 // Remaining returns how many more bytes the payload in progress needs, or 0
 // between frames and while a header is incomplete.
@@ -213,7 +221,7 @@ func (d *Token2Decoder) checkHeader(t FrameType, n uint64, at int64) error {
 		return nil
 	}
 	if n > MaxControlPayload {
-		return &FrameError{Offset: at, Type: t, Reason: "control frame of " + u64toa(n) + " bytes, over 1024"}
+		return &FrameError{Offset: at, Type: t, Reason: "control frame of " + strconv.FormatUint(n, 10) + " bytes, over 1024"}
 	}
 	return nil
 }
@@ -288,19 +296,4 @@ func (d *Token2Decoder) fail(err error) error {
 	d.err = err
 	d.buf, d.inBody, d.nhdr = nil, false, 0
 	return err
-}
-
-// u64toa formats v in decimal.
-func u64toa(v uint64) string {
-	if v == 0 {
-		return "0"
-	}
-	var b [20]byte
-	i := len(b)
-	for v > 0 {
-		i--
-		b[i] = byte('0' + v%10)
-		v /= 10
-	}
-	return string(b[i:])
 }

@@ -3,6 +3,7 @@ package wire
 import (
 	"errors"
 	"io"
+	"strconv"
 	"unicode/utf8"
 )
 
@@ -113,7 +114,7 @@ func readFirstFrame(r io.Reader, want FrameType, alt ...FrameType) (FrameType, [
 		}
 	}
 	if size > MaxControlPayload {
-		return 0, nil, &FrameError{Type: t, Reason: "control frame of " + u64toa(size) + " bytes, over 1024"}
+		return 0, nil, &FrameError{Type: t, Reason: "control frame of " + strconv.FormatUint(size, 10) + " bytes, over 1024"}
 	}
 	payload := make([]byte, size)
 	if _, err := io.ReadFull(r, payload); err != nil {

@@ -3,6 +3,31 @@
 // a handler grain, a Proto.Actor virtual actor on a handler node, whose
 // identity comes from the client's verified certificate.
 //
+// Handler nodes register the grain kind, with your [Handler]; front nodes
+// register none, and run a token server whose handler is the front's
+// router. Nodes talk over Proto.Actor's remote with mutual TLS
+// ([RemoteConfig], [NodeTLS]):
+//
+//	rc, err := cluster.RemoteConfig(host, remotePort, &nodeTLS)
+//
+//	// A handler node: one grain per client identity.
+//	kind := cluster.NewKind("tokens", func(identity string) cluster.Handler {
+//		return cluster.HandlerFunc(func(t *cluster.Token) { t.Reply(t.Data) })
+//	})
+//	c := pcluster.New(system, pcluster.Configure("name", provider, lookup, rc, pcluster.WithKinds(kind)))
+//	c.StartMember()
+//
+//	// A front node.
+//	c := pcluster.New(system, pcluster.Configure("name", provider, lookup, rc))
+//	c.StartMember()
+//	front, err := cluster.NewFront(cluster.FrontOptions{Cluster: c, Kind: "tokens"})
+//	opts, err := front.ServerOptions(actors.ServerOptions{Port: 8000, TLS: serverTLS})
+//	server, err := actors.NewServer(opts)
+//
+// pcluster is github.com/asynkron/protoactor-go/cluster; the cluster
+// provider (consul, etcd, Kubernetes, automanaged...) and the identity
+// lookup are yours. examples/cluster runs both roles.
+//
 // # Shape
 //
 //	client --TLS-- front node: connection actor -> server actor -> router
@@ -48,6 +73,19 @@
 // the first time; replies travel in the Credit, so that each token is
 // answered once. A token that a dead node handled without answering is
 // handled again by the new activation.
+//
+// When a front node dies, its clients reconnect to another front. A token/2
+// client's session outlives its connections: it sends again, through the new
+// front, every token the dead one had not acknowledged (a front acknowledges
+// a token once the grain's Credit for it came and its replies were written),
+// flagged redelivered. The front forwards each token's session (bound to the
+// client certificate's key) and number; the grain keeps, per session, the
+// highest number it handled and the replies of the last tokens, drops a
+// repeat and answers it with the replies it made the first time
+// (GrainOptions bounds what it keeps). Each token is handled once; a reply
+// arrives twice when the client had read it from the dead front before that
+// front's acknowledgement of its token. A token/1 client has no session:
+// what the dead front held is lost.
 //
 // # Flow control
 //

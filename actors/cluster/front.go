@@ -133,24 +133,12 @@ func NewFront(opts FrontOptions) (*Front, error) {
 	if opts.Identity == nil {
 		opts.Identity = DefaultIdentity
 	}
-	if opts.MaxBatch <= 0 {
-		opts.MaxBatch = DefaultMaxBatch
-	}
-	if opts.MaxBatchBytes <= 0 {
-		opts.MaxBatchBytes = DefaultMaxBatchBytes
-	}
-	if opts.Window <= 0 {
-		opts.Window = DefaultWindow
-	}
-	if opts.GrainWindow <= 0 {
-		opts.GrainWindow = DefaultGrainWindow
-	}
-	if opts.AckTimeout <= 0 {
-		opts.AckTimeout = DefaultAckTimeout
-	}
-	if opts.RetryDelay <= 0 {
-		opts.RetryDelay = DefaultRetryDelay
-	}
+	opts.MaxBatch = positiveOr(opts.MaxBatch, DefaultMaxBatch)
+	opts.MaxBatchBytes = positiveOr(opts.MaxBatchBytes, DefaultMaxBatchBytes)
+	opts.Window = positiveOr(opts.Window, DefaultWindow)
+	opts.GrainWindow = positiveOr(opts.GrainWindow, DefaultGrainWindow)
+	opts.AckTimeout = positiveOr(opts.AckTimeout, DefaultAckTimeout)
+	opts.RetryDelay = positiveOr(opts.RetryDelay, DefaultRetryDelay)
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -172,6 +160,14 @@ func NewFront(opts FrontOptions) (*Front, error) {
 		}
 	})
 	return f, nil
+}
+
+// positiveOr is v, or def when v is not positive: an option's default.
+func positiveOr[T int | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
 }
 
 // PID is the router's PID: the reply_to of every TokenBatch this front

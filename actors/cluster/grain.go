@@ -3,6 +3,7 @@ package cluster
 import (
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	pcluster "github.com/asynkron/protoactor-go/cluster"
@@ -45,6 +46,13 @@ type Token struct {
 	ReplyTo *actor.PID
 	// Data is the token; it belongs to the handler.
 	Data []byte
+	// Redelivered: the client sent this token again (token/2: through
+	// another front, after the one it had sent it to died without
+	// acknowledging it) and this grain has no record of its session that
+	// covers it (the record expired, or the grain moved to another node
+	// since), so it may have been handled before. A repeat the grain knows
+	// of never reaches the Handler.
+	Redelivered bool
 
 	credit *clusterpb.Credit
 }
@@ -62,15 +70,25 @@ func (t *Token) Close() { t.credit.Close = true }
 // the TokenBatch messages of every connection of its identity, answers each
 // with a Credit carrying the replies, and drops batches it has processed
 // already (by connection and sequence number), answering them with the
-// Credit it gave.
+// Credit it gave. On token/2 it also drops the tokens it has handled already
+// (by session and number: its client sent them again through another front)
+// and answers them with the replies it made then. It keeps what GrainOptions'
+// defaults allow; NewKindWithOptions sets other bounds.
 func NewKind(name string, newHandler func(identity string) Handler, opts ...actor.PropsOption) *pcluster.Kind {
-	return pcluster.NewKind(name, grainProps(newHandler, opts...))
+	return NewKindWithOptions(name, newHandler, GrainOptions{}, opts...)
+}
+
+// NewKindWithOptions is NewKind with the bounds of what a grain keeps of
+// each token/2 session.
+func NewKindWithOptions(name string, newHandler func(identity string) Handler, o GrainOptions, opts ...actor.PropsOption) *pcluster.Kind {
+	return pcluster.NewKind(name, grainProps(newHandler, o, opts...))
 }
 
 // grainProps are the props of a grain, without the cluster's middleware.
-func grainProps(newHandler func(identity string) Handler, opts ...actor.PropsOption) *actor.Props {
+func grainProps(newHandler func(identity string) Handler, o GrainOptions, opts ...actor.PropsOption) *actor.Props {
+	o = o.withDefaults()
 	return actor.PropsFromProducer(func() actor.Actor {
-		return &grain{newHandler: newHandler, conns: map[string]*gconn{}}
+		return &grain{newHandler: newHandler, o: o, conns: map[string]*gconn{}, sessions: map[string]*gsession{}}
 	}, opts...)
 }
 
@@ -79,13 +97,17 @@ type grain struct {
 	newHandler func(identity string) Handler
 	h          Handler
 	identity   string
+	o          GrainOptions
 	conns      map[string]*gconn
+	sessions   map[string]*gsession // token/2 sessions, by TokenBatch.session
+	swept      time.Time            // the last sweep of sessions and conns
 }
 
 // gconn is the grain's state of one connection.
 type gconn struct {
 	done    uint64                       // highest seq processed
 	credits map[uint64]*clusterpb.Credit // sent, not yet known to the front
+	seen    time.Time                    // the last batch
 }
 
 // Receive handles one message.
@@ -94,11 +116,15 @@ func (g *grain) Receive(ctx actor.Context) {
 	case *pcluster.ClusterInit:
 		g.init(m.Identity.GetIdentity())
 	case *clusterpb.TokenBatch:
-		if c := g.onBatch(ctx, m); c != nil {
+		now := time.Now()
+		if c := g.onBatch(ctx, m, now); c != nil {
 			ctx.Send(m.ReplyTo, c)
 		}
+		g.sweep(now)
 	case *clusterpb.TokenBatches:
-		g.onBatches(ctx, m)
+		now := time.Now()
+		g.onBatches(ctx, m, now)
+		g.sweep(now)
 	case *clusterpb.ConnClosed:
 		delete(g.conns, m.Conn)
 		if cc, ok := g.h.(ConnCloser); ok {
@@ -116,11 +142,11 @@ func (g *grain) init(identity string) {
 
 // onBatches answers the batches with one Credits per reply_to (one, from
 // one front).
-func (g *grain) onBatches(ctx actor.Context, m *clusterpb.TokenBatches) {
+func (g *grain) onBatches(ctx actor.Context, m *clusterpb.TokenBatches, now time.Time) {
 	var to *actor.PID
 	var out *clusterpb.Credits
 	for _, b := range m.Batches {
-		c := g.onBatch(ctx, b)
+		c := g.onBatch(ctx, b, now)
 		if c == nil {
 			continue
 		}
@@ -140,7 +166,7 @@ func (g *grain) onBatches(ctx actor.Context, m *clusterpb.TokenBatches) {
 
 // onBatch processes one batch and returns its Credit, or nil when the batch
 // is dropped.
-func (g *grain) onBatch(ctx actor.Context, m *clusterpb.TokenBatch) *clusterpb.Credit {
+func (g *grain) onBatch(ctx actor.Context, m *clusterpb.TokenBatch, now time.Time) *clusterpb.Credit {
 	if g.h == nil { // no ClusterInit (not started as a cluster grain)
 		g.init(m.Identity)
 	}
@@ -149,6 +175,7 @@ func (g *grain) onBatch(ctx actor.Context, m *clusterpb.TokenBatch) *clusterpb.C
 		gc = &gconn{done: m.Acked, credits: map[uint64]*clusterpb.Credit{}}
 		g.conns[m.Conn] = gc
 	}
+	gc.seen = now
 	for seq := range gc.credits {
 		if seq <= m.Acked {
 			delete(gc.credits, seq)
@@ -167,13 +194,55 @@ func (g *grain) onBatch(ctx actor.Context, m *clusterpb.TokenBatch) *clusterpb.C
 	}
 	credit := &clusterpb.Credit{Conn: m.Conn, Seq: m.Seq, Identity: g.identity}
 	t := &Token{Context: ctx, Identity: g.identity, Conn: m.Conn, ReplyTo: m.ReplyTo, credit: credit}
-	for _, data := range m.Tokens {
-		t.Data = data
-		g.handle(ctx, t)
+	if len(m.Session) > 0 && m.First > 0 {
+		g.sessionBatch(ctx, m, t, now)
+	} else {
+		for _, data := range m.Tokens {
+			t.Data = data
+			g.handle(ctx, t)
+		}
 	}
 	gc.done = m.Seq
 	gc.credits[m.Seq] = credit
 	return credit
+}
+
+// sessionBatch processes the tokens of a token/2 batch: each number of the
+// session is handled once; a repeat is answered with the replies it had.
+func (g *grain) sessionBatch(ctx actor.Context, m *clusterpb.TokenBatch, t *Token, now time.Time) {
+	s, fresh := g.session(string(m.Session), now)
+	if m.Seq == 1 {
+		// A connection's first batch starts at its client's oldest token
+		// not acknowledged: the client has every reply before it.
+		s.acknowledged(m.First)
+	}
+	credit := t.credit
+	repeats, unkept := 0, 0
+	for i, data := range m.Tokens {
+		seq := m.First + uint64(i)
+		if s.repeat(seq) {
+			repeats++
+			if !s.replay(seq, credit) {
+				unkept++
+			}
+			continue
+		}
+		// Flagged by the client, and not known here: this grain may have
+		// lost the record of having handled it.
+		t.Redelivered = m.Redelivered && (fresh || seq < s.from)
+		start, closed := len(credit.Replies), credit.Close
+		t.Data = data
+		g.handle(ctx, t)
+		s.took(seq, credit.Replies[start:len(credit.Replies):len(credit.Replies)], credit.Close && !closed, &g.o)
+	}
+	if repeats > 0 {
+		ctx.Logger().Debug("token/2 repeats dropped", slog.String("conn", m.Conn),
+			slog.Int("repeats", repeats), slog.Uint64("first", m.First))
+	}
+	if unkept > 0 {
+		ctx.Logger().Warn("token/2 repeats whose replies are no longer kept: dropped without them",
+			slog.String("identity", g.identity), slog.String("conn", m.Conn), slog.Int("tokens", unkept))
+	}
 }
 
 // handle runs the handler on one token; a panic is logged and the token

@@ -132,7 +132,7 @@ func TestFrontMetrics(t *testing.T) {
 	silent := system.Root.Spawn(actor.PropsFromFunc(func(actor.Context) {}))
 	grain := system.Root.Spawn(grainProps(func(string) Handler {
 		return HandlerFunc(func(tk *Token) { tk.Reply(tk.Data) })
-	}))
+	}, GrainOptions{}))
 	lookup := &stubLookup{pids: []*actor.PID{silent, grain}}
 	cl.IdentityLookup = lookup
 

@@ -70,12 +70,33 @@ type fconn struct {
 	inflight []*batch // sent, not credited, by seq
 	pending  [][]byte // not sent yet
 	pendingN int      // bytes in pending
+	// runs cut pending into stretches that may share a batch (token/2:
+	// consecutive numbers of the session, flagged redelivered or not).
+	runs []run
+	// session and sessionKey: the token/2 session of c, as TokenReceived
+	// names it and as its grain knows it (sessionKey); "" and nil on
+	// token/1.
+	session    string
+	sessionKey []byte
+}
+
+// run is a stretch of a connection's pending tokens that can travel in one
+// batch: on token/2, consecutive numbers of the session (first, first+1...)
+// all flagged redelivered or none; on token/1 (first 0), any.
+type run struct {
+	first       uint64
+	redelivered bool
+	n           int
 }
 
 type batch struct {
 	seq    uint64
 	tokens [][]byte
 	sent   time.Time
+	// first and redelivered: the session's number of the first token, and
+	// the client's flag (token/2).
+	first       uint64
+	redelivered bool
 }
 
 // grainRef is the router's state of one grain (one identity).
@@ -206,9 +227,27 @@ func (r *router) onToken(ctx actor.Context, m *actors.TokenReceived) {
 		ctx.Send(m.Conn, &actors.Credit{Tokens: 1})
 		return
 	}
+	if m.Session != fc.session { // its first token/2 token
+		st, _ := fc.c.TLSState()
+		fc.session, fc.sessionKey = m.Session, sessionKey(st, m.Session)
+	}
 	fc.pending = append(fc.pending, m.Data)
 	fc.pendingN += len(m.Data)
+	fc.addRun(m.Seq, m.Redelivered)
 	r.pump(ctx, fc)
+}
+
+// addRun counts a pending token of number seq (0 on token/1) in the runs.
+func (fc *fconn) addRun(seq uint64, redelivered bool) {
+	if n := len(fc.runs); n > 0 {
+		last := &fc.runs[n-1]
+		next := last.first + uint64(last.n)
+		if last.redelivered == redelivered && (seq == 0 && last.first == 0 || last.first != 0 && seq == next) {
+			last.n++
+			return
+		}
+	}
+	fc.runs = append(fc.runs, run{first: seq, redelivered: redelivered, n: 1})
 }
 
 // pump marks fc's grain for the next flush when fc has tokens to send.
@@ -285,14 +324,23 @@ func (r *router) answered(ctx actor.Context, identity string) {
 	}
 }
 
-// cut makes the next batch of fc from its pending tokens.
+// cut makes the next batch of fc from its pending tokens, of its first run.
 func (r *router) cut(fc *fconn) *batch {
 	n, size := 0, 0
-	for n < len(fc.pending) && n < r.opts.MaxBatch && (n == 0 || size+len(fc.pending[n]) <= r.opts.MaxBatchBytes) {
+	head := &fc.runs[0]
+	for n < head.n && n < r.opts.MaxBatch && (n == 0 || size+len(fc.pending[n]) <= r.opts.MaxBatchBytes) {
 		size += len(fc.pending[n])
 		n++
 	}
-	b := &batch{seq: fc.seq + 1, tokens: fc.pending[:n:n], sent: time.Now()}
+	b := &batch{seq: fc.seq + 1, tokens: fc.pending[:n:n], sent: time.Now(), first: head.first, redelivered: head.redelivered}
+	if head.n -= n; head.n == 0 {
+		fc.runs = fc.runs[1:]
+	} else if head.first != 0 {
+		head.first += uint64(n)
+	}
+	if len(fc.runs) == 0 {
+		fc.runs = nil
+	}
 	fc.seq = b.seq
 	fc.pending = fc.pending[n:]
 	fc.pendingN -= size
@@ -306,10 +354,14 @@ func (r *router) cut(fc *fconn) *batch {
 }
 
 func (r *router) message(fc *fconn, b *batch) *clusterpb.TokenBatch {
-	return &clusterpb.TokenBatch{
+	m := &clusterpb.TokenBatch{
 		Conn: fc.key, Seq: b.seq, Acked: fc.acked, ReplyTo: r.self,
 		Tokens: b.tokens, Identity: fc.g.identity,
 	}
+	if fc.sessionKey != nil && b.first != 0 {
+		m.Session, m.First, m.Redelivered = fc.sessionKey, b.first, b.redelivered
+	}
+	return m
 }
 
 func (r *router) onCredit(ctx actor.Context, m *clusterpb.Credit) {

@@ -3,7 +3,16 @@
 // routes each connection's tokens to the handler grain of the client's
 // identity; a handler node (--role handler) hosts those grains. The grain
 // here answers each token with the token and the handler node's name
-// ("hello @h1"), after --delay.
+// ("hello @h1"), after --delay; with --count, also the number of tokens the
+// grain has handled, this one included ("hello @h1 #7").
+//
+// One front and two handler nodes on loopback (the README's "Beyond one
+// machine" walks through it, with the certificates of tokencat certs):
+//
+//	P=127.0.0.1:6330,127.0.0.1:6331,127.0.0.1:6332 # every node's health endpoint
+//	cluster --role handler --name h1 --health-port 6331 --peers $P --certs certs --node-certs node-certs &
+//	cluster --role handler --name h2 --health-port 6332 --peers $P --certs certs --node-certs node-certs &
+//	cluster --role front --name f1 --health-port 6330 --peers $P --certs certs --node-certs node-certs --listen 127.0.0.1:7000
 //
 // Membership (--provider):
 //   - automanaged (the default, for a quick start): every node serves a
@@ -90,6 +99,7 @@ type config struct {
 	certs, nodeCerts     string
 	plaintextNodes       bool
 	refresh, delay, wait time.Duration
+	count                bool
 	logLevel             slog.Level
 	// bench role
 	benchConns    []int
@@ -126,6 +136,7 @@ func parse(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.plaintextNodes, "plaintext-nodes", false, "no TLS between nodes (only with a loopback --host), instead of --node-certs")
 	fs.DurationVar(&c.refresh, "refresh", 2*time.Second, "automanaged: how often the provider polls the peers (membership changes show after it)")
 	fs.DurationVar(&c.delay, "delay", 0, "handler: time a grain spends on each token")
+	fs.BoolVar(&c.count, "count", false, "handler: end each answer with \" #N\", N the number of tokens the grain has handled, this one included (a repeat the grain drops is not handled: a token handled twice shows as two numbers)")
 	fs.DurationVar(&c.wait, "wait", 20*time.Second, "front: give up when no handler node joined after this")
 	conns := fs.String("bench-conns", "1,64", "bench: numbers of concurrent connections to measure")
 	fs.IntVar(&c.benchReps, "bench-reps", 3, "bench: measurements of each kind per concurrency (the median counts)")
@@ -421,12 +432,14 @@ func short(identity string) string {
 	return identity
 }
 
-// echoGrain answers each token with the token and the node's name.
+// echoGrain answers each token with the token and the node's name, and
+// with --count the number of tokens it has handled.
 type echoGrain struct {
 	c         config
 	o         *out
 	identity  string
 	announced bool
+	handled   int
 }
 
 func (g *echoGrain) Token(t *tscluster.Token) {
@@ -437,5 +450,10 @@ func (g *echoGrain) Token(t *tscluster.Token) {
 	if g.c.delay > 0 {
 		time.Sleep(g.c.delay)
 	}
-	t.Reply(append(t.Data, " @"+g.c.name...))
+	g.handled++
+	reply := append(t.Data, " @"+g.c.name...)
+	if g.c.count {
+		reply = fmt.Appendf(reply, " #%d", g.handled)
+	}
+	t.Reply(reply)
 }

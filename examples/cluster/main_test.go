@@ -51,8 +51,8 @@ func TestParse(t *testing.T) {
 		t.Errorf("parsed %+v", c)
 	}
 	c, err = parse([]string{"--role", "handler", "--provider", "etcd", "--etcd-endpoints", "https://a:2379, https://b:2379",
-		"--etcd-ca", "ca.crt", "--etcd-cert", "c.crt", "--etcd-key", "c.key", "--certs", "certs", "--plaintext-nodes"}, io.Discard)
-	if err != nil || len(c.etcd.endpoints) != 2 || c.etcd.endpoints[1] != "https://b:2379" || c.etcd.prefix != "/tokenserver" || !c.plaintextNodes {
+		"--etcd-ca", "ca.crt", "--etcd-cert", "c.crt", "--etcd-key", "c.key", "--certs", "certs", "--plaintext-nodes", "--count"}, io.Discard)
+	if err != nil || len(c.etcd.endpoints) != 2 || c.etcd.endpoints[1] != "https://b:2379" || c.etcd.prefix != "/tokenserver" || !c.plaintextNodes || !c.count {
 		t.Errorf("etcd: parsed %+v, %v", c, err)
 	}
 }

@@ -3,6 +3,8 @@
 // on a free loopback port with client certificates required, connects a
 // client, sends a few tokens (one with newlines and backslashes, an empty one,
 // one of 1 MiB), prints each echoed reply, closes both cleanly and exits 0.
+//
+//	go run ./examples/echo
 package main
 
 import (

@@ -5,6 +5,8 @@
 // and shows the client reconnecting and the buffered tokens arriving. Every
 // lifecycle event is printed with a timestamp. It exits 0 when every token
 // sent came back.
+//
+//	go run ./examples/reconnect
 package main
 
 import (

@@ -25,6 +25,7 @@ type benchOptions struct {
 	duration time.Duration
 	window   int
 	timeout  time.Duration
+	protocol protocolFlag
 	asJSON   bool
 }
 
@@ -44,6 +45,14 @@ Targets: --addr a running server (HOST:PORT, or unix:PATH for a Unix domain
 socket); --self the project's actors.Server started in this process on
 127.0.0.1 with in-memory certificates (echo); --baseline a plain crypto/tls
 echo loop with the same framing and no actors, the reference point. The client side is the same plain crypto/tls code for all three.
+
+Protocols: the connections offer token/2 and token/1 by ALPN and speak the one
+the server selects (token/2 with tokenserver servers and the baseline, token/1
+with the Node original); --protocol token/1 or token/2 offers only that one
+(token/2 against a server that selects none is an error). On token/2 each
+connection opens a new session, acknowledges the replies it verified with each
+write, and ends the session cleanly (END both ways; the server must have
+acknowledged every token).
 
 ` + tlsHelp + `
 
@@ -71,6 +80,7 @@ are both terminals, and not with --json.`,
 	f.DurationVar(&o.duration, "duration", 0, "stop after `D` (0: no limit, or 10s when --count is not given either)")
 	f.IntVar(&o.window, "window", 1000, "pipeline: at most `N` tokens outstanding per connection")
 	f.DurationVar(&o.timeout, "timeout", 10*time.Second, "fail when a reply takes longer than `D`")
+	addProtocolFlag(f, &o.protocol)
 	f.BoolVar(&o.asJSON, "json", false, "print the result as JSON")
 	return cmd
 }
@@ -126,7 +136,7 @@ func runBenchCommand(e *env, f *pflag.FlagSet, o *benchOptions) error {
 
 	cfg := benchConfig{
 		addr: o.addr, mode: o.mode, size: o.size, count: o.count, conns: o.conns,
-		duration: o.duration, window: o.window, timeout: o.timeout,
+		duration: o.duration, window: o.window, timeout: o.timeout, protocols: o.protocol.protocols,
 	}
 	if showProgress(e, o.asJSON) {
 		cfg.progress = &progress{w: e.stderr, total: o.count, every: progressInterval}

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -16,19 +17,34 @@ import (
 )
 
 // compare runs every target load against the servers and prints one row
-// per load with its ratios; usage errors exit 2.
+// per load with its ratios in each table, token/1's and token/2's; usage
+// errors exit 2.
 func TestCompareBinaryPrintsEveryLoad(t *testing.T) {
 	t.Parallel()
 	const maxSize = 64 << 10 // the larger loads take long under the race detector
-	r := mustRun(t, 0, 3*time.Minute, "", "compare", "--duration", "100ms", "--reps", "1", "--max-size", "65536", "--no-node")
-	for _, want := range []string{"load", "plain TLS", "tokenserver/TLS", "tokenserver/Node", "targets met:", "skipped: --no-node"} {
+	r := mustRun(t, 0, 5*time.Minute, "", "compare", "--duration", "100ms", "--reps", "1", "--max-size", "65536", "--no-node")
+	for _, want := range []string{"load", "plain TLS", "tokenserver/TLS", "tokenserver/Node", "targets met:", "skipped: --no-node",
+		"plain TLS t2", "tokenserver t2", "t2/t1", "t2/TLS t2", "token/2 targets met:"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Fatalf("no %q in the output:\n%s", want, r.stdout)
 		}
 	}
+	_, token2, ok := strings.Cut(r.stdout, "\ntoken/2: ")
+	if !ok {
+		t.Fatalf("no token/2 table:\n%s", r.stdout)
+	}
 	for _, c := range compareCases {
-		if got := strings.Contains(r.stdout, c.name); got != (c.size <= maxSize) {
-			t.Errorf("row %q shown: %v, want %v:\n%s", c.name, got, c.size <= maxSize, r.stdout)
+		shown := c.size <= maxSize
+		if n := strings.Count(r.stdout, c.name); shown && n != 2 || !shown && n != 0 {
+			t.Errorf("row %q shown %d times, want %v in each table:\n%s", c.name, n, shown, r.stdout)
+		}
+		if !shown {
+			continue
+		}
+		// Its token/2 row has both token/2 servers' values and both ratios.
+		row := tableRow(token2, c.name)
+		if len(row) != 10 || slices.Contains([]string{row[2], row[3], row[4], row[7]}, "-") {
+			t.Errorf("token/2 row %q: cells %q, want 10 with the values and ratios", c.name, row)
 		}
 	}
 	mustRun(t, exitUsage, 30*time.Second, "", "compare", "--reps", "0")
@@ -40,30 +56,49 @@ func TestCompareBinaryPrintsEveryLoad(t *testing.T) {
 	}
 }
 
+// tableRow returns the cells of the first row of table (tabwriter's output,
+// cells 2 spaces apart at least) that starts with name, or nil.
+func tableRow(table, name string) []string {
+	for _, line := range strings.Split(table, "\n") {
+		if strings.HasPrefix(line, name) {
+			return regexp.MustCompile(` {2,}`).Split(strings.TrimSpace(line), -1)
+		}
+	}
+	return nil
+}
+
 // The lines compare writes on stderr: the servers of a load, then one line
 // per run with the server's and the load generator's process ids.
 var (
 	serversLine = regexp.MustCompile(`(?m)^(\S+) +servers: (.*)$`)
-	serverPid   = regexp.MustCompile(`(plain TLS|tokenserver|Node) pid ([0-9]+)`)
-	runLine     = regexp.MustCompile(`(?m)^(\S+) +1/1 +(plain TLS|tokenserver|Node) .* server pid ([0-9]+), bench pid ([0-9]+)$`)
+	serverPid   = regexp.MustCompile(`(plain TLS t2|tokenserver t2|plain TLS|tokenserver|Node) pid ([0-9]+)`)
+	runLine     = regexp.MustCompile(`(?m)^(\S+) +1/1 +(plain TLS t2|tokenserver t2|plain TLS|tokenserver|Node) .* server pid ([0-9]+), bench pid ([0-9]+)$`)
 )
 
-// compare runs the plain TLS loop, tokenserver and (when it is installed) the
-// Node original each in a process of its own, and the load generator in
-// others; it prints both ratio columns, or the line that says why Node was
-// skipped; and no process is left when it has exited.
+// compare runs the plain TLS loop, tokenserver, the same two again for
+// token/2 (unless --no-token2) and (when it is installed) the Node original
+// each in a process of its own, and the load generator in others; it prints
+// every ratio column, or the line that says why Node was skipped; and no
+// process is left when it has exited.
 func TestCompareRunsEachServerAndTheLoadInItsOwnProcess(t *testing.T) {
 	t.Parallel()
 	prof := filepath.Join(t.TempDir(), "prof")
-	for _, nodeArgs := range [][]string{nil, {"--node-dir", t.TempDir(), "--cpuprofile", prof}} {
+	for _, nodeArgs := range [][]string{nil, {"--node-dir", t.TempDir(), "--cpuprofile", prof}, {"--node-dir", t.TempDir(), "--no-token2"}} {
 		args := append([]string{"compare", "--duration", "100ms", "--reps", "1", "--loads", "pipelined 16 B"}, nodeArgs...)
-		r := mustRun(t, 0, time.Minute, "", args...)
+		r := mustRun(t, 0, 2*time.Minute, "", args...)
 		for _, want := range []string{"tokenserver/TLS", "tokenserver/Node", "pipelined 16 B, 1 connection", "targets met:"} {
 			if !strings.Contains(r.stdout, want) {
 				t.Errorf("%v: no %q in the output:\n%s", nodeArgs, want, r.stdout)
 			}
 		}
-		nodeSkipped := strings.Contains(r.stdout, "  Node         skipped: ")
+		noToken2 := slices.Contains(nodeArgs, "--no-token2")
+		if got := strings.Contains(r.stdout, "token/2 targets met:"); got == noToken2 {
+			t.Errorf("%v: token/2 table shown: %v:\n%s", nodeArgs, got, r.stdout)
+		}
+		if noToken2 && !strings.Contains(r.stdout, "  token/2         skipped: --no-token2") {
+			t.Errorf("--no-token2: no skip line:\n%s", r.stdout)
+		}
+		nodeSkipped := strings.Contains(r.stdout, "  Node            skipped: ")
 		if nodeArgs != nil && (!nodeSkipped || !strings.Contains(r.stdout, "no echo-server.js in")) {
 			t.Errorf("--node-dir without the echo server: no skip line:\n%s", r.stdout)
 		}
@@ -82,9 +117,12 @@ func TestCompareRunsEachServerAndTheLoadInItsOwnProcess(t *testing.T) {
 			servers[s[1]] = pid
 			pids[pid] = s[1]
 		}
-		want := 3
+		want := 5
 		if nodeSkipped {
-			want = 2
+			want--
+		}
+		if noToken2 {
+			want -= 2
 		}
 		if len(servers) != want || len(pids) != want {
 			t.Fatalf("%v: servers %v, want %d in processes of their own:\n%s", nodeArgs, servers, want, r.stderr)
@@ -111,7 +149,7 @@ func TestCompareRunsEachServerAndTheLoadInItsOwnProcess(t *testing.T) {
 			waitFor(t, 10*time.Second, func() bool { return !alive(pid) }, what+" process left behind")
 		}
 	}
-	for _, name := range []string{"tokenserver-pipe-16B.prof", "baseline-pipe-16B.prof"} {
+	for _, name := range []string{"tokenserver-pipe-16B.prof", "baseline-pipe-16B.prof", "tokenserver-t2-pipe-16B.prof", "baseline-t2-pipe-16B.prof"} {
 		if st, err := os.Stat(filepath.Join(prof, name)); err != nil || st.Size() == 0 {
 			t.Errorf("--cpuprofile: %s: %v", name, err)
 		}
@@ -222,9 +260,9 @@ func TestWriteComparisonVerdicts(t *testing.T) {
 	}
 	for i := range rows {
 		r := &rows[i]
-		for _, ref := range []int{srvTLS, srvNode} {
-			if r.have[srvSelf] && r.have[ref] && r.val[ref] > 0 {
-				r.ratio[ref], r.haveRatio[ref] = r.val[srvSelf]/r.val[ref], true
+		for k, pair := range ratioServers {
+			if r.have[pair[0]] && r.have[pair[1]] && r.val[pair[1]] > 0 {
+				r.ratio[k], r.haveRatio[k] = r.val[pair[0]]/r.val[pair[1]], true
 			}
 		}
 	}
@@ -256,6 +294,57 @@ func TestWriteComparisonVerdicts(t *testing.T) {
 		if !strings.Contains(got, want) {
 			t.Errorf("no %q in:\n%s", want, got)
 		}
+	}
+}
+
+func TestWriteToken2ComparisonVerdicts(t *testing.T) {
+	t.Parallel()
+	// Values by server: plain TLS, tokenserver, Node, plain TLS t2, tokenserver t2.
+	all := [numServers]bool{true, true, false, true, true}
+	rows := []compareRow{
+		{c: compareCases[0], val: [numServers]float64{0, 100, 0, 110, 100}, have: all},                             // 1.00 met, 0.91 met
+		{c: compareCases[1], val: [numServers]float64{0, 100, 0, 100, 90}, have: all},                              // 0.90 NO, 0.90 met
+		{c: compareCases[4], val: [numServers]float64{0, 100, 0, 100, 80}, have: all},                              // 0.80 no target, 0.80 NO
+		{c: compareCases[5], val: [numServers]float64{0, 20, 0, 10, 11.7}, have: all},                              // latency: 1.17 met
+		{c: compareCases[5], val: [numServers]float64{0, 20, 0, 10, 11.8}, have: all},                              // 1.18 NO
+		{c: compareCases[6], val: [numServers]float64{0, 0.2, 0, 0.2, 0.3}, have: all},                             // 1.50 NO
+		{c: compareCases[2], val: [numServers]float64{0, 100, 0, 0, 0}, have: [numServers]bool{}},                  // not measured
+		{c: compareCases[3], val: [numServers]float64{0, 0, 0, 100, 90}, have: [numServers]bool{3: true, 4: true}}, // no t2/t1, 0.90 met
+	}
+	for i := range rows {
+		r := &rows[i]
+		for k, pair := range ratioServers {
+			if r.have[pair[0]] && r.have[pair[1]] && r.val[pair[1]] > 0 {
+				r.ratio[k], r.haveRatio[k] = r.val[pair[0]]/r.val[pair[1]], true
+			}
+		}
+	}
+	var out strings.Builder
+	writeToken2Comparison(&out, rows)
+	got := out.String()
+	want := [][]string{
+		{"1.00", ">= 1.00", "met", "0.91", ">= 0.85", "met"},
+		{"0.90", ">= 1.00", "NO", "0.90", ">= 0.85", "met"},
+		{"0.80", "-", "-", "0.80", ">= 0.85", "NO"},
+		{"0.58", "-", "-", "1.17", "<= 1.18", "met"},
+		{"0.59", "-", "-", "1.18", "<= 1.18", "NO"},
+		{"1.50", "-", "-", "1.50", "<= 1.18", "NO"},
+		{"-", ">= 1.00", "-", "-", ">= 0.85", "-"},
+		{"-", ">= 1.00", "-", "0.90", ">= 0.85", "met"},
+	}
+	lines := strings.Split(got, "\n")
+	i := slices.IndexFunc(lines, func(l string) bool { return strings.HasPrefix(l, "load ") })
+	if i < 0 || !strings.Contains(lines[i], "plain TLS t2  tokenserver t2  t2/t1") {
+		t.Fatalf("no header:\n%s", got)
+	}
+	for k, w := range want {
+		cells := regexp.MustCompile(` {2,}`).Split(strings.TrimSpace(lines[i+1+k]), -1)
+		if len(cells) != 10 || !slices.Equal(cells[4:], w) {
+			t.Errorf("row %d: cells %q, want ratios, targets and verdicts %q", k, cells, w)
+		}
+	}
+	if !strings.Contains(got, "token/2 targets met: 5 of 9") {
+		t.Errorf("no total, or a wrong one:\n%s", got)
 	}
 }
 

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"fmt"
 	"net"
 	"strconv"
+
+	"github.com/tokenserver/tokenserver/actors"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -41,3 +44,33 @@ func splitHostPort(flagName, s string) (string, int, error) {
 	}
 	return host, port, nil
 }
+
+// protocolFlag is --protocol: which wire protocols a command speaks.
+type protocolFlag struct{ protocols []string }
+
+// addProtocolFlag adds --protocol to fs; p.protocols is nil (both, token/2
+// first) unless a protocol is given.
+func addProtocolFlag(fs *pflag.FlagSet, p *protocolFlag) {
+	fs.Var(p, "protocol", "wire `PROTOCOL`: auto (token/2 with tokenserver peers, token/1 with the others), token/1 or token/2")
+}
+
+func (p *protocolFlag) String() string {
+	if len(p.protocols) != 1 {
+		return "auto"
+	}
+	return p.protocols[0]
+}
+
+func (p *protocolFlag) Set(s string) error {
+	switch s {
+	case "auto":
+		p.protocols = nil
+	case actors.ProtocolToken1, actors.ProtocolToken2:
+		p.protocols = []string{s}
+	default:
+		return fmt.Errorf("want auto, %s or %s", actors.ProtocolToken1, actors.ProtocolToken2)
+	}
+	return nil
+}
+
+func (p *protocolFlag) Type() string { return "protocol" }

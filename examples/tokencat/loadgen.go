@@ -48,6 +48,9 @@ type benchConfig struct {
 	window   int           // pipeline: tokens outstanding per connection
 	timeout  time.Duration // a reply that takes longer is an error
 	progress *progress     // drawn while the run goes, when non-nil
+	// protocols the connections offer by ALPN (nil: token/2, then token/1);
+	// a connection speaks the one the server selects, token/1 when none.
+	protocols []string
 }
 
 // benchResult is what bench measured.
@@ -56,6 +59,7 @@ type benchResult struct {
 	Mode         string  `json:"mode"`
 	Conns        int     `json:"conns"`
 	Size         int     `json:"size_bytes"`
+	Protocol     string  `json:"protocol"`
 	Window       int     `json:"window,omitempty"`
 	Tokens       int64   `json:"tokens"`
 	Seconds      float64 `json:"seconds"`
@@ -127,13 +131,15 @@ func runBench(ctx context.Context, cfg benchConfig) (benchResult, error) {
 			_ = c.conn.NetConn().Close() // unblocks reads and writes at once
 		}
 	}
+	tcfg := cfg.tls.Clone()
+	tcfg.NextProtos = offered(cfg.protocols)
 	for i := range cfg.conns {
-		tc, err := dialAddr(ctx, cfg.addr, cfg.tls)
+		c, err := dialBenchConn(ctx, b, i+1, tcfg)
 		if err != nil {
 			closeAll()
-			return benchResult{}, fmt.Errorf("connection %d: %w", i+1, err)
+			return benchResult{}, err
 		}
-		conns = append(conns, newBenchConn(b, i+1, tc))
+		conns = append(conns, c)
 	}
 	stopAbort := context.AfterFunc(ctx, closeAll)
 	defer stopAbort()
@@ -179,14 +185,20 @@ func runBench(ctx context.Context, cfg benchConfig) (benchResult, error) {
 	stopAbort()
 	cancel()
 	<-progressDone
-	// Close cleanly (close_notify) so the server sees an orderly end.
-	for _, c := range conns {
-		_ = c.conn.Close()
+	// Close cleanly so the server sees an orderly end: token/2 ends its
+	// sessions (END both ways) first, then close_notify.
+	if err := endAll(conns); err != nil {
+		return benchResult{}, err
 	}
 
 	res := benchResult{
 		Target: cfg.target, Mode: cfg.mode, Conns: cfg.conns, Size: cfg.size,
-		Seconds: elapsed.Seconds(), hist: &histogram{},
+		Protocol: conns[0].proto, Seconds: elapsed.Seconds(), hist: &histogram{},
+	}
+	for _, c := range conns {
+		if c.proto != res.Protocol {
+			res.Protocol = "token/1 and token/2"
+		}
 	}
 	if cfg.mode == modePipeline {
 		res.Window = b.cfg.window
@@ -260,11 +272,13 @@ func (b *bench) makePayloads() {
 	}
 }
 
-// maxFrame is the encoded size of the largest frame the payloads make.
+// maxFrame is the encoded size of the largest frame the payloads make, in
+// either protocol (token/1's, but for empty tokens), so that the window is
+// the same whichever the server speaks.
 func (b *bench) maxFrame() int {
 	n := 1
 	for _, p := range b.payloads {
-		n = max(n, wire.EncodedLen(p))
+		n = max(n, wire.EncodedLen(p), wire.DataLen(len(p)))
 	}
 	return n
 }
@@ -319,10 +333,15 @@ func (b *bench) reportProgress(ctx context.Context, conns []*benchConn, done cha
 
 // benchConn is one client connection of a run.
 type benchConn struct {
-	b    *bench
-	id   int
-	conn *tls.Conn
-	hist histogram // written by the reading side only
+	b     *bench
+	id    int
+	conn  *tls.Conn
+	proto string // the wire protocol it speaks
+	t2    bool   // proto is token/2
+	// appendFrame appends the data frame of a token in proto.
+	appendFrame func(dst, token []byte) []byte
+	dec         wire.FrameDecoder // the reading side's
+	hist        histogram         // written by the reading side only
 
 	sent  atomic.Int64 // tokens written (pipeline: by the writer)
 	acked atomic.Int64 // replies verified
@@ -331,27 +350,64 @@ type benchConn struct {
 
 	mu    sync.Mutex // orders the writer's end with the reader's deadline
 	wdone bool
+
+	// token/2: the last ACK written (by the writing side; after the run, by
+	// end) and the server's last ACK (by the reading side; then by end).
+	ackSent int64
+	peerAck uint64
 }
 
-func newBenchConn(b *bench, id int, tc *tls.Conn) *benchConn {
-	return &benchConn{b: b, id: id, conn: tc, wake: make(chan struct{}, 1)}
-}
-
-func (c *benchConn) newDecoder() *wire.Decoder {
+// dialBenchConn connects connection id of a run with cfg, which offers the
+// run's protocols; a token/2 connection opens its session.
+func dialBenchConn(ctx context.Context, b *bench, id int, cfg *tls.Config) (*benchConn, error) {
+	tc, err := dialAddr(ctx, b.cfg.addr, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connection %d: %w", id, err)
+	}
+	c := &benchConn{b: b, id: id, conn: tc, proto: protocolOf(tc.ConnectionState()), wake: make(chan struct{}, 1)}
+	if err := checkProtocol(id, c.proto, b.cfg.protocols); err != nil {
+		_ = tc.NetConn().Close()
+		return nil, err
+	}
+	codec := wire.CodecFor(c.proto)
+	c.t2 = c.proto == wire.ProtocolToken2
+	c.appendFrame = wire.AppendToken
+	if c.t2 {
+		c.appendFrame = wire.AppendData
+		if err := c.greet(); err != nil {
+			_ = tc.NetConn().Close()
+			return nil, err
+		}
+	}
 	// A little room over the size, so that a longer reply is reported as a
 	// length mismatch rather than a decoding error.
-	d, err := wire.NewDecoder(c.b.cfg.size + 64)
-	if err != nil {
+	if c.dec, err = codec.NewDecoder(b.cfg.size + 64); err != nil {
 		panic(err) // the limit is positive
 	}
-	return d
+	return c, nil
+}
+
+// endAll ends every connection of a run that went well, at once: token/2's
+// clean end, then close_notify.
+func endAll(conns []*benchConn) error {
+	errs := make([]error, len(conns))
+	var wg sync.WaitGroup
+	for i, c := range conns {
+		wg.Go(func() {
+			if c.t2 {
+				errs[i] = c.end()
+			}
+			_ = c.conn.Close()
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // roundtrip sends one token, waits for its reply, and again.
 func (c *benchConn) roundtrip(ctx context.Context) error {
 	b := c.b
-	dec := c.newDecoder()
-	buf := make([]byte, 0, 2*b.cfg.size+1)
+	buf := make([]byte, 0, 2*b.cfg.size+16)
 	rbuf := make([]byte, 64<<10)
 	scratch := make([]byte, 0, b.cfg.size)
 	check := make([]byte, 0, b.cfg.size)
@@ -361,7 +417,7 @@ func (c *benchConn) roundtrip(ctx context.Context) error {
 			return nil
 		}
 		scratch = b.fill(scratch, seq)
-		buf = wire.AppendToken(buf[:0], scratch)
+		buf = c.appendFrame(c.appendAck(buf[:0]), scratch)
 		c.sent.Store(seq + 1)
 		t0 := time.Now()
 		if _, err := c.conn.Write(buf); err != nil {
@@ -372,7 +428,8 @@ func (c *benchConn) roundtrip(ctx context.Context) error {
 			n, err := c.conn.Read(rbuf)
 			if n > 0 {
 				var derr error
-				frames, derr = dec.AppendFrames(frames[:0], rbuf[:n])
+				frames, derr = c.dec.AppendFrames(frames[:0], rbuf[:n])
+				frames, derr = c.repliesThen(frames, derr)
 				if len(frames) > 0 {
 					lat := time.Since(t0)
 					if len(frames) > 1 {
@@ -398,8 +455,16 @@ func (c *benchConn) roundtrip(ctx context.Context) error {
 
 // check verifies one reply frame.
 func (c *benchConn) check(seq int64, f wire.Frame, scratch []byte) error {
-	if f.Kind == wire.KindRemoteClose {
-		return fmt.Errorf("connection %d: the server sent remoteClose (it is closing) with token %d unanswered", c.id, seq+1)
+	switch f.Kind {
+	case wire.KindToken:
+	case wire.KindRemoteClose:
+		reason := ""
+		if len(f.Token) > 0 {
+			reason = fmt.Sprintf(" (%q)", f.Token)
+		}
+		return fmt.Errorf("connection %d: the server sent remoteClose%s (it is closing) with token %d unanswered", c.id, reason, seq+1)
+	default: // token/2's END
+		return fmt.Errorf("connection %d: the server ended its side (%v) with token %d unanswered", c.id, f.Kind, seq+1)
 	}
 	return c.b.verify(c.id, seq, f.Token, scratch)
 }
@@ -447,7 +512,7 @@ func (c *benchConn) writeLoop(ctx context.Context) (err error) {
 	window := int64(b.cfg.window)
 	encMax := b.maxFrame()
 	maxBatch := int64(max(1, writeBatchBytes/encMax))
-	buf := make([]byte, 0, writeBatchBytes+encMax)
+	buf := make([]byte, 0, writeBatchBytes+encMax+16) // and an ACK
 	scratch := make([]byte, 0, b.cfg.size)
 	var sent int64
 	for {
@@ -467,11 +532,11 @@ func (c *benchConn) writeLoop(ctx context.Context) (err error) {
 		if n == 0 {
 			return nil
 		}
-		buf = buf[:0]
+		buf = c.appendAck(buf[:0])
 		now := b.now()
 		for seq := sent; seq < sent+n; seq++ {
 			scratch = b.fill(scratch, seq)
-			buf = wire.AppendToken(buf, scratch)
+			buf = c.appendFrame(buf, scratch)
 			c.ring[seq%window].Store(now)
 		}
 		sent += n
@@ -489,7 +554,6 @@ func (c *benchConn) writeLoop(ctx context.Context) (err error) {
 func (c *benchConn) readLoop(ctx context.Context) error {
 	b := c.b
 	window := int64(b.cfg.window)
-	dec := c.newDecoder()
 	rbuf := make([]byte, 64<<10)
 	frames := make([]wire.Frame, 0, 256)
 	scratch := make([]byte, 0, b.cfg.size)
@@ -508,7 +572,8 @@ func (c *benchConn) readLoop(ctx context.Context) error {
 		n, err := c.conn.Read(rbuf)
 		if n > 0 {
 			var derr error
-			frames, derr = dec.AppendFrames(frames[:0], rbuf[:n])
+			frames, derr = c.dec.AppendFrames(frames[:0], rbuf[:n])
+			frames, derr = c.repliesThen(frames, derr)
 			now := b.now()
 			for _, f := range frames {
 				if acked >= c.sent.Load() {

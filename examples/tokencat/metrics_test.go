@@ -135,7 +135,8 @@ func TestServeMetricsCountAKnownWorkload(t *testing.T) {
 	t.Parallel()
 	dir := certDir(t)
 	other := certDir(t)
-	srv := startServe(t, dir, "--metrics", "127.0.0.1:0")
+	// token/1: the byte counts below are its encoding's.
+	srv := startServe(t, dir, "--metrics", "127.0.0.1:0", "--protocol", "token/1")
 	url := srv.metricsURL(t)
 
 	// Before any traffic: the server's metrics are there, at 0.

@@ -12,7 +12,7 @@ import (
 func writeTable(w io.Writer, r benchResult) {
 	fmt.Fprintf(w, "target   %s\n", r.Target)
 	fmt.Fprintf(w, "mode     %s%s\n", r.Mode, describeWindow(r))
-	fmt.Fprintf(w, "load     %d connection(s), %d-byte tokens\n", r.Conns, r.Size)
+	fmt.Fprintf(w, "load     %d connection(s), %d-byte tokens, %s\n", r.Conns, r.Size, r.Protocol)
 	fmt.Fprintf(w, "run      %d tokens verified in %.3fs (stopped by %s)\n\n", r.Tokens, r.Seconds, r.StoppedBy)
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "tokens/s\tMB/s\tp50\tp90\tp99\tmax\t")

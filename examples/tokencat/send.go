@@ -22,9 +22,10 @@ const sendWindow = 1 << 20
 
 // sendOptions are the flags of send.
 type sendOptions struct {
-	addr    string
-	tls     tlsFlags
-	timeout time.Duration
+	addr     string
+	protocol protocolFlag
+	tls      tlsFlags
+	timeout  time.Duration
 }
 
 // newSendCommand returns "tokencat send".
@@ -52,6 +53,7 @@ start, connecting included), 1 when any did not or the connection failed.`,
 		RunE: func(cmd *cobra.Command, args []string) error { return runSend(e, cmd.Flags(), &o, args) },
 	}
 	f := cmd.Flags()
+	addProtocolFlag(f, &o.protocol)
 	f.StringVar(&o.addr, "addr", "", "`HOST:PORT` of the server, or unix:PATH for a Unix domain socket")
 	addTLSFlags(f, &o.tls, "client")
 	f.DurationVar(&o.timeout, "timeout", 5*time.Second, "give up when the replies have not all come back after `D`")
@@ -101,6 +103,7 @@ func runSend(e *env, f *pflag.FlagSet, o *sendOptions, tokensArgs []string) erro
 		Port:      addr.port,
 		Path:      addr.path,
 		TLS:       tlsOpts,
+		Protocols: o.protocol.protocols,
 		OnConnect: func() { notify(connected) },
 		OnToken: func(token []byte, _ *actors.Connection) {
 			select { // blocks the client actor only while stdout is slow

@@ -29,6 +29,7 @@ const shutdownGrace = 5 * time.Second
 // serveOptions are the flags of serve.
 type serveOptions struct {
 	listen           string
+	protocol         protocolFlag
 	tls              tlsFlags
 	reload           reloadFlags
 	echo             bool
@@ -122,6 +123,7 @@ reach it. (/debug/pprof/profile is refused while --cpuprofile runs.)`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runServe(e, cmd.Flags(), &o) },
 	}
 	f := cmd.Flags()
+	addProtocolFlag(f, &o.protocol)
 	f.StringVar(&o.listen, "listen", "", "`HOST:PORT` to listen on (port 0 picks a free port), or unix:PATH for a Unix domain socket")
 	addTLSFlags(f, &o.tls, "server")
 	addReloadFlags(f, &o.reload)
@@ -256,6 +258,7 @@ func runServe(e *env, f *pflag.FlagSet, o *serveOptions) (err error) {
 		Port:              addr.port,
 		Path:              addr.path,
 		TLS:               tlsOpts,
+		Protocols:         o.protocol.protocols,
 		Limits:            limits,
 		MaxConnections:    o.maxConns,
 		MaxPending:        o.maxPending,

@@ -166,8 +166,10 @@ func TestScrapeCountsWhatHappened(t *testing.T) {
 	require.NoError(t, err)
 
 	up := make(chan struct{}, 1)
+	// token/1: the byte counts checked below are its encoding's.
 	srv, err := actors.NewServer(actors.ServerOptions{
 		Host: "127.0.0.1", TLS: certs.ServerOptions(), MaxConnections: 2,
+		Protocols: []string{actors.ProtocolToken1},
 		Runtime:   actors.Runtime{MeterProvider: exp.provider},
 		OnConnect: func() { up <- struct{}{} },
 		OnToken:   func(tok []byte, c *actors.Connection) { c.Send(tok) },
