@@ -84,14 +84,17 @@ var (
 func tokensPerSec(r benchResult) float64 { return r.TokensPerSec }
 func mbPerSec(r benchResult) float64     { return r.MBPerSec }
 
-// compareCases are the loads of the performance targets (issue 13), in the
-// issue's order, then the one-connection latency and the largest token.
+// compareCases are the loads of the performance targets (issue 27's, third
+// round), in the issue's order, then the one-connection latency and the
+// largest token. At 64 connections the Node column has no target: Node uses
+// one core and the load generator the other, so it is read against the
+// plain loop.
 var compareCases = []compareCase{
 	{id: "rt-64c", name: "64 connections, 64 B round trips", mode: modeRoundtrip, size: 64, conns: 64,
-		metric: "tokens/s", measure: tokensPerSec, vsTLS: ratioTarget{atLeast: 0.8}, vsNode: ratioTarget{atLeast: 2},
+		metric: "tokens/s", measure: tokensPerSec, vsTLS: ratioTarget{atLeast: 0.9},
 		vsToken1: notSlower, vsTLS2: token2Limit},
 	{id: "pipe-16B", name: "pipelined 16 B, 1 connection", mode: modePipeline, size: 16, conns: 1,
-		metric: "tokens/s", measure: tokensPerSec, vsTLS: ratioTarget{atLeast: 0.6}, vsNode: ratioTarget{atLeast: 4},
+		metric: "tokens/s", measure: tokensPerSec, vsTLS: ratioTarget{atLeast: 0.8}, vsNode: ratioTarget{atLeast: 4},
 		vsToken1: notSlower, vsTLS2: token2Limit},
 	{id: "pipe-1KiB", name: "pipelined 1 KiB, 1 connection", mode: modePipeline, size: 1 << 10, conns: 1,
 		metric: "MB/s", measure: mbPerSec, vsTLS: ratioTarget{atLeast: 0.8}, vsNode: ratioTarget{atLeast: 8},
