@@ -529,8 +529,8 @@ func (a *connActor) onAcked(v uint64) {
 }
 
 // took: the handler took the tokens of a delivered chunk, tokens of them,
-// bytes long. An ACK follows at once past the thresholds, else after
-// ackDelay (or with the next write).
+// bytes long. An ACK follows at once past the thresholds, else with the
+// next write or when the ack timer fires, at most ackDelay from now.
 func (a *connActor) took(ctx actor.Context, tokens, bytes int) {
 	s := a.sess
 	s.taken += uint64(tokens)
@@ -561,10 +561,11 @@ func (a *connActor) sendAck(ctx actor.Context) {
 func (s *connSession) ackDue() bool { return s.taken > s.ackSent }
 
 // ackFrame is the ACK of everything taken so far, which a batch carries.
+// The ack timer runs on: stopping and starting it for every batch cost a
+// timer and a message per token on round trips.
 func (a *connActor) ackFrame() []byte {
 	s := a.sess
 	s.ackSent, s.takenBytes = s.taken, 0
-	s.ackTimer.Stop()
 	a.cfg.stats.ackSent()
 	return wire.AppendAck(nil, s.taken)
 }

@@ -53,11 +53,15 @@ const (
 
 	// ackEveryTokens, ackEveryBytes and ackDelay: a receiver sends an ACK
 	// once this many tokens, or bytes of tokens, were taken since the last
-	// one, or this long after the first token it has not acknowledged, and
-	// with any write it makes anyway (TOKEN2.md, section 6).
+	// one, or at most this long after a token it has not acknowledged, and
+	// with any write it makes anyway (TOKEN2.md, section 6). The delay's
+	// timer is started by a token taken while none runs and is not stopped
+	// when a write carries the ACK: one timer per delay and connection at
+	// most, not one per token; when it fires with nothing to acknowledge,
+	// it does nothing.
 	ackEveryTokens = 256
 	ackEveryBytes  = 256 << 10
-	ackDelay       = 2 * time.Millisecond
+	ackDelay       = 10 * time.Millisecond
 )
 
 // sessionState is a token/2 session's state as it moves between a
