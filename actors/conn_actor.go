@@ -233,7 +233,7 @@ func (a *connActor) Receive(ctx actor.Context) {
 		case a.closeWait.Accept(m):
 			a.stopReading()
 		case a.sess != nil && a.sess.ackTimer.Accept(m):
-			a.sendAck(ctx)
+			a.onAckTimer(ctx)
 		case a.sess != nil && a.sess.endWait.Accept(m):
 			a.onEndWait(ctx)
 		case a.sess != nil && a.sess.expiry.Accept(m):

@@ -60,6 +60,7 @@ type connSession struct {
 	ackSent     uint64 // the last ACK handed to the writer
 	takenBytes  int    // bytes of tokens taken since that ACK
 	ackTimer    timer.Timer
+	dueSince    time.Time // when the oldest token not acknowledged was taken
 	redelivered uint64 // received frames up to this number are flagged redelivered
 
 	// The clean end (TOKEN2.md, section 7).
@@ -533,6 +534,9 @@ func (a *connActor) onAcked(v uint64) {
 // next write or when the ack timer fires, at most ackDelay from now.
 func (a *connActor) took(ctx actor.Context, tokens, bytes int) {
 	s := a.sess
+	if tokens > 0 && !s.ackDue() {
+		s.dueSince = time.Now()
+	}
 	s.taken += uint64(tokens)
 	s.takenBytes += bytes
 	if s.taken == s.ackSent {
@@ -543,6 +547,24 @@ func (a *connActor) took(ctx actor.Context, tokens, bytes int) {
 	} else if !s.ackTimer.Running() {
 		s.ackTimer.Start(ctx, ackDelay)
 	}
+}
+
+// onAckTimer: the ack timer fired. Writes carried every ACK since it
+// started (nothing is due), or what is due was taken less than ackDelay
+// ago (a write carried the earlier ACKs: on round trips, each reply carries
+// the ACK of the requests taken before it, and the last request's is due
+// when the timer fires), and the timer waits for the rest of its delay; or
+// an ACK is written now.
+func (a *connActor) onAckTimer(ctx actor.Context) {
+	s := a.sess
+	if !s.ackDue() {
+		return
+	}
+	if wait := ackDelay - time.Since(s.dueSince); wait > 0 {
+		s.ackTimer.Start(ctx, wait)
+		return
+	}
+	a.sendAck(ctx)
 }
 
 // sendAck writes an ACK now, or with the batch after the writer's.

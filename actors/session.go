@@ -57,8 +57,8 @@ const (
 	// with any write it makes anyway (TOKEN2.md, section 6). The delay's
 	// timer is started by a token taken while none runs and is not stopped
 	// when a write carries the ACK: one timer per delay and connection at
-	// most, not one per token; when it fires with nothing to acknowledge,
-	// it does nothing.
+	// most, not one per token. When it fires, an ACK is written alone only
+	// if a token has waited for one the whole delay (onAckTimer).
 	ackEveryTokens = 256
 	ackEveryBytes  = 256 << 10
 	ackDelay       = 10 * time.Millisecond
