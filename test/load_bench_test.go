@@ -96,7 +96,7 @@ func serverLoad(b *testing.B, spec loadSpec) {
 
 // loadServer starts a server with opts on loopback and returns its address
 // and a client TLS configuration for it.
-func loadServer(b *testing.B, opts actors.ServerOptions) (string, *tls.Config) {
+func loadServer(b testing.TB, opts actors.ServerOptions) (string, *tls.Config) {
 	b.Helper()
 	certs := benchCerts(b)
 	up := make(chan struct{})
@@ -122,7 +122,7 @@ var benchCertsOnce struct {
 }
 
 // benchCerts returns one set of development certificates for every load.
-func benchCerts(b *testing.B) *tlsio.DevCerts {
+func benchCerts(b testing.TB) *tlsio.DevCerts {
 	if !benchCertsOnce.done.Load() {
 		benchCertsOnce.certs, benchCertsOnce.err = tlsio.GenerateDevCerts()
 		benchCertsOnce.done.Store(true)
@@ -150,16 +150,7 @@ const loadWindow = 4 << 20
 func newLoadGen(b *testing.B, c *tls.Conn, proto string, tok []byte) *loadGen {
 	g := &loadGen{c: c, token2: proto == wire.ProtocolToken2}
 	if g.token2 {
-		var id wire.SessionID
-		_, _ = rand.Read(id[:])
-		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-		if _, err := c.Write(wire.AppendHello(nil, wire.Hello{Session: id, First: 1})); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := wire.ReadWelcome(c); err != nil {
-			b.Fatal(err)
-		}
-		_ = c.SetDeadline(time.Time{})
+		openToken2(b, c)
 		g.frame = wire.AppendData(nil, tok)
 	} else {
 		if p := c.ConnectionState().NegotiatedProtocol; p != "" && p != proto {
@@ -170,6 +161,21 @@ func newLoadGen(b *testing.B, c *tls.Conn, proto string, tok []byte) *loadGen {
 	g.per = max(1, min(100, (64<<10)/len(g.frame)))
 	g.batch = bytes.Repeat(g.frame, g.per)
 	return g
+}
+
+// openToken2 opens a new token/2 session on c: HELLO, then WELCOME.
+func openToken2(tb testing.TB, c *tls.Conn) {
+	tb.Helper()
+	var id wire.SessionID
+	_, _ = rand.Read(id[:])
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write(wire.AppendHello(nil, wire.Hello{Session: id, First: 1})); err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := wire.ReadWelcome(c); err != nil {
+		tb.Fatal(err)
+	}
+	_ = c.SetDeadline(time.Time{})
 }
 
 // write writes n frames, taking a slot of slots before each batch; the
