@@ -73,6 +73,19 @@ func TestBuffersSurviveGC(t *testing.T) {
 	}
 }
 
+// A buffer that goes to a free list and comes back costs no allocation
+// (b escaped to the heap when Put took &b for the sync.Pool, on every call).
+func TestFreeListAllocatesNothing(t *testing.T) {
+	drain()
+	for _, n := range []int{1 << 10, 64 << 10, 1 << 20} {
+		Put(Get(n))
+		if allocs := testing.AllocsPerRun(100, func() { Put(Get(n)) }); allocs != 0 {
+			t.Errorf("Get(%d) then Put: %v allocations, want 0", n, allocs)
+		}
+	}
+	drain()
+}
+
 // The free lists are bounded: per class in buffers, and in bytes in all;
 // what they have no room for is not kept by them (it goes to the sync.Pool).
 func TestFreeListBounds(t *testing.T) {
