@@ -3,6 +3,7 @@ package test
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	mrand "math/rand/v2"
 	"testing"
@@ -31,14 +32,15 @@ func TestBulkEchoIntact(t *testing.T) {
 	}
 }
 
-// bulkEchoIntact writes n numbered tokens of size bytes as fast as the
-// server takes them and checks every reply while it writes.
+// bulkEchoIntact writes n numbered tokens of size bytes, pipelined (up to
+// loadWindow bytes of them outstanding), and checks every reply while it
+// writes.
 func bulkEchoIntact(t *testing.T, proto string, size, n int) {
 	// The handler checks what it gets too: a read buffer read into again
 	// before the handler is done shows there, a frame buffer in the replies.
 	// (t.Error, not t.Fatal: this runs on an actor's goroutine.)
 	taken, bad := 0, false
-	addr, cfg := loadServer(t, actors.ServerOptions{
+	addr, cfg, _ := loadServer(t, actors.ServerOptions{
 		OnTokens: func(toks [][]byte, c *actors.Connection) {
 			for _, tok := range toks {
 				if id, ok := numberedTokenID(tok, size); (!ok || id != taken) && !bad {
@@ -69,12 +71,39 @@ func bulkEchoIntact(t *testing.T, proto string, size, n int) {
 		openToken2(t, c)
 	}
 	codec := wire.CodecFor(proto)
+	// At most loadWindow bytes of tokens outstanding, as the bench's load
+	// generator: the server's queue stays under its high-water mark, so it
+	// never stops reading, and a writer blocked on a full socket never
+	// holds up the reader's ACKs behind it (a tls.Conn writes one at a time).
+	credit := make(chan struct{}, max(1, loadWindow/size))
+	for range cap(credit) {
+		credit <- struct{}{}
+	}
+	stop := make(chan struct{}) // the test is over: the writer waits no more
+	defer close(stop)
 	werr := make(chan error, 1)
 	go func() {
 		// Frames gathered up to 64 KiB a write, so that the server reads
 		// full TLS records, as a pipelining client makes it.
 		var out []byte
 		for i := range n {
+			select {
+			case <-credit:
+			default:
+				if len(out) > 0 { // what is gathered goes before the wait
+					if _, err := c.Write(out); err != nil {
+						werr <- err
+						return
+					}
+					out = out[:0]
+				}
+				select {
+				case <-credit:
+				case <-stop:
+					werr <- errors.New("stopped")
+					return
+				}
+			}
 			out = codec.AppendToken(out, numberedToken(i, size))
 			if len(out) < 64<<10 && i < n-1 {
 				continue
@@ -110,6 +139,7 @@ func bulkEchoIntact(t *testing.T, proto string, size, n int) {
 					next, len(f.Token), next, id, ok)
 			}
 			next++
+			credit <- struct{}{}
 		}
 		if token2 && next > before {
 			// Acknowledged as they come, as a client does.
