@@ -68,7 +68,7 @@ func serverLoad(b *testing.B, spec loadSpec) {
 	if spec.opts != nil {
 		spec.opts(&opts)
 	}
-	addr, cfg := loadServer(b, opts)
+	addr, cfg, _ := loadServer(b, opts)
 	cfg.NextProtos = []string{spec.proto}
 	c := dialAll(b, addr, cfg, 1)[0]
 	tok := make([]byte, spec.size)
@@ -94,9 +94,9 @@ func serverLoad(b *testing.B, spec loadSpec) {
 	b.ReportMetric(float64(ms.Mallocs-mallocs)/float64(b.N), "allocs/tok")
 }
 
-// loadServer starts a server with opts on loopback and returns its address
-// and a client TLS configuration for it.
-func loadServer(b testing.TB, opts actors.ServerOptions) (string, *tls.Config) {
+// loadServer starts a server with opts on loopback and returns its address,
+// a client TLS configuration for it, and the server.
+func loadServer(b testing.TB, opts actors.ServerOptions) (string, *tls.Config, *actors.Server) {
 	b.Helper()
 	certs := benchCerts(b)
 	up := make(chan struct{})
@@ -112,7 +112,7 @@ func loadServer(b testing.TB, opts actors.ServerOptions) (string, *tls.Config) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return srv.Addr().String(), cfg
+	return srv.Addr().String(), cfg, srv
 }
 
 var benchCertsOnce struct {
