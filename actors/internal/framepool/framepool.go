@@ -16,7 +16,9 @@
 // bytes (4 MiB) and maxPerClass buffers (but minPerClass buffers of the
 // largest classes); what they have no room for goes to a sync.Pool behind
 // them, as before. Get and Put are safe for concurrent use: Send runs on
-// any goroutine.
+// any goroutine. A free list is a buffered channel, made when its class is
+// first used, and the bytes held an atomic count: no mutex is shared
+// between the connection actors that use the pool (DESIGN.md).
 package framepool
 
 import (
@@ -45,10 +47,22 @@ const (
 
 // class is one size class: its free list and the sync.Pool behind it.
 type class struct {
-	mu   sync.Mutex
-	free [][]byte // empty buffers of the class's size
-	max  int      // the free list's bound, in buffers
+	free atomic.Pointer[chan []byte] // empty buffers of the class's size; nil until first used
+	max  int                         // the free list's bound, in buffers
 	pool sync.Pool
+}
+
+// list returns the class's free list, making it on first use (a list made
+// by a goroutine that lost the race is dropped).
+func (c *class) list() chan []byte {
+	if p := c.free.Load(); p != nil {
+		return *p
+	}
+	ch := make(chan []byte, c.max)
+	if c.free.CompareAndSwap(nil, &ch) {
+		return ch
+	}
+	return *c.free.Load()
 }
 
 var (
@@ -90,16 +104,14 @@ func Get(n int) []byte {
 		return make([]byte, 0, n)
 	}
 	c := &classes[i]
-	c.mu.Lock()
-	if k := len(c.free); k > 0 {
-		b := c.free[k-1]
-		c.free[k-1] = nil
-		c.free = c.free[:k-1]
-		c.mu.Unlock()
-		held.Add(-int64(size))
-		return b
+	if p := c.free.Load(); p != nil {
+		select {
+		case b := <-*p:
+			held.Add(-int64(size))
+			return b
+		default:
+		}
 	}
-	c.mu.Unlock()
 	if p, ok := c.pool.Get().(*[]byte); ok {
 		return (*p)[:0]
 	}
@@ -117,13 +129,11 @@ func Put(b []byte) {
 	b = b[:0]
 	c := &classes[i]
 	if held.Add(int64(size)) <= maxHeld {
-		c.mu.Lock()
-		if len(c.free) < c.max {
-			c.free = append(c.free, b)
-			c.mu.Unlock()
+		select {
+		case c.list() <- b:
 			return
+		default:
 		}
-		c.mu.Unlock()
 	}
 	held.Add(-int64(size))
 	// A variable of this branch's own: with &b, b itself escaped and every

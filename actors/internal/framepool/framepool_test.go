@@ -39,14 +39,19 @@ func TestFrameClassesWasteAtMostAQuarter(t *testing.T) {
 // drain empties every free list, so that a test starts from none.
 func drain() {
 	for i := range classes {
-		c := &classes[i]
-		c.mu.Lock()
-		for _, b := range c.free {
-			held.Add(-int64(cap(b)))
+		p := classes[i].free.Load()
+		if p == nil {
+			continue
 		}
-		clear(c.free)
-		c.free = c.free[:0]
-		c.mu.Unlock()
+		for {
+			select {
+			case b := <-*p:
+				held.Add(-int64(cap(b)))
+				continue
+			default:
+			}
+			break
+		}
 	}
 }
 
@@ -98,7 +103,7 @@ func TestFreeListBounds(t *testing.T) {
 	for _, b := range bufs {
 		Put(b)
 	}
-	if n := len(classes[i].free); n != classes[i].max || n*size > perClass {
+	if n := len(classes[i].list()); n != classes[i].max || n*size > perClass {
 		t.Errorf("class of %d bytes keeps %d buffers after %d given back; want its bound %d (%d bytes at most)",
 			size, n, len(bufs), classes[i].max, perClass)
 	}
@@ -117,7 +122,7 @@ func TestFreeListBounds(t *testing.T) {
 		t.Errorf("the free lists hold %d bytes, over their bound %d", got, maxHeld)
 	}
 	for j := range classes {
-		if n := len(classes[j].free); n > classes[j].max {
+		if n := len(classes[j].list()); n > classes[j].max {
 			t.Errorf("class %d keeps %d buffers, over its bound %d", j, n, classes[j].max)
 		}
 	}
