@@ -215,23 +215,23 @@ func (a *connActor) onCredit(ctx actor.Context, n int) {
 
 // settle gives back the read credit of every delivered chunk at the front.
 func (a *connActor) settle(ctx actor.Context) {
-	tokens, bytes := 0, 0
-	for len(a.in.debts) > 0 && a.in.debts[0].ownerDone && a.in.debts[0].handler == 0 {
-		d := a.in.debts[0]
+	tokens, bytes, k := 0, 0, 0
+	for ; k < len(a.in.debts) && a.in.debts[k].ownerDone && a.in.debts[k].handler == 0; k++ {
+		d := a.in.debts[k]
 		a.cfg.stats.delivered(d.at)
 		tokens += d.tokens
 		bytes += d.bytes
-		a.in.debts = a.in.debts[1:]
 		a.releaseRead()
 	}
+	// The rest moves to the front (a read window of them at most), so that
+	// the next chunk's debt needs no new array: one allocation per chunk or
+	// so, when the settled ones were cut off the front.
+	a.in.debts = a.in.debts[:copy(a.in.debts, a.in.debts[k:])]
 	if a.sess != nil && tokens > 0 {
 		a.took(ctx, tokens, bytes)
 	}
-	if len(a.in.debts) == 0 {
-		a.in.debts = nil
-		if a.in.readOver {
-			a.drain(ctx)
-		}
+	if len(a.in.debts) == 0 && a.in.readOver {
+		a.drain(ctx)
 	}
 }
 

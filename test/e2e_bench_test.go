@@ -83,7 +83,7 @@ func BenchmarkRoundTrip64B(b *testing.B) {
 
 // BenchmarkPipelined: tokens sent without waiting, a window of them in flight.
 func BenchmarkPipelined(b *testing.B) {
-	for _, size := range []int{16, 1024, 64 << 10} {
+	for _, size := range []int{16, 1024, 64 << 10, 1 << 20} {
 		b.Run(byteSize(size), func(b *testing.B) {
 			const window = 512
 			replies := make(chan []byte, window)

@@ -82,27 +82,10 @@ func BenchmarkMetrics(b *testing.B) {
 // benchEchoServer starts an actors echo server on loopback with rt, and
 // returns its address and a client TLS configuration for it.
 func benchEchoServer(b *testing.B, rt actors.Runtime) (string, *tls.Config, *actors.Server) {
-	b.Helper()
-	certs, err := tlsio.GenerateDevCerts()
-	if err != nil {
-		b.Fatal(err)
-	}
-	up := make(chan struct{})
-	srv, err := actors.NewServer(actors.ServerOptions{
-		Host: "127.0.0.1", TLS: certs.ServerOptions(), Runtime: rt,
-		OnConnect: func() { close(up) },
-		OnTokens:  func(toks [][]byte, c *actors.Connection) { c.SendBatch(toks) },
+	return loadServer(b, actors.ServerOptions{
+		Runtime:  rt,
+		OnTokens: func(toks [][]byte, c *actors.Connection) { c.SendBatch(toks) },
 	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { shutdown(b, srv.Shutdown) })
-	waitClosed(b, up, "server listening")
-	cfg, err := tlsio.ClientConfig(certs.ClientOptions())
-	if err != nil {
-		b.Fatal(err)
-	}
-	return srv.Addr().String(), cfg, srv
 }
 
 func dialAll(b *testing.B, addr string, cfg *tls.Config, n int) []*tls.Conn {

@@ -195,6 +195,60 @@ func TestReadPumpReusesRecycledBuffer(t *testing.T) {
 	pumpWait(t, p.Done(), "pump exit")
 }
 
+// TestReadPumpKeepsEveryRecycledBuffer: the receiver gives chunks back
+// later than the pump reads ahead, several at once; the pump keeps up to its
+// window of them and reads into every one again (with one spare, all but
+// one were dropped and a new 16 KiB buffer allocated in their stead). A
+// short copy given back first takes no spare's place.
+func TestReadPumpKeepsEveryRecycledBuffer(t *testing.T) {
+	server, client, _ := tlsPipe(t)
+	chunks := make(chan []byte, 2*DefaultReadWindow)
+	stopped := make(chan error, 1)
+	p := StartReadPump(server, ReadConfig{}, func(c []byte) { chunks <- c }, func(err error) { stopped <- err })
+	record := bytes.Repeat([]byte("r"), maxRecordPlaintext)
+	go func() {
+		for range 64 { // more than the test reads; ends when the pipe closes
+			if _, err := client.Write(record); err != nil {
+				return
+			}
+		}
+	}()
+	// Once the buffer has grown to a record, hold the window's chunks
+	// without releasing them: the pump stops for lack of credit.
+	var held [][]byte
+	for len(held) < DefaultReadWindow {
+		c := pumpWait(t, chunks, "chunk")
+		if cap(c) < maxRecordPlaintext {
+			p.Release()
+			continue
+		}
+		held = append(held, c)
+	}
+	p.Recycle(make([]byte, 100)) // a short read's copy
+	recycled := map[*byte]bool{}
+	for _, c := range held {
+		recycled[&c[:1][0]] = true
+		p.Recycle(c)
+	}
+	// The pump reads into the buffer it holds, then into each recycled
+	// one as it hands the one before over.
+	for i := range DefaultReadWindow + 1 {
+		p.Release()
+		c := pumpWait(t, chunks, "chunk after recycle")
+		if cap(c) != maxRecordPlaintext {
+			t.Fatalf("chunk %d after recycling in a buffer of %d bytes, want %d", i, cap(c), maxRecordPlaintext)
+		}
+		delete(recycled, &c[:1][0])
+	}
+	if len(recycled) > 0 {
+		t.Fatalf("%d of the %d buffers given back were not read into again", len(recycled), DefaultReadWindow)
+	}
+	p.Stop()
+	server.NetConn().Close()
+	pumpWait(t, stopped, "stop")
+	pumpWait(t, p.Done(), "pump exit")
+}
+
 // fakeDeadlineConn counts SetWriteDeadline calls.
 type fakeDeadlineConn struct {
 	net.Conn

@@ -1,6 +1,8 @@
 package framepool
 
 import (
+	"runtime"
+	"sync"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -32,4 +34,131 @@ func TestFrameClassesWasteAtMostAQuarter(t *testing.T) {
 		t.Errorf("a 64 KiB token's frame buffer has %d bytes", cap(b))
 	}
 	Put(b)
+}
+
+// drain empties every free list, so that a test starts from none.
+func drain() {
+	for i := range classes {
+		p := classes[i].free.Load()
+		if p == nil {
+			continue
+		}
+		for {
+			select {
+			case b := <-*p:
+				held.Add(-int64(cap(b)))
+				continue
+			default:
+			}
+			break
+		}
+	}
+}
+
+// A buffer given back is handed out again after garbage collections, which
+// empty a sync.Pool: bulk loads run tens of collections a second.
+func TestBuffersSurviveGC(t *testing.T) {
+	drain()
+	for _, n := range []int{1 << 10, 64 << 10, 1 << 20} {
+		b := Get(n)
+		b = append(b, 'x')
+		first := &b[0]
+		Put(b)
+		runtime.GC()
+		runtime.GC()
+		runtime.GC()
+		again := Get(n)
+		if len(again) != 0 || cap(again) != cap(b) {
+			t.Fatalf("Get(%d) after GC: len %d cap %d, want 0, %d", n, len(again), cap(again), cap(b))
+		}
+		if &again[:1][0] != first {
+			t.Errorf("Get(%d) after three GCs allocated a new buffer: the one given back was lost", n)
+		}
+		Put(again)
+	}
+}
+
+// A buffer that goes to a free list and comes back costs no allocation
+// (b escaped to the heap when Put took &b for the sync.Pool, on every call).
+func TestFreeListAllocatesNothing(t *testing.T) {
+	drain()
+	for _, n := range []int{1 << 10, 64 << 10, 1 << 20} {
+		Put(Get(n))
+		if allocs := testing.AllocsPerRun(100, func() { Put(Get(n)) }); allocs != 0 {
+			t.Errorf("Get(%d) then Put: %v allocations, want 0", n, allocs)
+		}
+	}
+	drain()
+}
+
+// The free lists are bounded: per class in buffers, and in bytes in all;
+// what they have no room for is not kept by them (it goes to the sync.Pool).
+func TestFreeListBounds(t *testing.T) {
+	drain()
+	i, size, _ := frameClass(8 << 10)
+	bufs := make([][]byte, 0, classes[i].max+10)
+	for range cap(bufs) {
+		bufs = append(bufs, Get(size))
+	}
+	for _, b := range bufs {
+		Put(b)
+	}
+	if n := len(classes[i].list()); n != classes[i].max || n*size > perClass {
+		t.Errorf("class of %d bytes keeps %d buffers after %d given back; want its bound %d (%d bytes at most)",
+			size, n, len(bufs), classes[i].max, perClass)
+	}
+	if got := held.Load(); got != int64(classes[i].max*size) {
+		t.Errorf("held %d bytes, want %d", got, classes[i].max*size)
+	}
+	// Large classes keep minPerClass each, until maxHeld is reached.
+	big := 0
+	for n := 1 << 20; n <= 16<<20; n += n / 4 {
+		for range minPerClass + 1 {
+			Put(make([]byte, 0, n))
+			big++
+		}
+	}
+	if got := held.Load(); got > maxHeld {
+		t.Errorf("the free lists hold %d bytes, over their bound %d", got, maxHeld)
+	}
+	for j := range classes {
+		if n := len(classes[j].list()); n > classes[j].max {
+			t.Errorf("class %d keeps %d buffers, over its bound %d", j, n, classes[j].max)
+		}
+	}
+	drain()
+	if held.Load() != 0 {
+		t.Errorf("held %d bytes after every buffer was taken", held.Load())
+	}
+}
+
+// Get and Put from many goroutines at once never hand one buffer to two
+// holders.
+func TestConcurrentUse(t *testing.T) {
+	drain()
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for k := range 300 {
+				n := 1<<10 + (g*7919+k*104729)%(24<<10)
+				b := Get(n)[:n]
+				mark := byte(g)
+				for j := range b {
+					b[j] = mark
+				}
+				runtime.Gosched()
+				for j := range b {
+					if b[j] != mark {
+						t.Errorf("goroutine %d: byte %d of its buffer changed to %d while it held it", g, j, b[j])
+						return
+					}
+				}
+				Put(b)
+			}
+		})
+	}
+	wg.Wait()
+	if got := held.Load(); got < 0 || got > maxHeld {
+		t.Errorf("held %d bytes, want within [0, %d]", got, maxHeld)
+	}
 }
