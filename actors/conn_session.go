@@ -61,7 +61,7 @@ type connSession struct {
 	takenBytes  int    // bytes of tokens taken since that ACK
 	ackTimer    timer.Timer
 	dueSince    time.Time // when the oldest token not acknowledged was taken
-	redelivered uint64 // received frames up to this number are flagged redelivered
+	redelivered uint64    // received frames up to this number are flagged redelivered
 
 	// The clean end (TOKEN2.md, section 7).
 	endSent, endRecv bool
