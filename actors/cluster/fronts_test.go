@@ -144,7 +144,8 @@ func TestSessionOnTwoFronts(t *testing.T) {
 	require.NoError(t, err)
 
 	entered, release := make(chan struct{}), make(chan struct{})
-	var hold sync.Once
+	var hold, released sync.Once
+	defer released.Do(func() { close(release) }) // a failed check leaves the grain held
 	var mu sync.Mutex
 	handled := map[string]int{}
 	grain := system.Root.Spawn(grainProps(func(string) Handler {
@@ -205,6 +206,12 @@ func TestSessionOnTwoFronts(t *testing.T) {
 		require.True(t, cl.Send([]byte(fmt.Sprintf("t%d", i))))
 	}
 	wait(entered, "the grain never got the first token")
+	// The old front holds more tokens than it could forward while the
+	// grain is held (GrainWindow messages): it forwards them after the
+	// switch.
+	require.Eventually(t, func() bool {
+		return fronts[old].srv.Stats().TokensReceived > fronts[old].front.Stats().Forwarded
+	}, deadline, time.Millisecond, "the old front holds no token it has not forwarded")
 
 	proxies[old].freeze()
 	wait(connects, "the client did not connect again")
@@ -213,7 +220,7 @@ func TestSessionOnTwoFronts(t *testing.T) {
 	require.Eventually(t, func() bool { return newFront.Stats().Messages > 0 }, deadline, time.Millisecond,
 		"the new front told the grain of the session")
 	atSwitch := oldFront.Stats().Forwarded
-	close(release)
+	released.Do(func() { close(release) })
 
 	wait(all, "not every token answered")
 	// The last replies may still come: wait until both fronts have handed

@@ -242,7 +242,7 @@ func (g *grain) sessionBatch(ctx actor.Context, m *clusterpb.TokenBatch, first b
 	}
 	made := credit.Replies[replayed:]
 	closing := credit.Close && !closed
-	if s.conn == m.Conn || true { // TEMP
+	if s.conn == m.Conn {
 		if from := s.number(made, &g.o); replayed == 0 && from != 0 {
 			credit.ReplyFrom = from
 		}
