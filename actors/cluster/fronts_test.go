@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
@@ -22,7 +23,9 @@ import (
 // freezer is a TCP proxy in front of a token server that can freeze: the
 // client's side is reset and the server's stays open, no longer read, as a
 // network that fails between a client and a front without the front seeing
-// it; from then on it refuses connections.
+// it; from then on it refuses connections. It can also hold what the
+// server sends: once gated, it passes the server's TLS records to the
+// client one at a time, at each step.
 type freezer struct {
 	ln       net.Listener
 	upstream string
@@ -31,13 +34,16 @@ type freezer struct {
 	conns    []net.Conn // both sides of every connection
 	clients  []*net.TCPConn
 	frozen   bool
+	gated    bool
+	steps    chan struct{} // one TLS record through, once gated
+	done     chan struct{} // closed by close
 }
 
 func startFreezer(t *testing.T, upstream string) *freezer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	p := &freezer{ln: ln, upstream: upstream}
+	p := &freezer{ln: ln, upstream: upstream, steps: make(chan struct{}), done: make(chan struct{})}
 	p.wg.Add(1)
 	go p.accept()
 	t.Cleanup(p.close)
@@ -63,8 +69,57 @@ func (p *freezer) accept() {
 		p.clients = append(p.clients, c.(*net.TCPConn))
 		p.mu.Unlock()
 		p.wg.Add(2)
+		go p.records(c, up)
 		go p.pipe(up, c)
-		go p.pipe(c, up)
+	}
+}
+
+// records copies the server's TLS records to the client, each once the
+// proxy lets it through (at once, until it is gated), until either side
+// fails; it closes nothing either.
+func (p *freezer) records(dst, src net.Conn) {
+	defer p.wg.Done()
+	header := make([]byte, 5) // type, version, length
+	for {
+		if _, err := io.ReadFull(src, header); err != nil {
+			return
+		}
+		record := make([]byte, 5+int(binary.BigEndian.Uint16(header[3:])))
+		copy(record, header)
+		if _, err := io.ReadFull(src, record[5:]); err != nil {
+			return
+		}
+		p.mu.Lock()
+		gated := p.gated
+		p.mu.Unlock()
+		if gated {
+			select {
+			case <-p.steps:
+			case <-p.done:
+				return
+			}
+		}
+		if _, err := dst.Write(record); err != nil {
+			return
+		}
+	}
+}
+
+// gate holds the server's records from now on: each waits for a step.
+func (p *freezer) gate() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.gated = true
+}
+
+// step lets the next record the server sends through, and reports false
+// when none came within the deadline.
+func (p *freezer) step() bool {
+	select {
+	case p.steps <- struct{}{}:
+		return true
+	case <-time.After(deadline):
+		return false
 	}
 }
 
@@ -89,6 +144,7 @@ func (p *freezer) freeze() {
 
 // close ends everything.
 func (p *freezer) close() {
+	close(p.done)
 	_ = p.ln.Close()
 	p.mu.Lock()
 	for _, c := range p.conns {
@@ -239,4 +295,143 @@ func TestSessionOnTwoFronts(t *testing.T) {
 	t.Logf("the old front forwarded %d tokens before the switch, %d in all; the new front %d; replies through the old %d, the new %d",
 		atSwitch, oldFront.Stats().Forwarded, newFront.Stats().Forwarded, oldFront.Stats().Replies, newFront.Stats().Replies)
 	require.Greater(t, oldFront.Stats().Forwarded, atSwitch, "the old front sent tokens after the session moved")
+}
+
+// A token/2 client that had read a reply from its front, but not the
+// front's acknowledgement of the token it answers, when the front became
+// unreachable: it sends the token again through another front. The grain
+// handles it once (it is a repeat) and sends nothing for it again: the new
+// front's connection said that the client had received the reply.
+//
+// The front writes a reply before it acknowledges its token, usually in
+// another TLS record, which the test lets through alone; when the front
+// wrote both in one record (its writer was busy), the client has nothing to
+// send again, and the test tries again with another client.
+func TestReplyReadBeforeItsAcknowledgement(t *testing.T) {
+	system := actors.NewQuietSystem()
+	defer system.Shutdown()
+	certs, err := tlsio.GenerateDevCerts()
+	require.NoError(t, err)
+	const attempts = 8
+	for i := range attempts {
+		r := replyBeforeAck(t, system, certs)
+		if r.resent == 0 {
+			t.Logf("attempt %d: the acknowledgement came with the reply", i+1)
+			continue
+		}
+		require.Equal(t, map[string]int{"a": 1, "b": 1, "c": 1}, r.handled, "tokens handled")
+		require.Equal(t, map[string]int{"re:a": 1, "re:b": 1, "re:c": 1}, r.replies, "replies received")
+		return
+	}
+	t.Fatalf("in %d attempts, the front never wrote a reply in a TLS record without its token's acknowledgement", attempts)
+}
+
+// replyRun is what one attempt of TestReplyReadBeforeItsAcknowledgement
+// saw: the tokens its grain handled, the replies its client received, and
+// how many tokens the client sent again.
+type replyRun struct {
+	handled, replies map[string]int
+	resent           int64
+}
+
+// replyBeforeAck runs a grain behind two fronts, each behind a freezer, and
+// a client that sends a, then b, reads the reply to b and not what the
+// front writes after it (the acknowledgement of b), goes to the other front
+// and sends c; it returns when the reply to c came.
+func replyBeforeAck(t *testing.T, system *actor.ActorSystem, certs *tlsio.DevCerts) replyRun {
+	t.Helper()
+	var mu sync.Mutex
+	r := replyRun{handled: map[string]int{}, replies: map[string]int{}}
+	grain := system.Root.Spawn(grainProps(func(string) Handler {
+		return HandlerFunc(func(tk *Token) {
+			mu.Lock()
+			r.handled[string(tk.Data)]++
+			mu.Unlock()
+			tk.Reply([]byte("re:" + string(tk.Data)))
+		})
+	}, GrainOptions{}))
+	fronts := []*testFront{startTestFront(t, system, grain, certs), startTestFront(t, system, grain, certs)}
+	proxies := []*freezer{startFreezer(t, fronts[0].srv.Addr().String()), startFreezer(t, fronts[1].srv.Addr().String())}
+
+	connects := make(chan struct{}, 4)
+	got := make(chan string, 16)
+	pol := supervisor.DefaultPolicy()
+	pol.Initial, pol.Max = 10*time.Millisecond, 50*time.Millisecond
+	cl, err := actors.NewClient(actors.ClientOptions{
+		Servers: []string{proxies[0].addr(), proxies[1].addr()}, TLS: certs.ClientOptions(),
+		Runtime:   actors.Runtime{System: actors.NewQuietSystem()},
+		Reconnect: &actors.ReconnectOptions{Policy: pol, BufferSize: actors.DefaultReconnectBuffer},
+		OnConnect: func() { connects <- struct{}{} },
+		OnToken: func(tok []byte, _ *actors.Connection) {
+			mu.Lock()
+			r.replies[string(tok)]++
+			mu.Unlock()
+			got <- string(tok)
+		},
+	})
+	require.NoError(t, err)
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), deadline)
+		defer cancel()
+		require.NoError(t, cl.Shutdown(ctx))
+	}()
+	wait := func(ch <-chan struct{}, what string) {
+		t.Helper()
+		select {
+		case <-ch:
+		case <-time.After(deadline):
+			t.Fatal(what)
+		}
+	}
+	reply := func(want string, within time.Duration) bool {
+		t.Helper()
+		timeout := time.After(within)
+		for {
+			select {
+			case r := <-got:
+				if r == want {
+					return true
+				}
+			case <-timeout:
+				return false
+			}
+		}
+	}
+	wait(connects, "no connection")
+	old := 0
+	if c := cl.Connection(); c != nil && c.RemoteAddr().String() == proxies[1].addr() {
+		old = 1
+	}
+	require.True(t, cl.Send([]byte("a")))
+	require.True(t, reply("re:a", deadline), "no reply to a")
+
+	// The old front's records reach the client one by one, up to the one
+	// with the reply to b.
+	proxies[old].gate()
+	require.True(t, cl.Send([]byte("b")))
+	for records := 0; ; records++ {
+		require.Less(t, records, 20, "no reply to b in the old front's records")
+		require.True(t, proxies[old].step(), "the old front wrote nothing more")
+		if reply("re:b", 500*time.Millisecond) {
+			break
+		}
+	}
+	proxies[old].freeze()
+	wait(connects, "the client did not connect again")
+	require.Equal(t, proxies[1-old].addr(), cl.Connection().RemoteAddr().String())
+
+	// The replies stay in order: once the reply to c came, any copy of the
+	// reply to b would have come before it. (c waits until the token sent
+	// again has reached the new front: a token/2 client that sends at once
+	// after its connect event may write the new token ahead of those it
+	// sends again, which the grain then takes for repeats.)
+	resent := cl.Stats().TokensResent
+	require.Eventually(t, func() bool { return fronts[1-old].srv.Stats().TokensReceived >= resent }, deadline, time.Millisecond,
+		"the tokens sent again did not reach the new front")
+	require.True(t, cl.Send([]byte("c")))
+	require.True(t, reply("re:c", deadline), "no reply to c")
+	mu.Lock()
+	defer mu.Unlock()
+	r.resent = resent
+	return r
 }
