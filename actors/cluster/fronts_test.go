@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tokenserver/tokenserver/actors"
+	"github.com/tokenserver/tokenserver/actors/cluster/clusterpb"
 	"github.com/tokenserver/tokenserver/supervisor"
 	"github.com/tokenserver/tokenserver/tlsio"
 )
@@ -434,4 +436,98 @@ func replyBeforeAck(t *testing.T, system *actor.ActorSystem, certs *tlsio.DevCer
 	defer mu.Unlock()
 	r.resent = resent
 	return r
+}
+
+// fakeGrain answers each token/2 batch with one reply per token, numbered
+// on from the batch's written, and hands every batch to a channel.
+type fakeGrain chan *clusterpb.TokenBatch
+
+func (g fakeGrain) Receive(ctx actor.Context) {
+	answer := func(b *clusterpb.TokenBatch) *clusterpb.Credit {
+		g <- b
+		c := &clusterpb.Credit{Conn: b.Conn, Seq: b.Seq, Identity: b.Identity}
+		for _, tok := range b.Tokens {
+			c.Replies = append(c.Replies, append([]byte("re:"), tok...))
+		}
+		if len(c.Replies) > 0 {
+			c.ReplyFrom = b.Written + 1
+		}
+		return c
+	}
+	switch m := ctx.Message().(type) {
+	case *clusterpb.TokenBatch:
+		ctx.Send(m.ReplyTo, answer(m))
+	case *clusterpb.TokenBatches:
+		out := &clusterpb.Credits{}
+		for _, b := range m.Batches {
+			out.Credits = append(out.Credits, answer(b))
+		}
+		ctx.Send(m.Batches[0].ReplyTo, out)
+	}
+}
+
+// A front tells the grain, in a token/2 connection's batches, up to which
+// reply the client has acknowledged (delivered): once the client has
+// acknowledged what was written to it, the next batch says so.
+func TestFrontReportsDelivered(t *testing.T) {
+	system := actors.NewQuietSystem()
+	defer system.Shutdown()
+	certs, err := tlsio.GenerateDevCerts()
+	require.NoError(t, err)
+	batches := make(fakeGrain, 64)
+	grain := system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return batches }))
+	front := startTestFront(t, system, grain, certs)
+
+	got, up := make(chan string, 64), make(chan struct{}, 1)
+	cl, err := actors.NewClient(actors.ClientOptions{
+		Servers: []string{front.srv.Addr().String()}, TLS: certs.ClientOptions(),
+		Runtime:   actors.Runtime{System: actors.NewQuietSystem()},
+		OnConnect: func() { up <- struct{}{} },
+		OnToken:   func(tok []byte, _ *actors.Connection) { got <- string(tok) },
+	})
+	require.NoError(t, err)
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), deadline)
+		defer cancel()
+		require.NoError(t, cl.Shutdown(ctx))
+	}()
+	next := func() *clusterpb.TokenBatch {
+		t.Helper()
+		select {
+		case b := <-batches:
+			return b
+		case <-time.After(deadline):
+			t.Fatal("no batch")
+			return nil
+		}
+	}
+	select {
+	case <-up:
+	case <-time.After(deadline):
+		t.Fatal("no connection")
+	}
+	announce := next()
+	require.Empty(t, announce.Tokens, "a token/2 connection's first batch")
+	require.Zero(t, announce.Delivered)
+	// Each round the client has the replies of the rounds before; the
+	// front sees it once the client's acknowledgement came before the
+	// next token (it rides with it, or comes within 2 ms).
+	for round := 1; ; round++ {
+		require.LessOrEqual(t, round, 50, "no batch ever said that the client had acknowledged its replies")
+		tok := strconv.Itoa(round)
+		require.True(t, cl.Send([]byte(tok)))
+		b := next()
+		require.Equal(t, [][]byte{[]byte(tok)}, b.Tokens)
+		require.Equal(t, uint64(round-1), b.Written, "the replies written before")
+		require.LessOrEqual(t, b.Delivered, b.Written)
+		select {
+		case r := <-got:
+			require.Equal(t, "re:"+tok, r)
+		case <-time.After(deadline):
+			t.Fatal("no reply")
+		}
+		if round > 1 && b.Delivered == b.Written {
+			return
+		}
+	}
 }

@@ -210,6 +210,7 @@ func (g *grain) sessionBatch(ctx actor.Context, m *clusterpb.TokenBatch, first b
 	if fresh {
 		s.sent = m.Written // nothing kept: the numbering goes on from the front's
 	}
+	s.release(m.Delivered)
 	credit := t.credit
 	if first && m.Conn != s.conn && (s.conn == "" || m.Received >= s.received) {
 		replay, from, lost := s.moveTo(m.Conn, m.ReplyTo, m.Received, m.Written)

@@ -30,12 +30,17 @@ import (
 // has not seen, whose batches say what the client had received before it
 // (TokenBatch.received and written), the grain sends there the replies
 // numbered after that, in order, ahead of anything new, and forgets the
-// others.
+// others. It also forgets those the client has acknowledged: a front
+// tells, in each batch, up to which reply the client has acknowledged
+// what was written to it (TokenBatch.delivered: the connection had
+// nothing queued or unacknowledged when the batch was made).
 //
-// Bounds: per session MaxKeptReplies replies and MaxKeptBytes (the oldest
-// go first: if the client had not received them when its front died, they
-// are lost, logged); SessionTTL forgets a session that sent nothing for
-// that long; MaxSessions bounds the records of one grain (the least
+// Bounds: per session, the replies the client has not acknowledged as far
+// as the grain knows, and at most MaxKeptReplies replies and MaxKeptBytes
+// (the oldest go first: if the client had not received them when its
+// front died, they are lost, logged, and the rest are numbered on from
+// what it had received); SessionTTL forgets a session that sent nothing
+// for that long; MaxSessions bounds the records of one grain (the least
 // recently used goes first). A grain keeps at most about MaxSessions times
 // (MaxKeptBytes + 300 bytes: the record, its key, its connection's name).
 
@@ -79,10 +84,11 @@ type GrainOptions struct {
 	// session (defaults DefaultMaxKeptReplies, DefaultMaxKeptBytes; each
 	// reply counts its length and 32 bytes): past either, the oldest
 	// are forgotten, and if the client had not received them when its front
-	// died, they are lost (logged). The client receives replies soon after
-	// they are made, so these need only cover what a front holds unwritten
-	// or unacknowledged. A grain keeps at most about MaxSessions times
-	// MaxKeptBytes.
+	// died, they are lost (logged). The grain lets go of a reply as soon as
+	// a batch of the session says that the client acknowledged it, so these
+	// need only cover what a front holds unwritten or unacknowledged, and
+	// what a client that sends no more tokens has not acknowledged yet. A
+	// grain keeps at most about MaxSessions times MaxKeptBytes.
 	MaxKeptReplies int
 	MaxKeptBytes   int
 }
@@ -174,6 +180,15 @@ func (s *gsession) moveTo(conn string, to *actor.PID, received, written uint64) 
 		s.sent = written + uint64(len(s.kept))
 	}
 	return append([][]byte(nil), s.kept...), written + 1, lost
+}
+
+// release forgets the kept replies numbered up to delivered: the client
+// has acknowledged them.
+func (s *gsession) release(delivered uint64) {
+	oldest := s.sent - uint64(len(s.kept)) + 1 // the number of kept[0]
+	if len(s.kept) > 0 && delivered >= oldest {
+		s.drop(int(min(delivered-oldest+1, uint64(len(s.kept)))))
+	}
 }
 
 // drop forgets the n oldest kept replies.

@@ -206,8 +206,8 @@ func newSessionGrain(t *testing.T, o GrainOptions) *sessionGrain {
 
 // conn is a token/2 connection of a session as its front tells the grain.
 type conn struct {
-	name, session     string
-	received, written uint64
+	name, session                string
+	received, written, delivered uint64
 }
 
 // open sends c's first batch, without tokens, and returns what the grain
@@ -241,7 +241,8 @@ func (g *sessionGrain) send(c conn, first uint64, redelivered bool, tokens ...st
 	g.seqs[c.name]++
 	seq := g.seqs[c.name]
 	b := &clusterpb.TokenBatch{Conn: c.name, Seq: seq, Acked: seq - 1, ReplyTo: g.replyTo, Identity: "id",
-		Session: []byte(c.session), First: first, Redelivered: redelivered, Received: c.received, Written: c.written}
+		Session: []byte(c.session), First: first, Redelivered: redelivered, Received: c.received, Written: c.written,
+		Delivered: c.delivered}
 	for _, s := range tokens {
 		b.Tokens = append(b.Tokens, []byte(s))
 	}
@@ -481,6 +482,41 @@ func TestGrainSessionKeptBounds(t *testing.T) {
 	b.open(f1)
 	b.tokens(f1, 1, false, "1", "2", "3", "4")
 	require.Equal(t, []string{"credit f2/1#1 1:re:2,re:3,re:4"}, b.open(conn{name: "f2/1", session: s}))
+}
+
+// A grain lets go of the replies that the client has acknowledged
+// (TokenBatch.delivered, from any connection of the session): what it keeps
+// is what the client may not have, within the bounds of
+// TestGrainSessionKeptBounds.
+func TestGrainSessionRelease(t *testing.T) {
+	o := GrainOptions{}.withDefaults()
+	s := &gsession{}
+	require.Equal(t, uint64(1), s.number([][]byte{[]byte("a"), []byte("b"), []byte("c")}, &o))
+	s.release(0)
+	require.Len(t, s.kept, 3)
+	s.release(2)
+	require.Equal(t, [][]byte{[]byte("c")}, s.kept)
+	require.Equal(t, len("c")+keptOverhead, s.keptBytes)
+	s.release(1) // older than what is kept
+	require.Len(t, s.kept, 1)
+	require.Equal(t, uint64(4), s.number([][]byte{[]byte("d")}, &o), "the numbering goes on")
+	s.release(4)
+	require.Empty(t, s.kept)
+	require.Zero(t, s.keptBytes)
+
+	// Through a grain: the next connection gets only what the client had
+	// not acknowledged.
+	g := newSessionGrain(t, GrainOptions{})
+	const key = "session-one-1234"
+	f1 := conn{name: "f1/1", session: key}
+	g.open(f1)
+	g.tokens(f1, 1, false, "a", "b")
+	f1.written, f1.delivered = 2, 2
+	sent, _ := g.tokens(f1, 3, false, "c")
+	require.Equal(t, []string{"credit f1/1#3 3:re:c"}, sent)
+	// A client that said (wrongly) that it had received only 1 would get
+	// re:b again if the grain still kept it: it does not.
+	require.Equal(t, []string{"credit f2/1#1 2:re:c"}, g.open(conn{name: "f2/1", session: key, received: 1, written: 1}))
 }
 
 // Sessions that sent nothing for SessionTTL are forgotten, and so are the

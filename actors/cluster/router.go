@@ -90,6 +90,9 @@ type fconn struct {
 	sessionKey        []byte
 	received, written uint64
 	announce          bool
+	// delivered is the last written that the client is known to have
+	// acknowledged (see message).
+	delivered uint64
 }
 
 // run is a stretch of a connection's pending tokens that can travel in one
@@ -381,8 +384,16 @@ func (r *router) message(fc *fconn, b *batch) *clusterpb.TokenBatch {
 		Tokens: b.tokens, Identity: fc.g.identity,
 	}
 	if fc.sessionKey != nil {
+		// Nothing queued or unacknowledged on a live connection: the
+		// client has acknowledged every reply written to it (token/2
+		// counts a data frame in Queued until its ACK; Queued first, since
+		// the count is let go when the connection ends, after its gate
+		// closed).
+		if fc.c.Queued() == 0 && !fc.c.IsDead() {
+			fc.delivered = fc.written
+		}
 		m.Session, m.First, m.Redelivered = fc.sessionKey, b.first, b.redelivered
-		m.Received, m.Written = fc.received, fc.written
+		m.Received, m.Written, m.Delivered = fc.received, fc.written, fc.delivered
 	}
 	return m
 }
