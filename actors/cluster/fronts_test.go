@@ -189,6 +189,59 @@ func startTestFront(t *testing.T, system *actor.ActorSystem, grain *actor.PID, c
 	return &testFront{front: front, srv: srv}
 }
 
+// startFailoverClient starts a token/2 client of the fronts behind
+// proxies, which reconnects within 50 ms and hands each reply to onToken;
+// connects gets one value per connect event. The test's cleanup shuts it
+// down.
+func startFailoverClient(t *testing.T, certs *tlsio.DevCerts, proxies []*freezer, onToken func([]byte)) (cl *actors.Client, connects chan struct{}) {
+	t.Helper()
+	connects = make(chan struct{}, 4)
+	pol := supervisor.DefaultPolicy()
+	pol.Initial, pol.Max = 10*time.Millisecond, 50*time.Millisecond
+	var servers []string
+	for _, p := range proxies {
+		servers = append(servers, p.addr())
+	}
+	cl, err := actors.NewClient(actors.ClientOptions{
+		Servers: servers, TLS: certs.ClientOptions(),
+		Runtime:   actors.Runtime{System: actors.NewQuietSystem()},
+		Reconnect: &actors.ReconnectOptions{Policy: pol, BufferSize: actors.DefaultReconnectBuffer},
+		OnConnect: func() { connects <- struct{}{} },
+		OnToken:   func(tok []byte, _ *actors.Connection) { onToken(tok) },
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), deadline)
+		defer cancel()
+		require.NoError(t, cl.Shutdown(ctx))
+	})
+	return cl, connects
+}
+
+// proxyOf is the index of the proxy cl is connected through.
+func proxyOf(t *testing.T, cl *actors.Client, proxies []*freezer) int {
+	t.Helper()
+	c := cl.Connection()
+	require.NotNil(t, c, "no connection")
+	for i, p := range proxies {
+		if c.RemoteAddr().String() == p.addr() {
+			return i
+		}
+	}
+	t.Fatalf("connected to %s, through no proxy", c.RemoteAddr())
+	return -1
+}
+
+// waitFor waits for ch, or fails with what.
+func waitFor(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(deadline):
+		t.Fatal(what)
+	}
+}
+
 // A token/2 client whose network to its front fails without the front
 // seeing it goes to another front: its session is alive on both. The grain
 // is held on the first token meanwhile, so that the old front still sends
@@ -223,47 +276,21 @@ func TestSessionOnTwoFronts(t *testing.T) {
 
 	const tokens = 200
 	replies := map[string]int{}
-	connects := make(chan struct{}, 4)
 	all := make(chan struct{})
-	pol := supervisor.DefaultPolicy()
-	pol.Initial, pol.Max = 10*time.Millisecond, 50*time.Millisecond
-	cl, err := actors.NewClient(actors.ClientOptions{
-		Servers: []string{proxies[0].addr(), proxies[1].addr()}, TLS: certs.ClientOptions(),
-		Runtime:   actors.Runtime{System: actors.NewQuietSystem()},
-		Reconnect: &actors.ReconnectOptions{Policy: pol, BufferSize: actors.DefaultReconnectBuffer},
-		OnConnect: func() { connects <- struct{}{} },
-		OnToken: func(tok []byte, _ *actors.Connection) {
-			mu.Lock()
-			defer mu.Unlock()
-			replies[string(tok)]++
-			if len(replies) == tokens {
-				close(all)
-			}
-		},
-	})
-	require.NoError(t, err)
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), deadline)
-		defer cancel()
-		require.NoError(t, cl.Shutdown(ctx))
-	}()
-	wait := func(ch <-chan struct{}, what string) {
-		t.Helper()
-		select {
-		case <-ch:
-		case <-time.After(deadline):
-			t.Fatal(what)
+	cl, connects := startFailoverClient(t, certs, proxies, func(tok []byte) {
+		mu.Lock()
+		defer mu.Unlock()
+		replies[string(tok)]++
+		if len(replies) == tokens {
+			close(all)
 		}
-	}
-	wait(connects, "no connection")
-	old := 0
-	if c := cl.Connection(); c != nil && c.RemoteAddr().String() == proxies[1].addr() {
-		old = 1
-	}
+	})
+	waitFor(t, connects, "no connection")
+	old := proxyOf(t, cl, proxies)
 	for i := 1; i <= tokens; i++ {
 		require.True(t, cl.Send([]byte(fmt.Sprintf("t%d", i))))
 	}
-	wait(entered, "the grain never got the first token")
+	waitFor(t, entered, "the grain never got the first token")
 	// The old front holds more tokens than it could forward while the
 	// grain is held (GrainWindow messages): it forwards them after the
 	// switch.
@@ -272,7 +299,7 @@ func TestSessionOnTwoFronts(t *testing.T) {
 	}, deadline, time.Millisecond, "the old front holds no token it has not forwarded")
 
 	proxies[old].freeze()
-	wait(connects, "the client did not connect again")
+	waitFor(t, connects, "the client did not connect again")
 	require.Equal(t, proxies[1-old].addr(), cl.Connection().RemoteAddr().String())
 	newFront, oldFront := fronts[1-old].front, fronts[old].front
 	require.Eventually(t, func() bool { return newFront.Stats().Messages > 0 }, deadline, time.Millisecond,
@@ -280,7 +307,7 @@ func TestSessionOnTwoFronts(t *testing.T) {
 	atSwitch := oldFront.Stats().Forwarded
 	released.Do(func() { close(release) })
 
-	wait(all, "not every token answered")
+	waitFor(t, all, "not every token answered")
 	// The last replies may still come: wait until both fronts have handed
 	// over every reply the grain made, then check.
 	require.Eventually(t, func() bool {
@@ -355,36 +382,13 @@ func replyBeforeAck(t *testing.T, system *actor.ActorSystem, certs *tlsio.DevCer
 	fronts := []*testFront{startTestFront(t, system, grain, certs), startTestFront(t, system, grain, certs)}
 	proxies := []*freezer{startFreezer(t, fronts[0].srv.Addr().String()), startFreezer(t, fronts[1].srv.Addr().String())}
 
-	connects := make(chan struct{}, 4)
 	got := make(chan string, 16)
-	pol := supervisor.DefaultPolicy()
-	pol.Initial, pol.Max = 10*time.Millisecond, 50*time.Millisecond
-	cl, err := actors.NewClient(actors.ClientOptions{
-		Servers: []string{proxies[0].addr(), proxies[1].addr()}, TLS: certs.ClientOptions(),
-		Runtime:   actors.Runtime{System: actors.NewQuietSystem()},
-		Reconnect: &actors.ReconnectOptions{Policy: pol, BufferSize: actors.DefaultReconnectBuffer},
-		OnConnect: func() { connects <- struct{}{} },
-		OnToken: func(tok []byte, _ *actors.Connection) {
-			mu.Lock()
-			r.replies[string(tok)]++
-			mu.Unlock()
-			got <- string(tok)
-		},
+	cl, connects := startFailoverClient(t, certs, proxies, func(tok []byte) {
+		mu.Lock()
+		r.replies[string(tok)]++
+		mu.Unlock()
+		got <- string(tok)
 	})
-	require.NoError(t, err)
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), deadline)
-		defer cancel()
-		require.NoError(t, cl.Shutdown(ctx))
-	}()
-	wait := func(ch <-chan struct{}, what string) {
-		t.Helper()
-		select {
-		case <-ch:
-		case <-time.After(deadline):
-			t.Fatal(what)
-		}
-	}
 	reply := func(want string, within time.Duration) bool {
 		t.Helper()
 		timeout := time.After(within)
@@ -399,11 +403,8 @@ func replyBeforeAck(t *testing.T, system *actor.ActorSystem, certs *tlsio.DevCer
 			}
 		}
 	}
-	wait(connects, "no connection")
-	old := 0
-	if c := cl.Connection(); c != nil && c.RemoteAddr().String() == proxies[1].addr() {
-		old = 1
-	}
+	waitFor(t, connects, "no connection")
+	old := proxyOf(t, cl, proxies)
 	require.True(t, cl.Send([]byte("a")))
 	require.True(t, reply("re:a", deadline), "no reply to a")
 
@@ -419,7 +420,7 @@ func replyBeforeAck(t *testing.T, system *actor.ActorSystem, certs *tlsio.DevCer
 		}
 	}
 	proxies[old].freeze()
-	wait(connects, "the client did not connect again")
+	waitFor(t, connects, "the client did not connect again")
 	require.Equal(t, proxies[1-old].addr(), cl.Connection().RemoteAddr().String())
 
 	// The replies stay in order: once the reply to c came, any copy of the
@@ -501,11 +502,7 @@ func TestFrontReportsDelivered(t *testing.T) {
 			return nil
 		}
 	}
-	select {
-	case <-up:
-	case <-time.After(deadline):
-		t.Fatal("no connection")
-	}
+	waitFor(t, up, "no connection")
 	announce := next()
 	require.Empty(t, announce.Tokens, "a token/2 connection's first batch")
 	require.Zero(t, announce.Delivered)
