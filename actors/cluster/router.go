@@ -91,7 +91,7 @@ type fconn struct {
 	received, written uint64
 	announce          bool
 	// delivered is the last written that the client is known to have
-	// acknowledged (see message).
+	// acknowledged (see checkDelivered).
 	delivered uint64
 }
 
@@ -293,6 +293,7 @@ func (r *router) flush(ctx actor.Context) {
 		}
 		var out []*clusterpb.TokenBatch
 		for fc := range g.conns {
+			fc.checkDelivered()
 			if g.resend {
 				for _, b := range fc.inflight { // sent to a lost activation
 					b.sent = time.Now()
@@ -371,6 +372,17 @@ func (r *router) cut(fc *fconn) *batch {
 	return fc.sent(b)
 }
 
+// checkDelivered notes, on token/2, that the client has acknowledged every
+// reply written to it when its live connection has nothing queued or
+// unacknowledged (token/2 counts a data frame in Queued until its ACK;
+// Queued first, since the count is let go when the connection ends, after
+// its gate closed).
+func (fc *fconn) checkDelivered() {
+	if fc.sessionKey != nil && fc.c.Queued() == 0 && !fc.c.IsDead() {
+		fc.delivered = fc.written
+	}
+}
+
 // sent records b as fc's latest batch, awaiting its Credit.
 func (fc *fconn) sent(b *batch) *batch {
 	fc.seq = b.seq
@@ -384,14 +396,6 @@ func (r *router) message(fc *fconn, b *batch) *clusterpb.TokenBatch {
 		Tokens: b.tokens, Identity: fc.g.identity,
 	}
 	if fc.sessionKey != nil {
-		// Nothing queued or unacknowledged on a live connection: the
-		// client has acknowledged every reply written to it (token/2
-		// counts a data frame in Queued until its ACK; Queued first, since
-		// the count is let go when the connection ends, after its gate
-		// closed).
-		if fc.c.Queued() == 0 && !fc.c.IsDead() {
-			fc.delivered = fc.written
-		}
 		m.Session, m.First, m.Redelivered = fc.sessionKey, b.first, b.redelivered
 		m.Received, m.Written, m.Delivered = fc.received, fc.written, fc.delivered
 	}
