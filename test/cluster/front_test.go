@@ -190,12 +190,19 @@ func frontNodeFailover(t *testing.T, e *env, protocols []string) {
 	token2 := len(protocols) == 0
 	ports := freePorts(t, 2)
 	addrs := []string{"127.0.0.1:" + strconv.Itoa(ports[0]), "127.0.0.1:" + strconv.Itoa(ports[1])}
-	e.start("handler", "h1", "--count")
-	e.start("handler", "h2", "--count")
+	h1 := e.start("handler", "h1", "--count")
+	h2 := e.start("handler", "h2", "--count")
 	f1 := e.start("front", "f1", "--listen", addrs[0])
 	f2 := e.start("front", "f2", "--listen", addrs[1])
 	f1.waitLine(t, "listening on", 30*time.Second)
 	f2.waitLine(t, "listening on", 30*time.Second)
+	// Both fronts see both handler nodes before a client sends: a front
+	// that saw one only would activate the grain there, and the other
+	// front on the other node (two activations, each its own record of
+	// the sessions).
+	handlers := []string{"member " + h1.remoteAddr(t) + " (handler) joined", "member " + h2.remoteAddr(t) + " (handler) joined"}
+	f1.waitLines(t, 30*time.Second, handlers...)
+	f2.waitLines(t, 30*time.Second, handlers...)
 
 	const clients, perClient = 6, 1500
 	var ps []*paced
