@@ -508,7 +508,7 @@ func TestFrontReportsDelivered(t *testing.T) {
 	require.Zero(t, announce.Delivered)
 	// Each round the client has the replies of the rounds before; the
 	// front sees it once the client's acknowledgement came before the
-	// next token (it rides with it, or comes within 2 ms).
+	// next token (it rides with it, or comes after the ACK delay).
 	for round := 1; ; round++ {
 		require.LessOrEqual(t, round, 50, "no batch ever said that the client had acknowledged its replies")
 		tok := strconv.Itoa(round)
