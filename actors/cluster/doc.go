@@ -80,12 +80,20 @@
 // a token once the grain's Credit for it came and its replies were written),
 // flagged redelivered. The front forwards each token's session (bound to the
 // client certificate's key) and number; the grain keeps, per session, the
-// highest number it handled and the replies of the last tokens, drops a
-// repeat and answers it with the replies it made the first time
-// (GrainOptions bounds what it keeps). Each token is handled once; a reply
-// arrives twice when the client had read it from the dead front before that
-// front's acknowledgement of its token. A token/1 client has no session:
-// what the dead front held is lost.
+// numbers it handled and drops a repeat. Replies: a front writes nothing on
+// a token/2 connection but the grain's replies, and a front new to a session
+// numbers its data frames on from what the client had received
+// (Connected.PeerReceived), so the grain numbers a session's replies as the
+// client receives them. It sends them through the session's newest
+// connection only (those of tokens that still come through an older one
+// included), keeps those the client has not acknowledged, and, when the
+// session comes to a connection it has not seen (whose first batch, without
+// tokens, says what the client had received), sends there the ones after
+// that, in order, ahead of anything new. The front writes each number once.
+// Each token is handled once and each reply arrives once (GrainOptions bounds
+// what is kept). A handler that answers later sends its ReplyBatch to the
+// grain (Token.Grain), which numbers it with the others. A token/1 client
+// has no session: what the dead front held is lost.
 //
 // # Flow control
 //

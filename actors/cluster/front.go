@@ -98,7 +98,7 @@ type FrontOptions struct {
 type FrontStats struct {
 	Connections int64 // connections routed
 	Forwarded   int64 // tokens sent to grains (resends not counted)
-	Batches     int64 // batches sent (resends not counted)
+	Batches     int64 // batches sent (resends not counted; a token/2 connection's first has no tokens)
 	Messages    int64 // messages sent to grains (a TokenBatches holds several batches)
 	Resent      int64 // batches sent again after a loss
 	Replies     int64 // reply tokens handed to connections
@@ -190,9 +190,10 @@ func (f *Front) ServerOptions(opts actors.ServerOptions) (actors.ServerOptions, 
 	user := opts.OnConnection
 	root, pid, identity := f.system.Root, f.pid, f.opts.Identity
 	opts.OnConnection = func(c *actors.Connection) {
-		open := connOpened{c: c}
+		open := connOpened{c: c, received: c.PeerReceived()}
 		if st, ok := c.TLSState(); ok {
 			open.identity, open.err = identity(st)
+			open.sessionKey = sessionKey(st, c.Session())
 		} else {
 			open.err = ErrNoIdentity
 		}

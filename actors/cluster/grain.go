@@ -41,9 +41,12 @@ type Token struct {
 	Identity string
 	// Conn identifies the connection in the cluster.
 	Conn string
-	// ReplyTo is the front's router: send it a clusterpb.ReplyBatch or a
+	// Grain is the grain: send it a clusterpb.ReplyBatch or a
 	// clusterpb.CloseRequest with Conn to answer later, outside this call.
-	ReplyTo *actor.PID
+	// It sends them on to the connection's front, after the replies made
+	// before (on token/2, numbered and kept with the session's other
+	// replies, and to the session's newest connection).
+	Grain *actor.PID
 	// Data is the token; it belongs to the handler.
 	Data []byte
 	// Redelivered: the client sent this token again (token/2: through
@@ -72,8 +75,9 @@ func (t *Token) Close() { t.credit.Close = true }
 // already (by connection and sequence number), answering them with the
 // Credit it gave. On token/2 it also drops the tokens it has handled already
 // (by session and number: its client sent them again through another front)
-// and answers them with the replies it made then. It keeps what GrainOptions'
-// defaults allow; NewKindWithOptions sets other bounds.
+// and delivers each reply of a session once across the fronts (see the
+// package doc, Delivery). It keeps what GrainOptions' defaults allow;
+// NewKindWithOptions sets other bounds.
 func NewKind(name string, newHandler func(identity string) Handler, opts ...actor.PropsOption) *pcluster.Kind {
 	return NewKindWithOptions(name, newHandler, GrainOptions{}, opts...)
 }
@@ -101,6 +105,7 @@ type grain struct {
 	conns      map[string]*gconn
 	sessions   map[string]*gsession // token/2 sessions, by TokenBatch.session
 	swept      time.Time            // the last sweep of sessions and conns
+	out        outbox               // what the message being processed sends
 }
 
 // gconn is the grain's state of one connection.
@@ -108,6 +113,8 @@ type gconn struct {
 	done    uint64                       // highest seq processed
 	credits map[uint64]*clusterpb.Credit // sent, not yet known to the front
 	seen    time.Time                    // the last batch
+	to      *actor.PID                   // its front's router
+	session string                       // its token/2 session's key ("" on token/1)
 }
 
 // Receive handles one message.
@@ -117,16 +124,24 @@ func (g *grain) Receive(ctx actor.Context) {
 		g.init(m.Identity.GetIdentity())
 	case *clusterpb.TokenBatch:
 		now := time.Now()
-		if c := g.onBatch(ctx, m, now); c != nil {
-			ctx.Send(m.ReplyTo, c)
-		}
+		g.onBatch(ctx, m, now)
+		g.out.flush(ctx, g.identity)
 		g.sweep(now)
 	case *clusterpb.TokenBatches:
 		now := time.Now()
-		g.onBatches(ctx, m, now)
+		for _, b := range m.Batches {
+			g.onBatch(ctx, b, now)
+		}
+		g.out.flush(ctx, g.identity)
 		g.sweep(now)
+	case *clusterpb.ReplyBatch:
+		g.later(ctx, m.Conn, m.Tokens, false)
+		g.out.flush(ctx, g.identity)
+	case *clusterpb.CloseRequest:
+		g.later(ctx, m.Conn, nil, true)
+		g.out.flush(ctx, g.identity)
 	case *clusterpb.ConnClosed:
-		delete(g.conns, m.Conn)
+		g.closed(m.Conn)
 		if cc, ok := g.h.(ConnCloser); ok {
 			cc.ConnClosed(m.Conn)
 		}
@@ -140,39 +155,16 @@ func (g *grain) init(identity string) {
 	}
 }
 
-// onBatches answers the batches with one Credits per reply_to (one, from
-// one front).
-func (g *grain) onBatches(ctx actor.Context, m *clusterpb.TokenBatches, now time.Time) {
-	var to *actor.PID
-	var out *clusterpb.Credits
-	for _, b := range m.Batches {
-		c := g.onBatch(ctx, b, now)
-		if c == nil {
-			continue
-		}
-		if out != nil && !b.ReplyTo.Equal(to) {
-			ctx.Send(to, out)
-			out = nil
-		}
-		if out == nil {
-			to, out = b.ReplyTo, &clusterpb.Credits{Identity: g.identity}
-		}
-		out.Credits = append(out.Credits, c)
-	}
-	if out != nil {
-		ctx.Send(to, out)
-	}
-}
-
-// onBatch processes one batch and returns its Credit, or nil when the batch
-// is dropped.
-func (g *grain) onBatch(ctx actor.Context, m *clusterpb.TokenBatch, now time.Time) *clusterpb.Credit {
+// onBatch processes one batch and queues its Credit, unless the batch is
+// dropped.
+func (g *grain) onBatch(ctx actor.Context, m *clusterpb.TokenBatch, now time.Time) {
 	if g.h == nil { // no ClusterInit (not started as a cluster grain)
 		g.init(m.Identity)
 	}
 	gc := g.conns[m.Conn]
-	if gc == nil { // first batch here: a new connection, or a failover
-		gc = &gconn{done: m.Acked, credits: map[uint64]*clusterpb.Credit{}}
+	first := gc == nil
+	if first { // first batch here: a new connection, or a failover
+		gc = &gconn{done: m.Acked, credits: map[uint64]*clusterpb.Credit{}, to: m.ReplyTo, session: string(m.Session)}
 		g.conns[m.Conn] = gc
 	}
 	gc.seen = now
@@ -183,19 +175,21 @@ func (g *grain) onBatch(ctx actor.Context, m *clusterpb.TokenBatch, now time.Tim
 	}
 	switch {
 	case m.Seq <= gc.done: // a repeat: answer as the first time
-		if c := gc.credits[m.Seq]; c != nil {
-			return c
+		c := gc.credits[m.Seq]
+		if c == nil {
+			c = &clusterpb.Credit{Conn: m.Conn, Seq: m.Seq, Identity: g.identity}
 		}
-		return &clusterpb.Credit{Conn: m.Conn, Seq: m.Seq, Identity: g.identity}
+		g.out.credit(m.ReplyTo, c)
+		return
 	case m.Seq > gc.done+1: // one before it is missing: the front sends it again
 		ctx.Logger().Warn("token batch out of order: dropped", slog.String("conn", m.Conn),
 			slog.Uint64("seq", m.Seq), slog.Uint64("expected", gc.done+1))
-		return nil
+		return
 	}
 	credit := &clusterpb.Credit{Conn: m.Conn, Seq: m.Seq, Identity: g.identity}
-	t := &Token{Context: ctx, Identity: g.identity, Conn: m.Conn, ReplyTo: m.ReplyTo, credit: credit}
-	if len(m.Session) > 0 && m.First > 0 {
-		g.sessionBatch(ctx, m, t, now)
+	t := &Token{Context: ctx, Identity: g.identity, Conn: m.Conn, Grain: ctx.Self(), credit: credit}
+	if len(m.Session) > 0 {
+		g.sessionBatch(ctx, m, first, t, now)
 	} else {
 		for _, data := range m.Tokens {
 			t.Data = data
@@ -204,45 +198,110 @@ func (g *grain) onBatch(ctx actor.Context, m *clusterpb.TokenBatch, now time.Tim
 	}
 	gc.done = m.Seq
 	gc.credits[m.Seq] = credit
-	return credit
+	g.out.credit(m.ReplyTo, credit)
 }
 
-// sessionBatch processes the tokens of a token/2 batch: each number of the
-// session is handled once; a repeat is answered with the replies it had.
-func (g *grain) sessionBatch(ctx actor.Context, m *clusterpb.TokenBatch, t *Token, now time.Time) {
+// sessionBatch processes a token/2 batch: each number of the session is
+// handled once, and the session's replies are numbered, kept, and sent
+// through its newest connection; a connection the grain has not seen that
+// is newer than the session's gets first the replies its client lacks.
+func (g *grain) sessionBatch(ctx actor.Context, m *clusterpb.TokenBatch, first bool, t *Token, now time.Time) {
 	s, fresh := g.session(string(m.Session), now)
-	if m.Seq == 1 {
-		// A connection's first batch starts at its client's oldest token
-		// not acknowledged: the client has every reply before it.
-		s.acknowledged(m.First)
+	if fresh {
+		s.sent = m.Written // nothing kept: the numbering goes on from the front's
 	}
+	s.release(m.Delivered)
 	credit := t.credit
-	repeats, unkept := 0, 0
+	if first && m.Conn != s.conn && (s.conn == "" || m.Received >= s.received) {
+		replay, from, lost := s.moveTo(m.Conn, m.ReplyTo, m.Received, m.Written)
+		if lost > 0 {
+			ctx.Logger().Warn("token/2 replies the client had not received are no longer kept: lost",
+				slog.String("identity", g.identity), slog.String("conn", m.Conn), slog.Uint64("replies", lost))
+		}
+		credit.Replies, credit.ReplyFrom, credit.Close = replay, from, s.closing
+	}
+	replayed, closed := len(credit.Replies), credit.Close
+	repeats := 0
 	for i, data := range m.Tokens {
 		seq := m.First + uint64(i)
-		if s.repeat(seq) {
+		if m.First != 0 && s.repeat(seq) {
 			repeats++
-			if !s.replay(seq, credit) {
-				unkept++
-			}
 			continue
 		}
 		// Flagged by the client, and not known here: this grain may have
 		// lost the record of having handled it.
 		t.Redelivered = m.Redelivered && (fresh || seq < s.from)
-		start, closed := len(credit.Replies), credit.Close
 		t.Data = data
 		g.handle(ctx, t)
-		s.took(seq, credit.Replies[start:len(credit.Replies):len(credit.Replies)], credit.Close && !closed, &g.o)
+		if m.First != 0 {
+			s.took(seq)
+		}
 	}
 	if repeats > 0 {
 		ctx.Logger().Debug("token/2 repeats dropped", slog.String("conn", m.Conn),
 			slog.Int("repeats", repeats), slog.Uint64("first", m.First))
 	}
-	if unkept > 0 {
-		ctx.Logger().Warn("token/2 repeats whose replies are no longer kept: dropped without them",
-			slog.String("identity", g.identity), slog.String("conn", m.Conn), slog.Int("tokens", unkept))
+	made := credit.Replies[replayed:]
+	closing := credit.Close && !closed
+	if s.conn == m.Conn {
+		if from := s.number(made, &g.o); replayed == 0 && from != 0 {
+			credit.ReplyFrom = from
+		}
+		s.closing = s.closing || closing
+		return
 	}
+	// An older connection of the session: its replies go to the newest.
+	credit.Replies, credit.Close = nil, false
+	g.reply(s, made, closing)
+}
+
+// later takes what a handler answers outside its call (Token.Grain) for
+// conn, and sends it on.
+func (g *grain) later(ctx actor.Context, conn string, replies [][]byte, closing bool) {
+	gc := g.conns[conn]
+	if gc == nil {
+		ctx.Logger().Debug("a reply for a connection the grain does not know (closed): dropped",
+			slog.String("conn", conn), slog.Int("tokens", len(replies)))
+		return
+	}
+	if s := g.sessions[gc.session]; s != nil {
+		g.reply(s, replies, closing)
+		return
+	}
+	// token/1, or a session the grain no longer keeps a record of.
+	if len(replies) > 0 {
+		g.out.send(gc.to, &clusterpb.ReplyBatch{Conn: conn, Tokens: replies})
+	}
+	if closing {
+		g.out.send(gc.to, &clusterpb.CloseRequest{Conn: conn})
+	}
+}
+
+// reply numbers and keeps replies of session s, and sends them to its
+// newest connection, then the close if closing.
+func (g *grain) reply(s *gsession, replies [][]byte, closing bool) {
+	from := s.number(replies, &g.o)
+	s.closing = s.closing || closing
+	if s.conn == "" {
+		return // kept for the session's next connection
+	}
+	if from != 0 {
+		g.out.send(s.to, &clusterpb.ReplyBatch{Conn: s.conn, Tokens: replies, ReplyFrom: from})
+	}
+	if closing {
+		g.out.send(s.to, &clusterpb.CloseRequest{Conn: s.conn})
+	}
+}
+
+// closed forgets connection conn; a session whose newest connection it was
+// has none until the next.
+func (g *grain) closed(conn string) {
+	if gc := g.conns[conn]; gc != nil {
+		if s := g.sessions[gc.session]; s != nil && s.conn == conn {
+			s.conn, s.to = "", nil
+		}
+	}
+	delete(g.conns, conn)
 }
 
 // handle runs the handler on one token; a panic is logged and the token

@@ -3,25 +3,46 @@ package cluster
 import (
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/tokenserver/tokenserver/actors"
-	"github.com/tokenserver/tokenserver/actors/cluster/clusterpb"
 )
 
 // A grain's record of the token/2 sessions of its identity: what it needs to
-// handle each token of a session once, and to answer a repeat with the
-// replies it made the first time, when a session's client sends again,
-// through another front, what a front that died had not acknowledged.
+// handle each token of a session once, and to deliver each of its replies
+// once, when the session's client moves from a front to another (the one
+// it was on died) and sends again what that front had not acknowledged.
 //
-// Per session it keeps the highest number it handled (a repeat is a number
-// at or under it) and the replies of the last tokens it handled, until the
-// client is known to have them: the first batch of a connection starts at
-// the client's oldest unacknowledged token, and a front writes a token's
-// replies before its acknowledgement, so every reply of a token before it
-// has reached the client. On a connection that lives on, no such news
-// comes: GrainOptions.MaxKeptTokens and MaxKeptBytes bound what is kept (the
-// oldest goes first), SessionTTL forgets a session that sent nothing for
-// that long, and MaxSessions bounds the records of one grain (the least
-// recently used goes first).
+// Tokens: per session, the numbers it handled (from the first to the
+// highest); a token sent again with one of them is dropped.
+//
+// Replies: the grain numbers a session's replies in the order its client
+// receives them. A front writes nothing on a token/2 connection but the
+// grain's replies, in the order the grain sends them, and a front that
+// does not know the session numbers its data frames on from what the
+// client had received (TOKEN2.md, section 5): the n-th reply the grain
+// makes for the session is the client's data frame n, whichever front
+// writes it. The grain sends a session's replies through its newest
+// connection only (a client may come to another front before the old one
+// has seen its socket die: the old one's batches are still handled, and
+// their replies go to the new one), and keeps the last ones, which the
+// client may not have (a front that dies loses what it had not written, and
+// what the client had not read). When the session comes to a connection it
+// has not seen, whose batches say what the client had received before it
+// (TokenBatch.received and written), the grain sends there the replies
+// numbered after that, in order, ahead of anything new, and forgets the
+// others. It also forgets those the client has acknowledged: a front
+// tells, in each batch, up to which reply the client has acknowledged
+// what was written to it (TokenBatch.delivered: the connection had
+// nothing queued or unacknowledged when the batch was made).
+//
+// Bounds: per session, the replies the client has not acknowledged as far
+// as the grain knows, and at most MaxKeptReplies replies and MaxKeptBytes
+// (the oldest go first: if the client had not received them when its
+// front died, they are lost, logged, and the rest are numbered on from
+// what it had received); SessionTTL forgets a session that sent nothing
+// for that long; MaxSessions bounds the records of one grain (the least
+// recently used goes first). A grain keeps at most about MaxSessions times
+// (MaxKeptBytes + 300 bytes: the record, its key, its connection's name).
 
 // Defaults of GrainOptions.
 const (
@@ -32,17 +53,17 @@ const (
 	DefaultSessionTTL = actors.DefaultSessionTimeout
 	// DefaultMaxSessions is the most session records one grain keeps.
 	DefaultMaxSessions = 1024
-	// DefaultMaxKeptTokens is the most tokens of one session whose replies
-	// a grain keeps.
-	DefaultMaxKeptTokens = 4096
+	// DefaultMaxKeptReplies is the most replies of one session a grain
+	// keeps.
+	DefaultMaxKeptReplies = 4096
 	// DefaultMaxKeptBytes bounds the bytes of the replies a grain keeps for
-	// one session (each reply counts its length and keptOverhead).
+	// one session (each reply counts its length and 32 bytes).
 	DefaultMaxKeptBytes = 1 << 20
 )
 
 // keptOverhead is what one kept reply costs beyond its bytes, about: its
-// slice header and its share of the entry.
-const keptOverhead = 48
+// slice header and the allocation's rounding.
+const keptOverhead = 32
 
 // GrainOptions bound what a grain keeps to handle each token of a token/2
 // session once across the front nodes (see NewKindWithOptions). A zero
@@ -59,19 +80,23 @@ type GrainOptions struct {
 	// (default DefaultMaxSessions); past it, the least recently used is
 	// forgotten.
 	MaxSessions int
-	// MaxKeptTokens and MaxKeptBytes bound the replies kept for one
-	// session (defaults DefaultMaxKeptTokens, DefaultMaxKeptBytes): past
-	// either, the oldest are forgotten, and a repeat of their token is
-	// dropped without its replies (logged). A grain keeps at most about
-	// MaxSessions times MaxKeptBytes.
-	MaxKeptTokens int
-	MaxKeptBytes  int
+	// MaxKeptReplies and MaxKeptBytes bound the replies kept for one
+	// session (defaults DefaultMaxKeptReplies, DefaultMaxKeptBytes; each
+	// reply counts its length and 32 bytes): past either, the oldest
+	// are forgotten, and if the client had not received them when its front
+	// died, they are lost (logged). The grain lets go of a reply as soon as
+	// a batch of the session says that the client acknowledged it, so these
+	// need only cover what a front holds unwritten or unacknowledged, and
+	// what a client that sends no more tokens has not acknowledged yet. A
+	// grain keeps at most about MaxSessions times MaxKeptBytes.
+	MaxKeptReplies int
+	MaxKeptBytes   int
 }
 
 func (o GrainOptions) withDefaults() GrainOptions {
 	o.SessionTTL = positiveOr(o.SessionTTL, DefaultSessionTTL)
 	o.MaxSessions = positiveOr(o.MaxSessions, DefaultMaxSessions)
-	o.MaxKeptTokens = positiveOr(o.MaxKeptTokens, DefaultMaxKeptTokens)
+	o.MaxKeptReplies = positiveOr(o.MaxKeptReplies, DefaultMaxKeptReplies)
 	o.MaxKeptBytes = positiveOr(o.MaxKeptBytes, DefaultMaxKeptBytes)
 	return o
 }
@@ -81,20 +106,20 @@ type gsession struct {
 	// from and handled: the record knows every number from from to handled
 	// (the first it handled and the highest); 0, 0 before the first.
 	from, handled uint64
-	// kept are the replies of handled tokens, by number, the oldest first;
-	// every handled number from keptFrom on whose token had replies (or
-	// closed the connection) is there.
-	kept      []kept
-	keptFrom  uint64
+	// conn is the session's newest connection, to; received is its
+	// TokenBatch.received. conn is "" before the first and once it closed.
+	conn     string
+	to       *actor.PID
+	received uint64
+	// sent is the number of the last reply the grain made; kept are the
+	// last of them, numbered sent-len(kept)+1 to sent, the oldest first.
+	sent      uint64
+	kept      [][]byte
 	keptBytes int
-	seen      time.Time // the last batch
-}
-
-// kept is what handling one token answered.
-type kept struct {
-	seq     uint64
-	replies [][]byte
-	close   bool
+	// closing: the handler closed the session's connection; a newer one is
+	// closed too, after the replies it is sent.
+	closing bool
+	seen    time.Time // the last batch
 }
 
 // repeat reports whether number seq was handled already.
@@ -102,31 +127,8 @@ func (s *gsession) repeat(seq uint64) bool {
 	return s.handled != 0 && seq >= s.from && seq <= s.handled
 }
 
-// replay appends to credit what handling seq answered, and reports false
-// when that is no longer kept.
-func (s *gsession) replay(seq uint64, credit *clusterpb.Credit) bool {
-	if seq < s.keptFrom {
-		return false
-	}
-	lo, hi := 0, len(s.kept)
-	for lo < hi {
-		mid := (lo + hi) / 2
-		if s.kept[mid].seq < seq {
-			lo = mid + 1
-		} else {
-			hi = mid
-		}
-	}
-	if lo < len(s.kept) && s.kept[lo].seq == seq {
-		credit.Replies = append(credit.Replies, s.kept[lo].replies...)
-		credit.Close = credit.Close || s.kept[lo].close
-	}
-	return true // a token without an entry had no reply
-}
-
-// took records that seq was handled, answering replies (close: it closed
-// the connection), within the bounds of o.
-func (s *gsession) took(seq uint64, replies [][]byte, close bool, o *GrainOptions) {
+// took records that seq was handled.
+func (s *gsession) took(seq uint64) {
 	switch {
 	case s.handled != 0 && seq < s.from:
 		// Before what the record knows (it expired, or the grain moved,
@@ -135,47 +137,70 @@ func (s *gsession) took(seq uint64, replies [][]byte, close bool, o *GrainOption
 	case s.handled == 0 || seq > s.handled+1:
 		// The first, or after a gap: the record starts again at seq, so
 		// that a number it never saw is never taken for a repeat.
-		for len(s.kept) > 0 {
-			s.drop()
-		}
-		s.from, s.keptFrom = seq, seq
+		s.from = seq
 	}
 	s.handled = seq
-	if len(replies) == 0 && !close {
-		return
+}
+
+// number numbers replies, the session's next, keeps them within the bounds
+// of o, and returns the number of the first (0 for none).
+func (s *gsession) number(replies [][]byte, o *GrainOptions) uint64 {
+	if len(replies) == 0 {
+		return 0
 	}
-	s.kept = append(s.kept, kept{seq: seq, replies: replies, close: close})
-	s.keptBytes += keptSize(replies)
-	for len(s.kept) > o.MaxKeptTokens || s.keptBytes > o.MaxKeptBytes && len(s.kept) > 1 {
-		s.keptFrom = s.kept[0].seq + 1
-		s.drop()
+	from := s.sent + 1
+	s.sent += uint64(len(replies))
+	for _, r := range replies {
+		s.kept = append(s.kept, r)
+		s.keptBytes += len(r) + keptOverhead
+	}
+	for len(s.kept) > o.MaxKeptReplies || s.keptBytes > o.MaxKeptBytes && len(s.kept) > 1 {
+		s.drop(1)
+	}
+	return from
+}
+
+// moveTo makes conn, of front to, the session's newest connection: its
+// client had received received replies before it, and its front has been
+// handed written. It returns the kept replies numbered after written, and
+// the number of the first; lost counts those after written that are no
+// longer kept (the numbering then goes on from the client's).
+func (s *gsession) moveTo(conn string, to *actor.PID, received, written uint64) (replay [][]byte, from, lost uint64) {
+	s.conn, s.to, s.received = conn, to, received
+	oldest := s.sent - uint64(len(s.kept)) + 1 // the number of kept[0]
+	switch {
+	case written >= s.sent:
+		s.drop(len(s.kept))
+		s.sent = written
+		return nil, 0, 0
+	case written >= oldest-1:
+		s.drop(int(written + 1 - oldest))
+	default:
+		lost = oldest - written - 1
+		s.sent = written + uint64(len(s.kept))
+	}
+	return append([][]byte(nil), s.kept...), written + 1, lost
+}
+
+// release forgets the kept replies numbered up to delivered: the client
+// has acknowledged them.
+func (s *gsession) release(delivered uint64) {
+	oldest := s.sent - uint64(len(s.kept)) + 1 // the number of kept[0]
+	if len(s.kept) > 0 && delivered >= oldest {
+		s.drop(int(min(delivered-oldest+1, uint64(len(s.kept)))))
 	}
 }
 
-// acknowledged: the client has every reply of the tokens before first.
-func (s *gsession) acknowledged(first uint64) {
-	for len(s.kept) > 0 && s.kept[0].seq < first {
-		s.drop()
+// drop forgets the n oldest kept replies.
+func (s *gsession) drop(n int) {
+	for i := range n {
+		s.keptBytes -= len(s.kept[i]) + keptOverhead
+		s.kept[i] = nil
 	}
-	s.keptFrom = max(s.keptFrom, first)
-}
-
-// drop forgets the oldest kept entry.
-func (s *gsession) drop() {
-	s.keptBytes -= keptSize(s.kept[0].replies)
-	s.kept[0] = kept{}
-	s.kept = s.kept[1:]
+	s.kept = s.kept[n:]
 	if len(s.kept) == 0 {
 		s.kept = nil
 	}
-}
-
-func keptSize(replies [][]byte) int {
-	n := keptOverhead
-	for _, r := range replies {
-		n += len(r) + keptOverhead
-	}
-	return n
 }
 
 // session returns the record of the session named key, made if need be

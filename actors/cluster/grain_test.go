@@ -4,6 +4,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -157,14 +159,16 @@ func TestRemoteConfig(t *testing.T) {
 }
 
 // sessionGrain is a grain under test, its handler's record of every token
-// it handled, and where its Credits come.
+// it handled, and what it sends to the fronts: all to one recorder (the
+// fronts of the tests share it), in the order sent.
 type sessionGrain struct {
 	t       *testing.T
 	system  *actor.ActorSystem
 	pid     *actor.PID
 	replyTo *actor.PID
-	credits chan *clusterpb.Credit
+	out     chan any
 	handled chan handledToken
+	seqs    map[string]uint64 // the last batch of each connection
 }
 
 type handledToken struct {
@@ -172,10 +176,21 @@ type handledToken struct {
 	redelivered bool
 }
 
+// record hands every message it gets to a channel.
+type record chan any
+
+func (r record) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *clusterpb.Credit, *clusterpb.Credits, *clusterpb.ReplyBatch, *clusterpb.CloseRequest:
+		r <- m
+	}
+}
+
 func newSessionGrain(t *testing.T, o GrainOptions) *sessionGrain {
 	system := actors.NewQuietSystem()
 	t.Cleanup(system.Shutdown)
-	g := &sessionGrain{t: t, system: system, credits: make(chan *clusterpb.Credit, 64), handled: make(chan handledToken, 256)}
+	g := &sessionGrain{t: t, system: system, out: make(chan any, 64), handled: make(chan handledToken, 256),
+		seqs: map[string]uint64{}}
 	g.pid = system.Root.Spawn(grainProps(func(identity string) Handler {
 		return HandlerFunc(func(tk *Token) {
 			g.handled <- handledToken{string(tk.Data), tk.Redelivered}
@@ -185,19 +200,49 @@ func newSessionGrain(t *testing.T, o GrainOptions) *sessionGrain {
 			}
 		})
 	}, o))
-	g.replyTo = system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor {
-		return collect{one: g.credits, many: make(chan *clusterpb.Credits, 1)}
-	}))
+	g.replyTo = system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return record(g.out) }))
 	return g
 }
 
-// batch sends a token/2 batch of conn (its seq-th) with the session's
-// numbers from first, through the wire format, and returns its Credit's
-// replies, and what the handler handled meanwhile.
-func (g *sessionGrain) batch(conn string, seq uint64, session string, first uint64, redelivered bool, tokens ...string) ([]string, []handledToken) {
+// conn is a token/2 connection of a session as its front tells the grain.
+type conn struct {
+	name, session                string
+	received, written, delivered uint64
+}
+
+// open sends c's first batch, without tokens, and returns what the grain
+// sent.
+func (g *sessionGrain) open(c conn) []string {
 	g.t.Helper()
-	b := &clusterpb.TokenBatch{Conn: conn, Seq: seq, Acked: seq - 1, ReplyTo: g.replyTo, Identity: "id",
-		Session: []byte(session), First: first, Redelivered: redelivered}
+	return g.send(c, 0, false)
+}
+
+// tokens sends a batch of c with the session's numbers from first, and
+// returns what the grain sent (up to the batch's Credit, that included),
+// and what the handler handled meanwhile.
+func (g *sessionGrain) tokens(c conn, first uint64, redelivered bool, tokens ...string) ([]string, []handledToken) {
+	g.t.Helper()
+	sent := g.send(c, first, redelivered, tokens...)
+	var handled []handledToken
+	for {
+		select {
+		case h := <-g.handled:
+			handled = append(handled, h)
+		default: // the handler ran before the Credit was sent
+			return sent, handled
+		}
+	}
+}
+
+// send sends a batch of c through the wire format, as between nodes, and
+// returns what the grain sent, described, up to the batch's Credit.
+func (g *sessionGrain) send(c conn, first uint64, redelivered bool, tokens ...string) []string {
+	g.t.Helper()
+	g.seqs[c.name]++
+	seq := g.seqs[c.name]
+	b := &clusterpb.TokenBatch{Conn: c.name, Seq: seq, Acked: seq - 1, ReplyTo: g.replyTo, Identity: "id",
+		Session: []byte(c.session), First: first, Redelivered: redelivered, Received: c.received, Written: c.written,
+		Delivered: c.delivered}
 	for _, s := range tokens {
 		b.Tokens = append(b.Tokens, []byte(s))
 	}
@@ -205,26 +250,73 @@ func (g *sessionGrain) batch(conn string, seq uint64, session string, first uint
 	require.NoError(g.t, err)
 	var back clusterpb.TokenBatch
 	require.NoError(g.t, proto.Unmarshal(raw, &back))
-	back.ReplyTo = g.replyTo
+	back.ReplyTo = g.replyTo // a remote PID resolves to the local one here
 	g.system.Root.Send(g.pid, &back)
-	c := recvCredit(g.t, g.credits)
-	require.Equal(g.t, seq, c.Seq)
-	var replies []string
-	for _, r := range c.Replies {
-		replies = append(replies, string(r))
-	}
-	if c.Close {
-		replies = append(replies, "(close)")
-	}
-	var handled []handledToken
+	var out []string
 	for {
-		select {
-		case h := <-g.handled:
-			handled = append(handled, h)
-		default: // the handler ran before the Credit was sent
-			return replies, handled
+		m := g.next()
+		if m == nil {
+			return out
+		}
+		out = append(out, describe(m))
+		if cr, ok := m.(*clusterpb.Credit); ok && cr.Conn == c.name && cr.Seq == seq {
+			return out
 		}
 	}
+}
+
+// later sends the grain m (a ReplyBatch or CloseRequest, as a handler that
+// answers outside its call) and returns the n messages the grain sends.
+func (g *sessionGrain) later(m any, n int) []string {
+	g.t.Helper()
+	g.system.Root.Send(g.pid, m)
+	var out []string
+	for range n {
+		if m := g.next(); m != nil {
+			out = append(out, describe(m))
+		}
+	}
+	return out
+}
+
+func (g *sessionGrain) next() any {
+	g.t.Helper()
+	select {
+	case m := <-g.out:
+		return m
+	case <-time.After(5 * time.Second):
+		g.t.Fatal("the grain sent nothing")
+		return nil
+	}
+}
+
+// describe is a message to a front, for a test to compare: "credit f1/1#2
+// 3:re:a,re:b close" (conn and seq, then the number of the first reply and
+// the replies), "replies f2/1 4:re:c", "close f2/1".
+func describe(m any) string {
+	joined := func(from uint64, rs [][]byte) string {
+		var ss []string
+		for _, r := range rs {
+			ss = append(ss, string(r))
+		}
+		return fmt.Sprintf(" %d:%s", from, strings.Join(ss, ","))
+	}
+	switch m := m.(type) {
+	case *clusterpb.Credit:
+		s := fmt.Sprintf("credit %s#%d", m.Conn, m.Seq)
+		if len(m.Replies) > 0 || m.ReplyFrom != 0 {
+			s += joined(m.ReplyFrom, m.Replies)
+		}
+		if m.Close {
+			s += " close"
+		}
+		return s
+	case *clusterpb.ReplyBatch:
+		return "replies " + m.Conn + joined(m.ReplyFrom, m.Tokens)
+	case *clusterpb.CloseRequest:
+		return "close " + m.Conn
+	}
+	return fmt.Sprintf("%T", m)
 }
 
 func tokensOf(handled []handledToken) []string {
@@ -236,98 +328,195 @@ func tokensOf(handled []handledToken) []string {
 }
 
 // A token/2 session's tokens are handled once whatever connection (front)
-// they come through: the client sends again, through another front, what
-// the dead one had not acknowledged, and the grain answers those it had
-// handled with the replies it made then, the others as new tokens. Another
-// session's numbers are its own.
-func TestGrainSessionRepeats(t *testing.T) {
+// they come through, and its replies are numbered as its client receives
+// them: when the client comes to another front (the one it was on died),
+// the grain sends there, first, the replies the client had not received,
+// and adds none for the tokens the client sends again. Another session's
+// numbers are its own.
+func TestGrainSessionReplies(t *testing.T) {
 	g := newSessionGrain(t, GrainOptions{})
 	const s1, s2 = "session-one-1234", "session-two-1234"
 
-	replies, handled := g.batch("f1/1", 1, s1, 1, false, "a", "b", "c")
-	require.Equal(t, []string{"re:a", "re:b", "re:c"}, replies)
+	f1 := conn{name: "f1/1", session: s1}
+	require.Equal(t, []string{"credit f1/1#1"}, g.open(f1))
+	sent, handled := g.tokens(f1, 1, false, "a", "b", "c")
+	require.Equal(t, []string{"credit f1/1#2 1:re:a,re:b,re:c"}, sent)
 	require.Equal(t, []handledToken{{"a", false}, {"b", false}, {"c", false}}, handled)
 
-	// f1 died with b and c not acknowledged; the client resumes on f2 with
-	// b, c again, and d.
-	replies, handled = g.batch("f2/7", 1, s1, 2, true, "b", "c")
-	require.Equal(t, []string{"re:b", "re:c"}, replies, "the replies of the first time, again")
+	// f1 died; the client had read re:a, and not the acknowledgement of b
+	// and c. It resumes on f2, which numbers its data frames from 2.
+	f2 := conn{name: "f2/7", session: s1, received: 1, written: 1}
+	require.Equal(t, []string{"credit f2/7#1 2:re:b,re:c"}, g.open(f2), "what the client had not received, numbered from 2")
+	sent, handled = g.tokens(f2, 2, true, "b", "c")
+	require.Equal(t, []string{"credit f2/7#2"}, sent, "their replies came already")
 	require.Empty(t, handled, "not handled again")
-	replies, handled = g.batch("f2/7", 2, s1, 4, false, "d", "bye")
-	require.Equal(t, []string{"re:d", "re:bye", "(close)"}, replies)
-	require.Equal(t, []string{"d", "bye"}, tokensOf(handled))
+	sent, handled = g.tokens(f2, 4, false, "d")
+	require.Equal(t, []string{"credit f2/7#3 4:re:d"}, sent)
+	require.Equal(t, []string{"d"}, tokensOf(handled))
 
-	// It dies again: bye's close comes again with its reply.
-	replies, handled = g.batch("f3/2", 1, s1, 5, true, "bye", "e")
-	require.Equal(t, []string{"re:bye", "re:e", "(close)"}, replies)
-	require.Equal(t, []handledToken{{"e", false}}, handled, "a token after the record's end is new: not flagged")
+	// f2 dies too, after the client had read everything: nothing again.
+	f3 := conn{name: "f3/2", session: s1, received: 4, written: 4}
+	require.Equal(t, []string{"credit f3/2#1"}, g.open(f3))
+	sent, handled = g.tokens(f3, 5, false, "e", "bye")
+	require.Equal(t, []string{"credit f3/2#2 5:re:e,re:bye close"}, sent)
+	require.Equal(t, []handledToken{{"e", false}, {"bye", false}}, handled)
+
+	// f3 dies before the close: the client had read re:e; re:bye, and the
+	// close, come again.
+	f4 := conn{name: "f4/1", session: s1, received: 5, written: 5}
+	require.Equal(t, []string{"credit f4/1#1 6:re:bye close"}, g.open(f4))
+	sent, handled = g.tokens(f4, 6, true, "bye")
+	require.Equal(t, []string{"credit f4/1#2"}, sent)
+	require.Empty(t, handled)
 
 	// Another session (another client, or another certificate) with the
 	// same numbers.
-	replies, handled = g.batch("f1/2", 1, s2, 1, false, "x", "y")
-	require.Equal(t, []string{"re:x", "re:y"}, replies)
+	x := conn{name: "f1/2", session: s2}
+	require.Equal(t, []string{"credit f1/2#1"}, g.open(x))
+	sent, handled = g.tokens(x, 1, false, "x", "y")
+	require.Equal(t, []string{"credit f1/2#2 1:re:x,re:y"}, sent)
 	require.Equal(t, []string{"x", "y"}, tokensOf(handled))
 
 	// token/1 batches (no session) are handled as they come.
-	replies, handled = g.batch("f1/3", 1, "", 0, false, "p")
-	require.Equal(t, []string{"re:p"}, replies)
+	sent, handled = g.tokens(conn{name: "f1/3"}, 0, false, "p")
+	require.Equal(t, []string{"credit f1/3#1 0:re:p"}, sent)
 	require.Equal(t, []string{"p"}, tokensOf(handled))
-	replies, handled = g.batch("f2/3", 1, "", 0, false, "p")
-	require.Equal(t, []string{"re:p"}, replies)
+	sent, handled = g.tokens(conn{name: "f2/3"}, 0, false, "p")
+	require.Equal(t, []string{"credit f2/3#1 0:re:p"}, sent)
 	require.Equal(t, []string{"p"}, tokensOf(handled), "token/1: no session, no way to tell a repeat")
+}
+
+// A session alive on two fronts at once (its client went to f2 before f1
+// saw its socket die): the grain sends the session's replies through the
+// newest connection only, those of tokens that still come through f1
+// included, and those a handler makes later for f1's connection; a
+// connection older than the newest never becomes it. When the newest
+// closes, replies wait for the next.
+func TestGrainSessionNewestConnection(t *testing.T) {
+	g := newSessionGrain(t, GrainOptions{})
+	const s = "session-one-1234"
+	f1 := conn{name: "f1/1", session: s}
+	g.open(f1)
+	sent, _ := g.tokens(f1, 1, false, "a")
+	require.Equal(t, []string{"credit f1/1#2 1:re:a"}, sent)
+
+	f2 := conn{name: "f2/1", session: s, received: 1, written: 1}
+	require.Equal(t, []string{"credit f2/1#1"}, g.open(f2))
+	// f1 still reads the client's tokens sent before it left.
+	sent, handled := g.tokens(f1, 2, false, "b")
+	require.Equal(t, []string{"replies f2/1 2:re:b", "credit f1/1#3"}, sent)
+	require.Equal(t, []string{"b"}, tokensOf(handled))
+	sent, handled = g.tokens(f2, 2, true, "b", "c", "bye")
+	require.Equal(t, []string{"credit f2/1#2 3:re:c,re:bye close"}, sent)
+	require.Equal(t, []string{"c", "bye"}, tokensOf(handled))
+
+	// A handler that answers later, naming f1's connection.
+	require.Equal(t, []string{"replies f2/1 5:late"},
+		g.later(&clusterpb.ReplyBatch{Conn: "f1/1", Tokens: [][]byte{[]byte("late")}}, 1),
+		"the reply goes to the newest connection, numbered")
+	require.Equal(t, []string{"close f2/1"}, g.later(&clusterpb.CloseRequest{Conn: "f1/1"}, 1))
+
+	// A connection the grain sees now, but older than f2's (its client had
+	// received less before it): not the newest.
+	f0 := conn{name: "f0/1", session: s}
+	require.Equal(t, []string{"credit f0/1#1"}, g.open(f0))
+	sent, _ = g.tokens(f0, 5, false, "d")
+	require.Equal(t, []string{"replies f2/1 6:re:d", "credit f0/1#2"}, sent)
+
+	// f2's connection closes (its front saw it end): a later reply is kept
+	// for the next connection, which gets what its client lacks.
+	g.system.Root.Send(g.pid, &clusterpb.ConnClosed{Conn: "f2/1"})
+	g.system.Root.Send(g.pid, &clusterpb.ReplyBatch{Conn: "f1/1", Tokens: [][]byte{[]byte("later")}})
+	f3 := conn{name: "f3/1", session: s, received: 5, written: 5}
+	require.Equal(t, []string{"credit f3/1#1 6:re:d,later close"}, g.open(f3))
 }
 
 // A grain that has no record of a session (a new activation, after its
 // handler node died) handles the client's tokens sent again, flagged
-// Redelivered: they may have been handled before.
+// Redelivered: they may have been handled before; it numbers the replies
+// on from what the front has written.
 func TestGrainSessionUnknown(t *testing.T) {
 	g := newSessionGrain(t, GrainOptions{})
 	const s = "session-one-1234"
-	replies, handled := g.batch("f2/1", 1, s, 7, true, "g", "h")
-	require.Equal(t, []string{"re:g", "re:h"}, replies)
+	f2 := conn{name: "f2/1", session: s, received: 3, written: 10}
+	g.seqs[f2.name] = 4 // its first batches went to the lost activation
+	sent, handled := g.tokens(f2, 7, true, "g", "h")
+	require.Equal(t, []string{"credit f2/1#5 11:re:g,re:h"}, sent)
 	require.Equal(t, []handledToken{{"g", true}, {"h", true}}, handled)
-	replies, handled = g.batch("f2/1", 2, s, 9, false, "i")
-	require.Equal(t, []string{"re:i"}, replies)
+	sent, handled = g.tokens(f2, 9, false, "i")
+	require.Equal(t, []string{"credit f2/1#6 13:re:i"}, sent)
 	require.Equal(t, []handledToken{{"i", false}}, handled)
 	// From then on the record knows them.
-	_, handled = g.batch("f3/1", 1, s, 7, true, "g", "h", "i")
+	_, handled = g.tokens(conn{name: "f3/1", session: s, received: 13, written: 13}, 7, true, "g", "h", "i")
 	require.Empty(t, handled)
 	// A number before the record's first is handled, flagged; a gap starts
 	// the record again (a number never seen is never taken for a repeat).
-	_, handled = g.batch("f4/1", 1, s, 5, true, "e")
+	f4 := conn{name: "f4/1", session: s, received: 13, written: 13}
+	_, handled = g.tokens(f4, 5, true, "e")
 	require.Equal(t, []handledToken{{"e", true}}, handled)
-	_, handled = g.batch("f4/1", 2, s, 20, false, "t")
+	_, handled = g.tokens(f4, 20, false, "t")
 	require.Equal(t, []handledToken{{"t", false}}, handled)
-	_, handled = g.batch("f5/1", 1, s, 12, true, "l")
+	_, handled = g.tokens(conn{name: "f5/1", session: s, received: 15, written: 15}, 12, true, "l")
 	require.Equal(t, []handledToken{{"l", true}}, handled, "12 is before the record's new start, 20")
 }
 
-// What a grain keeps is bounded: the replies of at most MaxKeptTokens
-// tokens (or MaxKeptBytes) per session, the oldest going first; a repeat
-// whose replies are gone is dropped without them. A connection's first
-// batch tells where its client stands: every reply before it arrived.
+// What a grain keeps is bounded: at most MaxKeptReplies replies (or
+// MaxKeptBytes) per session, the oldest going first. A client that had not
+// received those when its front died does not get them (logged); the
+// grain numbers the rest on from what it had received.
 func TestGrainSessionKeptBounds(t *testing.T) {
-	g := newSessionGrain(t, GrainOptions{MaxKeptTokens: 3})
+	g := newSessionGrain(t, GrainOptions{MaxKeptReplies: 3})
 	const s = "session-one-1234"
-	_, handled := g.batch("f1/1", 1, s, 1, false, "1", "2", "3", "4", "5")
-	require.Len(t, handled, 5)
-	replies, handled := g.batch("f2/1", 1, s, 2, true, "2", "3", "4", "5", "6")
-	require.Equal(t, []string{"re:3", "re:4", "re:5", "re:6"}, replies, "2's replies are no longer kept")
+	f1 := conn{name: "f1/1", session: s}
+	g.open(f1)
+	g.tokens(f1, 1, false, "1", "2", "3", "4", "5")
+	sent, handled := g.tokens(conn{name: "f2/1", session: s, received: 1, written: 1}, 2, true, "2", "3", "4", "5", "6")
+	require.Equal(t, []string{"credit f2/1#1 2:re:3,re:4,re:5,re:6"}, sent, "re:2 is no longer kept")
 	require.Equal(t, []string{"6"}, tokensOf(handled))
-
-	// The client resumes from 5: the replies before are forgotten, and
-	// room is made for new ones.
-	replies, _ = g.batch("f3/1", 1, s, 5, true, "5")
-	require.Equal(t, []string{"re:5"}, replies)
-	replies, _ = g.batch("f4/1", 1, s, 4, true, "4")
-	require.Empty(t, replies, "forgotten: the client had acknowledged it")
+	// Renumbered: re:6 is the client's 5.
+	require.Equal(t, []string{"credit f3/1#1 5:re:6"}, g.open(conn{name: "f3/1", session: s, received: 4, written: 4}))
 
 	// Bytes: each reply counts its length and keptOverhead.
-	b := newSessionGrain(t, GrainOptions{MaxKeptBytes: 3 * (2*keptOverhead + len("re:1"))})
-	b.batch("f1/1", 1, s, 1, false, "1", "2", "3", "4")
-	replies, handled = b.batch("f2/1", 1, s, 1, true, "1", "2", "3", "4")
-	require.Equal(t, []string{"re:2", "re:3", "re:4"}, replies)
-	require.Empty(t, handled)
+	b := newSessionGrain(t, GrainOptions{MaxKeptBytes: 3 * (keptOverhead + len("re:1"))})
+	f1 = conn{name: "f1/1", session: s}
+	b.open(f1)
+	b.tokens(f1, 1, false, "1", "2", "3", "4")
+	require.Equal(t, []string{"credit f2/1#1 1:re:2,re:3,re:4"}, b.open(conn{name: "f2/1", session: s}))
+}
+
+// A grain lets go of the replies that the client has acknowledged
+// (TokenBatch.delivered, from any connection of the session): what it keeps
+// is what the client may not have, within the bounds of
+// TestGrainSessionKeptBounds.
+func TestGrainSessionRelease(t *testing.T) {
+	o := GrainOptions{}.withDefaults()
+	s := &gsession{}
+	require.Equal(t, uint64(1), s.number([][]byte{[]byte("a"), []byte("b"), []byte("c")}, &o))
+	s.release(0)
+	require.Len(t, s.kept, 3)
+	s.release(2)
+	require.Equal(t, [][]byte{[]byte("c")}, s.kept)
+	require.Equal(t, len("c")+keptOverhead, s.keptBytes)
+	s.release(1) // older than what is kept
+	require.Len(t, s.kept, 1)
+	require.Equal(t, uint64(4), s.number([][]byte{[]byte("d")}, &o), "the numbering goes on")
+	s.release(4)
+	require.Empty(t, s.kept)
+	require.Zero(t, s.keptBytes)
+
+	// Through a grain: the next connection gets only what the client had
+	// not acknowledged.
+	g := newSessionGrain(t, GrainOptions{})
+	const key = "session-one-1234"
+	f1 := conn{name: "f1/1", session: key}
+	g.open(f1)
+	g.tokens(f1, 1, false, "a", "b")
+	f1.written, f1.delivered = 2, 2
+	sent, _ := g.tokens(f1, 3, false, "c")
+	require.Equal(t, []string{"credit f1/1#3 3:re:c"}, sent)
+	// A client that said (wrongly) that it had received only 1 would get
+	// re:b again if the grain still kept it: it does not.
+	require.Equal(t, []string{"credit f2/1#1 2:re:c"}, g.open(conn{name: "f2/1", session: key, received: 1, written: 1}))
 }
 
 // Sessions that sent nothing for SessionTTL are forgotten, and so are the
@@ -339,7 +528,7 @@ func TestGrainSessionExpiry(t *testing.T) {
 	t0 := time.Now()
 	a, fresh := g.session("a", t0)
 	require.True(t, fresh)
-	a.took(1, nil, false, &g.o)
+	a.took(1)
 	g.conns["f1/1"] = &gconn{seen: t0}
 	g.session("b", t0.Add(time.Second))
 	g.session("a", t0.Add(2*time.Second)) // a is used again

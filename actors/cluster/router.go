@@ -19,14 +19,23 @@ import (
 // batch until its Credit comes, and sends it again to the grain's new
 // activation when the grain was lost. Lookups run on goroutines of their
 // own (Proto.Actor's cluster lookups block) and post their result here.
+//
+// It writes nothing on a connection but the grain's replies (and closes),
+// so that on token/2 the grain's numbering of a session's replies is the
+// client's: a token/2 connection's first batch, without tokens, tells the
+// grain where the client's numbering stands (TokenBatch.received, written),
+// and the router writes each number the grain gives once.
 
 // Messages to the router from outside the actor.
 type (
-	// connOpened: a new connection and its identity (or why it has none).
+	// connOpened: a new connection and its identity (or why it has none);
+	// on token/2, its session's key and Connection.PeerReceived.
 	connOpened struct {
-		c        *actors.Connection
-		identity string
-		err      error
+		c          *actors.Connection
+		identity   string
+		err        error
+		sessionKey []byte
+		received   uint64
 	}
 	// lookupDone: lookup number gen of g ended; pid is nil when it failed.
 	lookupDone struct {
@@ -73,11 +82,17 @@ type fconn struct {
 	// runs cut pending into stretches that may share a batch (token/2:
 	// consecutive numbers of the session, flagged redelivered or not).
 	runs []run
-	// session and sessionKey: the token/2 session of c, as TokenReceived
-	// names it and as its grain knows it (sessionKey); "" and nil on
-	// token/1.
-	session    string
-	sessionKey []byte
+	// sessionKey names the token/2 session of c to its grain (nil on
+	// token/1); received is what its client had received of the session
+	// before c, written the session's number of the last reply handed to c
+	// (received, then one more per reply). announce: the first batch, without
+	// tokens, is still to send.
+	sessionKey        []byte
+	received, written uint64
+	announce          bool
+	// delivered is the last written that the client is known to have
+	// acknowledged (see checkDelivered).
+	delivered uint64
 }
 
 // run is a stretch of a connection's pending tokens that can travel in one
@@ -149,9 +164,8 @@ func (r *router) Receive(ctx actor.Context) {
 		r.flushing = false
 		r.flush(ctx)
 	case *clusterpb.ReplyBatch:
-		if fc := r.byKey[m.Conn]; fc != nil && len(m.Tokens) > 0 {
-			r.f.stats.replies.Add(int64(len(m.Tokens)))
-			fc.c.SendBatch(m.Tokens)
+		if fc := r.byKey[m.Conn]; fc != nil {
+			r.write(fc, m.ReplyFrom, m.Tokens)
 		}
 	case *clusterpb.CloseRequest:
 		if fc := r.byKey[m.Conn]; fc != nil {
@@ -205,7 +219,8 @@ func (r *router) onOpened(ctx actor.Context, m connOpened) {
 		m.c.Close()
 		return
 	}
-	fc := &fconn{c: m.c, key: fmt.Sprintf("%s/%d", r.member, m.c.ID())}
+	fc := &fconn{c: m.c, key: fmt.Sprintf("%s/%d", r.member, m.c.ID()),
+		sessionKey: m.sessionKey, received: m.received, written: m.received, announce: m.sessionKey != nil}
 	g := r.grains[m.identity]
 	if g == nil {
 		g = &grainRef{identity: m.identity, conns: map[*fconn]struct{}{}}
@@ -227,10 +242,6 @@ func (r *router) onToken(ctx actor.Context, m *actors.TokenReceived) {
 		ctx.Send(m.Conn, &actors.Credit{Tokens: 1})
 		return
 	}
-	if m.Session != fc.session { // its first token/2 token
-		st, _ := fc.c.TLSState()
-		fc.session, fc.sessionKey = m.Session, sessionKey(st, m.Session)
-	}
 	fc.pending = append(fc.pending, m.Data)
 	fc.pendingN += len(m.Data)
 	fc.addRun(m.Seq, m.Redelivered)
@@ -250,12 +261,15 @@ func (fc *fconn) addRun(seq uint64, redelivered bool) {
 	fc.runs = append(fc.runs, run{first: seq, redelivered: redelivered, n: 1})
 }
 
-// pump marks fc's grain for the next flush when fc has tokens to send.
+// pump marks fc's grain for the next flush when fc has a batch to send.
 func (r *router) pump(ctx actor.Context, fc *fconn) {
-	if fc.g.pid != nil && len(fc.pending) > 0 && len(fc.inflight) < r.opts.Window {
+	if fc.g.pid != nil && fc.toSend() && len(fc.inflight) < r.opts.Window {
 		r.markDirty(ctx, fc.g)
 	}
 }
+
+// toSend reports whether fc has tokens, or its first batch, to send.
+func (fc *fconn) toSend() bool { return len(fc.pending) > 0 || fc.announce }
 
 func (r *router) markDirty(ctx actor.Context, g *grainRef) {
 	r.dirty[g] = struct{}{}
@@ -279,6 +293,7 @@ func (r *router) flush(ctx actor.Context) {
 		}
 		var out []*clusterpb.TokenBatch
 		for fc := range g.conns {
+			fc.checkDelivered()
 			if g.resend {
 				for _, b := range fc.inflight { // sent to a lost activation
 					b.sent = time.Now()
@@ -286,7 +301,7 @@ func (r *router) flush(ctx actor.Context) {
 					out = append(out, r.message(fc, b))
 				}
 			}
-			for len(fc.pending) > 0 && len(fc.inflight) < r.opts.Window {
+			for fc.toSend() && len(fc.inflight) < r.opts.Window {
 				b := r.cut(fc)
 				out = append(out, r.message(fc, b))
 			}
@@ -317,15 +332,21 @@ func (r *router) answered(ctx actor.Context, identity string) {
 		g.msgs--
 	}
 	for fc := range g.conns {
-		if len(fc.pending) > 0 {
+		if fc.toSend() {
 			r.markDirty(ctx, g)
 			return
 		}
 	}
 }
 
-// cut makes the next batch of fc from its pending tokens, of its first run.
+// cut makes the next batch of fc from its pending tokens, of its first run;
+// or its first, without tokens, on token/2.
 func (r *router) cut(fc *fconn) *batch {
+	if fc.announce {
+		fc.announce = false
+		r.f.stats.batches.Add(1)
+		return fc.sent(&batch{seq: fc.seq + 1, sent: time.Now()})
+	}
 	n, size := 0, 0
 	head := &fc.runs[0]
 	for n < head.n && n < r.opts.MaxBatch && (n == 0 || size+len(fc.pending[n]) <= r.opts.MaxBatchBytes) {
@@ -341,15 +362,31 @@ func (r *router) cut(fc *fconn) *batch {
 	if len(fc.runs) == 0 {
 		fc.runs = nil
 	}
-	fc.seq = b.seq
 	fc.pending = fc.pending[n:]
 	fc.pendingN -= size
 	if len(fc.pending) == 0 {
 		fc.pending = nil
 	}
-	fc.inflight = append(fc.inflight, b)
 	r.f.stats.batches.Add(1)
 	r.f.stats.forwarded.Add(int64(n))
+	return fc.sent(b)
+}
+
+// checkDelivered notes, on token/2, that the client has acknowledged every
+// reply written to it when its live connection has nothing queued or
+// unacknowledged (token/2 counts a data frame in Queued until its ACK;
+// Queued first, since the count is let go when the connection ends, after
+// its gate closed).
+func (fc *fconn) checkDelivered() {
+	if fc.sessionKey != nil && fc.c.Queued() == 0 && !fc.c.IsDead() {
+		fc.delivered = fc.written
+	}
+}
+
+// sent records b as fc's latest batch, awaiting its Credit.
+func (fc *fconn) sent(b *batch) *batch {
+	fc.seq = b.seq
+	fc.inflight = append(fc.inflight, b)
 	return b
 }
 
@@ -358,8 +395,9 @@ func (r *router) message(fc *fconn, b *batch) *clusterpb.TokenBatch {
 		Conn: fc.key, Seq: b.seq, Acked: fc.acked, ReplyTo: r.self,
 		Tokens: b.tokens, Identity: fc.g.identity,
 	}
-	if fc.sessionKey != nil && b.first != 0 {
+	if fc.sessionKey != nil {
 		m.Session, m.First, m.Redelivered = fc.sessionKey, b.first, b.redelivered
+		m.Received, m.Written, m.Delivered = fc.received, fc.written, fc.delivered
 	}
 	return m
 }
@@ -393,10 +431,7 @@ func (r *router) onCredit(ctx actor.Context, m *clusterpb.Credit) {
 			r.opts.OnFailover(g.identity, lost)
 		}
 	}
-	if len(m.Replies) > 0 {
-		r.f.stats.replies.Add(int64(len(m.Replies)))
-		fc.c.SendBatch(m.Replies)
-	}
+	r.write(fc, m.ReplyFrom, m.Replies)
 	if tokens > 0 {
 		ctx.Send(fc.c.PID(), &actors.Credit{Tokens: tokens})
 	}
@@ -404,6 +439,32 @@ func (r *router) onCredit(ctx actor.Context, m *clusterpb.Credit) {
 		fc.c.Close()
 	}
 	r.pump(ctx, fc)
+}
+
+// write hands replies to fc's connection, after those before. On token/2,
+// from is the session's number of the first (the grain numbers a session's
+// replies as its client receives them): a number the router has written
+// already is skipped, and a gap (replies lost between the grain and here)
+// is logged; the client's numbering goes on from what is written.
+func (r *router) write(fc *fconn, from uint64, replies [][]byte) {
+	if fc.sessionKey != nil && from != 0 {
+		switch {
+		case from <= fc.written:
+			skip := min(fc.written-from+1, uint64(len(replies)))
+			r.log().Warn("token/2 replies written already: skipped", "conn", fc.key, "from", from, "written", fc.written, "skipped", skip)
+			replies = replies[skip:]
+		case from > fc.written+1:
+			r.log().Warn("token/2 replies missing before these: the client numbers them otherwise than the grain",
+				"conn", fc.key, "from", from, "written", fc.written)
+		}
+	}
+	if len(replies) == 0 {
+		return
+	}
+	r.f.stats.replies.Add(int64(len(replies)))
+	if fc.c.SendBatch(replies) && fc.sessionKey != nil {
+		fc.written += uint64(len(replies))
+	}
 }
 
 func (r *router) onClosed(ctx actor.Context, id uint64) {
