@@ -286,6 +286,10 @@ func TestPanickingHandlerActorIsRestarted(t *testing.T) {
 		o.OnToken = nil
 		o.Handler = handler
 		o.Runtime.System = sys // PIDs are only meaningful within one system
+		// The token the handler panicked on never returns its credit: at
+		// the end the connection waits CloseTimeout for it (5 s by
+		// default, half the test's deadline for the whole shutdown).
+		o.Limits.CloseTimeout = time.Second
 	})
 	got := make(chan []byte, 8)
 	up := make(chan struct{}, 1)
