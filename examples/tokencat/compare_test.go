@@ -238,7 +238,7 @@ func TestWriteComparisonVerdicts(t *testing.T) {
 	t.Parallel()
 	var out strings.Builder
 	rows := []compareRow{
-		{c: compareCases[0], val: [numServers]float64{100, 90, 40}, have: [numServers]bool{true, true, true}},     // 0.90 met, 2.25x met
+		{c: compareCases[0], val: [numServers]float64{100, 90, 40}, have: [numServers]bool{true, true, true}},     // 0.90 met, 2.25x no target
 		{c: compareCases[1], val: [numServers]float64{100, 50, 20}, have: [numServers]bool{true, true, true}},     // 0.50 NO, 2.50x NO
 		{c: compareCases[3], val: [numServers]float64{100, 80, 2}, have: [numServers]bool{true, true, true}},      // 0.80 met, 40x no target
 		{c: compareCases[5], val: [numServers]float64{10, 16, 0}, have: [numServers]bool{true, true, false}},      // 1.60 NO (latency)
@@ -246,13 +246,13 @@ func TestWriteComparisonVerdicts(t *testing.T) {
 		{c: compareCases[2], val: [numServers]float64{100, 100, 0}, have: [numServers]bool{true, true, false}},    // Node failed: NO
 		{c: compareCases[4], val: [numServers]float64{0, 0, 0}, have: [numServers]bool{false, false, false}},      // nothing measured
 		{c: compareCases[5], val: [numServers]float64{10, 15, 30}, have: [numServers]bool{true, true, true}},      // 1.50 met, 0.50x
-		{c: compareCases[0], val: [numServers]float64{100, 200, 100}, have: [numServers]bool{true, true, true}},   // 2.00 met, 2x met
-		{c: compareCases[1], val: [numServers]float64{100, 60, 15}, have: [numServers]bool{true, true, true}},     // 0.60 met, 4.00x met
+		{c: compareCases[0], val: [numServers]float64{100, 200, 100}, have: [numServers]bool{true, true, true}},   // 2.00 met, 2x no target
+		{c: compareCases[1], val: [numServers]float64{100, 60, 15}, have: [numServers]bool{true, true, true}},     // 0.60 NO, 4.00x met
 		{c: compareCases[2], val: [numServers]float64{100, 79.9, 10}, have: [numServers]bool{true, true, true}},   // 0.80 (79.9) NO, 7.99x NO
 		{c: compareCases[6], val: [numServers]float64{0.05, 1.5, 0}, have: [numServers]bool{true, true, false}},   // NO
 		{c: compareCases[3], val: [numServers]float64{100, 80, 0}, have: [numServers]bool{true, true, false}},     // Node absent, no target
 		{c: compareCases[4], val: [numServers]float64{100, 79, 0}, have: [numServers]bool{true, true, false}},     // NO
-		{c: compareCases[0], val: [numServers]float64{100, 80, 50}, have: [numServers]bool{true, true, true}},     // met, 1.60x NO
+		{c: compareCases[0], val: [numServers]float64{100, 80, 50}, have: [numServers]bool{true, true, true}},     // 0.80 NO, 1.60x no target
 		{c: compareCases[5], val: [numServers]float64{10, 12, 0}, have: [numServers]bool{true, false, false}},     // no ratio
 		{c: compareCases[1], val: [numServers]float64{100, 60, 0}, have: [numServers]bool{false, true, true}},     // no TLS ratio, no Node value
 		{c: compareCases[2], val: [numServers]float64{100, 100, 12.5}, have: [numServers]bool{true, true, true}},  // met, 8x met
@@ -279,18 +279,18 @@ func TestWriteComparisonVerdicts(t *testing.T) {
 		return strings.Join(v, " ")
 	}
 	want := []string{
-		"met met", "NO NO", "met", "NO", "met", "met NO", "", "met", "met met", "met met", "NO NO", "NO", "met", "NO",
-		"met NO", "", "NO", "met met", "",
+		"met", "NO NO", "met", "NO", "met", "met NO", "", "met", "met", "NO met", "NO NO", "NO", "met", "NO",
+		"NO", "", "NO", "met met", "",
 	}
 	for i, w := range want {
 		if g := verdicts(lines[1+i]); g != w {
 			t.Errorf("row %d: verdicts %q, want %q:\n%s", i, g, w, lines[1+i])
 		}
 	}
-	if !strings.Contains(got, "targets met: 14 of 24") {
+	if !strings.Contains(got, "targets met: 10 of 21") {
 		t.Errorf("no total, or a wrong one:\n%s", got)
 	}
-	for _, want := range []string{"2.25x", "40x", ">= 2x", ">= 0.80", "<= 1.50", "< 1 s"} {
+	for _, want := range []string{"2.25x", "40x", ">= 4x", ">= 0.90", ">= 0.80", "<= 1.50", "< 1 s"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("no %q in:\n%s", want, got)
 		}
