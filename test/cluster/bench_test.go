@@ -4,6 +4,7 @@ package cluster
 
 import (
 	"flag"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ var (
 	benchFlag     = flag.Bool("cluster.bench", false, "run TestClusterBench (make bench does)")
 	benchDuration = flag.Duration("cluster.bench.duration", 2*time.Second, "length of one measurement")
 	benchReps     = flag.Int("cluster.bench.reps", 3, "measurements of each kind per concurrency")
+	benchProfile  = flag.String("cluster.bench.cpuprofile", "", "write CPU profiles of the handler node and of the bench process (front and load) to this directory")
 )
 
 // TestClusterBench runs the benchmark of examples/cluster (--role bench):
@@ -26,9 +28,14 @@ func TestClusterBench(t *testing.T) {
 		t.Skip("run with -cluster.bench (make bench)")
 	}
 	e := newEnv(t, 2)
-	e.start("handler", "h1")
-	b := e.start("bench", "bench", "--listen", "127.0.0.1:"+strconv.Itoa(freePorts(t, 1)[0]),
-		"--bench-duration", benchDuration.String(), "--bench-reps", strconv.Itoa(*benchReps), "--log-level", "warn")
+	var hArgs, bArgs []string
+	if dir := *benchProfile; dir != "" {
+		hArgs = []string{"--cpuprofile", filepath.Join(dir, "handler.prof")}
+		bArgs = []string{"--cpuprofile", filepath.Join(dir, "bench.prof")}
+	}
+	e.start("handler", "h1", hArgs...)
+	b := e.start("bench", "bench", append([]string{"--listen", "127.0.0.1:" + strconv.Itoa(freePorts(t, 1)[0]),
+		"--bench-duration", benchDuration.String(), "--bench-reps", strconv.Itoa(*benchReps), "--log-level", "warn"}, bArgs...)...)
 	b.waitLine(t, "bench done", 30*time.Second+2*time.Duration(*benchReps)*2**benchDuration*3)
 	b.mu.Lock()
 	defer b.mu.Unlock()
