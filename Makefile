@@ -136,7 +136,7 @@ soak:
 ## MUTATE_FLAGS=-dry-run make mutate     (find and cover the mutants, test none)
 ## MUTATE_FLAGS=-report-only make mutate (the report again, from the last results)
 MUTATE_BASE    ?= $(shell git describe --tags --abbrev=0 2>/dev/null || echo bb8cb91)
-MUTATE_TESTS   ?= ./actors/... ./test/conformance ./test/hardening ./test/chaos ./test/flowcontrol
+MUTATE_TESTS   ?= ./actors/... ./test/conformance ./test/delivery ./test/hardening ./test/chaos ./test/flowcontrol
 MUTATE_ONLY    ?=
 MUTATE_WORKERS ?= 1
 # A mutant's tests time out after this many times the coverage run, and never

@@ -64,7 +64,7 @@ func parseFlags(args []string) (config, error) {
 	var cfg config
 	fs := flag.NewFlagSet("mutate", flag.ContinueOnError)
 	whole := fs.String("whole", "wire,tlsio,supervisor", "directories mutated whole, each against its own package's tests (comma-separated)")
-	tests := fs.String("tests", "./actors/... ./test/conformance ./test/hardening ./test/chaos ./test/flowcontrol",
+	tests := fs.String("tests", "./actors/... ./test/conformance ./test/delivery ./test/hardening ./test/chaos ./test/flowcontrol",
 		"packages whose tests run on every mutant of -diff-dir, in this order (space-separated)")
 	only := fs.String("only", "", "run only these targets (comma-separated directories); the report covers the others' last results")
 	fs.StringVar(&cfg.goCmd, "go", "go", "the go command")
