@@ -59,6 +59,11 @@ type membership struct {
 	leave time.Duration
 	sub   *eventstream.Subscription
 	gone  *departed // members that left, for the log handler
+	// etcd only: the client configuration and key prefix for etcdTouch,
+	// and the touch once started.
+	etcdCfg    *clientv3.Config
+	etcdPrefix string
+	touch      *etcdTouch
 
 	mu     sync.Mutex
 	print  func(line string)
@@ -69,13 +74,14 @@ type membership struct {
 func newMembership(c config, gone *departed, stderr io.Writer) (*membership, error) {
 	switch c.provider {
 	case "etcd":
-		p, err := newEtcdProvider(c.etcd, c.logLevel, stderr)
+		p, cfg, err := newEtcdProvider(c.etcd, c.logLevel, stderr)
 		if err != nil {
 			return nil, err
 		}
 		// The key goes at once; the watches tell the others within a
 		// round trip.
-		return &membership{provider: p, desc: "etcd at " + strings.Join(c.etcd.endpoints, ","), leave: etcdLeave, gone: gone}, nil
+		return &membership{provider: p, desc: "etcd at " + strings.Join(c.etcd.endpoints, ","), leave: etcdLeave, gone: gone,
+			etcdCfg: &cfg, etcdPrefix: c.etcd.prefix}, nil
 	default:
 		h, err := listenHealth(c.host, c.healthPort, stderr)
 		if err != nil {
@@ -120,6 +126,19 @@ func (m *membership) start(cl *pcluster.Cluster, print func(line string)) {
 		}
 	})
 	cl.StartMember()
+	if m.etcdCfg != nil {
+		// The provider's key for this node: prefix/cluster/cluster@system id.
+		name := cl.Config.Name
+		key := m.etcdPrefix + "/" + name + "/" + name + "@" + system.ID
+		t, err := startEtcdTouch(*m.etcdCfg, key, func(err error) {
+			cl.Logger().Warn("etcd: touching this node's key failed", slog.String("key", key), slog.Any("error", err))
+		})
+		if err != nil {
+			cl.Logger().Warn("etcd: touching this node's key failed; a member that joins as this node starts may go unseen", slog.Any("error", err))
+		} else {
+			m.touch = t
+		}
+	}
 }
 
 func (m *membership) line(l string) {
@@ -151,6 +170,9 @@ func (m *membership) hasJoined() {
 // sleeps 2 s, and does not shut the provider down).
 func (m *membership) stop(cl *pcluster.Cluster) {
 	cl.ActorSystem.EventStream.Unsubscribe(m.sub)
+	if m.touch != nil {
+		m.touch.close()
+	}
 	done := make(chan struct{})
 	go func() {
 		_ = m.provider.Shutdown(false)
@@ -206,7 +228,7 @@ func (h *healthEndpoint) serve(ctx echo.Context) error {
 // newEtcdProvider connects to etcd (within etcdDialTimeout) for
 // Proto.Actor's etcd provider. Its client logs (zap) go to stderr at the
 // level of --log-level.
-func newEtcdProvider(c etcdConfig, level slog.Level, stderr io.Writer) (*etcd.Provider, error) {
+func newEtcdProvider(c etcdConfig, level slog.Level, stderr io.Writer) (*etcd.Provider, clientv3.Config, error) {
 	zl := zap.New(zapcore.NewCore(zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig()),
 		zapcore.AddSync(stderr), zapcore.Level(level/4))) // slog's levels are 4 apart, zap's 1
 	cfg := clientv3.Config{
@@ -218,15 +240,15 @@ func newEtcdProvider(c etcdConfig, level slog.Level, stderr io.Writer) (*etcd.Pr
 	if c.ca != "" || c.cert != "" {
 		o, err := tlsio.LoadFiles(c.key, c.cert, c.ca)
 		if err != nil {
-			return nil, fmt.Errorf("TLS to etcd: %w", err)
+			return nil, cfg, fmt.Errorf("TLS to etcd: %w", err)
 		}
 		if cfg.TLS, err = tlsio.ClientConfig(o); err != nil {
-			return nil, fmt.Errorf("TLS to etcd: %w", err)
+			return nil, cfg, fmt.Errorf("TLS to etcd: %w", err)
 		}
 	}
 	p, err := etcd.NewWithConfig(c.prefix, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("etcd at %s: %w", strings.Join(c.endpoints, ","), err)
+		return nil, cfg, fmt.Errorf("etcd at %s: %w", strings.Join(c.endpoints, ","), err)
 	}
-	return p, nil
+	return p, cfg, nil
 }
