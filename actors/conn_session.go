@@ -534,7 +534,7 @@ func (a *connActor) onAcked(v uint64) {
 // next write or when the ack timer fires, at most ackDelay from now.
 func (a *connActor) took(ctx actor.Context, tokens, bytes int) {
 	s := a.sess
-	if tokens > 0 && !s.ackDue() {
+	if !s.ackDue() { // settle calls with tokens > 0 only
 		s.dueSince = time.Now()
 	}
 	s.taken += uint64(tokens)
