@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"errors"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -99,23 +100,9 @@ func TestExpiredSessionReportsWhatItHeld(t *testing.T) {
 }
 
 // readTokens reads k tokens the server sends, acknowledging none.
-func readTokens(t *testing.T, c interface{ Read([]byte) (int, error) }, k int) {
+func readTokens(t *testing.T, c net.Conn, k int) {
 	t.Helper()
-	d, _ := wire.NewToken2Decoder(1 << 20)
-	buf := make([]byte, 4096)
-	for got := 0; got < k; {
-		n, err := c.Read(buf)
-		if err != nil {
-			t.Fatalf("reading %d tokens: %v", k, err)
-		}
-		frames, err := d.AppendFrames(nil, buf[:n])
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, f := range frames {
-			if f.Kind == wire.KindToken {
-				got++
-			}
-		}
+	if _, err := readData(c, k); err != nil {
+		t.Fatalf("reading %d tokens: %v", k, err)
 	}
 }

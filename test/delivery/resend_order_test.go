@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"crypto/tls"
+	"errors"
 	"net"
 	"strconv"
 	"sync/atomic"
@@ -147,14 +148,11 @@ func TestResendGoesBeforeNewTokens(t *testing.T) {
 	}
 }
 
-var errSession = errorString("the second HELLO names another session")
+var errSession = errors.New("the second HELLO names another session")
 
-type errorString string
-
-func (e errorString) Error() string { return string(e) }
-
-// readData reads n DATA frames from c (skipping ACKs) and returns their
-// tokens.
+// readData reads n DATA frames from c (skipping control frames) and
+// returns their tokens; it reports an error rather than failing the test,
+// so that a raw server's goroutine can use it.
 func readData(c net.Conn, n int) ([]string, error) {
 	d, _ := wire.NewToken2Decoder(1 << 20)
 	buf := make([]byte, 4096)
