@@ -41,6 +41,12 @@ type target struct {
 	env  []string // added to the environment
 }
 
+// file is the name of one of t's result files in the output directory: a
+// nested directory (actors/internal/framepool) has _ for its slashes.
+func (t target) file(ext string) string {
+	return strings.ReplaceAll(t.name, "/", "_") + ext
+}
+
 func main() {
 	if wrapping() {
 		os.Exit(wrapGo(os.Args[1:]))
@@ -244,13 +250,13 @@ const gremlinsPkg = "github.com/go-gremlins/gremlins/cmd/gremlins"
 // wrapper in wrapDir first on its PATH, and records how long it took and
 // under what load.
 func runTarget(ctx context.Context, cfg config, t target, gremlins, goCmd, wrapDir string) error {
-	logPath := filepath.Join(cfg.out, t.name+".log")
+	logPath := filepath.Join(cfg.out, t.file(".log"))
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return err
 	}
 	defer logFile.Close()
-	args := append([]string{"unleash", "-o", filepath.Join(cfg.out, t.name+".json")}, t.args...)
+	args := append([]string{"unleash", "-o", filepath.Join(cfg.out, t.file(".json"))}, t.args...)
 	cmd := exec.CommandContext(ctx, gremlins, args...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 10 * time.Minute // the mutant under test finishes first
@@ -276,5 +282,5 @@ func runTarget(ctx context.Context, cfg config, t target, gremlins, goCmd, wrapD
 		return fmt.Errorf("gremlins: %w (see %s)", runErr, logPath)
 	}
 	fmt.Printf("mutate: %s done in %s\n", t.name, time.Duration(m.Seconds*float64(time.Second)).Round(time.Second))
-	return m.write(filepath.Join(cfg.out, t.name+".meta.json"))
+	return m.write(filepath.Join(cfg.out, t.file(".meta.json")))
 }

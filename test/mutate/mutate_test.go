@@ -122,3 +122,15 @@ func TestSurvivorsList(t *testing.T) {
 		}
 	}
 }
+
+// A nested directory mutated whole keeps its result files in the output
+// directory itself, apart from its parent's.
+func TestTargetFiles(t *testing.T) {
+	nested := target{name: "actors/internal/framepool"}.file(".json")
+	if nested != "actors_internal_framepool.json" {
+		t.Errorf("nested target's results: %q", nested)
+	}
+	if top := (target{name: "actors"}).file(".json"); top != "actors.json" || top == nested {
+		t.Errorf("top-level target's results: %q", top)
+	}
+}

@@ -54,7 +54,7 @@ func buildReport(cfg config, ts []target, list survivorList) (*report, error) {
 		if t.args[len(t.args)-1] == "." {
 			dir = "."
 		}
-		ms, err := readResults(filepath.Join(cfg.out, t.name+".json"), dir)
+		ms, err := readResults(filepath.Join(cfg.out, t.file(".json")), dir)
 		if errors.Is(err, fs.ErrNotExist) {
 			r.targets = append(r.targets, s)
 			continue
@@ -63,7 +63,7 @@ func buildReport(cfg config, ts []target, list survivorList) (*report, error) {
 			return nil, err
 		}
 		s.Ran = true
-		if s.Meta, err = readMeta(filepath.Join(cfg.out, t.name+".meta.json")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if s.Meta, err = readMeta(filepath.Join(cfg.out, t.file(".meta.json"))); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, err
 		}
 		s.count(ms, list.in(t.name))
