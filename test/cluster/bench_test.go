@@ -16,6 +16,7 @@ var (
 	benchDuration = flag.Duration("cluster.bench.duration", 2*time.Second, "length of one measurement")
 	benchReps     = flag.Int("cluster.bench.reps", 3, "measurements of each kind per concurrency")
 	benchProfile  = flag.String("cluster.bench.cpuprofile", "", "write CPU profiles of the handler node and of the bench process (front and load) to this directory")
+	benchArgs     = flag.String("cluster.bench.args", "", "more arguments for the bench node, space-separated (for example --bench-conns 64 --bench-what tokens --grain-window 8)")
 )
 
 // TestClusterBench runs the benchmark of examples/cluster (--role bench):
@@ -35,7 +36,8 @@ func TestClusterBench(t *testing.T) {
 	}
 	e.start("handler", "h1", hArgs...)
 	b := e.start("bench", "bench", append([]string{"--listen", "127.0.0.1:" + strconv.Itoa(freePorts(t, 1)[0]),
-		"--bench-duration", benchDuration.String(), "--bench-reps", strconv.Itoa(*benchReps), "--log-level", "warn"}, bArgs...)...)
+		"--bench-duration", benchDuration.String(), "--bench-reps", strconv.Itoa(*benchReps), "--log-level", "warn"},
+		append(bArgs, strings.Fields(*benchArgs)...)...)...)
 	b.waitLine(t, "bench done", 30*time.Second+2*time.Duration(*benchReps)*2**benchDuration*3)
 	b.mu.Lock()
 	defer b.mu.Unlock()
