@@ -352,10 +352,7 @@ func (a *connActor) onDialed(ctx actor.Context, m dialDone) {
 			a.given.frames, a.given.tokens = nil, 0
 		}
 		a.startPumps(ctx)
-		a.open(ctx, m.codec)
-		if len(resend) > 0 {
-			a.resendGiven(ctx, resend)
-		}
+		a.open(ctx, m.codec, resend)
 	}
 }
 
@@ -408,7 +405,7 @@ func (a *connActor) startPumps(ctx actor.Context) {
 				codec = wire.Token1 // token/2 needs a Server or a Client
 			}
 		}
-		a.open(ctx, codec)
+		a.open(ctx, codec, nil)
 	}
 }
 
@@ -444,7 +441,7 @@ func (a *connActor) onHandshake(ctx actor.Context, m handshakeDone) {
 		a.onHello(ctx, m)
 		return
 	}
-	a.open(ctx, m.codec)
+	a.open(ctx, m.codec, nil)
 }
 
 // negotiate picks the protocol of a connection whose TLS handshake is done,
@@ -460,9 +457,14 @@ func negotiate(tc *tls.Conn) (wire.Codec, error) {
 var codecFor = wire.CodecFor
 
 // open makes the connection live with its protocol: its decoder, the
-// encoding of Send, the frames sent before it was known (they waited on the
-// sends stack), and connUp for the owner.
-func (a *connActor) open(ctx actor.Context, c wire.Codec) {
+// encoding of Send, a client's frames to send again (resend, those its
+// session's last connection did not have acknowledged), connUp for the
+// owner, and the frames sent before it was known (they waited on the sends
+// stack). The frames to send again are queued before connUp: the owner
+// publishes the connection to Send when it gets connUp (a client flushes
+// its reconnect buffer into it at once, on its own goroutine), and a token
+// Send takes then is newer than them.
+func (a *connActor) open(ctx actor.Context, c wire.Codec, resend []byte) {
 	dec, err := c.NewDecoder(a.cfg.limits.MaxTokenSize)
 	if err != nil { // cannot happen: limits were validated
 		panic(err)
@@ -477,6 +479,9 @@ func (a *connActor) open(ctx actor.Context, c wire.Codec) {
 	a.startWriter(ctx)
 	if a.sess != nil && a.sess.server {
 		a.writeGreeting(ctx, wire.Welcome{Status: wire.SessionNew, Recv: a.sess.recv})
+	}
+	if len(resend) > 0 {
+		a.resendGiven(ctx, resend)
 	}
 	ctx.Send(a.cfg.owner, connUp{a.h})
 	a.takeSends(ctx)

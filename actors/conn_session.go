@@ -236,7 +236,7 @@ func (a *connActor) onDecision(ctx actor.Context, m sessionDecision) {
 		a.decide(nil)
 		a.sess = newServerSession(a.hello)
 		a.h.peerReceived.Store(a.hello.Recv)
-		a.open(ctx, wire.Token2)
+		a.open(ctx, wire.Token2, nil)
 	}
 }
 
