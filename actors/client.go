@@ -71,6 +71,9 @@ func NewClient(opts ClientOptions) (*Client, error) {
 	if err := checkHandler(opts.Handler, opts.Runtime.System); err != nil {
 		return nil, err
 	}
+	if opts.LendTokens && opts.Handler != nil {
+		return nil, fmt.Errorf("%w: LendTokens with Handler: a handler PID's messages outlive any call, so their tokens cannot be lent", ErrInvalidOptions)
+	}
 	src, tlsr, err := newClientTLS(opts.TLS, opts.Runtime.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
@@ -99,7 +102,7 @@ func NewClient(opts ClientOptions) (*Client, error) {
 		c.cycling.Store(true)
 	}
 	a := &clientActor{c: c, opts: opts, log: log}
-	a.connCfg = connConfig{limits: limits, log: log, handlerCredit: opts.Handler != nil,
+	a.connCfg = connConfig{limits: limits, log: log, handlerCredit: opts.Handler != nil, lend: opts.LendTokens,
 		dial:       target,
 		supervised: opts.Reconnect != nil}
 	if offersToken2(target.protocols) {
@@ -108,7 +111,7 @@ func NewClient(opts ClientOptions) (*Client, error) {
 	}
 	a.connCfg.stats = c.stats
 	a.ev = newEmitter(opts.Handler, log, &c.inCallback, opts.callback,
-		tokenCallbacks{one: opts.OnToken, remoteClose: true})
+		tokenCallbacks{one: opts.OnToken, remoteClose: true, lent: opts.LendTokens})
 	a.ev.stats = c.stats
 	a.ev.watchDeadLetters(system, "client")
 	c.pid = system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return a }, actor.WithDispatcher(c.pool)))

@@ -68,6 +68,9 @@ type connConfig struct {
 	// handlerCredit: the owner sends each token to a handler PID, which
 	// returns Credit for it; a chunk's read credit waits for that too.
 	handlerCredit bool
+	// lend: the owner's callbacks borrow the tokens (LendTokens): a chunk
+	// that tokens lie in is read into again once the owner is done with it.
+	lend bool
 	// dial, if set: dial it first (client side).
 	dial *dialTarget
 	// supervised: the parent is a supervisor; an end that was not asked for

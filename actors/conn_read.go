@@ -71,6 +71,10 @@ type chunkDebt struct {
 	at        int64 // its arrival, for the delivery histogram (stats.stamp)
 	// tokens and bytes: what the handler takes with it (token/2's ACK).
 	tokens, bytes int
+	// chunk: the read chunk its tokens lie in, lent to the owner's
+	// callbacks (connConfig.lend), for the pump to read into again once
+	// the owner is done (framesDone).
+	chunk []byte
 }
 
 // onChunk decodes a chunk the read pump read and hands its frames to the
@@ -119,6 +123,9 @@ func (a *connActor) onChunk(ctx actor.Context, data []byte) {
 		debt := chunkDebt{at: a.cfg.stats.stamp(), tokens: tokens, bytes: bytes}
 		if a.cfg.handlerCredit {
 			debt.handler = tokens // the owner sends each token to the handler
+		}
+		if a.cfg.lend && a.dec.ChunkKept() {
+			debt.chunk = data
 		}
 		a.in.debts = append(a.in.debts, debt)
 		ctx.Send(a.cfg.owner, connFrames{c: a.h, frames: frames, seq: seq, redelivered: redelivered})
@@ -194,8 +201,12 @@ func (a *connActor) endReading(ctx actor.Context) {
 func (a *connActor) onDelivered(ctx actor.Context, frames []wire.Frame) {
 	a.in.giveBack(frames)
 	for i := range a.in.debts {
-		if !a.in.debts[i].ownerDone {
-			a.in.debts[i].ownerDone = true
+		if d := &a.in.debts[i]; !d.ownerDone {
+			d.ownerDone = true
+			if d.chunk != nil && a.reader != nil {
+				a.reader.Recycle(d.chunk) // lent: the owner is done with it
+			}
+			d.chunk = nil
 			break
 		}
 	}

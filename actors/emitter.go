@@ -32,6 +32,8 @@ type emitter struct {
 	// unwatch ends the watch for events that end as dead letters at the
 	// handler (handlerpid.go); nil without one.
 	unwatch func()
+	// lentBatch is the batch callback's slice, reused when tokens are lent.
+	lentBatch [][]byte
 }
 
 // tokenCallbacks are the owner's token callbacks.
@@ -44,6 +46,9 @@ type tokenCallbacks struct {
 	// remoteClose: remoteClose frames are events (clients and standalone
 	// connections); a server ignores them, as the original does.
 	remoteClose bool
+	// lent: the tokens are lent for the call (LendTokens), and so is the
+	// batch callback's slice, which the emitter reuses.
+	lent bool
 }
 
 func newEmitter(handler *actor.PID, log *slog.Logger, running *atomic.Int32,
@@ -173,7 +178,13 @@ func (e *emitter) runToken(cb func([]byte, *Connection), tok []byte, c *Connecti
 // but for those flagged redelivered when there is a callback for them.
 func (e *emitter) deliverBatch(ctx actor.Context, m connFrames) {
 	c := m.c
-	tokens := make([][]byte, 0, len(m.frames))
+	var tokens [][]byte
+	if e.tokens.lent {
+		tokens = e.lentBatch[:0]
+		defer func() { clear(tokens); e.lentBatch = tokens[:0] }()
+	} else {
+		tokens = make([][]byte, 0, len(m.frames))
+	}
 	seq := m.seq
 	for _, f := range m.frames {
 		if f.Kind != wire.KindToken {

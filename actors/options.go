@@ -182,8 +182,19 @@ type ServerOptions struct {
 	OnRedelivered func(token []byte, c *Connection)
 	// OnTokens, if set, replaces OnToken: it gets all the tokens of one read
 	// at once, in order, which with Connection.SendBatch makes one message
-	// per read both ways. The slice and the tokens belong to the callee.
+	// per read both ways. The slice and the tokens belong to the callee
+	// (with LendTokens, for the duration of the call only).
 	OnTokens func(tokens [][]byte, c *Connection)
+	// LendTokens lends each token to the token callbacks (OnToken, OnTokens, OnRedelivered) for the duration of
+	// the call only, as bufio.Scanner.Bytes does, instead of giving it: the
+	// read buffer the tokens lie in is read into again once the callback
+	// has returned, so that a connection that reads a steady stream of
+	// tokens allocates no buffer per read. A callback that keeps a token
+	// after it returns must copy it (Connection.Send and SendBatch copy what
+	// they send). A token that spans reads is in a buffer of its own, lent
+	// the same way. Not with Handler, whose messages outlive any call: the
+	// two together are an ErrInvalidOptions error.
+	LendTokens bool
 	// OnConnectionError: the error event of one connection (a failed
 	// handshake, bad input, a slow consumer...). Always followed by
 	// OnConnectionClose(c, true), except for ErrHandlerPanic: a callback that
@@ -254,8 +265,19 @@ type ClientOptions struct {
 
 	// OnConnect: connected, TLS handshake done.
 	OnConnect func()
-	// OnToken: a token from the server.
+	// OnToken: a token from the server. The token belongs to the callee
+	// (with LendTokens, for the duration of the call only).
 	OnToken func(token []byte, c *Connection)
+	// LendTokens lends each token to OnToken for the duration of
+	// the call only, as bufio.Scanner.Bytes does, instead of giving it: the
+	// read buffer the tokens lie in is read into again once the callback
+	// has returned, so that a connection that reads a steady stream of
+	// tokens allocates no buffer per read. A callback that keeps a token
+	// after it returns must copy it (Connection.Send and SendBatch copy what
+	// they send). A token that spans reads is in a buffer of its own, lent
+	// the same way. Not with Handler, whose messages outlive any call: the
+	// two together are an ErrInvalidOptions error.
+	LendTokens bool
 	// OnRemoteClose: the server is closing and asks us to close.
 	OnRemoteClose func(c *Connection)
 	// OnError: dialing or the connection failed. Always followed by

@@ -61,6 +61,9 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	if err := checkHandler(opts.Handler, opts.Runtime.System); err != nil {
 		return nil, err
 	}
+	if opts.LendTokens && opts.Handler != nil {
+		return nil, fmt.Errorf("%w: LendTokens with Handler: a handler PID's messages outlive any call, so their tokens cannot be lent", ErrInvalidOptions)
+	}
 	if opts.Protocols, err = protocolsOf(opts.Protocols); err != nil {
 		return nil, err
 	}
@@ -106,7 +109,7 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	}
 	warnDescriptors(log, opts)
 	a.ev = newEmitter(opts.Handler, log, &s.inCallback, opts.callback,
-		tokenCallbacks{one: opts.OnToken, batch: opts.OnTokens, redelivered: opts.OnRedelivered})
+		tokenCallbacks{one: opts.OnToken, batch: opts.OnTokens, redelivered: opts.OnRedelivered, lent: opts.LendTokens})
 	a.ev.stats = s.stats
 	a.ev.watchDeadLetters(system, "server")
 	s.pid = system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return a }, actor.WithDispatcher(s.pool)))

@@ -359,8 +359,8 @@ func (a *serverActor) onAccepted(ctx actor.Context, raw net.Conn) {
 // left for its handshake.
 func (a *serverActor) startHandshake(ctx actor.Context, h *Connection, raw net.Conn, timeout time.Duration) {
 	cfg := connConfig{limits: a.limits, owner: ctx.Self(), log: a.log, handshake: true,
-		handlerCredit: a.opts.Handler != nil,
-		sessions:      &sessionConfig{server: true, timeout: a.opts.SessionTimeout}}
+		handlerCredit: a.opts.Handler != nil, lend: a.opts.LendTokens,
+		sessions: &sessionConfig{server: true, timeout: a.opts.SessionTimeout}}
 	if a.budget != nil {
 		cfg.budget = &budgetConfig{wait: a.opts.MemoryWait}
 	}

@@ -23,7 +23,8 @@ import (
 // BenchmarkServerLoad measures what the server spends per token on bulk
 // loads: pipelined tokens of one size on one connection, over token/1 and
 // token/2, with the server echoing each token (OnTokens, SendBatch) or
-// only reading it (sink: OnTokens counts the bytes). The load generator is
+// only reading it (sink: OnTokens counts the bytes), the tokens given to
+// the callback or lent (/lent: ServerOptions.LendTokens). The load generator is
 // plain crypto/tls in the same process and allocates nothing per token, so
 // allocs/op and B/op are the server's per token (allocs/tok is allocs/op
 // unrounded); gcs/Ktok is the garbage collections per 1,000 tokens
@@ -34,13 +35,20 @@ func BenchmarkServerLoad(b *testing.B) {
 	for _, proto := range []string{wire.ProtocolToken1, wire.ProtocolToken2} {
 		for _, size := range []int{16, 1 << 10, 64 << 10, 1 << 20} {
 			for _, echo := range []bool{true, false} {
-				mode := "echo"
-				if !echo {
-					mode = "sink"
+				for _, lend := range []bool{false, true} {
+					mode := "echo"
+					if !echo {
+						mode = "sink"
+					}
+					spec := loadSpec{proto: proto, size: size, echo: echo}
+					if lend {
+						mode += "/lent"
+						spec.opts = func(o *actors.ServerOptions) { o.LendTokens = true }
+					}
+					b.Run(fmt.Sprintf("%s/%s/%s", proto, byteSize(size), mode), func(b *testing.B) {
+						serverLoad(b, spec)
+					})
 				}
-				b.Run(fmt.Sprintf("%s/%s/%s", proto, byteSize(size), mode), func(b *testing.B) {
-					serverLoad(b, loadSpec{proto: proto, size: size, echo: echo})
-				})
 			}
 		}
 	}

@@ -30,8 +30,10 @@ func startSelfServer(certs *tlsio.DevCerts) (*selfServer, error) {
 			default:
 			}
 		},
-		// The tokens of one read, sent back in one message: the fast path.
-		OnTokens: func(tokens [][]byte, c *actors.Connection) { c.SendBatch(tokens) },
+		// The tokens of one read, lent, sent back in one message (SendBatch
+		// copies them): the fast path.
+		OnTokens:   func(tokens [][]byte, c *actors.Connection) { c.SendBatch(tokens) },
+		LendTokens: true,
 	})
 	if err != nil {
 		return nil, err

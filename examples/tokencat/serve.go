@@ -238,9 +238,10 @@ func runServe(e *env, f *pflag.FlagSet, o *serveOptions) (err error) {
 	}
 	runtime := actors.Runtime{Logger: log, MeterProvider: meterProvider}
 
-	// Echo gets the tokens of each read at once and sends them back in one
-	// message; exec's handler actor takes them one by one, and returns the
-	// credit of each once its command has run.
+	// Echo gets the tokens of each read at once, lent (SendBatch copies
+	// them), and sends them back in one message; exec's handler actor takes
+	// them one by one, and returns the credit of each once its command has
+	// run.
 	var exec *execHandler
 	var handler *actor.PID
 	onTokens := func(tokens [][]byte, c *actors.Connection) {
@@ -290,7 +291,8 @@ func runServe(e *env, f *pflag.FlagSet, o *serveOptions) (err error) {
 		OnDropped: func(c *actors.Connection, tokens [][]byte, reason error) {
 			log.Warn("replies not delivered", "conn", c.ID(), "tokens", len(tokens), "code", actors.ErrorCode(reason))
 		},
-		OnTokens: onTokens,
+		OnTokens:   onTokens,
+		LendTokens: handler == nil,
 	})
 	if err != nil {
 		if exec != nil {
