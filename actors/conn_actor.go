@@ -473,6 +473,7 @@ func (a *connActor) open(ctx actor.Context, c wire.Codec, resend []byte) {
 		panic(err)
 	}
 	a.codec, a.dec = c, dec
+	a.lendSpans()
 	a.h.protocol.Store(&c)
 	if a.sess != nil {
 		id := hex.EncodeToString(a.sess.id[:])

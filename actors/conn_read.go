@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tokenserver/tokenserver/actors/internal/framepool"
 	"github.com/tokenserver/tokenserver/actors/internal/timer"
 	"github.com/tokenserver/tokenserver/wire"
 )
@@ -35,6 +36,62 @@ type readSide struct {
 	granted    int
 	asking     bool
 	budgetWait timer.Timer
+	// spanBufs: lent tokens (connConfig.lend) that span chunks are decoded
+	// into buffers from framepool (spanBuffer); these are the ones the
+	// decoder took and that no delivered token is known to hold yet, the
+	// frame in progress's last.
+	spanBufs [][]byte
+}
+
+// spanBuffer gives the decoder a buffer for a lent token that spans
+// chunks, from framepool; it goes back there once the owner is done with
+// the token (lentSpan, onDelivered).
+func (r *readSide) spanBuffer(n int) []byte {
+	b := framepool.Get(n)
+	r.spanBufs = append(r.spanBufs, b)
+	return b
+}
+
+// lendSpans makes the decoder take the buffers of tokens that span chunks
+// from the pool, when tokens are lent; a decoder's buffers the last one
+// took are forgotten.
+func (a *connActor) lendSpans() {
+	clear(a.in.spanBufs)
+	a.in.spanBufs = a.in.spanBufs[:0]
+	if src, ok := a.dec.(wire.BufferSource); ok && a.cfg.lend {
+		src.SetBufferSource(a.in.spanBuffer)
+	}
+}
+
+// lentSpan returns the pool buffer that frames' first token lies in, if it
+// is a token that spanned chunks and was decoded into one (only the first
+// frame of a chunk can be: every other one starts in the chunk), and
+// forgets the buffers no token will hold: one that the decoder grew past,
+// and any but the last while a frame is in progress.
+func (r *readSide) lentSpan(frames []wire.Frame, inProgress bool) (buf []byte) {
+	if len(r.spanBufs) == 0 {
+		return nil
+	}
+	if len(frames) > 0 && frames[0].Kind == wire.KindToken && len(frames[0].Token) > 0 {
+		first := &frames[0].Token[0]
+		for i, b := range r.spanBufs {
+			if cap(b) > 0 && &b[:1][0] == first {
+				buf = b
+				r.spanBufs = append(r.spanBufs[:i], r.spanBufs[i+1:]...)
+				break
+			}
+		}
+	}
+	switch n := len(r.spanBufs); {
+	case !inProgress:
+		clear(r.spanBufs)
+		r.spanBufs = r.spanBufs[:0]
+	case n > 1:
+		last := r.spanBufs[n-1]
+		clear(r.spanBufs)
+		r.spanBufs = append(r.spanBufs[:0], last)
+	}
+	return buf
 }
 
 // maxSpareFrames bounds the frames slices kept for reuse, and the size of
@@ -73,8 +130,9 @@ type chunkDebt struct {
 	tokens, bytes int
 	// chunk: the read chunk its tokens lie in, lent to the owner's
 	// callbacks (connConfig.lend), for the pump to read into again once
-	// the owner is done (framesDone).
-	chunk []byte
+	// the owner is done (framesDone); span: the framepool buffer of its
+	// first token, lent too, when that one spanned chunks.
+	chunk, span []byte
 }
 
 // onChunk decodes a chunk the read pump read and hands its frames to the
@@ -126,6 +184,9 @@ func (a *connActor) onChunk(ctx actor.Context, data []byte) {
 		}
 		if a.cfg.lend && a.dec.ChunkKept() {
 			debt.chunk = data
+		}
+		if a.cfg.lend {
+			debt.span = a.in.lentSpan(frames, a.dec.Buffered() > 0)
 		}
 		a.in.debts = append(a.in.debts, debt)
 		ctx.Send(a.cfg.owner, connFrames{c: a.h, frames: frames, seq: seq, redelivered: redelivered})
@@ -206,7 +267,10 @@ func (a *connActor) onDelivered(ctx actor.Context, frames []wire.Frame) {
 			if d.chunk != nil && a.reader != nil {
 				a.reader.Recycle(d.chunk) // lent: the owner is done with it
 			}
-			d.chunk = nil
+			if d.span != nil {
+				framepool.Put(d.span)
+			}
+			d.chunk, d.span = nil, nil
 			break
 		}
 	}

@@ -357,7 +357,8 @@ func (a *connActor) resume(ctx actor.Context, m adopt) {
 	a.h.setAddrs(m.conn)
 	a.h.tls.Store(&m.state)
 	a.dec, _ = wire.Token2.NewDecoder(a.cfg.limits.MaxTokenSize) // the old one may be inside a frame
-	a.onAcked(h.Recv)                                            // the client has them all
+	a.lendSpans()
+	a.onAcked(h.Recv) // the client has them all
 	a.rewind(h.Recv)
 	s.resumedOnce = true
 	a.phase = phaseOpen

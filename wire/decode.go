@@ -23,6 +23,7 @@ type Decoder struct {
 	hint    int    // size of the last large token: the next one's first guess
 	err     error  // sticky protocol error
 	kept    bool   // a frame of the last call refers to its chunk
+	get     func(n int) []byte
 }
 
 // NewDecoder returns a decoder that accepts decoded tokens of at most
@@ -38,6 +39,18 @@ func NewDecoder(maxTokenSize int) (*Decoder, error) {
 
 // MaxTokenSize returns the decoder's maximum decoded token size in bytes.
 func (d *Decoder) MaxTokenSize() int { return d.limit }
+
+// SetBufferSource makes the decoder take the buffer of each token that
+// spans chunks from get (see [BufferSource]).
+func (d *Decoder) SetBufferSource(get func(n int) []byte) { d.get = get }
+
+// newBuffer is an empty buffer of capacity n for a token that spans chunks.
+func (d *Decoder) newBuffer(n int) []byte {
+	if d.get != nil {
+		return d.get(n)[:0]
+	}
+	return make([]byte, 0, n)
+}
 
 // Buffered returns the number of bytes of the frame in progress that the
 // decoder currently holds: its decoded bytes, plus one for a pending backslash
@@ -106,7 +119,7 @@ func (d *Decoder) appendFrames(dst []Frame, chunk []byte, inPlace bool) ([]Frame
 			// that starts here is likely as large as the last large one:
 			// size its buffer for that once rather than growing it.
 			if len(d.buf) == 0 && !d.pending && cap(d.buf) < d.hint {
-				d.buf = make([]byte, 0, d.hint)
+				d.buf = d.newBuffer(d.hint)
 			}
 			var err error
 			if d.buf, err = d.unescape(d.buf, rest, base+int64(i), true); err != nil {

@@ -46,6 +46,7 @@ type Token2Decoder struct {
 	ended bool // END was decoded: no DATA or END may follow
 	err   error
 	kept  bool
+	get   func(n int) []byte
 }
 
 // eagerPayload is the largest payload a decoder allocates at its final size
@@ -63,6 +64,11 @@ func NewToken2Decoder(maxTokenSize int) (*Token2Decoder, error) {
 
 // MaxTokenSize returns the decoder's maximum token size in bytes.
 func (d *Token2Decoder) MaxTokenSize() int { return d.limit }
+
+// SetBufferSource makes the decoder take the buffer of each DATA payload
+// that spans chunks (up to 1 MiB; a larger one grows as its bytes arrive)
+// from get (see [BufferSource]).
+func (d *Token2Decoder) SetBufferSource(get func(n int) []byte) { d.get = get }
 
 // Buffered returns the number of bytes of the frame in progress that the
 // decoder holds (header and payload so far); zero between frames and after
@@ -229,9 +235,12 @@ func (d *Token2Decoder) checkHeader(t FrameType, n uint64, at int64) error {
 // beginBody starts collecting the payload of a frame whose header is read.
 func (d *Token2Decoder) beginBody(t FrameType, size int) {
 	d.inBody, d.typ, d.size = true, t, size
-	if size <= eagerPayload {
+	switch {
+	case size <= eagerPayload && t == TypeData && d.get != nil:
+		d.buf = d.get(size)[:0]
+	case size <= eagerPayload:
 		d.buf = make([]byte, 0, size)
-	} else {
+	default:
 		d.buf = nil
 	}
 }
