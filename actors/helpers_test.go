@@ -194,3 +194,37 @@ func tryRepeatedly(t *testing.T, tries int, budget time.Duration, try func(i int
 	}
 	t.Logf("%d tries in %v", i, time.Since(began).Round(time.Millisecond))
 }
+
+// listeningServer starts a server on 127.0.0.1 with the test certificates
+// and opts (its OnConnect is taken), waits until it listens, and shuts it
+// down when the test ends.
+func listeningServer(t *testing.T, opts ServerOptions) *Server {
+	t.Helper()
+	listening := make(chan struct{}, 1)
+	opts.Host, opts.TLS = "127.0.0.1", testCerts(t).ServerOptions()
+	opts.OnConnect = func() { put(t, listening, struct{}{}) }
+	srv, err := NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { shutdownWithin(t, "server", srv.Shutdown) })
+	recv(t, listening, "listening")
+	return srv
+}
+
+// connectedClient connects a client with the test certificates and opts (its
+// OnConnect is taken) to srv, waits until it is connected, and shuts it
+// down when the test ends (before srv).
+func connectedClient(t *testing.T, srv *Server, opts ClientOptions) *Client {
+	t.Helper()
+	connected := make(chan struct{}, 1)
+	opts.Host, opts.Port, opts.TLS = "127.0.0.1", srv.Addr().(*net.TCPAddr).Port, testCerts(t).ClientOptions()
+	opts.OnConnect = func() { put(t, connected, struct{}{}) }
+	cli, err := NewClient(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { shutdownWithin(t, "client", cli.Shutdown) })
+	recv(t, connected, "connected")
+	return cli
+}

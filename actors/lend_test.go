@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"runtime"
 	"testing"
 
@@ -24,12 +23,9 @@ func TestLentTokensKeepOrderOverTLS(t *testing.T) {
 		t.Run(proto, func(t *testing.T) {
 			atServer := newOrderChecker(t, "server", orderCount)
 			atClient := newOrderChecker(t, "client", orderCount)
-			listening := make(chan struct{}, 1)
-			srv, err := NewServer(ServerOptions{
-				Host: "127.0.0.1", TLS: testCerts(t).ServerOptions(),
+			srv := listeningServer(t, ServerOptions{
 				Limits:     Limits{ReadBufferSize: 5000},
 				LendTokens: true,
-				OnConnect:  func() { put(t, listening, struct{}{}) },
 				OnTokens: func(toks [][]byte, c *Connection) {
 					for _, tok := range toks {
 						atServer.token(tok)
@@ -41,29 +37,16 @@ func TestLentTokensKeepOrderOverTLS(t *testing.T) {
 				},
 				OnConnectionError: func(_ *Connection, err error) { t.Errorf("server connection: %v", err) },
 			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer shutdownWithin(t, "server", srv.Shutdown)
-			recv(t, listening, "listening")
-			connected := make(chan struct{}, 1)
-			cli, err := NewClient(ClientOptions{
-				Host: "127.0.0.1", Port: srv.Addr().(*net.TCPAddr).Port, TLS: testCerts(t).ClientOptions(),
+			cli := connectedClient(t, srv, ClientOptions{
 				Protocols:  []string{proto},
 				Limits:     Limits{ReadBufferSize: 4096},
 				LendTokens: true,
-				OnConnect:  func() { put(t, connected, struct{}{}) },
 				OnToken: func(tok []byte, _ *Connection) {
 					runtime.Gosched()
 					atClient.token(tok)
 				},
 				OnError: func(err error) { t.Errorf("client: %v", err) },
 			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer shutdownWithin(t, "client", cli.Shutdown)
-			recv(t, connected, "connected")
 			conn := cli.Connection()
 			if got := conn.Protocol(); got != proto {
 				t.Fatalf("negotiated %q, want %q", got, proto)
@@ -106,11 +89,8 @@ func lentAllocs(t *testing.T, proto string, size, count int, lend bool) float64 
 	want := bytes.Repeat([]byte("abcdefghijklmnopqrstuvwxyz"), size/26+1)[:size]
 	done := make(chan struct{})
 	got := 0
-	listening := make(chan struct{}, 1)
-	srv, err := NewServer(ServerOptions{
-		Host: "127.0.0.1", TLS: testCerts(t).ServerOptions(),
+	srv := listeningServer(t, ServerOptions{
 		LendTokens: lend,
-		OnConnect:  func() { put(t, listening, struct{}{}) },
 		OnToken: func(tok []byte, _ *Connection) {
 			if !bytes.Equal(tok, want) {
 				t.Errorf("a token of %d bytes is not the one sent", len(tok))
@@ -121,23 +101,10 @@ func lentAllocs(t *testing.T, proto string, size, count int, lend bool) float64 
 		},
 		OnConnectionError: func(_ *Connection, err error) { t.Errorf("server connection: %v", err) },
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer shutdownWithin(t, "server", srv.Shutdown)
-	recv(t, listening, "listening")
-	connected := make(chan struct{}, 1)
-	cli, err := NewClient(ClientOptions{
-		Host: "127.0.0.1", Port: srv.Addr().(*net.TCPAddr).Port, TLS: testCerts(t).ClientOptions(),
+	cli := connectedClient(t, srv, ClientOptions{
 		Protocols: []string{proto},
-		OnConnect: func() { put(t, connected, struct{}{}) },
 		OnError:   func(err error) { t.Errorf("client: %v", err) },
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer shutdownWithin(t, "client", cli.Shutdown)
-	recv(t, connected, "connected")
 	toks := make([][]byte, 20)
 	for i := range toks {
 		toks[i] = want

@@ -136,11 +136,8 @@ func TestConnectionKeepsOrderOverPipe(t *testing.T) {
 func TestServerAndClientKeepOrderOverTLS(t *testing.T) {
 	atServer := newOrderChecker(t, "server", orderCount)
 	atClient := newOrderChecker(t, "client", orderCount)
-	listening := make(chan struct{}, 1)
-	srv, err := NewServer(ServerOptions{
-		Host: "127.0.0.1", TLS: testCerts(t).ServerOptions(),
-		Limits:    Limits{ReadBufferSize: 1500},
-		OnConnect: func() { put(t, listening, struct{}{}) },
+	srv := listeningServer(t, ServerOptions{
+		Limits: Limits{ReadBufferSize: 1500},
 		OnTokens: func(toks [][]byte, c *Connection) {
 			for _, tok := range toks {
 				atServer.token(tok)
@@ -151,24 +148,11 @@ func TestServerAndClientKeepOrderOverTLS(t *testing.T) {
 		},
 		OnConnectionError: func(_ *Connection, err error) { t.Errorf("server connection: %v", err) },
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer shutdownWithin(t, "server", srv.Shutdown)
-	recv(t, listening, "listening")
-	connected := make(chan struct{}, 1)
-	cli, err := NewClient(ClientOptions{
-		Host: "127.0.0.1", Port: srv.Addr().(*net.TCPAddr).Port, TLS: testCerts(t).ClientOptions(),
-		Limits:    Limits{ReadBufferSize: 700},
-		OnConnect: func() { put(t, connected, struct{}{}) },
-		OnToken:   func(tok []byte, _ *Connection) { atClient.token(tok) },
-		OnError:   func(err error) { t.Errorf("client: %v", err) },
+	cli := connectedClient(t, srv, ClientOptions{
+		Limits:  Limits{ReadBufferSize: 700},
+		OnToken: func(tok []byte, _ *Connection) { atClient.token(tok) },
+		OnError: func(err error) { t.Errorf("client: %v", err) },
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer shutdownWithin(t, "client", cli.Shutdown)
-	recv(t, connected, "connected")
 	conn := cli.Connection()
 	sendOrdered(t, orderCount, cli.Send, conn.SendBatch)
 	recv(t, atServer.done, "every token at the server")
