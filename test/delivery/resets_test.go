@@ -128,7 +128,23 @@ func TestResetsLoseNothing(t *testing.T) {
 			in.got(tok)
 			c.Send(tok)
 		}
-	})
+	}, nil)
+}
+
+// The same with the tokens lent on both sides (LendTokens): read buffers
+// and the buffers of tokens that span reads go back for reuse once their
+// callbacks return, across the resets too (a resumed session's new decoder
+// starts afresh), and the server echoes the tokens of each read at once.
+func TestResetsLoseNothingLent(t *testing.T) {
+	resetsLoseNothing(t, func(o *actors.ServerOptions, in *sequence, _ *actor.ActorSystem) {
+		o.LendTokens = true
+		o.OnTokens = func(toks [][]byte, c *actors.Connection) {
+			for _, tok := range toks {
+				in.got(tok)
+			}
+			c.SendBatch(toks)
+		}
+	}, func(o *actors.ClientOptions) { o.LendTokens = true })
 }
 
 // The same with a handler PID on the server, which answers each token with
@@ -151,7 +167,7 @@ func TestResetsLoseNothingHandlerPID(t *testing.T) {
 		}))
 		o.Handler = pid
 		o.Runtime.System = sys
-	})
+	}, nil)
 	mu.Lock()
 	defer mu.Unlock()
 	if len(sessions) != 1 || sessions[""] != 0 {
@@ -159,7 +175,7 @@ func TestResetsLoseNothingHandlerPID(t *testing.T) {
 	}
 }
 
-func resetsLoseNothing(t *testing.T, handle func(*actors.ServerOptions, *sequence, *actor.ActorSystem)) {
+func resetsLoseNothing(t *testing.T, handle func(*actors.ServerOptions, *sequence, *actor.ActorSystem), client func(*actors.ClientOptions)) {
 	certs, err := tlsio.GenerateDevCerts()
 	if err != nil {
 		t.Fatal(err)
@@ -182,12 +198,16 @@ func resetsLoseNothing(t *testing.T, handle func(*actors.ServerOptions, *sequenc
 	within(t, "the server listening", func() bool { return srv.Addr() != nil })
 	proxy := startResetProxy(t, srv.Addr().String(), resetEvery, resets)
 	_, port, _ := net.SplitHostPort(proxy.Addr())
-	cl := startSending(t, actors.ClientOptions{
+	co := actors.ClientOptions{
 		Host: "127.0.0.1", Port: atoi(t, port), TLS: certs.ClientOptions(),
 		Reconnect: actors.DefaultReconnect(),
 		OnToken:   func(tok []byte, _ *actors.Connection) { back.got(tok) },
 		OnDropped: func(toks [][]byte, reason error) { dropped.add("client", len(toks), reason) },
-	}, tokens)
+	}
+	if client != nil {
+		client(&co)
+	}
+	cl := startSending(t, co, tokens)
 	in.wait(t, "the server's handler")
 	back.wait(t, "the client's echoes")
 	in.check(t, "server")
