@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/tokenserver/tokenserver/wire"
 )
 
 // LendTokens: the callbacks borrow the tokens, and the read buffers they lie
@@ -138,5 +139,33 @@ func TestLendTokensWithHandlerIsInvalid(t *testing.T) {
 		Handler: pid, Runtime: Runtime{System: sys}, LendTokens: true})
 	if !errors.Is(err, ErrInvalidOptions) {
 		t.Errorf("NewClient: %v, want ErrInvalidOptions", err)
+	}
+}
+
+// The read side's bookkeeping of the pool buffers it gave the decoder: a
+// delivered token that lies in one gets it back (for framepool at
+// framesDone); a buffer no token holds (the decoder grew past it) is
+// forgotten, but for the one the frame in progress may be using, the last.
+func TestLentSpanBuffers(t *testing.T) {
+	var r readSide
+	r.spanBuffer(2048) // one the decoder grew past
+	current := r.spanBuffer(4096)
+	other := []wire.Frame{{Kind: wire.KindToken, Token: make([]byte, 100)}}
+	if got := r.lentSpan(other, true); got != nil {
+		t.Errorf("a token in no pool buffer got one back (%d bytes)", cap(got))
+	}
+	if len(r.spanBufs) != 1 || &r.spanBufs[0][:1][0] != &current[:1][0] {
+		t.Fatalf("%d buffers kept while a frame is in progress, want the last one only", len(r.spanBufs))
+	}
+	mine := []wire.Frame{{Kind: wire.KindToken, Token: current[:100:100]}}
+	if got := r.lentSpan(mine, false); got == nil || &got[:1][0] != &current[:1][0] || cap(got) != cap(current) {
+		t.Error("the token decoded into a pool buffer did not give that buffer back, whole")
+	}
+	if len(r.spanBufs) != 0 {
+		t.Errorf("%d buffers kept with no frame in progress", len(r.spanBufs))
+	}
+	r.spanBuffer(1024)
+	if r.lentSpan(nil, false); len(r.spanBufs) != 0 {
+		t.Errorf("%d buffers kept after a chunk that ended between frames", len(r.spanBufs))
 	}
 }
