@@ -77,17 +77,31 @@ func refDecode(stream []byte, limit int) ([]Frame, error) {
 // AppendFramesInPlace, and checks that both give the same frames and error.
 func decodeChunks(t testing.TB, stream []byte, limit int, cuts []int) ([]Frame, error) {
 	t.Helper()
-	frames, err := decodeChunksMode(t, stream, limit, cuts, false)
-	inPlace, errInPlace := decodeChunksMode(t, stream, limit, cuts, true)
+	frames, err := decodeChunksMode(t, stream, limit, cuts, false, false)
+	inPlace, errInPlace := decodeChunksMode(t, stream, limit, cuts, true, false)
 	check.Equal(t, err, errInPlace, "AppendFramesInPlace's error")
 	requireFramesEqual(t, frames, inPlace)
+	sourced, errSourced := decodeChunksMode(t, stream, limit, cuts, true, true)
+	check.Equal(t, err, errSourced, "the error with a BufferSource")
+	requireFramesEqual(t, frames, sourced)
 	return frames, err
 }
 
-func decodeChunksMode(t testing.TB, stream []byte, limit int, cuts []int, inPlace bool) ([]Frame, error) {
+// junkBuffer is a BufferSource's get that gives buffers larger than asked
+// and not empty, their bytes all 0x5A: a decoder must start them empty and
+// never let their old bytes show.
+func junkBuffer(n int) []byte {
+	b := bytes.Repeat([]byte{0x5A}, n+7)
+	return b[:3]
+}
+
+func decodeChunksMode(t testing.TB, stream []byte, limit int, cuts []int, inPlace, source bool) ([]Frame, error) {
 	t.Helper()
 	d, err := NewDecoder(limit)
 	check.NoError(t, err)
+	if source {
+		d.SetBufferSource(junkBuffer)
+	}
 	var frames []Frame
 	prev := 0
 	for _, c := range append(cuts, len(stream)) {

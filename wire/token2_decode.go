@@ -273,7 +273,9 @@ func (d *Token2Decoder) complete(dst []Frame, t FrameType, payload []byte, at in
 		if inChunk && len(payload) > 0 {
 			d.kept = true
 		}
-		return append(dst, Frame{Kind: KindToken, Token: payload}), nil
+		// Capacity cut to the length: a buffer from a BufferSource may be
+		// larger than the payload.
+		return append(dst, Frame{Kind: KindToken, Token: payload[:len(payload):len(payload)]}), nil
 	case TypeAck:
 		v, k, bad := readUvarint(payload)
 		switch {

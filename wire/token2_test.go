@@ -367,8 +367,23 @@ func TestToken2Names(t *testing.T) {
 // the error.
 func decode2Chunks(t testing.TB, stream []byte, limit int, cuts []int) ([]Frame, error) {
 	t.Helper()
+	frames, err := decode2ChunksWith(t, stream, limit, cuts, false)
+	sourced, errSourced := decode2ChunksWith(t, stream, limit, cuts, true)
+	check.Equal(t, err, errSourced, "the error with a BufferSource")
+	requireFrames2Equal(t, frames, sourced)
+	return frames, err
+}
+
+// decode2ChunksWith is decode2Chunks, with a BufferSource (source) whose
+// buffers are larger than asked and not empty, their bytes all 0x5A, or
+// without one.
+func decode2ChunksWith(t testing.TB, stream []byte, limit int, cuts []int, source bool) ([]Frame, error) {
+	t.Helper()
 	d, err := NewToken2Decoder(limit)
 	check.NoError(t, err)
+	if source {
+		d.SetBufferSource(junkBuffer)
+	}
 	var frames []Frame
 	prev := 0
 	for _, c := range append(cuts, len(stream)) {
