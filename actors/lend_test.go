@@ -150,6 +150,10 @@ func TestLentSpanBuffers(t *testing.T) {
 	var r readSide
 	r.spanBuffer(2048) // one the decoder grew past
 	current := r.spanBuffer(4096)
+	empty := []wire.Frame{{Kind: wire.KindToken, Token: []byte{}}, {Kind: wire.KindRemoteClose}}
+	if got := r.lentSpan(empty, true); got != nil {
+		t.Errorf("an empty token got a pool buffer back (%d bytes)", cap(got))
+	}
 	other := []wire.Frame{{Kind: wire.KindToken, Token: make([]byte, 100)}}
 	if got := r.lentSpan(other, true); got != nil {
 		t.Errorf("a token in no pool buffer got one back (%d bytes)", cap(got))
