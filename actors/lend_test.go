@@ -85,16 +85,21 @@ func TestLentTokensReuseReadBuffers(t *testing.T) {
 // lentAllocs sends count tokens of size bytes over proto to a server that
 // lends them or not, and returns the bytes allocated per token meanwhile.
 func lentAllocs(t *testing.T, proto string, size, count int, lend bool) float64 {
-	// Letters only: nothing to escape in token/1, so that what the sending
-	// side allocates does not depend on how many bytes its frames escape.
-	want := bytes.Repeat([]byte("abcdefghijklmnopqrstuvwxyz"), size/26+1)[:size]
+	// Token i is size bytes of one letter, 'a'+i%26: nothing to escape in
+	// token/1 (what the sending side allocates does not depend on how many
+	// bytes its frames escape), and a token decoded into a buffer another
+	// token still used would show.
+	letters := make([][]byte, 26)
+	for i := range letters {
+		letters[i] = bytes.Repeat([]byte{byte('a' + i)}, size)
+	}
 	done := make(chan struct{})
 	got := 0
 	srv := listeningServer(t, ServerOptions{
 		LendTokens: lend,
 		OnToken: func(tok []byte, _ *Connection) {
-			if !bytes.Equal(tok, want) {
-				t.Errorf("a token of %d bytes is not the one sent", len(tok))
+			if !bytes.Equal(tok, letters[got%26]) {
+				t.Errorf("token %d (%d bytes) is not the one sent", got, len(tok))
 			}
 			if got++; got == count {
 				close(done)
@@ -106,10 +111,7 @@ func lentAllocs(t *testing.T, proto string, size, count int, lend bool) float64 
 		Protocols: []string{proto},
 		OnError:   func(err error) { t.Errorf("client: %v", err) },
 	})
-	toks := make([][]byte, 20)
-	for i := range toks {
-		toks[i] = want
-	}
+	toks := letters // a batch of every letter
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	for sent := 0; sent < count; sent += len(toks) {
