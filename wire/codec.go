@@ -58,9 +58,10 @@ type Codec interface {
 // A BufferSource is a [FrameDecoder] whose buffers for tokens that span
 // chunks can come from the caller: both protocols' decoders are. By default
 // a decoder allocates each such buffer; after SetBufferSource it asks get
-// for one (of length 0 and capacity at least n) instead, so that a caller
-// that knows when it is done with a token can give its buffer back to a
-// pool, and the next token that spans chunks reuses it. The token handed
+// for one of capacity at least n (n > 0; its length and bytes do not
+// matter) instead, so that a caller that knows when it is done with a
+// token can give its buffer back to a pool, and the next token that spans
+// chunks reuses it. The token handed
 // out is then a slice of a buffer from get (its capacity cut to its
 // length), unless the decoder had to grow it past what it asked for.
 // get(n) must return a buffer nobody else uses.

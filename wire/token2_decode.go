@@ -236,7 +236,7 @@ func (d *Token2Decoder) checkHeader(t FrameType, n uint64, at int64) error {
 func (d *Token2Decoder) beginBody(t FrameType, size int) {
 	d.inBody, d.typ, d.size = true, t, size
 	switch {
-	case size <= eagerPayload && t == TypeData && d.get != nil:
+	case size > 0 && size <= eagerPayload && t == TypeData && d.get != nil:
 		d.buf = d.get(size)[:0]
 	case size <= eagerPayload:
 		d.buf = make([]byte, 0, size)
