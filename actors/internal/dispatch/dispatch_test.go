@@ -104,3 +104,44 @@ func TestWorkerPoolClose(t *testing.T) {
 	}
 	eventually(t, "no parked worker after close", func() bool { return poolParked(p) == 0 }, func() any { return poolParked(p) })
 }
+
+// TestWorkerPoolJanitorWaitsForTheNextWorker: a janitor run lets go the
+// workers parked for idleFor and keeps the others, then comes back when the
+// next of them has been parked for idleFor, and not later.
+func TestWorkerPoolJanitorWaitsForTheNextWorker(t *testing.T) {
+	p := NewWorkerPool()
+	p.idleFor = time.Hour
+	defer p.Close()
+	release := make(chan struct{})
+	var started, done sync.WaitGroup
+	for range 2 {
+		started.Add(1)
+		done.Add(1)
+		p.Schedule(func() {
+			started.Done()
+			<-release // two at a time: two workers
+			done.Done()
+		})
+	}
+	started.Wait()
+	close(release)
+	done.Wait()
+	eventually(t, "two parked workers", func() bool { return poolParked(p) == 2 }, func() any { return poolParked(p) })
+
+	// The first parked two hours ago, the second an hour ago but a second.
+	const left = time.Second
+	p.mu.Lock()
+	now := time.Now()
+	p.idle[0].parked = now.Add(-2 * time.Hour)
+	p.idle[1].parked = now.Add(-p.idleFor + left)
+	p.mu.Unlock()
+	p.shed()
+	if n := poolParked(p); n != 1 && time.Since(now) < left {
+		t.Fatalf("%d workers parked after the janitor's run, want the one parked for less than idleFor", n)
+	}
+	eventually(t, "the janitor back for the second worker after its hour", func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return len(p.idle) == 0 && p.janitor == nil
+	}, func() any { return poolParked(p) })
+}
