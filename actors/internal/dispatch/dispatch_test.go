@@ -1,6 +1,7 @@
 package dispatch
 
 import (
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -28,6 +29,27 @@ func poolParked(p *WorkerPool) int {
 	return len(p.idle)
 }
 
+// parkWorkers runs n works at once on p, so that n workers run them, and
+// waits until all n are parked.
+func parkWorkers(t *testing.T, p *WorkerPool, n int) {
+	t.Helper()
+	release := make(chan struct{})
+	var started, done sync.WaitGroup
+	for range n {
+		started.Add(1)
+		done.Add(1)
+		p.Schedule(func() {
+			started.Done()
+			<-release // n at a time: n workers
+			done.Done()
+		})
+	}
+	started.Wait()
+	close(release)
+	done.Wait()
+	eventually(t, fmt.Sprintf("%d parked workers", n), func() bool { return poolParked(p) == n }, func() any { return poolParked(p) })
+}
+
 // TestWorkerPoolRunsParksAndSheds: work scheduled at once runs at once, on
 // as many workers as it needs; they park when done, are reused, and exit
 // once parked for idleFor.
@@ -35,21 +57,7 @@ func TestWorkerPoolRunsParksAndSheds(t *testing.T) {
 	p := NewWorkerPool()
 	defer p.Close()
 
-	release := make(chan struct{})
-	var started, done sync.WaitGroup
-	for range 3 {
-		started.Add(1)
-		done.Add(1)
-		p.Schedule(func() {
-			started.Done()
-			<-release // three at a time: three workers
-			done.Done()
-		})
-	}
-	started.Wait()
-	close(release)
-	done.Wait()
-	eventually(t, "three parked workers", func() bool { return poolParked(p) == 3 }, func() any { return poolParked(p) })
+	parkWorkers(t, p, 3)
 
 	// Parked workers take new work without new goroutines.
 	ran := make(chan struct{})
@@ -112,21 +120,7 @@ func TestWorkerPoolJanitorWaitsForTheNextWorker(t *testing.T) {
 	p := NewWorkerPool()
 	p.idleFor = time.Hour
 	defer p.Close()
-	release := make(chan struct{})
-	var started, done sync.WaitGroup
-	for range 2 {
-		started.Add(1)
-		done.Add(1)
-		p.Schedule(func() {
-			started.Done()
-			<-release // two at a time: two workers
-			done.Done()
-		})
-	}
-	started.Wait()
-	close(release)
-	done.Wait()
-	eventually(t, "two parked workers", func() bool { return poolParked(p) == 2 }, func() any { return poolParked(p) })
+	parkWorkers(t, p, 2)
 
 	// The first parked two hours ago, the second an hour ago but a second.
 	const left = time.Second
