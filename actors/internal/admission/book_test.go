@@ -190,3 +190,57 @@ func TestDropWaitingForgetsOnlyTheWaiting(t *testing.T) {
 	require.Equal(t, [2]int{2, 0}, [2]int{pending, waiting})
 	require.Empty(t, b.Leave("a1", false), "nothing waits: nobody starts")
 }
+
+func TestAPrefixKeepsItsShareWhenOneOfItsSocketsLeaves(t *testing.T) {
+	b := New[key](Config{MaxConns: 10, MaxPending: 100, MaxPerPrefix: 1, MaxHandshakes: 1})
+	arrive(b, "a1")
+	require.Empty(t, arrive(b, "a2"))
+	require.Empty(t, arrive(b, "a3"))
+	require.Equal(t, []Effect[key]{eff(Start, "a2")}, b.Leave("a1", false))
+	require.Empty(t, arrive(b, "a4"), "a2 holds the share of a: a4 waits behind a3")
+	require.Equal(t, []Effect[key]{eff(Start, "a3")}, b.Leave("a2", false), "the oldest waiting goes first")
+}
+
+// A server meets millions of addresses over its life: once every socket is
+// gone, whatever way it went, the Book keeps nothing of it or its prefix.
+func TestTheBookForgetsWhatLeft(t *testing.T) {
+	b := New[key](Config{MaxConns: 2, MaxPending: 6, MaxPerPrefix: 2, MaxHandshakes: 1})
+	for round := range 3 {
+		var alive []key
+		gone := map[key]bool{}
+		for _, p := range "abcu" {
+			for i := range 3 {
+				k := key(fmt.Sprintf("%c%d.%d", p, round, i))
+				alive = append(alive, k)
+				for _, e := range arrive(b, k) { // over MaxPending: some are evicted or refused
+					if e.Kind == Evict || e.Kind == Refuse {
+						gone[e.Key] = true
+					}
+				}
+			}
+		}
+		for _, k := range b.DropWaiting() {
+			gone[k] = true
+		}
+		for i, k := range alive {
+			if gone[k] {
+				continue
+			}
+			b.Hello(k)
+			b.FlightDone(k)
+			if i%2 == 1 {
+				b.Leave(k, false) // its handshake failed
+				continue
+			}
+			ok, _ := b.Up(k)
+			b.Leave(k, ok)
+		}
+		pending, waiting := b.Pending()
+		require.Equal(t, [3]int{0, 0, 0}, [3]int{pending, waiting, b.Live()}, "round %d", round)
+		require.Empty(t, b.socks, "round %d: sockets kept", round)
+		require.Empty(t, b.prefixes, "round %d: prefixes kept", round)
+		require.Empty(t, b.bySilent, "round %d: prefixes kept by their silent sockets", round)
+		require.Zero(t, b.ring.n, "round %d: prefixes kept in the ring", round)
+		require.Zero(t, b.slots, "round %d: slots held", round)
+	}
+}

@@ -1,6 +1,7 @@
 package dispatch
 
 import (
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -28,6 +29,27 @@ func poolParked(p *WorkerPool) int {
 	return len(p.idle)
 }
 
+// parkWorkers runs n works at once on p, so that n workers run them, and
+// waits until all n are parked.
+func parkWorkers(t *testing.T, p *WorkerPool, n int) {
+	t.Helper()
+	release := make(chan struct{})
+	var started, done sync.WaitGroup
+	for range n {
+		started.Add(1)
+		done.Add(1)
+		p.Schedule(func() {
+			started.Done()
+			<-release // n at a time: n workers
+			done.Done()
+		})
+	}
+	started.Wait()
+	close(release)
+	done.Wait()
+	eventually(t, fmt.Sprintf("%d parked workers", n), func() bool { return poolParked(p) == n }, func() any { return poolParked(p) })
+}
+
 // TestWorkerPoolRunsParksAndSheds: work scheduled at once runs at once, on
 // as many workers as it needs; they park when done, are reused, and exit
 // once parked for idleFor.
@@ -35,21 +57,7 @@ func TestWorkerPoolRunsParksAndSheds(t *testing.T) {
 	p := NewWorkerPool()
 	defer p.Close()
 
-	release := make(chan struct{})
-	var started, done sync.WaitGroup
-	for range 3 {
-		started.Add(1)
-		done.Add(1)
-		p.Schedule(func() {
-			started.Done()
-			<-release // three at a time: three workers
-			done.Done()
-		})
-	}
-	started.Wait()
-	close(release)
-	done.Wait()
-	eventually(t, "three parked workers", func() bool { return poolParked(p) == 3 }, func() any { return poolParked(p) })
+	parkWorkers(t, p, 3)
 
 	// Parked workers take new work without new goroutines.
 	ran := make(chan struct{})
@@ -103,4 +111,31 @@ func TestWorkerPoolClose(t *testing.T) {
 		t.Fatal("work scheduled after close did not run")
 	}
 	eventually(t, "no parked worker after close", func() bool { return poolParked(p) == 0 }, func() any { return poolParked(p) })
+}
+
+// TestWorkerPoolJanitorWaitsForTheNextWorker: a janitor run lets go the
+// workers parked for idleFor and keeps the others, then comes back when the
+// next of them has been parked for idleFor, and not later.
+func TestWorkerPoolJanitorWaitsForTheNextWorker(t *testing.T) {
+	p := NewWorkerPool()
+	p.idleFor = time.Hour
+	defer p.Close()
+	parkWorkers(t, p, 2)
+
+	// The first parked two hours ago, the second an hour ago but a second.
+	const left = time.Second
+	p.mu.Lock()
+	now := time.Now()
+	p.idle[0].parked = now.Add(-2 * time.Hour)
+	p.idle[1].parked = now.Add(-p.idleFor + left)
+	p.mu.Unlock()
+	p.shed()
+	if n := poolParked(p); n != 1 && time.Since(now) < left {
+		t.Fatalf("%d workers parked after the janitor's run, want the one parked for less than idleFor", n)
+	}
+	eventually(t, "the janitor back for the second worker after its hour", func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return len(p.idle) == 0 && p.janitor == nil
+	}, func() any { return poolParked(p) })
 }

@@ -162,3 +162,57 @@ func TestConcurrentUse(t *testing.T) {
 		t.Errorf("held %d bytes, want within [0, %d]", got, maxHeld)
 	}
 }
+
+// The size classes are the documented ones: four per doubling, at 5/8, 6/8,
+// 7/8 and 8/8 of a power of two from 1 KiB to 16 MiB, and the class
+// frameClass picks for a buffer of a class's size is that class.
+func TestClassSizesAreEighthsOfPowersOfTwo(t *testing.T) {
+	for i := range numClasses {
+		pow := 1 << (minPooledShift + i/classSteps)
+		want := (5 + i%classSteps) * pow / 8
+		if got := classSize(i); got != want {
+			t.Fatalf("classSize(%d) = %d, want %d/8 of %d = %d", i, got, 5+i%classSteps, pow, want)
+		}
+		if want < 1<<minPooledShift {
+			continue // below 1 KiB: not pooled
+		}
+		if j, size, ok := frameClass(want); !ok || j != i || size != want {
+			t.Fatalf("frameClass(%d) = %d, %d, %v; want class %d of that size", want, j, size, ok, i)
+		}
+	}
+	if got, want := classSize(numClasses-1), 1<<maxPooledShift; got != want {
+		t.Errorf("the largest class holds %d bytes, want %d", got, want)
+	}
+}
+
+// Each free list keeps at most perClass bytes (and maxPerClass buffers),
+// but minPerClass buffers of the largest classes, as long as the free lists
+// hold maxHeld bytes at most in all: exactly that much may be held.
+func TestFreeListKeepsPerClassBytes(t *testing.T) {
+	for _, c := range []struct{ size, keeps int }{
+		{1 << 10, maxPerClass}, // 4 MiB would be 4096 buffers
+		{64 << 10, 64},         // 4 MiB
+		{80 << 10, 51},         // 4 MiB / 80 KiB, rounded down
+		{1 << 20, 4},           // 4 MiB
+		{1280 << 10, 3},        // 3.75 MiB
+		{2 << 20, minPerClass}, // 4 MiB
+		{3 << 20, minPerClass}, // 6 MiB, over perClass: the minimum
+		{4 << 20, minPerClass}, // 8 MiB, maxHeld exactly
+		{8 << 20, 1},           // maxHeld exactly in one buffer
+		{16 << 20, 0},          // one buffer is over maxHeld
+	} {
+		drain()
+		i, size, ok := frameClass(c.size)
+		if !ok || size != c.size {
+			t.Fatalf("frameClass(%d) = %d, %d, %v; want a class of that size", c.size, i, size, ok)
+		}
+		for range c.keeps + 1 {
+			Put(make([]byte, 0, size))
+		}
+		if n, got := len(classes[i].list()), held.Load(); n != c.keeps || got != int64(c.keeps*size) {
+			t.Errorf("the class of %d bytes keeps %d buffers (%d bytes held); want %d (%d bytes)",
+				size, n, got, c.keeps, c.keeps*size)
+		}
+	}
+	drain()
+}

@@ -45,3 +45,24 @@ func TestOutboxKeepsOrderAndGathersSmallFrames(t *testing.T) {
 		t.Error("Flatten did not return the frames, or did not empty the outbox")
 	}
 }
+
+// Small frames fill a gathering buffer to coalesceSize exactly, and the
+// next one that would not fit starts another: a buffer never grows past
+// its frame pool class (which would copy it and lose it to the pool).
+func TestOutboxFillsBuffersToCoalesceSize(t *testing.T) {
+	var o Outbox
+	frame := bytes.Repeat([]byte("f"), coalesceMin/2)
+	perBuffer := coalesceSize / len(frame)
+	for range perBuffer + 1 {
+		o.Push(append([]byte(nil), frame...), 1)
+	}
+	segs := o.Take()
+	if len(segs) != 2 {
+		t.Fatalf("%d frames of %d bytes in %d buffers, want 2", perBuffer+1, len(frame), len(segs))
+	}
+	if len(segs[0]) != coalesceSize || cap(segs[0]) != coalesceSize || len(segs[1]) != len(frame) {
+		t.Errorf("buffers of %d (cap %d) and %d bytes; want %d (cap %d) and %d",
+			len(segs[0]), cap(segs[0]), len(segs[1]), coalesceSize, coalesceSize, len(frame))
+	}
+	Release(segs)
+}

@@ -45,3 +45,25 @@ func TestListOrder(t *testing.T) {
 		}
 	}
 }
+
+// Every port from 1 to 65535 is taken, the bounds included.
+func TestListTakesEveryPort(t *testing.T) {
+	for _, s := range []string{"h:1", "h:65535", "[::1]:65535"} {
+		if _, err := New([]string{s}); err != nil {
+			t.Errorf("New(%q): %v", s, err)
+		}
+	}
+}
+
+// A list of one server tries that server on every attempt.
+func TestListOfOneServer(t *testing.T) {
+	l, err := New([]string{"only:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if a := l.Next(); a != "only:1" {
+			t.Fatalf("attempt %d tries %q, want only:1", i, a)
+		}
+	}
+}
