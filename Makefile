@@ -133,6 +133,8 @@ soak:
 ## reported again. For example
 ## MUTATE_ONLY=wire MUTATE_WORKERS=2 make mutate
 ## MUTATE_ONLY=actors MUTATE_BASE=main make mutate
+## MUTATE_BASE= MUTATE_FLAGS="-whole actors/internal/framepool,actors/internal/outbox" make mutate
+##                                       (those packages whole, against their own tests)
 ## MUTATE_FLAGS=-dry-run make mutate     (find and cover the mutants, test none)
 ## MUTATE_FLAGS=-report-only make mutate (the report again, from the last results)
 MUTATE_BASE    ?= $(shell git describe --tags --abbrev=0 2>/dev/null || echo bb8cb91)
