@@ -3,10 +3,14 @@ package actors
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"runtime"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/tokenserver/tokenserver/wire"
@@ -174,4 +178,66 @@ func TestLentSpanBuffers(t *testing.T) {
 	if r.lentSpan(nil, false); len(r.spanBufs) != 0 {
 		t.Errorf("%d buffers kept after a chunk that ended between frames", len(r.spanBufs))
 	}
+}
+
+// Bad input on a server that lends: the connection concerned gets its
+// error and closes, and another connection sending at the same time loses
+// nothing (its tokens, whole and in order, and their echoes).
+func TestLentTokensBadInputClosesOnlyItsConnection(t *testing.T) {
+	atServer := newOrderChecker(t, "server", orderCount)
+	atClient := newOrderChecker(t, "client", orderCount)
+	badErr := make(chan error, 1)
+	var badConn atomic.Pointer[Connection]
+	srv := listeningServer(t, ServerOptions{
+		Limits:     Limits{ReadBufferSize: 5000},
+		LendTokens: true,
+		OnTokens: func(toks [][]byte, c *Connection) {
+			if c == badConn.Load() {
+				return
+			}
+			for _, tok := range toks {
+				atServer.token(tok)
+			}
+			c.SendBatch(toks)
+		},
+		OnConnection: func(c *Connection) {
+			if c.RemoteAddr() != nil && badConn.Load() == nil && c.Protocol() == ProtocolToken1 {
+				badConn.Store(c)
+			}
+		},
+		OnConnectionError: func(c *Connection, err error) {
+			if c == badConn.Load() {
+				put(t, badErr, err)
+				return
+			}
+			t.Errorf("the good connection failed: %v", err)
+		},
+	})
+	// The bad client: raw TLS, token/1 (no ALPN), a few tokens then an
+	// invalid escape.
+	raw, err := tls.Dial("tcp", srv.Addr().String(), clientTLS(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if _, err := raw.Write([]byte("one\ntwo\n\\x\nthree\n")); err != nil {
+		t.Fatal(err)
+	}
+	// The good client, token/2, lends too.
+	cli := connectedClient(t, srv, ClientOptions{
+		Limits:     Limits{ReadBufferSize: 4096},
+		LendTokens: true,
+		OnToken:    func(tok []byte, _ *Connection) { atClient.token(tok) },
+		OnError:    func(err error) { t.Errorf("client: %v", err) },
+	})
+	sendOrdered(t, orderCount, cli.Send, cli.Connection().SendBatch)
+	if err := recv(t, badErr, "the bad connection's error"); !errors.Is(err, wire.ErrInvalidEscape) {
+		t.Errorf("the bad connection's error %v, want wire.ErrInvalidEscape", err)
+	}
+	_ = raw.SetReadDeadline(time.Now().Add(deadline))
+	if _, err := io.ReadAll(raw); err != nil {
+		t.Errorf("the bad connection did not end cleanly for its peer: %v", err)
+	}
+	recv(t, atServer.done, "every token of the good client at the server")
+	recv(t, atClient.done, "every echo at the good client")
 }
