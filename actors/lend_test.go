@@ -67,9 +67,14 @@ func TestLentTokensKeepOrderOverTLS(t *testing.T) {
 // new read buffer for nearly every read, and a new buffer for every token
 // that spans reads; one that lends them reads into the same few, and
 // decodes spanning tokens into buffers it gets back. The bytes allocated per
-// token, in this process (server and client), fall by more than half, for
-// 1 KiB tokens (many in a read) and 64 KiB ones (each spanning reads), on
-// both protocols.
+// token, in this process (server and client), fall by more than a third
+// (by 85 to 95% in a fresh process), for 1 KiB tokens (many in a read) and
+// 64 KiB ones (each spanning reads), on both protocols. Not by half: once
+// earlier tests have filled framepool's free lists (8 MiB in all), the
+// buffers given back go to the sync.Pool behind them, which under the race
+// detector drops a quarter of what it is given (60,057 bytes lent against
+// 106,070 given, 64 KiB over token/1, in a -race -count=3 run). Without
+// the reuse, lent is given or more.
 func TestLentTokensReuseReadBuffers(t *testing.T) {
 	for _, proto := range []string{ProtocolToken1, ProtocolToken2} {
 		for _, size := range []int{1 << 10, 64 << 10} {
@@ -78,7 +83,7 @@ func TestLentTokensReuseReadBuffers(t *testing.T) {
 				lentAllocs(t, proto, size, count, false) // the first server and client of a test allocate more
 				kept, lent := lentAllocs(t, proto, size, count, false), lentAllocs(t, proto, size, count, true)
 				t.Logf("bytes allocated per %d-byte token: %.0f given, %.0f lent", size, kept, lent)
-				if lent > kept/2 {
+				if lent > kept*2/3 {
 					t.Errorf("lending saved too little: %.0f bytes per token lent, %.0f given", lent, kept)
 				}
 			})
