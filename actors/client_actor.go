@@ -477,8 +477,17 @@ func (a *clientActor) maybeCloseDone(ctx actor.Context) {
 	a.closing = false
 	if a.answered {
 		// The close event was delivered already, the status is OFFLINE (or
-		// CONNECTING: a Connect came meanwhile).
+		// CONNECTING: a Connect came meanwhile), unless a Close came after
+		// that status was OFFLINE and before the cycle was over (the handle
+		// saw OFFLINE while still cycling): that Close returned true and
+		// set CLOSED, and its own close event answers it now.
 		a.answered, a.hadError = false, false
+		if a.c.current() == CLOSED {
+			a.c.closed()
+			a.emitClose(ctx)
+			a.maybeStop(ctx)
+			return
+		}
 		if d := a.connectAfter; d != nil {
 			a.connectAfter = nil
 			a.connect(ctx, *d)
