@@ -475,25 +475,21 @@ func (a *clientActor) maybeCloseDone(ctx actor.Context) {
 		return
 	}
 	a.closing = false
+	// With answered, the close event was delivered already and the status
+	// is OFFLINE (or CONNECTING: a Connect came meanwhile), unless a Close
+	// came after that status was OFFLINE and before the cycle was over (the
+	// handle saw OFFLINE while still cycling): that Close returned true and
+	// set CLOSED, and its own close event below answers it.
 	if a.answered {
-		// The close event was delivered already, the status is OFFLINE (or
-		// CONNECTING: a Connect came meanwhile), unless a Close came after
-		// that status was OFFLINE and before the cycle was over (the handle
-		// saw OFFLINE while still cycling): that Close returned true and
-		// set CLOSED, and its own close event answers it now.
 		a.answered, a.hadError = false, false
-		if a.c.current() == CLOSED {
-			a.c.closed()
-			a.emitClose(ctx)
+		if a.c.current() != CLOSED {
+			if d := a.connectAfter; d != nil {
+				a.connectAfter = nil
+				a.connect(ctx, *d)
+			}
 			a.maybeStop(ctx)
 			return
 		}
-		if d := a.connectAfter; d != nil {
-			a.connectAfter = nil
-			a.connect(ctx, *d)
-		}
-		a.maybeStop(ctx)
-		return
 	}
 	a.c.closed()
 	a.emitClose(ctx)

@@ -182,10 +182,10 @@ func (a *connActor) onChunk(ctx actor.Context, data []byte) {
 		if a.cfg.handlerCredit {
 			debt.handler = tokens // the owner sends each token to the handler
 		}
-		if a.cfg.lend && a.dec.ChunkKept() {
-			debt.chunk = data
-		}
 		if a.cfg.lend {
+			if a.dec.ChunkKept() {
+				debt.chunk = data
+			}
 			debt.span = a.in.lentSpan(frames, a.dec.Buffered() > 0)
 		}
 		a.in.debts = append(a.in.debts, debt)
