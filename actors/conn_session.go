@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -55,10 +56,12 @@ type connSession struct {
 	last          uint64 // the highest number written, or in a failed write
 
 	// Inbound.
-	recv        uint64 // the number of the last data frame received
-	taken       uint64 // ... of the last one whose token the handler took
-	ackSent     uint64 // the last ACK handed to the writer
-	takenBytes  int    // bytes of tokens taken since that ACK
+	recv        uint64                          // the number of the last data frame received
+	taken       uint64                          // ... of the last one whose token the handler took
+	ackSent     uint64                          // the last ACK handed to the writer
+	takenBytes  int                             // bytes of tokens taken since that ACK
+	ackBuf      [2 + binary.MaxVarintLen64]byte // the ACK frame of the batch with the writer
+	ackInFlight bool                            // that batch's last segment is ackBuf
 	ackTimer    timer.Timer
 	dueSince    time.Time // when the oldest token not acknowledged was taken
 	redelivered uint64    // received frames up to this number are flagged redelivered
@@ -465,6 +468,12 @@ func (s *connSession) numberBatch(tokens int) {
 // the peer acknowledges its data frames; it stays in the queue count.
 func (a *connActor) retain() {
 	w, s := &a.out, a.sess
+	if s.ackInFlight {
+		// The ACK is written (or never will be): ackBuf is for the next.
+		w.inFlight[len(w.inFlight)-1] = nil
+		w.inFlight = w.inFlight[:len(w.inFlight)-1]
+		s.ackInFlight = false
+	}
 	if w.inFlightTokens > 0 {
 		compact(w.inFlight)
 		s.retained = append(s.retained, retained{frames: w.inFlight, first: s.inFlightFirst,
@@ -524,6 +533,7 @@ func (a *connActor) onAcked(v uint64) {
 		s.unacked -= r.tokens
 		a.h.shared.queued.Add(-int64(r.size))
 		outbox.Release(r.frames)
+		a.out.keepSpare(r.frames)
 	}
 	if i > 0 {
 		s.retained = append(s.retained[:0], s.retained[i:]...)
@@ -583,14 +593,18 @@ func (a *connActor) sendAck(ctx actor.Context) {
 // ackDue reports whether an ACK waits for a batch.
 func (s *connSession) ackDue() bool { return s.taken > s.ackSent }
 
-// ackFrame is the ACK of everything taken so far, which a batch carries.
+// ackFrame is the ACK of everything taken so far, which the batch handed
+// to the writer carries as its last segment. It is written in the
+// session's ackBuf, which retain takes out of the batch once the writer is
+// done with it: one buffer does, as the writer holds one batch at a time.
 // The ack timer runs on: stopping and starting it for every batch cost a
 // timer and a message per token on round trips.
 func (a *connActor) ackFrame() []byte {
 	s := a.sess
 	s.ackSent, s.takenBytes = s.taken, 0
+	s.ackInFlight = true
 	a.cfg.stats.ackSent()
-	return wire.AppendAck(nil, s.taken)
+	return wire.AppendAck(s.ackBuf[:0], s.taken)
 }
 
 // The clean end (TOKEN2.md, section 7).

@@ -187,6 +187,9 @@ func (a *connActor) handToWriterExtra(ctx actor.Context, batch [][]byte, size, t
 		}
 	}
 	if !a.out.hand(a.writer, a.h.shared, batch, size, tokens) {
+		if a.sess != nil {
+			a.sess.ackInFlight = false
+		}
 		a.die(ctx, fmt.Errorf("%w: %w", ErrConnection, errWriterRefused))
 		return false
 	}
@@ -248,11 +251,17 @@ func (w *writeSide) wrote(s *connShared, st *stats, n int) {
 	st.wrote(n, w.inFlightTokens)
 	w.writing = false
 	outbox.Release(w.inFlight)
-	if cap(w.inFlight) <= maxSpare {
-		clear(w.inFlight)
-		w.spare = w.inFlight[:0]
-	}
+	w.keepSpare(w.inFlight)
 	w.inFlight, w.inFlightSize, w.inFlightTokens = nil, 0, 0
+}
+
+// keepSpare keeps the slice of a batch whose frames went back to the pool
+// for the next batch, if it is small and no other is kept.
+func (w *writeSide) keepSpare(batch [][]byte) {
+	if w.spare == nil && cap(batch) <= maxSpare {
+		clear(batch[:cap(batch)])
+		w.spare = batch[:0]
+	}
 }
 
 // checkFlow pauses reading past the high-water mark (or once a Send left
