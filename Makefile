@@ -135,6 +135,8 @@ soak:
 ## MUTATE_ONLY=actors MUTATE_BASE=main make mutate
 ## MUTATE_BASE= MUTATE_FLAGS="-whole actors/internal/framepool,actors/internal/outbox" make mutate
 ##                                       (those packages whole, against their own tests)
+## MUTATE_ONLY=actors MUTATE_OUT=build/mutate-conn MUTATE_FLAGS="-diff-files ^actors/conn_" make mutate
+##                                       (a long actors/ run split in parts, each with its own MUTATE_OUT)
 ## MUTATE_FLAGS=-dry-run make mutate     (find and cover the mutants, test none)
 ## MUTATE_FLAGS=-report-only make mutate (the report again, from the last results)
 MUTATE_BASE    ?= $(shell git describe --tags --abbrev=0 2>/dev/null || echo bb8cb91)

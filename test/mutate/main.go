@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -18,12 +19,13 @@ import (
 
 // config is what the flags set.
 type config struct {
-	goCmd       string   // the real go command
-	whole       []string // directories mutated whole
-	diffDir     string   // the directory mutated on its changed lines
-	base        string   // the commit those lines changed since
-	tests       []string // the packages tested on every mutant of diffDir
-	only        []string // the targets to run, if set
+	goCmd       string         // the real go command
+	whole       []string       // directories mutated whole
+	diffDir     string         // the directory mutated on its changed lines
+	base        string         // the commit those lines changed since
+	diffFiles   *regexp.Regexp // the files of diffDir mutated, if set
+	tests       []string       // the packages tested on every mutant of diffDir
+	only        []string       // the targets to run, if set
 	workers     int
 	coefficient int
 	minTimeout  time.Duration
@@ -72,6 +74,7 @@ func parseFlags(args []string) (config, error) {
 	whole := fs.String("whole", "wire,tlsio,supervisor", "directories mutated whole, each against its own package's tests (comma-separated)")
 	tests := fs.String("tests", "./actors/... ./test/conformance ./test/delivery ./test/hardening ./test/chaos ./test/flowcontrol",
 		"packages whose tests run on every mutant of -diff-dir, in this order (space-separated)")
+	diffFiles := fs.String("diff-files", "", "mutate only the files of -diff-dir whose paths (from the module root) match this regular expression, to split a long run into parts (each with its own -out)")
 	only := fs.String("only", "", "run only these targets (comma-separated directories); the report covers the others' last results")
 	fs.StringVar(&cfg.goCmd, "go", "go", "the go command")
 	fs.StringVar(&cfg.diffDir, "diff-dir", "actors", "the directory mutated on the lines changed since -base")
@@ -90,6 +93,13 @@ func parseFlags(args []string) (config, error) {
 	cfg.whole = splitList(*whole, ",")
 	cfg.tests = strings.Fields(*tests)
 	cfg.only = splitList(*only, ",")
+	if *diffFiles != "" {
+		re, err := regexp.Compile(*diffFiles)
+		if err != nil {
+			return cfg, fmt.Errorf("-diff-files: %w", err)
+		}
+		cfg.diffFiles = re
+	}
 	if cfg.workers < 1 || cfg.coefficient < 1 || cfg.minTimeout < 0 {
 		return cfg, errors.New("-workers and -timeout-coefficient must be at least 1, -min-timeout not negative")
 	}
@@ -121,7 +131,7 @@ func (cfg config) targets() ([]target, error) {
 		ts = append(ts, target{name: dir, args: append(append([]string{}, common...), "./"+dir)})
 	}
 	if cfg.base != "" {
-		exclude, err := excludeOthers(cfg.diffDir)
+		exclude, err := excludeOthers(cfg.diffDir, cfg.diffFiles)
 		if err != nil {
 			return nil, err
 		}
@@ -148,10 +158,11 @@ func (cfg config) targets() ([]target, error) {
 }
 
 // excludeOthers returns a pattern for gremlins' --exclude-files that matches
-// every Go file of the module outside dir: gremlins mutates the whole module
-// when it runs from its root, as it must for --diff (its diff's file names
-// are relative to the root).
-func excludeOthers(dir string) (string, error) {
+// every Go file of the module outside dir, and those inside it that files,
+// if not nil, does not match: gremlins mutates the whole module when it
+// runs from its root, as it must for --diff (its diff's file names are
+// relative to the root).
+func excludeOthers(dir string, files *regexp.Regexp) (string, error) {
 	entries, err := os.ReadDir(".")
 	if err != nil {
 		return "", err
@@ -160,6 +171,17 @@ func excludeOthers(dir string) (string, error) {
 	for _, e := range entries {
 		if e.IsDir() && e.Name() != dir {
 			others = append(others, regexp.QuoteMeta(e.Name())+"/")
+		}
+	}
+	if files != nil {
+		err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && strings.HasSuffix(path, ".go") && !files.MatchString(filepath.ToSlash(path)) {
+				others = append(others, regexp.QuoteMeta(filepath.ToSlash(path))+"$")
+			}
+			return err
+		})
+		if err != nil {
+			return "", err
 		}
 	}
 	// Go files at the root, and in every other directory.

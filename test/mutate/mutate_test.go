@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -132,5 +133,49 @@ func TestTargetFiles(t *testing.T) {
 	}
 	if top := (target{name: "actors"}).file(".json"); top != "actors.json" || top == nested {
 		t.Errorf("top-level target's results: %q", top)
+	}
+}
+
+// The diff target mutates only the files of its directory that -diff-files
+// matches: gremlins is told to leave out every other Go file of the module.
+func TestExcludeOthers(t *testing.T) {
+	root := t.TempDir()
+	for _, f := range []string{"actors/conn_session.go", "actors/client.go", "actors/internal/timer/timer.go", "wire/codec.go", "main.go"} {
+		path := filepath.Join(root, f)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte("package x\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Chdir(root)
+	for _, tc := range []struct {
+		files    string
+		mutated  []string
+		excluded []string
+	}{
+		{"", []string{"actors/conn_session.go", "actors/client.go", "actors/internal/timer/timer.go"}, []string{"wire/codec.go", "main.go"}},
+		{`^actors/conn_`, []string{"actors/conn_session.go"}, []string{"actors/client.go", "actors/internal/timer/timer.go", "wire/codec.go", "main.go"}},
+	} {
+		var files *regexp.Regexp
+		if tc.files != "" {
+			files = regexp.MustCompile(tc.files)
+		}
+		pattern, err := excludeOthers("actors", files)
+		if err != nil {
+			t.Fatal(err)
+		}
+		re := regexp.MustCompile(pattern)
+		for _, f := range tc.mutated {
+			if re.MatchString(f) {
+				t.Errorf("-diff-files %q: %s excluded", tc.files, f)
+			}
+		}
+		for _, f := range tc.excluded {
+			if !re.MatchString(f) {
+				t.Errorf("-diff-files %q: %s not excluded", tc.files, f)
+			}
+		}
 	}
 }
