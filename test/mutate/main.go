@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -135,7 +136,12 @@ func (cfg config) targets() ([]target, error) {
 		if err != nil {
 			return nil, err
 		}
-		args := append(append([]string{}, common...), "--integration", "--coverpkg", "./"+cfg.diffDir+"/...",
+		// gremlins halves --workers in integration mode (one mutant's
+		// tests are several packages): ask for twice as many, so that
+		// -workers mutants are tested at once here too.
+		common := slices.Clone(common)
+		common[1] = strconv.Itoa(2 * cfg.workers)
+		args := append(common, "--integration", "--coverpkg", "./"+cfg.diffDir+"/...",
 			"--diff", cfg.base, "-E", exclude, "-E", `\.pb\.go$`, ".")
 		ts = append(ts, target{name: cfg.diffDir, args: args, env: []string{envTests + "=" + strings.Join(cfg.tests, " ")}})
 	}

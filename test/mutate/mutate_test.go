@@ -179,3 +179,24 @@ func TestExcludeOthers(t *testing.T) {
 		}
 	}
 }
+
+// -workers is the number of mutants tested at once on both kinds of target:
+// gremlins halves its --workers in integration mode, so the diff target
+// asks for twice as many.
+func TestTargetWorkers(t *testing.T) {
+	cfg := config{whole: []string{"wire"}, diffDir: "actors", base: "main", tests: []string{"./actors"}, workers: 2, coefficient: 8}
+	ts, err := cfg.targets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"wire": "2", "actors": "4"}
+	for _, tg := range ts {
+		i := slices.Index(tg.args, "--workers")
+		if i < 0 || i+1 >= len(tg.args) || tg.args[i+1] != want[tg.name] {
+			t.Errorf("%s: gremlins %q, want --workers %s", tg.name, tg.args, want[tg.name])
+		}
+	}
+	if len(ts) != 2 {
+		t.Errorf("%d targets, want 2", len(ts))
+	}
+}
