@@ -19,6 +19,9 @@ func ExampleNewServer() {
 	if err != nil {
 		panic(err)
 	}
+	// Every wait below gives up after 10 s, as a program's should.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	listening := make(chan struct{})
 	srv, err := actors.NewServer(actors.ServerOptions{
 		Host:      "127.0.0.1", // Port 0: the system picks one (see Addr)
@@ -31,7 +34,11 @@ func ExampleNewServer() {
 	if err != nil {
 		panic(err)
 	}
-	<-listening
+	select {
+	case <-listening:
+	case <-ctx.Done():
+		panic(ctx.Err())
+	}
 
 	connected, replied := make(chan struct{}), make(chan struct{})
 	cli, err := actors.NewClient(actors.ClientOptions{
@@ -46,11 +53,18 @@ func ExampleNewServer() {
 	if err != nil {
 		panic(err)
 	}
-	<-connected // Send returns false while not connected, as in the original
+	select { // Send returns false while not connected, as in the original
+	case <-connected:
+	case <-ctx.Done():
+		panic(ctx.Err())
+	}
 	cli.Send([]byte("hello,\ntoken server"))
-	<-replied
+	select {
+	case <-replied:
+	case <-ctx.Done():
+		panic(ctx.Err())
+	}
 
-	ctx := context.Background()
 	_ = cli.Shutdown(ctx)
 	_ = srv.Shutdown(ctx)
 	// Output:
@@ -78,6 +92,8 @@ func ExampleServerOptions_handler() {
 	if err != nil {
 		panic(err)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	system := actors.NewQuietSystem()
 	handler := system.Root.Spawn(actors.HandlerProps(func() actor.Actor { return replier{} }))
 
@@ -91,7 +107,11 @@ func ExampleServerOptions_handler() {
 	if err != nil {
 		panic(err)
 	}
-	<-listening
+	select {
+	case <-listening:
+	case <-ctx.Done():
+		panic(ctx.Err())
+	}
 
 	connected, replies := make(chan struct{}), make(chan []byte, 1)
 	cli, err := actors.NewClient(actors.ClientOptions{
@@ -103,11 +123,19 @@ func ExampleServerOptions_handler() {
 	if err != nil {
 		panic(err)
 	}
-	<-connected
+	select {
+	case <-connected:
+	case <-ctx.Done():
+		panic(ctx.Err())
+	}
 	cli.Send([]byte("a token"))
-	fmt.Printf("%s\n", <-replies)
+	select {
+	case reply := <-replies:
+		fmt.Printf("%s\n", reply)
+	case <-ctx.Done():
+		panic(ctx.Err())
+	}
 
-	ctx := context.Background()
 	_ = cli.Shutdown(ctx)
 	_ = srv.Shutdown(ctx)
 	_ = system.Root.StopFuture(handler).Wait()
@@ -123,6 +151,8 @@ func ExampleClientOptions_reconnect() {
 	if err != nil {
 		panic(err)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	// A port where nothing listens yet.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -150,7 +180,12 @@ func ExampleClientOptions_reconnect() {
 	}
 	fmt.Println(cli.Send([]byte("first")))                         // kept in the buffer
 	fmt.Println(cli.Send([]byte("too long for a 16-byte buffer"))) // reported:
-	fmt.Println(<-dropped)
+	select {
+	case d := <-dropped:
+		fmt.Println(d)
+	case <-ctx.Done():
+		panic(ctx.Err())
+	}
 
 	listening := make(chan struct{})
 	srv, err := actors.NewServer(actors.ServerOptions{
@@ -161,10 +196,17 @@ func ExampleClientOptions_reconnect() {
 	if err != nil {
 		panic(err)
 	}
-	<-listening
-	<-replied
+	select {
+	case <-listening:
+	case <-ctx.Done():
+		panic(ctx.Err())
+	}
+	select {
+	case <-replied:
+	case <-ctx.Done():
+		panic(ctx.Err())
+	}
 
-	ctx := context.Background()
 	_ = cli.Shutdown(ctx)
 	_ = srv.Shutdown(ctx)
 	// Output:
