@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 	"strconv"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/tokenserver/tokenserver/supervisor"
 	"github.com/tokenserver/tokenserver/tlsio"
+	"github.com/tokenserver/tokenserver/wire"
 )
 
 // A client with a server list whose server closes reconnects to the other
@@ -91,4 +93,96 @@ func TestServersWithHostIsInvalid(t *testing.T) {
 		_, err = NewClient(ClientOptions{Servers: []string{"127.0.0.1:1", bad}, TLS: certs.ClientOptions()})
 		require.ErrorIs(t, err, ErrInvalidOptions, "server %q", bad)
 	}
+}
+
+// A client whose token/2 server goes away with tokens it read and never
+// acknowledged, and whose next server speaks only token/1 (the Node
+// original in its server list), sends those tokens to that server, in
+// order, as token/1 frames, and reports none dropped.
+func TestClientServerListToken1AfterToken2(t *testing.T) {
+	cfg := serverTLS(t).Clone()
+	cfg.NextProtos = []string{wire.ProtocolToken2}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
+	require.NoError(t, err)
+	defer ln.Close()
+	read := make(chan []string, 1)
+	go func() {
+		toks, err := readUnacknowledged(ln, 3)
+		if err != nil {
+			t.Errorf("raw token/2 server: %v", err)
+		}
+		read <- toks
+	}()
+
+	port1 := freePort(t) // the token/1 server's, not listening yet
+	connects := make(chan struct{}, 4)
+	dropped := make(chan [][]byte, 4)
+	cli, err := NewClient(ClientOptions{
+		Servers: []string{ln.Addr().String(), net.JoinHostPort("127.0.0.1", strconv.Itoa(port1))},
+		TLS:     testCerts(t).ClientOptions(), Reconnect: &ReconnectOptions{Policy: fastRetry(5*time.Millisecond, 20*time.Millisecond), BufferSize: 1 << 20},
+		OnConnect: func() { put(t, connects, struct{}{}) },
+		OnDropped: func(tokens [][]byte, _ error) { put(t, dropped, tokens) },
+	})
+	require.NoError(t, err)
+	defer shutdownWithin(t, "client", cli.Shutdown)
+	recv(t, connects, "connected to the token/2 server")
+	for _, tok := range []string{"one", "two", "three"} {
+		require.True(t, cli.Send([]byte(tok)))
+	}
+	toks, _ := awaitIn(t, read, "the raw server's tokens")
+	require.Equal(t, []string{"one", "two", "three"}, toks)
+
+	got := make(chan string, 8)
+	listeningServer(t, ServerOptions{Port: port1, Protocols: []string{wire.ProtocolToken1},
+		OnToken: func(tok []byte, _ *Connection) { put(t, got, string(tok)) }})
+	recv(t, connects, "connected to the token/1 server")
+	for _, want := range []string{"one", "two", "three"} {
+		require.Equal(t, want, recv(t, got, "a token sent again"))
+	}
+	none(t, got, 100*time.Millisecond, "a token twice")
+	none(t, dropped, 0, "a token reported dropped")
+}
+
+// readUnacknowledged accepts one token/2 connection on ln, opens a new
+// session, reads n tokens without acknowledging any, closes ln (so that
+// the client goes to its other server) and resets the connection.
+func readUnacknowledged(ln net.Listener, n int) ([]string, error) {
+	c, err := ln.Accept()
+	ln.Close()
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		_ = c.(*tls.Conn).NetConn().(*net.TCPConn).SetLinger(0)
+		c.Close()
+	}()
+	_ = c.SetDeadline(time.Now().Add(deadline))
+	if _, err := wire.ReadHello(c); err != nil {
+		return nil, err
+	}
+	if _, err := c.Write(wire.AppendWelcome(nil, wire.Welcome{Status: wire.SessionNew})); err != nil {
+		return nil, err
+	}
+	dec, err := wire.NewToken2Decoder(1 << 10)
+	if err != nil {
+		return nil, err
+	}
+	var toks []string
+	buf := make([]byte, 4<<10)
+	for len(toks) < n {
+		k, err := c.Read(buf)
+		frames, derr := dec.AppendFrames(nil, buf[:k])
+		for _, f := range frames {
+			if f.Kind == wire.KindToken {
+				toks = append(toks, string(f.Token))
+			}
+		}
+		if derr != nil {
+			return toks, derr
+		}
+		if err != nil {
+			return toks, err
+		}
+	}
+	return toks, nil
 }
