@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -210,6 +211,7 @@ func run(ctx context.Context, cfg config) error {
 	if err := os.MkdirAll(cfg.out, 0o755); err != nil {
 		return err
 	}
+	var runErr error // an interrupted run still gets its report
 	if !cfg.reportOnly {
 		goCmd, err := exec.LookPath(cfg.goCmd)
 		if err != nil {
@@ -233,8 +235,12 @@ func run(ctx context.Context, cfg config) error {
 		}
 		for _, t := range ts {
 			if err := runTarget(ctx, cfg, t, gremlins, goCmd, wrapDir); err != nil {
-				return fmt.Errorf("%s: %w", t.name, err)
+				runErr = fmt.Errorf("%s: %w", t.name, err)
+				break
 			}
+		}
+		if runErr != nil && !errors.Is(runErr, errInterrupted) {
+			return runErr
 		}
 	}
 	all, err := cfg.targets()
@@ -252,10 +258,30 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 	fmt.Printf("\nreport written to %s\n", path)
+	if runErr != nil {
+		return runErr
+	}
 	if low := rep.under(cfg.minEfficacy); len(low) > 0 {
 		return fmt.Errorf("efficacy under %.0f%% (accepted survivors aside) in %s", cfg.minEfficacy, strings.Join(low, ", "))
 	}
 	return nil
+}
+
+// errInterrupted: a run was stopped before its end.
+var errInterrupted = errors.New("interrupted")
+
+// salvage writes, in gremlins' output format, the results its log at
+// logPath holds.
+func salvage(logPath, out string) error {
+	log, err := os.ReadFile(logPath)
+	if err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(resultsFromLog(string(log)), "", "\t")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(out, data, 0o644)
 }
 
 // buildGremlins builds gremlins, at the version go.mod pins, into dir. (Run
@@ -304,7 +330,16 @@ func runTarget(ctx context.Context, cfg config, t target, gremlins, goCmd, wrapD
 	m := runMeta{Seconds: time.Since(start).Seconds(), Load: load.stop(), Workers: cfg.workers, Coefficient: cfg.coefficient,
 		MinTimeout: cfg.minTimeout.String(), Base: cfg.base}
 	if ctx.Err() != nil {
-		return fmt.Errorf("interrupted (see %s)", logPath)
+		// gremlins writes no results when stopped; its log has every
+		// mutant it tested, which the report takes instead.
+		m.Interrupted = true
+		if err := salvage(logPath, filepath.Join(cfg.out, t.file(".json"))); err != nil {
+			return err
+		}
+		if err := m.write(filepath.Join(cfg.out, t.file(".meta.json"))); err != nil {
+			return err
+		}
+		return fmt.Errorf("%w (the report counts the mutants tested until then; see %s)", errInterrupted, logPath)
 	}
 	if runErr != nil {
 		return fmt.Errorf("gremlins: %w (see %s)", runErr, logPath)

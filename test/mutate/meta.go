@@ -19,6 +19,7 @@ type runMeta struct {
 	Coefficient int
 	MinTimeout  string
 	Base        string
+	Interrupted bool // stopped before the end: the results are the mutants tested until then, read from the log
 }
 
 func (m runMeta) write(file string) error {

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -68,13 +69,14 @@ func TestCount(t *testing.T) {
 	}
 	key := func(code string) string { return "wire/a.go: CONDITIONALS_BOUNDARY: " + code }
 	list := []accepted{
-		{Key: key("[[<]] 4"), Line: 1}, // survives: accepted
-		{Key: key("[[<]] 1"), Line: 2}, // killed now: stale
-		{Key: key("[[<]] 0"), Line: 3}, // gone: stale
-		{Key: key("[[<]] 9"), Line: 4}, // skipped (outside a diff): not stale
+		{Key: key("[[<]] 4"), Line: 1},                              // survives: accepted
+		{Key: key("[[<]] 1"), Line: 2},                              // killed now: stale
+		{Key: key("[[<]] 0"), Line: 3},                              // gone: stale
+		{Key: key("[[<]] 9"), Line: 4},                              // skipped (outside a diff): not stale
+		{Key: "wire/b.go: CONDITIONALS_BOUNDARY: [[<]] 1", Line: 5}, // a file the run left out: not stale
 	}
 	var s summary
-	s.count(ms, list)
+	s.count(ms, list, false)
 	if s.Killed != 3 || s.Lived != 2 || s.Accepted != 1 || s.TimedOut != 1 || s.NotViable != 1 || s.NotCovered != 1 || s.Skipped != 1 {
 		t.Errorf("counted %+v", s)
 	}
@@ -86,6 +88,39 @@ func TestCount(t *testing.T) {
 	}
 	if e, ea := s.Efficacy(), s.EfficacyAccepted(); e != 60 || ea != 75 {
 		t.Errorf("efficacy %.1f, accepted aside %.1f; want 60 and 75", e, ea)
+	}
+	// An interrupted run: what it did not reach is not gone.
+	var p summary
+	p.count(ms, list, true)
+	if len(p.Stale) != 1 || p.Stale[0].Line != 2 {
+		t.Errorf("stale after an interrupted run %+v, want line 2 only", p.Stale)
+	}
+}
+
+// An interrupted run's results come from gremlins' log.
+func TestResultsFromLog(t *testing.T) {
+	log := `Starting...
+Gathering coverage... done in 44.3s
+      KILLED CONDITIONALS_NEGATION at actors/conn_actor.go:103:14
+   TIMED OUT CONDITIONALS_NEGATION at actors/conn_actor.go:215:14
+       LIVED ARITHMETIC_BASE at actors/conn_end.go:236:41
+ NOT COVERED CONDITIONALS_BOUNDARY at actors/conn_actor.go:185:37
+
+Shutting down gracefully...
+`
+	got := resultsFromLog(log)
+	want := gremlinsOutput{Files: []gremlinsFile{
+		{Name: "actors/conn_actor.go", Mutations: []gremlinsMutation{
+			{Type: "CONDITIONALS_NEGATION", Status: statusKilled, Line: 103, Column: 14},
+			{Type: "CONDITIONALS_NEGATION", Status: statusTimedOut, Line: 215, Column: 14},
+			{Type: "CONDITIONALS_BOUNDARY", Status: statusNotCovered, Line: 185, Column: 37},
+		}},
+		{Name: "actors/conn_end.go", Mutations: []gremlinsMutation{
+			{Type: "ARITHMETIC_BASE", Status: statusLived, Line: 236, Column: 41},
+		}},
+	}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("resultsFromLog = %+v\nwant %+v", got, want)
 	}
 }
 

@@ -66,7 +66,7 @@ func buildReport(cfg config, ts []target, list survivorList) (*report, error) {
 		if s.Meta, err = readMeta(filepath.Join(cfg.out, t.file(".meta.json"))); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, err
 		}
-		s.count(ms, list.in(t.name))
+		s.count(ms, list.in(t.name), s.Meta.Interrupted)
 		r.targets = append(r.targets, s)
 	}
 	return r, nil
@@ -74,14 +74,14 @@ func buildReport(cfg config, ts []target, list survivorList) (*report, error) {
 
 // count sorts the mutants of a run, with the accepted survivors of its
 // directory.
-func (s *summary) count(ms []mutant, list []accepted) {
+func (s *summary) count(ms []mutant, list []accepted, partial bool) {
 	acceptedKeys := map[string]bool{}
 	for _, a := range list {
 		acceptedKeys[a.Key] = true
 	}
-	lived, tested, seen := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	lived, tested, seen, files := map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for _, m := range ms {
-		seen[m.Key()] = true
+		seen[m.Key()], files[m.File] = true, true
 		switch m.Status {
 		case statusKilled:
 			s.Killed++
@@ -109,9 +109,12 @@ func (s *summary) count(ms []mutant, list []accepted) {
 			s.Runnable++
 		}
 	}
-	// Stale: tested and never survived, or gone from the code.
+	// Stale: tested and never survived, or gone from the code (not in the
+	// results of its file, when the run went through all of them: a run
+	// of some files, or one interrupted, says nothing of the others).
 	for _, a := range list {
-		if !seen[a.Key] || (tested[a.Key] && !lived[a.Key]) {
+		file, _, _ := strings.Cut(a.Key, ": ")
+		if (!seen[a.Key] && files[file] && !partial) || (tested[a.Key] && !lived[a.Key]) {
 			s.Stale = append(s.Stale, a)
 		}
 	}
@@ -161,6 +164,9 @@ func (r *report) String() string {
 		if s.Meta.Workers > 0 {
 			fmt.Fprintf(&b, "%s: %d workers, a mutant's tests timed out after %d times the coverage run and at least %s\n",
 				s.Name, s.Meta.Workers, s.Meta.Coefficient, cmp.Or(s.Meta.MinTimeout, "0s"))
+		}
+		if s.Meta.Interrupted {
+			fmt.Fprintf(&b, "%s: interrupted: these are the mutants tested before the stop (from gremlins' log)\n", s.Name)
 		}
 		if s.Runnable > 0 {
 			fmt.Fprintf(&b, "%s: %d mutants covered, none tested (a dry run)\n", s.Name, s.Runnable)

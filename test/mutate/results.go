@@ -7,20 +7,56 @@ import (
 	"go/token"
 	"os"
 	"path"
+	"regexp"
+	"strconv"
 	"strings"
 )
 
 // gremlinsOutput is the part of gremlins' JSON output (its -o file) read here.
 type gremlinsOutput struct {
-	Files []struct {
-		Name      string `json:"file_name"`
-		Mutations []struct {
-			Type   string `json:"type"`
-			Status string `json:"status"`
-			Line   int    `json:"line"`
-			Column int    `json:"column"`
-		} `json:"mutations"`
-	} `json:"files"`
+	Files []gremlinsFile `json:"files"`
+}
+
+// gremlinsFile is one file's mutants in gremlinsOutput.
+type gremlinsFile struct {
+	Name      string             `json:"file_name"`
+	Mutations []gremlinsMutation `json:"mutations"`
+}
+
+// gremlinsMutation is one mutant in gremlinsOutput.
+type gremlinsMutation struct {
+	Type   string `json:"type"`
+	Status string `json:"status"`
+	Line   int    `json:"line"`
+	Column int    `json:"column"`
+}
+
+// logLine is a mutant's line in gremlins' log: "      KILLED
+// CONDITIONALS_NEGATION at actors/conn_actor.go:103:14".
+var logLine = regexp.MustCompile(`^\s*(KILLED|LIVED|TIMED OUT|NOT VIABLE|NOT COVERED|SKIPPED|RUNNABLE) ([A-Z_]+) at (\S+):(\d+):(\d+)\s*$`)
+
+// resultsFromLog rebuilds gremlins' output from its log, for a run that
+// was interrupted: gremlins then writes no output, but it logs every
+// mutant it tested as it goes.
+func resultsFromLog(log string) gremlinsOutput {
+	var out gremlinsOutput
+	index := map[string]int{}
+	for _, line := range strings.Split(log, "\n") {
+		m := logLine.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		ln, _ := strconv.Atoi(m[4])
+		col, _ := strconv.Atoi(m[5])
+		i, ok := index[m[3]]
+		if !ok {
+			i = len(out.Files)
+			index[m[3]] = i
+			out.Files = append(out.Files, gremlinsFile{Name: m[3]})
+		}
+		out.Files[i].Mutations = append(out.Files[i].Mutations, gremlinsMutation{Type: m[2], Status: m[1], Line: ln, Column: col})
+	}
+	return out
 }
 
 // The statuses of gremlins' output.
