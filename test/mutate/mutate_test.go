@@ -97,7 +97,8 @@ func TestCount(t *testing.T) {
 	}
 }
 
-// An interrupted run's results come from gremlins' log.
+// An interrupted run's results come from gremlins' log, up to its shutdown
+// (the mutants it logs after were cut short by the interrupt).
 func TestResultsFromLog(t *testing.T) {
 	log := `Starting...
 Gathering coverage... done in 44.3s
@@ -107,6 +108,8 @@ Gathering coverage... done in 44.3s
  NOT COVERED CONDITIONALS_BOUNDARY at actors/conn_actor.go:185:37
 
 Shutting down gracefully...
+       LIVED ARITHMETIC_BASE at supervisor/policy.go:83:18
+      KILLED CONDITIONALS_BOUNDARY at supervisor/policy.go:100:15
 `
 	got := resultsFromLog(log)
 	want := gremlinsOutput{Files: []gremlinsFile{

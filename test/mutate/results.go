@@ -37,11 +37,16 @@ var logLine = regexp.MustCompile(`^\s*(KILLED|LIVED|TIMED OUT|NOT VIABLE|NOT COV
 
 // resultsFromLog rebuilds gremlins' output from its log, for a run that
 // was interrupted: gremlins then writes no output, but it logs every
-// mutant it tested as it goes.
+// mutant it tested as it goes. The mutants it logs once it is shutting
+// down are left out: their tests were cut short by the interrupt, which
+// gremlins reports as a result (a LIVED or KILLED that means nothing).
 func resultsFromLog(log string) gremlinsOutput {
 	var out gremlinsOutput
 	index := map[string]int{}
 	for _, line := range strings.Split(log, "\n") {
+		if strings.Contains(line, "Shutting down gracefully") {
+			break
+		}
 		m := logLine.FindStringSubmatch(line)
 		if m == nil {
 			continue
