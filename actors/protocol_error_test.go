@@ -98,3 +98,45 @@ func TestRepliesBeforeInvalidEscapeAreWrittenByServer(t *testing.T) {
 		t.Error("close without hadError")
 	}
 }
+
+// Bad input that comes while the connection closes (Close drained it and
+// ended our side; the peer's end is awaited) is still an error: an error
+// event, and a close with hadError.
+func TestInvalidEscapeWhileClosing(t *testing.T) {
+	errs, closes := make(chan error, 2), make(chan bool, 2)
+	conns := make(chan *Connection, 1)
+	listening := make(chan struct{}, 1)
+	srv, err := NewServer(ServerOptions{
+		Host: "127.0.0.1", TLS: testCerts(t).ServerOptions(),
+		OnConnect:         func() { put(t, listening, struct{}{}) },
+		OnConnection:      func(c *Connection) { put(t, conns, c) },
+		OnConnectionError: func(_ *Connection, err error) { put(t, errs, err) },
+		OnConnectionClose: func(_ *Connection, had bool) { put(t, closes, had) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shutdownWithin(t, "server", srv.Shutdown)
+	recv(t, listening, "listening")
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(serverPort(srv)))
+	raw, err := tls.DialWithDialer(&net.Dialer{Timeout: deadline}, "tcp", addr, clientTLS(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	recv(t, conns, "the connection").Close()
+	// The server's end of the stream: it drained, and waits for ours.
+	_ = raw.SetReadDeadline(time.Now().Add(deadline))
+	if n, err := raw.Read(make([]byte, 64)); !errors.Is(err, io.EOF) {
+		t.Fatalf("read %d bytes, %v; want the server's end", n, err)
+	}
+	if _, err := raw.Write([]byte("\\x\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := recv(t, errs, "the error"); !errors.Is(err, wire.ErrInvalidEscape) {
+		t.Errorf("error %v, want wire.ErrInvalidEscape", err)
+	}
+	if !recv(t, closes, "the close") {
+		t.Error("close without hadError")
+	}
+}
