@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"crypto/tls"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -29,29 +30,45 @@ func TestReconnectingCause(t *testing.T) {
 		}
 	})
 	t.Run("closed without a word", func(t *testing.T) {
-		cause := causeAfter(t, func(c *tls.Conn) { _ = c.Close() }) // close_notify, no remoteClose
+		cause := causeAfter(t, wire.ProtocolToken1, func(c *tls.Conn) { _ = c.Close() }) // close_notify, no remoteClose
 		if cause != "connection closed by the server" {
 			t.Errorf("cause %q, want %q", cause, "connection closed by the server")
 		}
 	})
+	reset := func(c *tls.Conn) {
+		raw := c.NetConn().(*net.TCPConn)
+		_ = raw.SetLinger(0)
+		_ = raw.Close() // no close_notify: a reset
+	}
 	t.Run("connection reset", func(t *testing.T) {
-		cause := causeAfter(t, func(c *tls.Conn) {
-			raw := c.NetConn().(*net.TCPConn)
-			_ = raw.SetLinger(0)
-			_ = raw.Close() // no close_notify: a reset
-		})
-		if !strings.Contains(cause, "connection reset") {
+		if cause := causeAfter(t, wire.ProtocolToken1, reset); !strings.Contains(cause, "connection reset") {
 			t.Errorf("cause %q, want the connection's error (reset)", cause)
+		}
+	})
+	// token/2: the session goes on over the next connection; the cause is
+	// still the socket's error, an end of stream without END an unexpected
+	// one.
+	t.Run("token/2 reset", func(t *testing.T) {
+		if cause := causeAfter(t, wire.ProtocolToken2, reset); !strings.Contains(cause, "connection reset") {
+			t.Errorf("cause %q, want the connection's error (reset)", cause)
+		}
+	})
+	t.Run("token/2 end of stream", func(t *testing.T) {
+		cause := causeAfter(t, wire.ProtocolToken2, func(c *tls.Conn) { _ = c.Close() })
+		if !strings.Contains(cause, io.ErrUnexpectedEOF.Error()) {
+			t.Errorf("cause %q, want %v", cause, io.ErrUnexpectedEOF)
 		}
 	})
 }
 
-// causeAfter connects a token/1 client with reconnection to a raw TLS
-// server that ends the connection with end once it is up, and returns the
-// cause of the client's first OnReconnecting.
-func causeAfter(t *testing.T, end func(*tls.Conn)) string {
+// causeAfter connects a client speaking protocol, with reconnection, to a
+// raw TLS server that ends the connection with end once it is up, and
+// returns the cause of the client's first OnReconnecting.
+func causeAfter(t *testing.T, protocol string, end func(*tls.Conn)) string {
 	t.Helper()
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", serverTLS(t))
+	cfg := serverTLS(t).Clone()
+	cfg.NextProtos = []string{protocol}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,14 +82,20 @@ func causeAfter(t *testing.T, end func(*tls.Conn)) string {
 		if err != nil {
 			return
 		}
+		_ = c.SetDeadline(time.Now().Add(deadline))
 		_ = c.(*tls.Conn).HandshakeContext(context.Background())
+		if protocol == wire.ProtocolToken2 { // a new session
+			if _, err := wire.ReadHello(c); err == nil {
+				_, _ = c.Write(wire.AppendWelcome(nil, wire.Welcome{Status: wire.SessionNew}))
+			}
+		}
 		<-up
 		end(c.(*tls.Conn))
 	}()
 	causes, connected := make(chan string, 8), make(chan struct{}, 1)
 	cli, err := NewClient(ClientOptions{
 		Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, TLS: testCerts(t).ClientOptions(),
-		Protocols:      []string{wire.ProtocolToken1},
+		Protocols:      []string{protocol},
 		Reconnect:      &ReconnectOptions{Policy: fastRetry(10*time.Millisecond, 50*time.Millisecond)},
 		OnConnect:      func() { put(t, connected, struct{}{}) },
 		OnReconnecting: func(_ int, _ time.Duration, cause string) { put(t, causes, cause) },
