@@ -140,3 +140,38 @@ func TestInvalidEscapeWhileClosing(t *testing.T) {
 		t.Error("close without hadError")
 	}
 }
+
+// After bad input the connection stops reading at once: it closes once the
+// replies are written, without waiting for the peer's end (the peer that
+// sent a bad frame may never close), far within a long CloseTimeout.
+func TestInvalidEscapeClosesWithoutThePeersEnd(t *testing.T) {
+	errs, closes := make(chan error, 2), make(chan bool, 2)
+	listening := make(chan struct{}, 1)
+	srv, err := NewServer(ServerOptions{
+		Host: "127.0.0.1", TLS: testCerts(t).ServerOptions(),
+		Limits:            Limits{CloseTimeout: time.Minute},
+		OnConnect:         func() { put(t, listening, struct{}{}) },
+		OnConnectionError: func(_ *Connection, err error) { put(t, errs, err) },
+		OnConnectionClose: func(_ *Connection, had bool) { put(t, closes, had) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shutdownWithin(t, "server", srv.Shutdown)
+	recv(t, listening, "listening")
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(serverPort(srv)))
+	raw, err := tls.DialWithDialer(&net.Dialer{Timeout: deadline}, "tcp", addr, clientTLS(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if _, err := raw.Write([]byte("\\x\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := recv(t, errs, "the error"); !errors.Is(err, wire.ErrInvalidEscape) {
+		t.Errorf("error %v, want wire.ErrInvalidEscape", err)
+	}
+	if !recv(t, closes, "the close, the peer still connected") {
+		t.Error("close without hadError")
+	}
+}
