@@ -103,28 +103,8 @@ func TestRepliesBeforeInvalidEscapeAreWrittenByServer(t *testing.T) {
 // ended our side; the peer's end is awaited) is still an error: an error
 // event, and a close with hadError.
 func TestInvalidEscapeWhileClosing(t *testing.T) {
-	errs, closes := make(chan error, 2), make(chan bool, 2)
-	conns := make(chan *Connection, 1)
-	listening := make(chan struct{}, 1)
-	srv, err := NewServer(ServerOptions{
-		Host: "127.0.0.1", TLS: testCerts(t).ServerOptions(),
-		OnConnect:         func() { put(t, listening, struct{}{}) },
-		OnConnection:      func(c *Connection) { put(t, conns, c) },
-		OnConnectionError: func(_ *Connection, err error) { put(t, errs, err) },
-		OnConnectionClose: func(_ *Connection, had bool) { put(t, closes, had) },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer shutdownWithin(t, "server", srv.Shutdown)
-	recv(t, listening, "listening")
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(serverPort(srv)))
-	raw, err := tls.DialWithDialer(&net.Dialer{Timeout: deadline}, "tcp", addr, clientTLS(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
-	recv(t, conns, "the connection").Close()
+	raw, conn, errs, closes := rawClientOf(t, ServerOptions{})
+	conn.Close()
 	// The server's end of the stream: it drained, and waits for ours.
 	_ = raw.SetReadDeadline(time.Now().Add(deadline))
 	if n, err := raw.Read(make([]byte, 64)); !errors.Is(err, io.EOF) {
@@ -145,26 +125,7 @@ func TestInvalidEscapeWhileClosing(t *testing.T) {
 // replies are written, without waiting for the peer's end (the peer that
 // sent a bad frame may never close), far within a long CloseTimeout.
 func TestInvalidEscapeClosesWithoutThePeersEnd(t *testing.T) {
-	errs, closes := make(chan error, 2), make(chan bool, 2)
-	listening := make(chan struct{}, 1)
-	srv, err := NewServer(ServerOptions{
-		Host: "127.0.0.1", TLS: testCerts(t).ServerOptions(),
-		Limits:            Limits{CloseTimeout: time.Minute},
-		OnConnect:         func() { put(t, listening, struct{}{}) },
-		OnConnectionError: func(_ *Connection, err error) { put(t, errs, err) },
-		OnConnectionClose: func(_ *Connection, had bool) { put(t, closes, had) },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer shutdownWithin(t, "server", srv.Shutdown)
-	recv(t, listening, "listening")
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(serverPort(srv)))
-	raw, err := tls.DialWithDialer(&net.Dialer{Timeout: deadline}, "tcp", addr, clientTLS(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
+	raw, _, errs, closes := rawClientOf(t, ServerOptions{Limits: Limits{CloseTimeout: time.Minute}})
 	if _, err := raw.Write([]byte("\\x\n")); err != nil {
 		t.Fatal(err)
 	}
@@ -174,4 +135,24 @@ func TestInvalidEscapeClosesWithoutThePeersEnd(t *testing.T) {
 	if !recv(t, closes, "the close, the peer still connected") {
 		t.Error("close without hadError")
 	}
+}
+
+// rawClientOf starts a server with opts (its OnConnection, OnConnectionError
+// and OnConnectionClose are taken) and connects a raw TLS client to it,
+// speaking token/1 (no ALPN). It returns the client, the server's
+// connection, and its error and close events.
+func rawClientOf(t *testing.T, opts ServerOptions) (*tls.Conn, *Connection, <-chan error, <-chan bool) {
+	t.Helper()
+	conns, errs, closes := make(chan *Connection, 1), make(chan error, 2), make(chan bool, 2)
+	opts.OnConnection = func(c *Connection) { put(t, conns, c) }
+	opts.OnConnectionError = func(_ *Connection, err error) { put(t, errs, err) }
+	opts.OnConnectionClose = func(_ *Connection, had bool) { put(t, closes, had) }
+	srv := listeningServer(t, opts)
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(serverPort(srv)))
+	raw, err := tls.DialWithDialer(&net.Dialer{Timeout: deadline}, "tcp", addr, clientTLS(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	return raw, recv(t, conns, "the connection"), errs, closes
 }
