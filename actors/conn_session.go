@@ -61,7 +61,6 @@ type connSession struct {
 	ackSent     uint64                          // the last ACK handed to the writer
 	takenBytes  int                             // bytes of tokens taken since that ACK
 	ackBuf      [2 + binary.MaxVarintLen64]byte // the ACK frame of the batch with the writer
-	ackInFlight bool                            // that batch's last segment is ackBuf
 	ackTimer    timer.Timer
 	dueSince    time.Time // when the oldest token not acknowledged was taken
 	redelivered uint64    // received frames up to this number are flagged redelivered
@@ -468,11 +467,10 @@ func (s *connSession) numberBatch(tokens int) {
 // the peer acknowledges its data frames; it stays in the queue count.
 func (a *connActor) retain() {
 	w, s := &a.out, a.sess
-	if s.ackInFlight {
+	if n := len(w.inFlight); n > 0 && s.carriesAck(w.inFlight[n-1]) {
 		// The ACK is written (or never will be): ackBuf is for the next.
-		w.inFlight[len(w.inFlight)-1] = nil
-		w.inFlight = w.inFlight[:len(w.inFlight)-1]
-		s.ackInFlight = false
+		w.inFlight[n-1] = nil
+		w.inFlight = w.inFlight[:n-1]
 	}
 	if w.inFlightTokens > 0 {
 		compact(w.inFlight)
@@ -602,9 +600,13 @@ func (s *connSession) ackDue() bool { return s.taken > s.ackSent }
 func (a *connActor) ackFrame() []byte {
 	s := a.sess
 	s.ackSent, s.takenBytes = s.taken, 0
-	s.ackInFlight = true
 	a.cfg.stats.ackSent()
 	return wire.AppendAck(s.ackBuf[:0], s.taken)
+}
+
+// carriesAck reports whether seg is the session's ackBuf (a batch's ACK).
+func (s *connSession) carriesAck(seg []byte) bool {
+	return len(seg) > 0 && &seg[0] == &s.ackBuf[0]
 }
 
 // The clean end (TOKEN2.md, section 7).

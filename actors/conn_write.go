@@ -187,9 +187,6 @@ func (a *connActor) handToWriterExtra(ctx actor.Context, batch [][]byte, size, t
 		}
 	}
 	if !a.out.hand(a.writer, a.h.shared, batch, size, tokens) {
-		if a.sess != nil {
-			a.sess.ackInFlight = false
-		}
 		a.die(ctx, fmt.Errorf("%w: %w", ErrConnection, errWriterRefused))
 		return false
 	}
