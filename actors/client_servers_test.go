@@ -163,26 +163,5 @@ func readUnacknowledged(ln net.Listener, n int) ([]string, error) {
 	if _, err := c.Write(wire.AppendWelcome(nil, wire.Welcome{Status: wire.SessionNew})); err != nil {
 		return nil, err
 	}
-	dec, err := wire.NewToken2Decoder(1 << 10)
-	if err != nil {
-		return nil, err
-	}
-	var toks []string
-	buf := make([]byte, 4<<10)
-	for len(toks) < n {
-		k, err := c.Read(buf)
-		frames, derr := dec.AppendFrames(nil, buf[:k])
-		for _, f := range frames {
-			if f.Kind == wire.KindToken {
-				toks = append(toks, string(f.Token))
-			}
-		}
-		if derr != nil {
-			return toks, derr
-		}
-		if err != nil {
-			return toks, err
-		}
-	}
-	return toks, nil
+	return readToken2s(c, n)
 }

@@ -110,6 +110,12 @@ func readResent(ln net.Listener, n int) ([]string, error) {
 	if _, err := c.Write(wire.AppendWelcome(nil, wire.Welcome{Status: wire.SessionResumed})); err != nil {
 		return nil, err
 	}
+	return readToken2s(c, n)
+}
+
+// readToken2s reads n tokens of token/2 DATA frames from c (skipping the
+// control frames); an end of stream before them is io.ErrUnexpectedEOF.
+func readToken2s(c net.Conn, n int) ([]string, error) {
 	dec, err := wire.NewToken2Decoder(1 << 10)
 	if err != nil {
 		return nil, err

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/tokenserver/tokenserver/actors"
-	"github.com/tokenserver/tokenserver/tlsio"
 	"github.com/tokenserver/tokenserver/wire"
 )
 
@@ -19,18 +18,13 @@ import (
 // token it never wrote (ErrNotSent), in order. (Reported as one with a
 // single reason, those that were never written would look maybe sent.)
 func TestFailedSessionReportsMaybeSentThenNotSent(t *testing.T) {
-	certs, err := tlsio.GenerateDevCerts()
-	if err != nil {
-		t.Fatal(err)
-	}
 	type drop struct {
 		toks   []string
 		reason error
 	}
 	conns := make(chan *actors.Connection, 1)
 	errs, drops := make(chan error, 4), make(chan drop, 4)
-	srv, err := actors.NewServer(actors.ServerOptions{
-		Host: "127.0.0.1", TLS: certs.ServerOptions(),
+	addr, certs := listening(t, actors.ServerOptions{
 		// The CLOSE frame that tells the client why waits for the stalled
 		// write, up to WriteTimeout.
 		Limits:            actors.Limits{WriteTimeout: time.Second},
@@ -44,26 +38,16 @@ func TestFailedSessionReportsMaybeSentThenNotSent(t *testing.T) {
 			drops <- d
 		},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer shutdown(t, "server", srv.Shutdown)
-	within(t, "the server listening", func() bool { return srv.Addr() != nil })
 
 	// A raw token/2 client that reads little: the server's write of a large
 	// token stalls.
-	c := dialToken2(t, srv.Addr().String(), certs.ClientCert, certs.ClientKey)
+	c := dialToken2(t, addr, certs.ClientCert, certs.ClientKey)
 	defer c.Close()
 	if err := c.NetConn().(*net.TCPConn).SetReadBuffer(64 << 10); err != nil {
 		t.Fatal(err)
 	}
 	greet(t, c, wire.Hello{Session: wire.SessionID{7}, First: 1})
-	var conn *actors.Connection
-	select {
-	case conn = <-conns:
-	case <-time.After(deadline):
-		t.Fatal("no connection event")
-	}
+	conn := nextConn(t, conns)
 	large := append([]byte("large..."), bytes.Repeat([]byte{'x'}, 12<<20)...)
 	if !conn.Send(large) {
 		t.Fatal("Send refused the large token")

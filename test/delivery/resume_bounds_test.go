@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/tokenserver/tokenserver/actors"
-	"github.com/tokenserver/tokenserver/tlsio"
 	"github.com/tokenserver/tokenserver/wire"
 )
 
@@ -15,34 +14,18 @@ import (
 // the server never sent (a protocol error on that connection, the server
 // going on).
 func TestResumeHelloBounds(t *testing.T) {
-	certs, err := tlsio.GenerateDevCerts()
-	if err != nil {
-		t.Fatal(err)
-	}
 	conns, errs := make(chan *actors.Connection, 4), make(chan error, 4)
-	srv, err := actors.NewServer(actors.ServerOptions{
-		Host: "127.0.0.1", TLS: certs.ServerOptions(),
+	addr, certs := listening(t, actors.ServerOptions{
 		OnConnection:      func(c *actors.Connection) { conns <- c },
 		OnToken:           func(tok []byte, c *actors.Connection) { c.Send(tok) },
 		OnConnectionError: func(_ *actors.Connection, err error) { errs <- err },
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer shutdown(t, "server", srv.Shutdown)
-	within(t, "the server listening", func() bool { return srv.Addr() != nil })
-	addr := srv.Addr().String()
 	open := func(id wire.SessionID) *actors.Connection {
 		c := dialToken2(t, addr, certs.ClientCert, certs.ClientKey)
 		if w := greet(t, c, wire.Hello{Session: id, First: 1}); w.Status != wire.SessionNew {
 			t.Fatalf("WELCOME %+v, want a new session", w)
 		}
-		var conn *actors.Connection
-		select {
-		case conn = <-conns:
-		case <-time.After(deadline):
-			t.Fatal("no connection event")
-		}
+		conn := nextConn(t, conns)
 		if !conn.Send([]byte("one")) {
 			t.Fatal("Send refused")
 		}

@@ -3,10 +3,8 @@ package delivery
 import (
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/tokenserver/tokenserver/actors"
-	"github.com/tokenserver/tokenserver/tlsio"
 	"github.com/tokenserver/tokenserver/wire"
 )
 
@@ -15,33 +13,17 @@ import (
 // second, numbered as before, and once the client acknowledges it the
 // server's queue is empty (the batch's bytes counted once, not twice).
 func TestResumeWithinABatch(t *testing.T) {
-	certs, err := tlsio.GenerateDevCerts()
-	if err != nil {
-		t.Fatal(err)
-	}
 	conns := make(chan *actors.Connection, 2)
-	srv, err := actors.NewServer(actors.ServerOptions{
-		Host: "127.0.0.1", TLS: certs.ServerOptions(),
+	addr, certs := listening(t, actors.ServerOptions{
 		OnConnection: func(c *actors.Connection) { conns <- c },
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer shutdown(t, "server", srv.Shutdown)
-	within(t, "the server listening", func() bool { return srv.Addr() != nil })
-	addr := srv.Addr().String()
 	id := wire.SessionID{3, 1, 4}
 
 	first := dialToken2(t, addr, certs.ClientCert, certs.ClientKey)
 	if w := greet(t, first, wire.Hello{Session: id, First: 1}); w.Status != wire.SessionNew {
 		t.Fatalf("WELCOME %+v, want a new session", w)
 	}
-	var conn *actors.Connection
-	select {
-	case conn = <-conns:
-	case <-time.After(deadline):
-		t.Fatal("no connection event")
-	}
+	conn := nextConn(t, conns)
 	if !conn.SendBatch([][]byte{[]byte("one"), []byte("two")}) {
 		t.Fatal("SendBatch refused")
 	}
