@@ -12,7 +12,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -124,13 +123,17 @@ func splitList(s, sep string) []string {
 
 // targets returns the gremlins runs cfg asks for, in order.
 func (cfg config) targets() ([]target, error) {
-	common := []string{"--workers", strconv.Itoa(cfg.workers), "--timeout-coefficient", strconv.Itoa(cfg.coefficient)}
-	if cfg.dryRun {
-		common = append(common, "--dry-run")
+	// common is gremlins' arguments for workers mutants tested at once.
+	common := func(workers int) []string {
+		args := []string{"--workers", strconv.Itoa(workers), "--timeout-coefficient", strconv.Itoa(cfg.coefficient)}
+		if cfg.dryRun {
+			args = append(args, "--dry-run")
+		}
+		return args
 	}
 	var ts []target
 	for _, dir := range cfg.whole {
-		ts = append(ts, target{name: dir, args: append(append([]string{}, common...), "./"+dir)})
+		ts = append(ts, target{name: dir, args: append(common(cfg.workers), "./"+dir)})
 	}
 	if cfg.base != "" {
 		exclude, err := excludeOthers(cfg.diffDir, cfg.diffFiles)
@@ -140,9 +143,7 @@ func (cfg config) targets() ([]target, error) {
 		// gremlins halves --workers in integration mode (one mutant's
 		// tests are several packages): ask for twice as many, so that
 		// -workers mutants are tested at once here too.
-		common := slices.Clone(common)
-		common[1] = strconv.Itoa(2 * cfg.workers)
-		args := append(common, "--integration", "--coverpkg", "./"+cfg.diffDir+"/...",
+		args := append(common(2*cfg.workers), "--integration", "--coverpkg", "./"+cfg.diffDir+"/...",
 			"--diff", cfg.base, "-E", exclude, "-E", `\.pb\.go$`, ".")
 		ts = append(ts, target{name: cfg.diffDir, args: args, env: []string{envTests + "=" + strings.Join(cfg.tests, " ")}})
 	}
