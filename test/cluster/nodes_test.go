@@ -78,24 +78,46 @@ func (p *program) build(t *testing.T) string {
 	return p.path
 }
 
-// freePorts returns n distinct free TCP ports on 127.0.0.1.
+// freePorts returns n distinct free TCP ports on 127.0.0.1, none of them
+// one it returned before in this test process: a port is free only until
+// the node given it binds it, and the system hands a port just closed out
+// again (a front once got the remote port of a handler started a moment
+// before, and failed with "address already in use").
 func freePorts(t *testing.T, n int) []int {
 	t.Helper()
+	givenPorts.Lock()
+	defer givenPorts.Unlock()
 	var ports []int
 	var lns []net.Listener
-	for range n {
+	defer func() {
+		for _, ln := range lns {
+			_ = ln.Close()
+		}
+	}()
+	for tries := 0; len(ports) < n; tries++ {
+		if tries == 1000 {
+			t.Fatalf("no %d free ports on 127.0.0.1 not given before", n)
+		}
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+		lns = append(lns, ln) // held until all n are found: no repeats among them
+		if port := ln.Addr().(*net.TCPAddr).Port; !givenPorts.m[port] {
+			ports = append(ports, port)
+		}
 	}
-	for _, ln := range lns {
-		_ = ln.Close()
+	for _, p := range ports {
+		givenPorts.m[p] = true
 	}
 	return ports
 }
+
+// givenPorts are the ports freePorts returned.
+var givenPorts = struct {
+	sync.Mutex
+	m map[int]bool
+}{m: map[int]bool{}}
 
 // env is one cluster of node processes sharing certificates and a
 // membership: a peer list (automanaged), or an etcd process (etcd != nil).
