@@ -118,7 +118,25 @@ func TestReadingGoesOnAfterPauseWithReadWindowOne(t *testing.T) {
 // behind the echo, then reads it all; once reading has resumed, a second
 // token waits in the socket and is not delivered until the test returns the
 // handler's credit, and then it is.
+//
+// Both with the server's memory budget and without one: a 12 MiB token asks
+// the budget for memory, and reading is held while it asks, so the grants
+// resume reading too; with no budget the outbound queue's resume is the
+// only one. (An extra credit at each resume was hidden under the budget,
+// whose next ask took it back: mutation testing.)
 func TestWindowHoldsAcrossPauseWithoutCredit(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		budget int
+	}{
+		{"default budget", 0},
+		{"no budget", -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testWindowHoldsAcrossPause(t, tc.budget) })
+	}
+}
+
+func testWindowHoldsAcrossPause(t *testing.T, budget int) {
 	const big, small = 12 << 20, 100
 	certs := newCerts(t)
 	sys := newSystem(t)
@@ -134,6 +152,7 @@ func TestWindowHoldsAcrossPauseWithoutCredit(t *testing.T) {
 	errs := make(chan error, 4)
 	_, addr := startServer(t, certs, sys, func(o *actors.ServerOptions) {
 		o.Handler = handler
+		o.MemoryBudget = budget
 		o.Limits = actors.Limits{HighWaterMark: 64 << 10, ReadWindow: 1}
 		o.OnConnection = func(c *actors.Connection) { put(conns, c) }
 		o.OnConnectionError = func(_ *actors.Connection, err error) { put(errs, err) }
