@@ -137,6 +137,31 @@ func TestInvalidEscapeClosesWithoutThePeersEnd(t *testing.T) {
 	}
 }
 
+// A peer that ends its stream inside a frame (a token with no newline, then
+// its end) loses that token: an error event that says so, and the
+// connection closes, though its reader had ended before the error was
+// known, with nothing left to read that would close it.
+func TestEndOfStreamInsideAFrame(t *testing.T) {
+	raw, _, errs, closes := rawClientOf(t, ServerOptions{Limits: Limits{CloseTimeout: time.Minute}})
+	if _, err := raw.Write([]byte("no newline")); err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	err := recv(t, errs, "the error")
+	if !errors.Is(err, ErrProtocol) || !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("error %v, want ErrProtocol and io.ErrUnexpectedEOF", err)
+	}
+	if !recv(t, closes, "the close") {
+		t.Error("close without hadError")
+	}
+	_ = raw.SetReadDeadline(time.Now().Add(deadline))
+	if n, err := raw.Read(make([]byte, 64)); !errors.Is(err, io.EOF) {
+		t.Errorf("read %d bytes, %v; want the server's end", n, err)
+	}
+}
+
 // rawClientOf starts a server with opts (its OnConnection, OnConnectionError
 // and OnConnectionClose are taken) and connects a raw TLS client to it,
 // speaking token/1 (no ALPN). It returns the client, the server's
