@@ -195,7 +195,10 @@ func (a *connActor) onChunk(ctx actor.Context, data []byte) {
 		a.releaseRead()
 	}
 	if err != nil {
-		a.badInput(ctx, fmt.Errorf("%w: %w", ErrProtocol, err))
+		if !errors.Is(err, ErrProtocol) { // a decoder's; control's says it already
+			err = fmt.Errorf("%w: %w", ErrProtocol, err)
+		}
+		a.badInput(ctx, err)
 		return
 	}
 	a.checkBudget(ctx)
