@@ -17,7 +17,8 @@ import (
 // meanwhile (Send is true), and then the session ends: an error event
 // matching actors.ErrSessionExpired, a close with hadError, and every token
 // the client never acknowledged (the ones written before the loss and the
-// ones sent after it) reported dropped with ErrSessionExpired, in order.
+// ones sent after it) reported dropped with ErrSessionExpired, in order,
+// and none of them left in its Connection's Queued().
 func TestExpiredSessionReportsWhatItHeld(t *testing.T) {
 	certs, err := tlsio.GenerateDevCerts()
 	if err != nil {
@@ -88,6 +89,9 @@ func TestExpiredSessionReportsWhatItHeld(t *testing.T) {
 		}
 	case <-time.After(deadline):
 		t.Fatal("no close event after the expiry")
+	}
+	if q := conn.Queued(); q != 0 {
+		t.Errorf("Queued() %d after the session ended and reported its tokens, want 0", q)
 	}
 	mu.Lock()
 	defer mu.Unlock()
