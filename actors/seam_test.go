@@ -177,6 +177,9 @@ func TestConnectionsSpeakTheNegotiatedCodec(t *testing.T) {
 			t.Fatalf("client got %q, want %q", tok, want)
 		}
 	}
+	// Counted as tokens while they waited, as frames once encoded: written,
+	// they leave nothing in the queue.
+	within(t, deadline, "the client's queue empty", func() bool { return cli.Queued() == 0 })
 	for side, c := range map[string]*Connection{"server": srv, "client": cli} {
 		if st, ok := c.TLSState(); !ok || st.NegotiatedProtocol != lpProtocol {
 			t.Errorf("%s: negotiated %q, want %q", side, st.NegotiatedProtocol, lpProtocol)
