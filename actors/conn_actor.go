@@ -482,7 +482,7 @@ func (a *connActor) open(ctx actor.Context, c wire.Codec, resend []byte) {
 	a.phase = phaseOpen
 	a.startWriter(ctx)
 	if a.sess != nil && a.sess.server {
-		a.writeGreeting(ctx, wire.Welcome{Status: wire.SessionNew, Recv: a.sess.recv})
+		a.writeGreeting(ctx, wire.Welcome{Status: wire.SessionNew, Recv: a.sess.recv}, nil, 0)
 	}
 	if len(resend) > 0 {
 		a.resendGiven(ctx, resend)

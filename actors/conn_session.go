@@ -50,10 +50,8 @@ type connSession struct {
 	inFlightFirst uint64     // the number of the first data frame with the writer
 	retained      []retained // written (or in a failed write), not all acknowledged
 	retainedSize  int64      // their bytes, in the queue count
-	resend        []byte     // a resumed session's frames to write again, first
-	resendTokens  int
-	unacked       int    // data frames retained (for the end's report)
-	last          uint64 // the highest number written, or in a failed write
+	unacked       int        // data frames retained (for the end's report)
+	last          uint64     // the highest number written, or in a failed write
 
 	// Inbound.
 	recv        uint64                          // the number of the last data frame received
@@ -361,22 +359,23 @@ func (a *connActor) resume(ctx actor.Context, m adopt) {
 	a.dec, _ = wire.Token2.NewDecoder(a.cfg.limits.MaxTokenSize) // the old one may be inside a frame
 	a.lendSpans()
 	a.onAcked(h.Recv) // the client has them all
-	a.rewind(h.Recv)
+	resend, n := a.rewind(h.Recv)
 	s.resumedOnce = true
 	a.phase = phaseOpen
 	a.startReader(ctx, nil)
 	a.startWriter(ctx)
 	a.cfg.stats.sessionResumed()
 	ctx.Send(a.cfg.owner, connResumed{a.h})
-	a.writeGreeting(ctx, wire.Welcome{Status: wire.SessionResumed, Recv: s.recv})
+	a.writeGreeting(ctx, wire.Welcome{Status: wire.SessionResumed, Recv: s.recv}, resend, n)
 	if s.closeAsked {
 		a.drain(ctx)
 	}
 }
 
-// rewind makes what was retained (written, not acknowledged) the frames to
-// write again, numbered from recv+1, ahead of the queue.
-func (a *connActor) rewind(recv uint64) {
+// rewind returns what was retained (written, not acknowledged) as the
+// frames to write again, numbered from recv+1, ahead of the queue, and
+// their number of tokens.
+func (a *connActor) rewind(recv uint64) ([]byte, int) {
 	s := a.sess
 	var frames []byte
 	for _, r := range s.retained {
@@ -391,24 +390,23 @@ func (a *connActor) rewind(recv uint64) {
 	}
 	_, n := dataFrames(nil, frames)
 	s.retained, s.unacked = nil, 0
-	s.resend, s.resendTokens = frames, n
 	// The bytes of the batches are in the queue count; the frames to write
 	// again are counted instead.
 	a.h.shared.queued.Add(int64(len(frames)) - s.retainedSize)
 	s.retainedSize = 0
 	s.nextSeq = recv + 1
+	return frames, n
 }
 
 // writeGreeting opens a server's session on its socket: WELCOME first, the
-// frames to write again (a resumed session's), then the queue.
-func (a *connActor) writeGreeting(ctx actor.Context, w wire.Welcome) {
+// frames to write again (resend, of resendTokens tokens: a resumed
+// session's), then the queue.
+func (a *connActor) writeGreeting(ctx actor.Context, w wire.Welcome, resend []byte, resendTokens int) {
 	batch := [][]byte{wire.AppendWelcome(nil, w)}
-	s := a.sess
 	size, tokens := 0, 0
-	if len(s.resend) > 0 {
-		size, tokens = len(s.resend), s.resendTokens
-		batch = append(batch, s.resend)
-		s.resend, s.resendTokens = nil, 0
+	if len(resend) > 0 {
+		size, tokens = len(resend), resendTokens
+		batch = append(batch, resend)
 		a.cfg.stats.resent(tokens)
 	}
 	if !a.out.queue.Empty() {
@@ -684,11 +682,6 @@ func (a *connActor) sessionOut() *sessionState {
 	st.frames = skipFrames(st.frames, s.acked+1-min(s.acked+1, s.retainedFirst()))
 	a.h.shared.queued.Add(-s.retainedSize)
 	s.retained, s.retainedSize, s.unacked = nil, 0, 0
-	if len(s.resend) > 0 {
-		a.h.shared.queued.Add(-int64(len(s.resend)))
-		st.frames = append(st.frames, s.resend...)
-		s.resend, s.resendTokens = nil, 0
-	}
 	if !w.queue.Empty() {
 		a.h.shared.queued.Add(-int64(w.queue.Size()))
 		st.frames, _ = dataFrames(st.frames, w.queue.Flatten())
