@@ -28,6 +28,15 @@
 // turn such a timeout into "timed out" mutants that hang nowhere. And the
 // tests run with -count=1, so that the test cache answers no coverage run.
 //
+// A mutant of -diff-dir runs only the tests that run its line (-per-test,
+// the default): before gremlins starts, every test of -tests runs alone
+// with coverage, and the wrapper, which finds the mutated line by comparing
+// gremlins' copy of the module with the source, runs `go test -run` with
+// the tests that ran it, package by package. A surviving mutant costs the
+// few tests that could see it instead of every package's, several times
+// less on actors/. A test whose coverage depends on timing may be left out
+// of a line's tests: check a survivor with -per-test=false.
+//
 // Efficacy is gremlins' own: killed mutants over killed and lived ones;
 // timed-out and not-viable mutants count in neither. The report gives it as
 // gremlins counts it and with the accepted survivors set aside, lists every

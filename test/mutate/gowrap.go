@@ -17,6 +17,9 @@ const (
 	envRealGo     = "MUTATE_REAL_GO"     // the real go command
 	envTests      = "MUTATE_TEST_PKGS"   // the packages `go test ./...` becomes
 	envCoverFloor = "MUTATE_COVER_FLOOR" // the least time the coverage run takes
+	envTestMap    = "MUTATE_TEST_MAP"    // the test map's file, if mutants run only the tests of their line
+	envSource     = "MUTATE_SOURCE"      // the module root the mutants are copies of
+	envDiffDir    = "MUTATE_DIFF_DIR"    // the directory whose lines are mutated
 )
 
 // wrapping reports whether this process is the wrapper.
@@ -53,7 +56,11 @@ func wrapGo(args []string) int {
 	if floor, err := time.ParseDuration(os.Getenv(envCoverFloor)); err == nil && isCoverageRun(args) {
 		defer sleepUntil(time.Now().Add(floor))
 	}
-	for _, run := range goRuns(args, strings.Fields(os.Getenv(envTests))) {
+	runs := goRuns(args, strings.Fields(os.Getenv(envTests)))
+	if sel := selectedRuns(args); sel != nil {
+		runs = sel
+	}
+	for _, run := range runs {
 		if code := runGo(realGo, run); code != 0 {
 			return code
 		}
@@ -84,6 +91,32 @@ func goRuns(args, pkgs []string) [][]string {
 	var runs [][]string
 	for _, pkg := range pkgs {
 		runs = append(runs, append(append([]string{"test"}, flags...), pkg))
+	}
+	return runs
+}
+
+// selectedRuns returns, for a mutant's `go test [flags] ./...` with a
+// test map, the runs of the tests that ran the mutated line; nil to run
+// every package (no map, not a mutant's run, or a line no test in the map
+// ran, which gremlins' own coverage run saw run).
+func selectedRuns(args []string) [][]string {
+	path := os.Getenv(envTestMap)
+	if path == "" || isCoverageRun(args) || len(args) < 2 || args[0] != "test" || args[len(args)-1] != "./..." {
+		return nil
+	}
+	m, err := readTestMap(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "mutate (as go):", err)
+		return nil
+	}
+	file, line, err := mutatedLine(os.Getenv(envSource), ".", os.Getenv(envDiffDir))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "mutate (as go):", err)
+		return nil
+	}
+	runs := m.selectRuns(args[1:len(args)-1], file, line)
+	if len(runs) == 0 {
+		return nil
 	}
 	return runs
 }

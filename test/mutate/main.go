@@ -35,6 +35,7 @@ type config struct {
 	minEfficacy float64
 	reportOnly  bool
 	dryRun      bool
+	perTest     bool // test a mutant of diffDir with the tests that run its line only
 }
 
 // target is one gremlins run.
@@ -88,6 +89,7 @@ func parseFlags(args []string) (config, error) {
 	fs.Float64Var(&cfg.minEfficacy, "min-efficacy", 90, "the least efficacy, in percent, accepted survivors aside")
 	fs.BoolVar(&cfg.reportOnly, "report-only", false, "run nothing: report the results already in -out")
 	fs.BoolVar(&cfg.dryRun, "dry-run", false, "gremlins' --dry-run: find the mutants and their coverage, test none")
+	fs.BoolVar(&cfg.perTest, "per-test", true, "test each mutant of -diff-dir with only the tests of -tests that run its line (each test's coverage is mapped first); false: with every test of -tests")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -324,12 +326,20 @@ func runTarget(ctx context.Context, cfg config, t target, gremlins, goCmd, wrapD
 		envRealGo+"="+goCmd, "PATH="+wrapDir+string(os.PathListSeparator)+os.Getenv("PATH"),
 		envCoverFloor+"="+(cfg.minTimeout/time.Duration(cfg.coefficient)).String())
 	cmd.Env = append(cmd.Env, t.env...)
-	fmt.Printf("mutate: %s: gremlins %s\n  (progress in %s)\n", t.name, strings.Join(args, " "), logPath)
 	load := startLoadSampler(30 * time.Second)
 	start := time.Now()
+	var mapNote string
+	if t.name == cfg.diffDir && cfg.base != "" && cfg.perTest && !cfg.dryRun {
+		env, note, err := prepareTestMap(ctx, cfg, goCmd, filepath.Join(filepath.Dir(wrapDir), "testmap"), logFile)
+		if err != nil {
+			return err
+		}
+		cmd.Env, mapNote = append(cmd.Env, env...), note
+	}
+	fmt.Printf("mutate: %s: gremlins %s\n  (progress in %s)\n", t.name, strings.Join(args, " "), logPath)
 	runErr := cmd.Run()
 	m := runMeta{Seconds: time.Since(start).Seconds(), Load: load.stop(), Workers: cfg.workers, Coefficient: cfg.coefficient,
-		MinTimeout: cfg.minTimeout.String(), Base: cfg.base}
+		MinTimeout: cfg.minTimeout.String(), Base: cfg.base, TestMap: mapNote}
 	if ctx.Err() != nil {
 		// gremlins writes no results when stopped; its log has every
 		// mutant it tested, which the report takes instead.

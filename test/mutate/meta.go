@@ -20,6 +20,9 @@ type runMeta struct {
 	MinTimeout  string
 	Base        string
 	Interrupted bool // stopped before the end: the results are the mutants tested until then, read from the log
+	// TestMap: a mutant was tested by the tests that ran its line (the
+	// test map's, with how many tests and how long it took to build).
+	TestMap string `json:",omitempty"`
 }
 
 func (m runMeta) write(file string) error {

@@ -165,6 +165,9 @@ func (r *report) String() string {
 			fmt.Fprintf(&b, "%s: %d workers, a mutant's tests timed out after %d times the coverage run and at least %s\n",
 				s.Name, s.Meta.Workers, s.Meta.Coefficient, cmp.Or(s.Meta.MinTimeout, "0s"))
 		}
+		if s.Meta.TestMap != "" {
+			fmt.Fprintf(&b, "%s: each mutant tested by the tests that run its line only (%s)\n", s.Name, s.Meta.TestMap)
+		}
 		if s.Meta.Interrupted {
 			fmt.Fprintf(&b, "%s: interrupted: these are the mutants tested before the stop (from gremlins' log)\n", s.Name)
 		}
