@@ -20,6 +20,7 @@ const (
 	envTestMap    = "MUTATE_TEST_MAP"    // the test map's file, if mutants run only the tests of their line
 	envSource     = "MUTATE_SOURCE"      // the module root the mutants are copies of
 	envDiffDir    = "MUTATE_DIFF_DIR"    // the directory whose lines are mutated
+	envRunLog     = "MUTATE_RUN_LOG"     // where the wrapper notes the tests it picked for each mutant
 )
 
 // wrapping reports whether this process is the wrapper.
@@ -115,6 +116,18 @@ func selectedRuns(args []string) [][]string {
 		return nil
 	}
 	runs := m.selectRuns(args[1:len(args)-1], file, line)
+	note := fmt.Sprintf("%s:%d: no test in the map runs it: every package\n", file, line)
+	if len(runs) > 0 {
+		var b strings.Builder
+		for _, r := range runs {
+			fmt.Fprintf(&b, "%s:%d: go %s\n", file, line, strings.Join(r, " "))
+		}
+		note = b.String()
+	}
+	if f, err := os.OpenFile(os.Getenv(envRunLog), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
+		_, _ = f.WriteString(note)
+		_ = f.Close()
+	}
 	if len(runs) == 0 {
 		return nil
 	}

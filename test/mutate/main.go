@@ -330,7 +330,8 @@ func runTarget(ctx context.Context, cfg config, t target, gremlins, goCmd, wrapD
 	start := time.Now()
 	var mapNote string
 	if t.name == cfg.diffDir && cfg.base != "" && cfg.perTest && !cfg.dryRun {
-		env, note, err := prepareTestMap(ctx, cfg, goCmd, filepath.Join(filepath.Dir(wrapDir), "testmap"), logFile)
+		runLog := filepath.Join(cfg.out, t.file(".runs.log"))
+		env, note, err := prepareTestMap(ctx, cfg, goCmd, filepath.Join(filepath.Dir(wrapDir), "testmap"), runLog, logFile)
 		if err != nil {
 			return err
 		}

@@ -306,7 +306,7 @@ func mutatedLine(srcRoot, copyRoot, dir string) (string, int, error) {
 // prepareTestMap builds the test map of cfg's -tests for the diff
 // directory into dir, and returns the wrapper's environment that points to
 // it and a note for the report.
-func prepareTestMap(ctx context.Context, cfg config, goCmd, dir string, log io.Writer) ([]string, string, error) {
+func prepareTestMap(ctx context.Context, cfg config, goCmd, dir, runLog string, log io.Writer) ([]string, string, error) {
 	start := time.Now()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, "", err
@@ -335,5 +335,10 @@ func prepareTestMap(ctx context.Context, cfg config, goCmd, dir string, log io.W
 	}
 	note := fmt.Sprintf("%d tests of %d packages, mapped in %s", len(m.Tests), len(m.Pkgs), time.Since(start).Round(time.Second))
 	fmt.Printf("mutate: %s: test map: %s\n", cfg.diffDir, note)
-	return []string{envTestMap + "=" + path, envSource + "=" + src, envDiffDir + "=" + cfg.diffDir}, note, nil
+	if runLog, err = filepath.Abs(runLog); err != nil {
+		return nil, "", err
+	}
+	_ = os.Remove(runLog)
+	env := []string{envTestMap + "=" + path, envSource + "=" + src, envDiffDir + "=" + cfg.diffDir, envRunLog + "=" + runLog}
+	return env, note, nil
 }
