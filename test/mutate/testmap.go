@@ -6,6 +6,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"go/scanner"
+	"go/token"
 	"io"
 	"os"
 	"os/exec"
@@ -262,10 +264,12 @@ func (m *testMap) selectRuns(flags []string, file string, line int) [][]string {
 	return runs
 }
 
-// mutatedLine finds the line gremlins changed: the first line that differs
-// between a Go file (not a test) under dir in the copy of the module at
-// copyRoot and the same file under srcRoot. It returns the file's path from
-// the module root.
+// mutatedLine finds the line gremlins changed: the line, in the source,
+// of the first token that differs between a Go file (not a test) under dir
+// in the copy of the module at copyRoot and the same file under srcRoot.
+// Tokens, not lines: gremlins writes the mutant with go/printer, whose
+// spacing differs from gofmt's here and there. It returns the file's path
+// from the module root.
 func mutatedLine(srcRoot, copyRoot, dir string) (string, int, error) {
 	var file string
 	var line int
@@ -285,12 +289,9 @@ func mutatedLine(srcRoot, copyRoot, dir string) (string, int, error) {
 		if err != nil || bytes.Equal(orig, mutated) {
 			return nil // a file the source does not have is no mutant
 		}
-		a, b := bytes.Split(orig, []byte("\n")), bytes.Split(mutated, []byte("\n"))
-		for i := 0; i < len(a) && i < len(b); i++ {
-			if !bytes.Equal(a[i], b[i]) {
-				file, line = filepath.ToSlash(rel), i+1
-				return filepath.SkipAll
-			}
+		if l := firstTokenDiff(orig, mutated); l > 0 {
+			file, line = filepath.ToSlash(rel), l
+			return filepath.SkipAll
 		}
 		return nil
 	})
@@ -301,6 +302,26 @@ func mutatedLine(srcRoot, copyRoot, dir string) (string, int, error) {
 		return "", 0, fmt.Errorf("no mutated line under %s", dir)
 	}
 	return file, line, nil
+}
+
+// firstTokenDiff returns the line, in a, of the first Go token that differs
+// between a and b; 0 if their tokens are the same.
+func firstTokenDiff(a, b []byte) int {
+	fset := token.NewFileSet()
+	var sa, sb scanner.Scanner
+	fa, fb := fset.AddFile("a", -1, len(a)), fset.AddFile("b", -1, len(b))
+	sa.Init(fa, a, nil, 0)
+	sb.Init(fb, b, nil, 0)
+	for {
+		pa, ta, la := sa.Scan()
+		_, tb, lb := sb.Scan()
+		if ta != tb || la != lb {
+			return fa.Line(pa)
+		}
+		if ta == token.EOF {
+			return 0
+		}
+	}
 }
 
 // prepareTestMap builds the test map of cfg's -tests for the diff

@@ -79,7 +79,8 @@ func TestMutatedLine(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(cp, "d/b_test.go"), []byte("package d\n\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(cp, "d/b.go"), []byte("package d\n\nfunc B(x int) bool {\n\treturn x <= 0\n}\n"), 0o644); err != nil {
+	// go/printer's spacing, not gofmt's, before the mutant: not a change.
+	if err := os.WriteFile(filepath.Join(cp, "d/b.go"), []byte("package d\n\nfunc B(x int)  bool {\n\treturn x <= 0 // now\n}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if file, line, err := mutatedLine(src, cp, "d"); err != nil || file != "d/b.go" || line != 4 {
