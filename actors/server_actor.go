@@ -147,7 +147,10 @@ func (a *serverActor) Receive(ctx actor.Context) {
 // token/2 session was never open and leaves without a word.
 func (a *serverActor) onConnDown(ctx actor.Context, m connDown) {
 	live := a.conns[m.c]
-	if !live {
+	if !live && !m.handedOver {
+		// One that handed its socket over is the session's business now:
+		// its end may come before the session's connResumed, and must not
+		// mark the resuming session as waiting again.
 		a.greetingGone(m.c)
 	}
 	a.sessionDown(ctx, m.c)

@@ -171,6 +171,9 @@ func (a *serverActor) sessionDown(ctx actor.Context, c *Connection) {
 	}
 	a.setSuspended(s, false)
 	a.sessions.remove(c)
+	if s.handingTo != nil { // its socket went to an actor that had ended
+		delete(a.sessions.greeters, s.handingTo)
+	}
 	if w := s.waiting; w != nil {
 		delete(a.sessions.greeters, w.c)
 		a.sessions.add(*w)

@@ -57,6 +57,7 @@ func TestSessionOfAnotherCertificateIsRefused(t *testing.T) {
 	}
 	echo(t, own, "mine")
 	reset(own)
+	within(t, "the session waiting for its client", func() bool { return srv.Stats().SessionsWaiting == 1 })
 
 	// Another certificate of the same CA, the same session id: refused.
 	thief := dialToken2(t, addr, other.cert, other.key)
@@ -81,8 +82,8 @@ func TestSessionOfAnotherCertificateIsRefused(t *testing.T) {
 		t.Fatalf("WELCOME after the refusal %+v, want resumed with 1 token received", w)
 	}
 	echo(t, back, "still mine")
-	if st := srv.Stats(); st.SessionsResumed != 1 {
-		t.Errorf("SessionsResumed %d, want 1", st.SessionsResumed)
+	if st := srv.Stats(); st.SessionsResumed != 1 || st.SessionsWaiting != 0 {
+		t.Errorf("SessionsResumed %d, SessionsWaiting %d; want 1 and 0", st.SessionsResumed, st.SessionsWaiting)
 	}
 }
 

@@ -14,6 +14,13 @@ import (
 // clients: dialToken2).
 func listening(t *testing.T, opts actors.ServerOptions) (string, *tlsio.DevCerts) {
 	t.Helper()
+	srv, certs := listeningServer(t, opts)
+	return srv.Addr().String(), certs
+}
+
+// listeningServer is listening, for a test that looks at the server too.
+func listeningServer(t *testing.T, opts actors.ServerOptions) (*actors.Server, *tlsio.DevCerts) {
+	t.Helper()
 	certs, err := tlsio.GenerateDevCerts()
 	if err != nil {
 		t.Fatal(err)
@@ -25,7 +32,7 @@ func listening(t *testing.T, opts actors.ServerOptions) (string, *tlsio.DevCerts
 	}
 	t.Cleanup(func() { shutdown(t, "server", srv.Shutdown) })
 	within(t, "the server listening", func() bool { return srv.Addr() != nil })
-	return srv.Addr().String(), certs
+	return srv, certs
 }
 
 // nextConn returns the next connection conns reports (an OnConnection's).

@@ -13,11 +13,13 @@ import (
 // A client whose socket the server still holds open (a half-dead NAT entry:
 // the old socket neither reads nor ends) resumes over a new one: the server
 // drops the old socket, so that its reader, blocked on a peer that sends
-// nothing, ends, and the session goes on over the new socket at once.
+// nothing, ends, and the session goes on over the new socket at once (and
+// is not counted as waiting for its client).
 func TestNewSocketSupersedesTheOpenOne(t *testing.T) {
-	addr, certs := listening(t, actors.ServerOptions{
+	srv, certs := listeningServer(t, actors.ServerOptions{
 		OnToken: func(tok []byte, c *actors.Connection) { c.Send(tok) },
 	})
+	addr := srv.Addr().String()
 	id := wire.SessionID{9, 9}
 	old := dialToken2(t, addr, certs.ClientCert, certs.ClientKey)
 	defer old.Close()
@@ -33,6 +35,9 @@ func TestNewSocketSupersedesTheOpenOne(t *testing.T) {
 		t.Fatalf("WELCOME %+v, want resumed with 1 token received", w)
 	}
 	echo(t, back, "two")
+	if st := srv.Stats(); st.SessionsResumed != 1 || st.SessionsWaiting != 0 {
+		t.Errorf("SessionsResumed %d, SessionsWaiting %d; want 1 and 0: the session is open", st.SessionsResumed, st.SessionsWaiting)
+	}
 
 	// The old socket was dropped by the server: its end, not our deadline.
 	buf := make([]byte, 4096)
