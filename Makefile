@@ -138,11 +138,12 @@ soak:
 ## MUTATE_BASE= MUTATE_FLAGS="-whole actors/internal/framepool,actors/internal/outbox" make mutate
 ##                                       (those packages whole, against their own tests)
 ## MUTATE_ONLY=actors MUTATE_OUT=build/mutate-conn MUTATE_FLAGS="-diff-files ^actors/conn_" make mutate
-##                                       (a long actors/ run split in parts, each with its own MUTATE_OUT)
+##                                       (a long actors/ run split in parts, each with its own MUTATE_OUT;
+##                                        a $$ in the pattern is written $$$$ for make)
 ## MUTATE_FLAGS=-dry-run make mutate     (find and cover the mutants, test none)
 ## MUTATE_FLAGS=-report-only make mutate (the report again, from the last results)
 MUTATE_BASE    ?= $(shell git describe --tags --abbrev=0 2>/dev/null || echo bb8cb91)
-MUTATE_TESTS   ?= ./actors/... ./test/conformance ./test/delivery ./test/hardening ./test/chaos ./test/flowcontrol
+MUTATE_TESTS   ?= ./actors/... ./test/conformance ./test/delivery ./test/hardening ./test/chaos ./test/flowcontrol ./test/observability
 MUTATE_ONLY    ?=
 MUTATE_WORKERS ?= 1
 # A mutant's tests time out after this many times the coverage run, and never
