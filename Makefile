@@ -139,7 +139,7 @@ soak:
 ##                                       (those packages whole, against their own tests)
 ## MUTATE_ONLY=actors MUTATE_OUT=build/mutate-conn MUTATE_FLAGS="-diff-files ^actors/conn_" make mutate
 ##                                       (a long actors/ run split in parts, each with its own MUTATE_OUT;
-##                                        a $$ in the pattern is written $$$$ for make)
+##                                        a $ in the pattern is written $$ for make)
 ## MUTATE_FLAGS=-dry-run make mutate     (find and cover the mutants, test none)
 ## MUTATE_FLAGS=-report-only make mutate (the report again, from the last results)
 MUTATE_BASE    ?= $(shell git describe --tags --abbrev=0 2>/dev/null || echo bb8cb91)
