@@ -329,7 +329,17 @@ func TestCauseOf(t *testing.T) {
 		{fmt.Errorf("%w: %w", ErrDial, &net.OpError{Op: "dial", Err: errors.New("no route")}), CauseOther},
 		{fmt.Errorf("%w: %w", ErrDial, &net.DNSError{Err: "no such host", Name: "x"}), CauseOther},
 		{errors.New("tls: some text that says certificate"), CauseOther},
+		// The certificate alerts (RFC 8446 6.2): bad_certificate (42) to
+		// certificate_unknown (46), unknown_ca (48), certificate_required
+		// (116); their neighbours are not.
+		{fmt.Errorf("x: %w", tls.AlertError(41)), CauseTLS},
+		{fmt.Errorf("x: %w", tls.AlertError(42)), CauseCertificate},
+		{fmt.Errorf("x: %w", tls.AlertError(46)), CauseCertificate},
+		{fmt.Errorf("x: %w", tls.AlertError(47)), CauseTLS},
 		{fmt.Errorf("x: %w", tls.AlertError(48)), CauseCertificate},
+		{fmt.Errorf("x: %w", tls.AlertError(49)), CauseTLS},
+		{fmt.Errorf("x: %w", tls.AlertError(115)), CauseTLS},
+		{fmt.Errorf("x: %w", tls.AlertError(116)), CauseCertificate},
 		{fmt.Errorf("x: %w", tls.AlertError(70)), CauseTLS},
 		{fmt.Errorf("x: %w", tls.RecordHeaderError{Msg: "first record does not look like a TLS handshake"}), CauseNotTLS},
 		{fmt.Errorf("handshake: %w", io.EOF), CauseClosed},
