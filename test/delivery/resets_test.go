@@ -225,6 +225,9 @@ func resetsLoseNothing(t *testing.T, handle func(*actors.ServerOptions, *sequenc
 	if ss.TokensRedelivered != 0 {
 		t.Errorf("%d tokens flagged redelivered where the server kept its sessions", ss.TokensRedelivered)
 	}
+	// Every token went out of the reconnect buffer (a session's frames
+	// leave its count when a connection takes them).
+	within(t, "the client's reconnect buffer empty", func() bool { return cl.Buffered() == 0 })
 }
 
 // startSending starts a client with o, waits until it is connected, and
