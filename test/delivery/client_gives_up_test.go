@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"testing"
 	"time"
 
@@ -16,11 +17,55 @@ import (
 
 // A token/2 client without reconnection whose connection is reset reports
 // what its server never acknowledged apart: the tokens it wrote, or was
-// writing, maybe sent (ErrMaybeSent), then the one it never wrote
-// (ErrNotSent), in order. A raw token/2 server reads the first token and
-// the first bytes of a large one, then reads no more, so that the last
-// token waits behind the stalled write, and resets the connection.
+// writing, maybe sent (ErrMaybeSent), then those it never wrote
+// (ErrNotSent), in order, and no empty report.
 func TestClientGivingUpReportsMaybeSentThenNotSent(t *testing.T) {
+	t.Run("one behind the write", func(t *testing.T) {
+		// The raw server reads the first bytes of a large token, then no
+		// more: the last token waits behind the stalled write.
+		cli, srv, drops := givingUpClient(t)
+		large := append([]byte("large..."), bytes.Repeat([]byte{'x'}, 12<<20)...)
+		if !cli.Send(large) {
+			t.Fatal("Send refused the large token")
+		}
+		// Its first bytes came: the writer has it.
+		if _, err := io.ReadFull(srv, make([]byte, 1024)); err != nil {
+			t.Fatal(err)
+		}
+		if !cli.Send([]byte("last")) {
+			t.Fatal("Send refused the last token")
+		}
+		within(t, "the last token queued", func() bool { c := cli.Connection(); return c != nil && c.Queued() > len(large) })
+		reset(srv)
+		expectDrops(t, drops, drop{[]string{"large..."}, actors.ErrMaybeSent}, drop{[]string{"last"}, actors.ErrNotSent})
+	})
+	t.Run("all written", func(t *testing.T) {
+		cli, srv, drops := givingUpClient(t)
+		for _, tok := range []string{"one", "two"} {
+			if !cli.Send([]byte(tok)) {
+				t.Fatalf("Send refused %q", tok)
+			}
+		}
+		if toks, err := readData(srv, 2); err != nil {
+			t.Fatalf("read %q, %v", toks, err)
+		}
+		reset(srv)
+		expectDrops(t, drops, drop{[]string{"one", "two"}, actors.ErrMaybeSent})
+	})
+}
+
+// drop is one OnDropped report, its tokens cut to 8 bytes.
+type drop struct {
+	toks   []string
+	reason error
+}
+
+// givingUpClient starts a raw token/2 server that reads little (it opens
+// a new session, then reads what the test reads) and a client without
+// reconnection connected to it; it returns the client, the server's side
+// and the client's drop reports.
+func givingUpClient(t *testing.T) (*actors.Client, *tls.Conn, <-chan drop) {
+	t.Helper()
 	certs, err := tlsio.GenerateDevCerts()
 	if err != nil {
 		t.Fatal(err)
@@ -34,7 +79,7 @@ func TestClientGivingUpReportsMaybeSentThenNotSent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	t.Cleanup(func() { ln.Close() })
 	accepted := make(chan *tls.Conn, 1)
 	go func() {
 		c, err := ln.Accept()
@@ -43,11 +88,6 @@ func TestClientGivingUpReportsMaybeSentThenNotSent(t *testing.T) {
 		}
 		accepted <- c.(*tls.Conn)
 	}()
-
-	type drop struct {
-		toks   []string
-		reason error
-	}
 	drops, up := make(chan drop, 4), make(chan struct{}, 1)
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	cli, err := actors.NewClient(actors.ClientOptions{
@@ -64,15 +104,14 @@ func TestClientGivingUpReportsMaybeSentThenNotSent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer shutdown(t, "client", cli.Shutdown)
-
+	t.Cleanup(func() { shutdown(t, "client", cli.Shutdown) })
 	var srv *tls.Conn
 	select {
 	case srv = <-accepted:
 	case <-time.After(deadline):
 		t.Fatal("no connection")
 	}
-	defer srv.Close()
+	t.Cleanup(func() { srv.Close() })
 	_ = srv.SetDeadline(time.Now().Add(deadline))
 	if err := srv.NetConn().(*net.TCPConn).SetReadBuffer(64 << 10); err != nil {
 		t.Fatal(err)
@@ -88,35 +127,26 @@ func TestClientGivingUpReportsMaybeSentThenNotSent(t *testing.T) {
 	case <-time.After(deadline):
 		t.Fatal("the client did not connect")
 	}
-	if !cli.Send([]byte("first")) {
-		t.Fatal("Send refused the first token")
-	}
-	if toks, err := readData(srv, 1); err != nil || toks[0] != "first" {
-		t.Fatalf("read %q, %v; want the first token", toks, err)
-	}
-	large := append([]byte("large..."), bytes.Repeat([]byte{'x'}, 12<<20)...)
-	if !cli.Send(large) {
-		t.Fatal("Send refused the large token")
-	}
-	// Its first bytes came: the writer has it.
-	if _, err := io.ReadFull(srv, make([]byte, 1024)); err != nil {
-		t.Fatal(err)
-	}
-	if !cli.Send([]byte("last")) {
-		t.Fatal("Send refused the last token")
-	}
-	within(t, "the last token queued", func() bool { c := cli.Connection(); return c != nil && c.Queued() > len(large) })
-	reset(srv)
+	return cli, srv, drops
+}
 
-	want := []drop{{[]string{"first", "large..."}, actors.ErrMaybeSent}, {[]string{"last"}, actors.ErrNotSent}}
+// expectDrops checks that the reports come as want, in order, and then no
+// other within a short while (an empty one, say).
+func expectDrops(t *testing.T, drops <-chan drop, want ...drop) {
+	t.Helper()
 	for _, w := range want {
 		select {
 		case d := <-drops:
-			if len(d.toks) != len(w.toks) || d.toks[0] != w.toks[0] || d.toks[len(d.toks)-1] != w.toks[len(w.toks)-1] || !errors.Is(d.reason, w.reason) {
+			if !slices.Equal(d.toks, w.toks) || !errors.Is(d.reason, w.reason) {
 				t.Fatalf("dropped %q with %v, want %q with %v", d.toks, d.reason, w.toks, w.reason)
 			}
 		case <-time.After(deadline):
 			t.Fatalf("no drop report of %q", w.toks)
 		}
+	}
+	select {
+	case d := <-drops:
+		t.Fatalf("dropped %q with %v after the reports expected", d.toks, d.reason)
+	case <-time.After(200 * time.Millisecond): // bounded wait for a non-event
 	}
 }
