@@ -16,12 +16,12 @@ import (
 // acknowledges it twice, then acknowledges a second one.
 func TestAckBounds(t *testing.T) {
 	conns, errs := make(chan *actors.Connection, 4), make(chan error, 4)
-	addr, certs := listening(t, actors.ServerOptions{
+	srv, certs := listeningServer(t, actors.ServerOptions{
 		OnConnection:      func(c *actors.Connection) { conns <- c },
 		OnToken:           func(tok []byte, c *actors.Connection) { c.Send(tok) },
 		OnConnectionError: func(_ *actors.Connection, err error) { errs <- err },
 	})
-	c := dialToken2(t, addr, certs.ClientCert, certs.ClientKey)
+	c := dialToken2(t, srv.Addr().String(), certs.ClientCert, certs.ClientKey)
 	defer c.Close()
 	if w := greet(t, c, wire.Hello{Session: wire.SessionID{5}, First: 1}); w.Status != wire.SessionNew {
 		t.Fatalf("WELCOME %+v, want a new session", w)
@@ -36,6 +36,11 @@ func TestAckBounds(t *testing.T) {
 	}
 	within(t, "the ACK taken", func() bool { return conn.Queued() == 0 })
 	echo(t, c, "the same ACK twice is no error")
+	// Both ACKs counted; the server acknowledged the echoed token.
+	within(t, "the server's ACK counted", func() bool { return srv.Stats().AcksSent >= 1 })
+	if st := srv.Stats(); st.AcksReceived != 2 {
+		t.Errorf("AcksReceived %d, want 2", st.AcksReceived)
+	}
 
 	if _, err := c.Write(wire.AppendAck(nil, 3)); err != nil { // the echo was 2
 		t.Fatal(err)
