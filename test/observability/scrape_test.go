@@ -161,6 +161,7 @@ func encoded(tokens [][]byte) float64 {
 // Then /metrics is scraped over HTTP, parsed, and every count checked
 // exactly, with the names and units the README lists.
 func TestScrapeCountsWhatHappened(t *testing.T) {
+	began := time.Now()
 	exp := startExporter(t)
 	certs, err := tlsio.GenerateDevCerts()
 	require.NoError(t, err)
@@ -347,6 +348,8 @@ func TestScrapeCountsWhatHappened(t *testing.T) {
 		require.Equal(t, 10.0, h.GetBucket()[19].GetUpperBound())
 		require.Equal(t, h.GetSampleCount(), h.GetBucket()[20].GetCumulativeCount())
 		require.Positive(t, h.GetSampleSum())
+		// Each is a time from a chunk's arrival, within this test.
+		require.LessOrEqual(t, h.GetSampleSum(), time.Since(began).Seconds()*float64(h.GetSampleCount()))
 	}
 
 	if path := os.Getenv("SCRAPE_SAMPLE"); path != "" { // for the README's example
