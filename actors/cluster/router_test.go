@@ -40,4 +40,22 @@ func TestRouterRuns(t *testing.T) {
 	require.Len(t, m.Tokens, 2)
 	require.Nil(t, m.Session)
 	require.Zero(t, m.First)
+
+	// Within MaxBatchBytes: tokens up to exactly the bound go together, a
+	// token over it goes alone, and one that would pass it waits.
+	r = &router{f: &Front{}, opts: FrontOptions{MaxBatch: 10, MaxBatchBytes: 10}}
+	fc = &fconn{g: &grainRef{identity: "id"}}
+	for _, n := range []int{4, 4, 2, 20, 6, 5} {
+		fc.pending = append(fc.pending, make([]byte, n))
+		fc.addRun(0, false)
+	}
+	var sizes [][]int
+	for len(fc.pending) > 0 {
+		var batch []int
+		for _, tok := range r.message(fc, r.cut(fc)).Tokens {
+			batch = append(batch, len(tok))
+		}
+		sizes = append(sizes, batch)
+	}
+	require.Equal(t, [][]int{{4, 4, 2}, {20}, {6}, {5}}, sizes)
 }
