@@ -15,12 +15,7 @@ import (
 // connection only. A raw client reads the one token the server sent,
 // acknowledges it twice, then acknowledges a second one.
 func TestAckBounds(t *testing.T) {
-	conns, errs := make(chan *actors.Connection, 4), make(chan error, 4)
-	srv, certs := listeningServer(t, actors.ServerOptions{
-		OnConnection:      func(c *actors.Connection) { conns <- c },
-		OnToken:           func(tok []byte, c *actors.Connection) { c.Send(tok) },
-		OnConnectionError: func(_ *actors.Connection, err error) { errs <- err },
-	})
+	srv, certs, conns, errs := echoServer(t)
 	c := dialToken2(t, srv.Addr().String(), certs.ClientCert, certs.ClientKey)
 	defer c.Close()
 	if w := greet(t, c, wire.Hello{Session: wire.SessionID{5}, First: 1}); w.Status != wire.SessionNew {

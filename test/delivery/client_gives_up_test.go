@@ -1,10 +1,8 @@
 package delivery
 
 import (
-	"bytes"
 	"crypto/tls"
 	"errors"
-	"io"
 	"net"
 	"slices"
 	"testing"
@@ -24,17 +22,7 @@ func TestClientGivingUpReportsMaybeSentThenNotSent(t *testing.T) {
 		// The raw server reads the first bytes of a large token, then no
 		// more: the last token waits behind the stalled write.
 		cli, srv, drops := givingUpClient(t)
-		large := append([]byte("large..."), bytes.Repeat([]byte{'x'}, 12<<20)...)
-		if !cli.Send(large) {
-			t.Fatal("Send refused the large token")
-		}
-		// Its first bytes came: the writer has it.
-		if _, err := io.ReadFull(srv, make([]byte, 1024)); err != nil {
-			t.Fatal(err)
-		}
-		if !cli.Send([]byte("last")) {
-			t.Fatal("Send refused the last token")
-		}
+		large := stallBehind(t, cli.Send, srv, "last")
 		within(t, "the last token queued", func() bool { c := cli.Connection(); return c != nil && c.Queued() > len(large) })
 		reset(srv)
 		expectDrops(t, drops, drop{[]string{"large..."}, actors.ErrMaybeSent}, drop{[]string{"last"}, actors.ErrNotSent})

@@ -1,9 +1,7 @@
 package delivery
 
 import (
-	"bytes"
 	"errors"
-	"io"
 	"net"
 	"testing"
 	"time"
@@ -48,17 +46,7 @@ func TestFailedSessionReportsMaybeSentThenNotSent(t *testing.T) {
 	}
 	greet(t, c, wire.Hello{Session: wire.SessionID{7}, First: 1})
 	conn := nextConn(t, conns)
-	large := append([]byte("large..."), bytes.Repeat([]byte{'x'}, 12<<20)...)
-	if !conn.Send(large) {
-		t.Fatal("Send refused the large token")
-	}
-	// Its first bytes came: the writer has it.
-	if _, err := io.ReadFull(c, make([]byte, 1024)); err != nil {
-		t.Fatal(err)
-	}
-	if !conn.Send([]byte("small")) {
-		t.Fatal("Send refused the small token")
-	}
+	large := stallBehind(t, conn.Send, c, "small")
 	within(t, "the small token queued", func() bool { return conn.Queued() > len(large) })
 	if _, err := c.Write([]byte{0xff, 0}); err != nil { // no such frame type
 		t.Fatal(err)

@@ -14,12 +14,8 @@ import (
 // the server never sent (a protocol error on that connection, the server
 // going on).
 func TestResumeHelloBounds(t *testing.T) {
-	conns, errs := make(chan *actors.Connection, 4), make(chan error, 4)
-	addr, certs := listening(t, actors.ServerOptions{
-		OnConnection:      func(c *actors.Connection) { conns <- c },
-		OnToken:           func(tok []byte, c *actors.Connection) { c.Send(tok) },
-		OnConnectionError: func(_ *actors.Connection, err error) { errs <- err },
-	})
+	srv, certs, conns, errs := echoServer(t)
+	addr := srv.Addr().String()
 	open := func(id wire.SessionID) *actors.Connection {
 		c := dialToken2(t, addr, certs.ClientCert, certs.ClientKey)
 		if w := greet(t, c, wire.Hello{Session: id, First: 1}); w.Status != wire.SessionNew {

@@ -1,6 +1,8 @@
 package delivery
 
 import (
+	"bytes"
+	"io"
 	"testing"
 	"time"
 
@@ -45,4 +47,36 @@ func nextConn(t *testing.T, conns <-chan *actors.Connection) *actors.Connection 
 		t.Fatal("no connection event")
 		return nil
 	}
+}
+
+// echoServer is listeningServer with an echo handler, whose connections
+// and error events come on the channels returned.
+func echoServer(t *testing.T) (*actors.Server, *tlsio.DevCerts, <-chan *actors.Connection, <-chan error) {
+	t.Helper()
+	conns, errs := make(chan *actors.Connection, 4), make(chan error, 4)
+	srv, certs := listeningServer(t, actors.ServerOptions{
+		OnConnection:      func(c *actors.Connection) { conns <- c },
+		OnToken:           func(tok []byte, c *actors.Connection) { c.Send(tok) },
+		OnConnectionError: func(_ *actors.Connection, err error) { errs <- err },
+	})
+	return srv, certs, conns, errs
+}
+
+// stallBehind sends a 12 MiB token that starts "large...", waits until its
+// first bytes reach peer (the writer has it; peer reads no more, so the
+// write stalls), then sends next, which waits behind it. It returns the
+// large token.
+func stallBehind(t *testing.T, send func([]byte) bool, peer io.Reader, next string) []byte {
+	t.Helper()
+	large := append([]byte("large..."), bytes.Repeat([]byte{'x'}, 12<<20)...)
+	if !send(large) {
+		t.Fatal("Send refused the large token")
+	}
+	if _, err := io.ReadFull(peer, make([]byte, 1024)); err != nil {
+		t.Fatal(err)
+	}
+	if !send([]byte(next)) {
+		t.Fatalf("Send refused %q", next)
+	}
+	return large
 }
