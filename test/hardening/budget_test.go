@@ -85,3 +85,45 @@ func (r *rig) errsExcept(target error) []error {
 	}
 	return out
 }
+
+// A connection gives the budget back in whole steps while a token still
+// holds part of it, and the rest when that token ends: once both tokens
+// are echoed, nothing is held. (A connection's record dropped at the first
+// give-back lost the rest from the budget for good.)
+func TestMemoryBudgetGivenBackInParts(t *testing.T) {
+	const mib = 1 << 20
+	r := newRig(t, func(o *actors.ServerOptions) {
+		o.MemoryBudget = 8 * mib
+		o.Limits.MaxTokenSize = 4 * mib
+	})
+	inUse := func() int64 { return r.srv.Stats().MemoryBudgetInUse }
+	c := r.tlsDial()
+	t.Cleanup(func() { _ = c.Close() })
+	write := func(b []byte) chan error { // a write may wait for the echo to be read
+		done := make(chan error, 1)
+		go func() {
+			_, err := c.Write(b)
+			done <- err
+		}()
+		return done
+	}
+	rd := bufio.NewReaderSize(c, 4*mib+1)
+	echo := func(n int) {
+		t.Helper()
+		_ = c.SetReadDeadline(time.Now().Add(deadline))
+		line, err := rd.ReadSlice('\n')
+		require.NoError(t, err)
+		require.Len(t, line, n+1)
+	}
+	require.NoError(t, wait(t, write(bytes.Repeat([]byte{'a'}, 3*mib)), "3 MiB written"))
+	require.Eventually(t, func() bool { return inUse() >= 3*mib }, deadline, 5*time.Millisecond, "the first token holds the budget")
+	next := write(append([]byte("\n"), bytes.Repeat([]byte{'b'}, 3*mib/2)...))
+	echo(3 * mib)
+	require.NoError(t, wait(t, next, "the second token begun"))
+	require.Eventually(t, func() bool { return inUse() > 0 && inUse() < 3*mib }, deadline, 5*time.Millisecond,
+		"part given back while the second token holds the rest (in use: %d)", inUse())
+	require.NoError(t, wait(t, write([]byte("\n")), "the second token ended"))
+	echo(3 * mib / 2)
+	require.Eventually(t, func() bool { return inUse() == 0 }, deadline, 5*time.Millisecond, "the budget given back")
+	r.checkHealthy("at the end")
+}
