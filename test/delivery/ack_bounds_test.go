@@ -1,10 +1,8 @@
 package delivery
 
 import (
-	"errors"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/tokenserver/tokenserver/actors"
 	"github.com/tokenserver/tokenserver/wire"
@@ -40,16 +38,12 @@ func TestAckBounds(t *testing.T) {
 	if _, err := c.Write(wire.AppendAck(nil, 3)); err != nil { // the echo was 2
 		t.Fatal(err)
 	}
-	select {
-	case err := <-errs:
-		if !errors.Is(err, actors.ErrProtocol) || !strings.Contains(err.Error(), "ACK 3: acknowledged 1 before, 2 sent") {
-			t.Fatalf("error event %v, want ErrProtocol saying ACK 3: acknowledged 1 before, 2 sent", err)
-		}
-		if n := strings.Count(err.Error(), "protocol error"); n != 1 {
-			t.Errorf("error event %q says protocol error %d times", err, n)
-		}
-	case <-time.After(deadline):
-		t.Fatal("no error event for an ACK of a frame never sent")
+	err := errorEvent(t, errs, actors.ErrProtocol, "an ACK of a frame never sent")
+	if !strings.Contains(err.Error(), "ACK 3: acknowledged 1 before, 2 sent") {
+		t.Fatalf("error event %v, want it to say ACK 3: acknowledged 1 before, 2 sent", err)
+	}
+	if n := strings.Count(err.Error(), "protocol error"); n != 1 {
+		t.Errorf("error event %q says protocol error %d times", err, n)
 	}
 	within(t, "the connection dead", conn.IsDead)
 }

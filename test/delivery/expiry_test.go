@@ -74,14 +74,7 @@ func TestExpiredSessionReportsWhatItHeld(t *testing.T) {
 	if conn.IsDead() || !conn.Send([]byte("three")) {
 		t.Fatal("the waiting session refused a token")
 	}
-	select {
-	case err := <-errs:
-		if !errors.Is(err, actors.ErrSessionExpired) {
-			t.Fatalf("error event %v, want ErrSessionExpired", err)
-		}
-	case <-time.After(deadline):
-		t.Fatal("no error event when the session expired")
-	}
+	errorEvent(t, errs, actors.ErrSessionExpired, "the session's expiry")
 	select {
 	case had := <-closes:
 		if !had {

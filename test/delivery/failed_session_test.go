@@ -51,14 +51,7 @@ func TestFailedSessionReportsMaybeSentThenNotSent(t *testing.T) {
 	if _, err := c.Write([]byte{0xff, 0}); err != nil { // no such frame type
 		t.Fatal(err)
 	}
-	select {
-	case err := <-errs:
-		if !errors.Is(err, actors.ErrProtocol) {
-			t.Fatalf("error event %v, want ErrProtocol", err)
-		}
-	case <-time.After(deadline):
-		t.Fatal("no error event for the bad frame")
-	}
+	errorEvent(t, errs, actors.ErrProtocol, "the bad frame")
 	want := []drop{{[]string{"large..."}, actors.ErrMaybeSent}, {[]string{"small"}, actors.ErrNotSent}}
 	for _, w := range want {
 		select {

@@ -1,9 +1,7 @@
 package delivery
 
 import (
-	"errors"
 	"testing"
-	"time"
 
 	"github.com/tokenserver/tokenserver/actors"
 	"github.com/tokenserver/tokenserver/wire"
@@ -49,14 +47,7 @@ func TestResumeHelloBounds(t *testing.T) {
 	if _, err := liar.Write(wire.AppendHello(nil, wire.Hello{Session: wire.SessionID{2}, Recv: 2, First: 1})); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-errs:
-		if !errors.Is(err, actors.ErrProtocol) {
-			t.Fatalf("error event %v, want ErrProtocol", err)
-		}
-	case <-time.After(deadline):
-		t.Fatal("no error event for a HELLO that does not fit")
-	}
+	errorEvent(t, errs, actors.ErrProtocol, "a HELLO that does not fit")
 	within(t, "the session's connection dead", conn.IsDead)
 	echo(t, back, "the first session goes on")
 }

@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"testing"
 	"time"
@@ -79,4 +80,20 @@ func stallBehind(t *testing.T, send func([]byte) bool, peer io.Reader, next stri
 		t.Fatalf("Send refused %q", next)
 	}
 	return large
+}
+
+// errorEvent waits for the next error event on errs, which must match
+// target; what names it in the failure.
+func errorEvent(t *testing.T, errs <-chan error, target error, what string) error {
+	t.Helper()
+	select {
+	case err := <-errs:
+		if !errors.Is(err, target) {
+			t.Fatalf("error event %v, want %v", err, target)
+		}
+		return err
+	case <-time.After(deadline):
+		t.Fatalf("no error event for %s", what)
+		return nil
+	}
 }
