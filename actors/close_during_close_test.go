@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"errors"
 	"net"
 	"sync/atomic"
 	"testing"
@@ -92,4 +93,57 @@ func TestServerCloseDuringAFailedListensError(t *testing.T) {
 	r.nextClose(true)
 	r.quiet(300 * time.Millisecond) // several retry delays: no retry, no listening
 	wantStatus(t, s.Status(), OFFLINE, "after the close")
+}
+
+// A Connect that comes while the cycle stops after a Close answered by the
+// cycle's own close dials once the cycle has stopped: it is not lost, the
+// status stuck at CONNECTING. The Connect is asked from inside OnDropped,
+// which the Close calls for the reconnect buffer's token before it stops
+// the reconnection's supervisor: the cycle is still stopping then.
+func TestClientConnectAfterAnAnsweredClose(t *testing.T) {
+	r := newRecorder(t)
+	ready := make(chan struct{})
+	asked := make(chan bool, 2) // Send's, Close's and Connect's results
+	var c *Client
+	closes := 0 // callbacks run one at a time
+	c = r.startClient(freePort(t), func(o *ClientOptions) {
+		o.Reconnect = &ReconnectOptions{Policy: fastRetry(50*time.Millisecond, time.Hour), BufferSize: 1 << 10}
+		o.OnClose = func(had bool) {
+			r.rec(event{kind: "close", had: had})
+			if _, ok := awaitIn(t, ready, "the handle"); !ok {
+				return
+			}
+			switch closes++; closes {
+			case 1: // the first failed attempt's: a token for the buffer
+				put(t, asked, c.Send([]byte("kept")))
+			case 2: // the second's: a Close, which this close answers
+				put(t, asked, c.Close())
+			}
+		}
+		o.OnDropped = func(_ [][]byte, err error) {
+			r.rec(event{kind: "dropped", err: err})
+			put(t, asked, c.Connect(0))
+		}
+	})
+	close(ready)
+	r.nextError(ErrDial, CONNECTING)
+	r.nextClose(true)
+	if !recv(t, asked, "Send's result") {
+		t.Fatal("Send() returned false while reconnecting with a buffer")
+	}
+	r.next("retry", CONNECTING)
+	r.nextError(ErrDial, CONNECTING)
+	r.nextClose(true)
+	if !recv(t, asked, "Close's result") {
+		t.Fatal("Close() from the close returned false")
+	}
+	if ev := r.next("dropped", -1); !errors.Is(ev.err, ErrClientClosed) {
+		t.Fatalf("dropped with %v, want ErrClientClosed", ev.err)
+	}
+	if !recv(t, asked, "Connect's result") {
+		t.Fatal("Connect(0) from OnDropped returned false")
+	}
+	// The Connect dials (nothing listens): its failure shows it did.
+	r.nextError(ErrDial, CONNECTING)
+	r.nextClose(true)
 }
