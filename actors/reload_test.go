@@ -569,3 +569,30 @@ func TestReloadTLSRefusedWithGetConfigForClient(t *testing.T) {
 	}
 	c.exchange(t, "fixed", 3)
 }
+
+// A server whose GetConfigForClient gives each handshake its certificate
+// needs none in its options: it starts, TLSInfo names no certificate, and
+// clients are served with the hook's.
+func TestGetConfigForClientWithoutCertificate(t *testing.T) {
+	p := newPKI(t)
+	srv, cl := p.issue(t, true, "server"), p.issue(t, false, "client")
+	pair, err := tls.X509KeyPair(srv.certPEM, srv.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(p.ca)
+	hook := &tls.Config{Certificates: []tls.Certificate{pair}, ClientCAs: roots, ClientAuth: tls.RequireAndVerifyClientCert}
+	o := tlsio.Options{CA: p.caPEM, RequestCert: true, TLSConfig: &tls.Config{
+		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) { return hook, nil },
+	}}
+	s := startEcho(t, o, nil)
+	if info := s.TLSInfo(); info.Certificate != nil || info.Generation != 1 {
+		t.Fatalf("TLSInfo = certificate %v, generation %d; want none, 1", info.Certificate, info.Generation)
+	}
+	c, _ := s.connect(t, p.clientTLS(cl))
+	if got := c.serverSerial(t); got != srv.serial {
+		t.Fatalf("serial %s, want %s (the hook's)", got, srv.serial)
+	}
+	c.exchange(t, "hooked", 3)
+}
