@@ -127,3 +127,52 @@ func TestMemoryBudgetGivenBackInParts(t *testing.T) {
 	require.Eventually(t, func() bool { return inUse() == 0 }, deadline, 5*time.Millisecond, "the budget given back")
 	r.checkHealthy("at the end")
 }
+
+// A connection that waits for the budget is granted it as soon as exactly
+// what it asked is free: with a budget of one step, a second client's
+// unfinished token waits while the first's holds the step, and reads on
+// once the first token ends and gives it back (not only after more than it
+// asked is free, which here is never).
+func TestMemoryBudgetGrantsExactlyWhatIsFree(t *testing.T) {
+	const step = 1 << 20 // the unit connections ask in
+	r := newRig(t, func(o *actors.ServerOptions) {
+		o.MemoryBudget = step
+		o.Limits.MaxTokenSize = step
+	})
+	stats := func() actors.Stats { return r.srv.Stats() }
+	type client struct {
+		c    *tls.Conn
+		rd   *bufio.Reader
+		done chan error
+	}
+	start := func(fill byte) client {
+		c := r.tlsDial()
+		t.Cleanup(func() { _ = c.Close() })
+		done := make(chan error, 1)
+		go func() { // the write may stall while the server waits for the budget
+			_, err := c.Write(bytes.Repeat([]byte{fill}, step/2))
+			done <- err
+		}()
+		return client{c, bufio.NewReaderSize(c, step), done}
+	}
+	finish := func(cl client, what string) {
+		t.Helper()
+		require.NoError(t, wait(t, cl.done, what+"'s token written"))
+		_, err := cl.c.Write([]byte("\n"))
+		require.NoError(t, err)
+		_ = cl.c.SetReadDeadline(time.Now().Add(deadline))
+		line, err := cl.rd.ReadSlice('\n')
+		require.NoError(t, err, "%s's echo (server errors %v)", what, r.errsExcept(nil))
+		require.Len(t, line, step/2+1)
+	}
+	a := start('a')
+	require.Eventually(t, func() bool { return stats().MemoryBudgetInUse == step }, deadline, 5*time.Millisecond, "a holds the budget")
+	b := start('b')
+	require.Eventually(t, func() bool { return stats().MemoryBudgetWaits == 1 }, deadline, 5*time.Millisecond, "b waits")
+	finish(a, "a") // a gives back its step: exactly what b asked
+	require.Eventually(t, func() bool { return stats().MemoryBudgetInUse == step }, deadline, 5*time.Millisecond, "b granted the step a gave back")
+	finish(b, "b")
+	require.Eventually(t, func() bool { return stats().MemoryBudgetInUse == 0 }, deadline, 5*time.Millisecond, "the budget given back")
+	require.Empty(t, r.errsExcept(nil))
+	r.checkHealthy("at the end")
+}
