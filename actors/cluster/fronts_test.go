@@ -165,9 +165,17 @@ type testFront struct {
 
 func startTestFront(t *testing.T, system *actor.ActorSystem, grain *actor.PID, certs *tlsio.DevCerts) *testFront {
 	t.Helper()
+	return startTestFrontWith(t, system, grain, certs, FrontOptions{MaxBatch: 10})
+}
+
+// startTestFrontWith is startTestFront with the front's options o (its
+// Cluster and Kind set here).
+func startTestFrontWith(t *testing.T, system *actor.ActorSystem, grain *actor.PID, certs *tlsio.DevCerts, o FrontOptions) *testFront {
+	t.Helper()
 	cl := pcluster.New(system, pcluster.Configure("test", nil, nil, remote.Configure("127.0.0.1", 0)))
 	cl.IdentityLookup = &stubLookup{pids: []*actor.PID{grain}}
-	front, err := NewFront(FrontOptions{Cluster: cl, Kind: "tokens", MaxBatch: 10})
+	o.Cluster, o.Kind = cl, "tokens"
+	front, err := NewFront(o)
 	require.NoError(t, err)
 	up := make(chan struct{}, 1)
 	opts, err := front.ServerOptions(actors.ServerOptions{Host: "127.0.0.1", TLS: certs.ServerOptions(),
