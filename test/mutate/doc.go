@@ -37,6 +37,12 @@
 // less on actors/. A test whose coverage depends on timing may be left out
 // of a line's tests: check a survivor with -per-test=false.
 //
+// Go's coverage counts the expressions of a switch's case clauses in no
+// block, so gremlins took every mutant there (`case n > max:`) for one no
+// test runs and never tested it. Every coverage profile this command reads
+// or hands to gremlins gets a block for each case clause's expressions,
+// counted as the block that holds its switch (caseblocks.go).
+//
 // Efficacy is gremlins' own: killed mutants over killed and lived ones;
 // timed-out and not-viable mutants count in neither. The report gives it as
 // gremlins counts it and with the accepted survivors set aside, lists every

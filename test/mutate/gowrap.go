@@ -66,7 +66,45 @@ func wrapGo(args []string) int {
 			return code
 		}
 	}
+	if isCoverageRun(args) {
+		if err := addCaseBlocks(args); err != nil {
+			fmt.Fprintln(os.Stderr, "mutate (as go):", err)
+			return 1
+		}
+	}
 	return 0
+}
+
+// addCaseBlocks adds the case clauses' blocks to the profile of the
+// coverage run `go args`, run from inside the module.
+func addCaseBlocks(args []string) error {
+	i := slices.Index(args, "-coverprofile")
+	if i < 0 || i+1 >= len(args) {
+		return fmt.Errorf("no profile in %q", args)
+	}
+	profile, err := filepath.Abs(args[i+1])
+	if err != nil {
+		return err
+	}
+	root, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(root, "go.mod")); err == nil {
+			break
+		}
+		up := filepath.Dir(root)
+		if up == root {
+			return errors.New("no go.mod above the coverage run's directory")
+		}
+		root = up
+	}
+	module, err := modulePath(root)
+	if err != nil {
+		return err
+	}
+	return newCaseIndex(root, module).addCaseBlocksToFile(profile)
 }
 
 // isCoverageRun reports whether args are gremlins' coverage run.

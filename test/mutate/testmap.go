@@ -72,6 +72,11 @@ func listTestPkgs(goCmd string, patterns []string) ([]testPkg, error) {
 // ran to it. dir holds the test binaries and profiles.
 func buildTestMap(ctx context.Context, goCmd, module, coverpkg string, pkgs []testPkg, dir string, workers int, log io.Writer) (*testMap, error) {
 	m := &testMap{Lines: map[string]map[int][]int32{}}
+	root, err := os.Getwd()
+	if err != nil {
+		return nil, err
+	}
+	cases := newCaseIndex(root, module)
 	type job struct {
 		test int
 		bin  string
@@ -121,7 +126,7 @@ func buildTestMap(ctx context.Context, goCmd, module, coverpkg string, pkgs []te
 					// here (a flaky one) still ran those lines.
 					fmt.Fprintf(log, "mutate: test map: %s %s: %v\n%s", m.Pkgs[t.Pkg], t.Name, err, lastLines(out.String(), 20))
 				}
-				lines, err := readProfile(profile, module)
+				lines, err := readProfile(profile, cases)
 				mu.Lock()
 				if err != nil && first == nil {
 					first = fmt.Errorf("%s %s: %w", m.Pkgs[t.Pkg], t.Name, err)
@@ -160,14 +165,17 @@ func (m *testMap) add(test int32, lines map[string][]int) {
 }
 
 // readProfile returns the lines of each file of module (named from the
-// module root) that a coverage profile counts as run.
-func readProfile(path, module string) (map[string][]int, error) {
-	f, err := os.Open(path)
+// module root) that a coverage profile counts as run, the expressions of
+// case clauses included (see withCaseBlocks).
+func readProfile(path string, cases *caseIndex) (map[string][]int, error) {
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	return parseProfile(f, module)
+	if data, err = cases.withCaseBlocks(data); err != nil {
+		return nil, err
+	}
+	return parseProfile(bytes.NewReader(data), cases.module)
 }
 
 // parseProfile reads a coverage profile ("mode: set", then
@@ -181,28 +189,18 @@ func parseProfile(r io.Reader, module string) (map[string][]int, error) {
 		if strings.HasPrefix(line, "mode:") || line == "" {
 			continue
 		}
-		colon := strings.LastIndexByte(line, ':')
-		fields := strings.Fields(line[colon+1:])
-		if colon < 0 || len(fields) != 3 {
-			return nil, fmt.Errorf("coverage profile: bad line %q", line)
+		path, b, err := parseBlock(line)
+		if err != nil {
+			return nil, err
 		}
-		if fields[2] == "0" {
+		file, ok := strings.CutPrefix(path, module+"/")
+		if b.count == 0 || !ok {
 			continue
-		}
-		file, ok := strings.CutPrefix(line[:colon], module+"/")
-		if !ok {
-			continue
-		}
-		start, end, ok := strings.Cut(fields[0], ",")
-		sl, err1 := strconv.Atoi(strings.Split(start, ".")[0])
-		el, err2 := strconv.Atoi(strings.Split(end, ".")[0])
-		if !ok || err1 != nil || err2 != nil || el < sl {
-			return nil, fmt.Errorf("coverage profile: bad block %q", line)
 		}
 		if seen[file] == nil {
 			seen[file] = map[int]bool{}
 		}
-		for l := sl; l <= el; l++ {
+		for l := b.start.line; l <= b.end.line; l++ {
 			if !seen[file][l] {
 				seen[file][l] = true
 				out[file] = append(out[file], l)

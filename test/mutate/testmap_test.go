@@ -114,6 +114,17 @@ func Sign(x int) int {
 	}
 	return -1
 }
+
+func Size(x int) string {
+	switch {
+	case x > 100:
+		return "big"
+	case x > 10 &&
+		x < 50:
+		return "mid"
+	}
+	return "small"
+}
 `)
 	write("p/p_test.go", `package p
 
@@ -128,6 +139,12 @@ func TestPositive(t *testing.T) {
 func TestNegative(t *testing.T) {
 	if Sign(-2) != -1 {
 		t.Fatal("-2")
+	}
+}
+
+func TestSize(t *testing.T) {
+	if Size(5) != "small" {
+		t.Fatal("5")
 	}
 }
 
@@ -153,8 +170,8 @@ func BenchmarkSign(b *testing.B) {
 		}
 		return out
 	}
-	if len(m.Tests) != 2 {
-		t.Errorf("tests %+v, want TestPositive and TestNegative (no benchmark)", m.Tests)
+	if len(m.Tests) != 3 {
+		t.Errorf("tests %+v, want TestPositive, TestNegative and TestSize (no benchmark)", m.Tests)
 	}
 	if got := names(5); !reflect.DeepEqual(got, []string{"TestPositive"}) {
 		t.Errorf("line 5 (return 1) ran by %q, want TestPositive", got)
@@ -164,5 +181,71 @@ func BenchmarkSign(b *testing.B) {
 	}
 	if got := names(4); len(got) != 2 {
 		t.Errorf("line 4 (the if) ran by %q, want both", got)
+	}
+	// Go's coverage puts a case's expressions in no block: the map has
+	// them as the switch's.
+	for _, line := range []int{12, 14} {
+		if got := names(line); !reflect.DeepEqual(got, []string{"TestSize"}) {
+			t.Errorf("line %d (a case) ran by %q, want TestSize", line, got)
+		}
+	}
+	if got := names(13); got != nil {
+		t.Errorf("line 13 (return \"big\") ran by %q, want none", got)
+	}
+}
+
+// withCaseBlocks adds a block for each case clause's expressions, counted
+// as the block that holds its switch, and leaves other files alone.
+func TestWithCaseBlocks(t *testing.T) {
+	root := t.TempDir()
+	src := `package p
+
+func F(x int) string {
+	y := x * 2
+	switch {
+	case y > 10:
+		return "big"
+	case y > 4 &&
+		y < 8:
+		return "mid"
+	}
+	switch x {
+	case 1, 2:
+		return "one"
+	}
+	switch v := any(x).(type) {
+	case int:
+		_ = v
+	}
+	return "small"
+}
+`
+	if err := os.MkdirAll(filepath.Join(root, "p"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "p/a.go"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	profile := `mode: set
+example.com/m/p/a.go:3.22,5.9 2 1
+example.com/m/p/a.go:6.14,7.15 1 0
+example.com/m/p/a.go:9.9,10.15 1 1
+example.com/m/p/a.go:12.2,12.11 1 0
+example.com/m/p/a.go:13.12,14.15 1 0
+other.org/x/y.go:1.1,2.2 1 1
+`
+	got, err := newCaseIndex(root, "example.com/m").withCaseBlocks([]byte(profile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := profile + `example.com/m/p/a.go:6.7,6.13 1 1
+example.com/m/p/a.go:8.7,9.8 1 1
+example.com/m/p/a.go:13.7,13.11 1 0
+`
+	if string(got) != want {
+		t.Errorf("withCaseBlocks =\n%s\nwant\n%s", got, want)
+	}
+	if _, err := newCaseIndex(root, "example.com/m").withCaseBlocks([]byte("mode: set\nexample.com/m/p/a.go:3.22 2 1\n")); err == nil {
+		t.Error("a bad block: no error")
 	}
 }
