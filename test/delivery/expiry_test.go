@@ -103,3 +103,45 @@ func readTokens(t *testing.T, c net.Conn, k int) {
 		t.Fatalf("reading %d tokens: %v", k, err)
 	}
 }
+
+// A session that expires holding nothing (its client acknowledged, or was
+// sent, nothing) reports its end and no dropped tokens: no OnDropped call
+// with an empty list.
+func TestExpiredSessionHoldingNothingReportsNoDrop(t *testing.T) {
+	certs, err := tlsio.GenerateDevCerts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	drops := make(chan int, 4)
+	errs, closes := make(chan error, 4), make(chan bool, 4)
+	srv, err := actors.NewServer(actors.ServerOptions{
+		Host: "127.0.0.1", TLS: certs.ServerOptions(), SessionTimeout: 100 * time.Millisecond,
+		OnConnectionError: func(_ *actors.Connection, err error) { errs <- err },
+		OnConnectionClose: func(_ *actors.Connection, had bool) { closes <- had },
+		OnDropped:         func(_ *actors.Connection, toks [][]byte, _ error) { drops <- len(toks) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shutdown(t, "server", srv.Shutdown)
+	within(t, "the server listening", func() bool { return srv.Addr() != nil })
+
+	c := dialToken2(t, srv.Addr().String(), certs.ClientCert, certs.ClientKey)
+	greet(t, c, wire.Hello{Session: wire.SessionID{10}, First: 1})
+	within(t, "the session open", func() bool { return srv.Stats().Open == 1 })
+	reset(c)
+	errorEvent(t, errs, actors.ErrSessionExpired, "the session's expiry")
+	select {
+	case <-closes: // dropped tokens, if any, are reported before the close
+	case <-time.After(deadline):
+		t.Fatal("no close event after the expiry")
+	}
+	select {
+	case n := <-drops:
+		t.Fatalf("OnDropped called with %d tokens for a session that held none", n)
+	default:
+	}
+	if st := srv.Stats(); st.SessionsExpired != 1 || len(st.Dropped) != 0 {
+		t.Errorf("Stats: expired %d, dropped %v; want 1 and none", st.SessionsExpired, st.Dropped)
+	}
+}
