@@ -93,3 +93,32 @@ func TestGsessionKeptReplies(t *testing.T) {
 		t.Errorf("a second one: %d kept, sent %d; want the newest kept, 2 sent", len(big.kept), big.sent)
 	}
 }
+
+// A grain's record of a session knows every number from the first it
+// handled to the highest: those are repeats, and nothing else is. A number
+// before the record's first (from before it expired, or before the grain
+// moved) is handled and changes nothing; one after a gap starts the record
+// again there.
+func TestGsessionRecord(t *testing.T) {
+	s := &gsession{}
+	repeats := func(when string, want ...uint64) {
+		t.Helper()
+		var got []uint64
+		for seq := uint64(1); seq <= 12; seq++ {
+			if s.repeat(seq) {
+				got = append(got, seq)
+			}
+		}
+		require.Equal(t, want, got, "repeats %s", when)
+	}
+	repeats("before the first")
+	s.took(5)
+	s.took(6)
+	repeats("after 5 and 6", 5, 6)
+	s.took(3) // before the record's first: handled, not recorded
+	repeats("after 3", 5, 6)
+	s.took(7)
+	repeats("after 7", 5, 6, 7)
+	s.took(10) // a gap: 8 and 9 were never seen here
+	repeats("after the gap to 10", 10)
+}
