@@ -38,9 +38,10 @@
 // of a line's tests: check a survivor with -per-test=false.
 //
 // Go's coverage counts the expressions of a switch's case clauses in no
-// block, so gremlins took every mutant there (`case n > max:`) for one no
-// test runs and never tested it. Every coverage profile this command reads
-// or hands to gremlins gets a block for each case clause's expressions,
+// block, so gremlins, which looks a mutant's line and column up in the
+// coverage profile, took a mutant there (`case n > max:`) for one no test
+// runs and never tested it. Every coverage profile this command reads or
+// hands to gremlins gets a block for each case clause's expressions,
 // counted as the block that holds its switch (caseblocks.go).
 //
 // Efficacy is gremlins' own: killed mutants over killed and lived ones;
