@@ -105,3 +105,54 @@ func TestProtocolsValidated(t *testing.T) {
 		t.Errorf("a negative SessionTimeout: %v, want ErrInvalidOptions", err)
 	}
 }
+
+// A token/2 session that ended cleanly with nothing left (Close, the
+// server having acknowledged every token) is not resumed: the client's next
+// connection opens a new session, with a new id.
+func TestCleanCloseStartsANewSession(t *testing.T) {
+	srvConn := make(chan *Connection, 2)
+	s, err := NewServer(ServerOptions{Host: "127.0.0.1", TLS: testCerts(t).ServerOptions(),
+		OnConnection: func(c *Connection) { put(t, srvConn, c) },
+		OnToken:      func(tok []byte, c *Connection) { c.Send(tok) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shutdownWithin(t, "server", s.Shutdown)
+	within(t, deadline, "listening", func() bool { return s.Addr() != nil })
+	up, closed, echoed := make(chan struct{}, 2), make(chan bool, 2), make(chan string, 4)
+	c, err := NewClient(ClientOptions{Host: "127.0.0.1", Port: serverPort(s), TLS: testCerts(t).ClientOptions(),
+		OnConnect: func() { put(t, up, struct{}{}) },
+		OnClose:   func(had bool) { put(t, closed, had) },
+		OnToken:   func(tok []byte, _ *Connection) { put(t, echoed, string(tok)) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shutdownWithin(t, "client", c.Shutdown)
+	var sessions []string
+	for round := range 2 {
+		recv(t, up, "connect")
+		sc := recv(t, srvConn, "the server's connection")
+		if sc.Protocol() != ProtocolToken2 || sc.Session() == "" {
+			t.Fatalf("round %d: protocol %q, session %q; want a token/2 session", round, sc.Protocol(), sc.Session())
+		}
+		sessions = append(sessions, sc.Session())
+		if !c.Send([]byte("ping")) {
+			t.Fatalf("round %d: Send refused", round)
+		}
+		if got := recv(t, echoed, "the echo"); got != "ping" {
+			t.Fatalf("round %d: echo %q", round, got)
+		}
+		if !c.Close() {
+			t.Fatalf("round %d: Close returned false", round)
+		}
+		if had := recv(t, closed, "the close"); had {
+			t.Fatalf("round %d: close with an error", round)
+		}
+		if round == 0 && !c.Connect(0) {
+			t.Fatal("Connect(0) after the close returned false")
+		}
+	}
+	if sessions[0] == sessions[1] {
+		t.Errorf("the connection after a clean close resumed session %s", sessions[0])
+	}
+}
