@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"slices"
 	"testing"
 )
 
@@ -72,6 +73,49 @@ func TestBufferSourceHoldsTokensThatSpanChunks(t *testing.T) {
 			wantFrom := map[string]int{ProtocolToken1: 2, ProtocolToken2: 4}[codec.Protocol()]
 			if fromSource < wantFrom {
 				t.Errorf("%d tokens in buffers of the source (of %d it gave), want at least %d", fromSource, len(given), wantFrom)
+			}
+		})
+	}
+}
+
+// token/2 asks its source for every DATA payload up to eagerPayload that
+// spans chunks, at its exact size, and never for an empty one (n > 0, as
+// BufferSource promises), even when the header of an empty DATA frame is
+// split.
+func TestToken2BufferSourceAsksForWhatItNeeds(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		token  []byte
+		splits []int // chunk boundaries in the frame
+		asked  []int
+	}{
+		{"eagerPayload in three chunks", bytes.Repeat([]byte{'e'}, eagerPayload), []int{1000, eagerPayload / 2}, []int{eagerPayload}},
+		{"empty, its header split", []byte{}, []int{1}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			frame := AppendData(nil, tc.token)
+			dec, err := NewToken2Decoder(DefaultMaxTokenSize)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var asked []int
+			dec.SetBufferSource(func(n int) []byte {
+				asked = append(asked, n)
+				return make([]byte, 0, n)
+			})
+			var got []Frame
+			last := 0
+			for _, cut := range append(tc.splits, len(frame)) {
+				if got, err = dec.AppendFrames(got, frame[last:cut]); err != nil {
+					t.Fatal(err)
+				}
+				last = cut
+			}
+			if len(got) != 1 || !bytes.Equal(got[0].Token, tc.token) {
+				t.Fatalf("decoded %d frames, want the one token of %d bytes", len(got), len(tc.token))
+			}
+			if !slices.Equal(asked, tc.asked) {
+				t.Errorf("the source was asked for %v, want %v", asked, tc.asked)
 			}
 		})
 	}
