@@ -111,14 +111,9 @@ func TestProtocolsValidated(t *testing.T) {
 // connection opens a new session, with a new id.
 func TestCleanCloseStartsANewSession(t *testing.T) {
 	srvConn := make(chan *Connection, 2)
-	s, err := NewServer(ServerOptions{Host: "127.0.0.1", TLS: testCerts(t).ServerOptions(),
+	s := listeningServer(t, ServerOptions{
 		OnConnection: func(c *Connection) { put(t, srvConn, c) },
 		OnToken:      func(tok []byte, c *Connection) { c.Send(tok) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer shutdownWithin(t, "server", s.Shutdown)
-	within(t, deadline, "listening", func() bool { return s.Addr() != nil })
 	up, closed, echoed := make(chan struct{}, 2), make(chan bool, 2), make(chan string, 4)
 	c, err := NewClient(ClientOptions{Host: "127.0.0.1", Port: serverPort(s), TLS: testCerts(t).ClientOptions(),
 		OnConnect: func() { put(t, up, struct{}{}) },

@@ -197,6 +197,33 @@ func startTestFrontWith(t *testing.T, system *actor.ActorSystem, grain *actor.PI
 	return &testFront{front: front, srv: srv}
 }
 
+// connectFrontClient connects a client, in an actor system of its own, to
+// front with protocols (nil: both), hands each token it receives to
+// onToken (if not nil), waits until it is connected, and shuts it down when
+// the test ends.
+func connectFrontClient(t *testing.T, certs *tlsio.DevCerts, front *testFront, protocols []string, onToken func([]byte)) *actors.Client {
+	t.Helper()
+	up := make(chan struct{}, 1)
+	cl, err := actors.NewClient(actors.ClientOptions{
+		Servers: []string{front.srv.Addr().String()}, TLS: certs.ClientOptions(), Protocols: protocols,
+		Runtime:   actors.Runtime{System: actors.NewQuietSystem()},
+		OnConnect: func() { up <- struct{}{} },
+		OnToken: func(tok []byte, _ *actors.Connection) {
+			if onToken != nil {
+				onToken(tok)
+			}
+		},
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), deadline)
+		defer cancel()
+		require.NoError(t, cl.Shutdown(ctx))
+	})
+	waitFor(t, up, "no connection")
+	return cl
+}
+
 // startFailoverClient starts a token/2 client of the fronts behind
 // proxies, which reconnects within 50 ms and hands each reply to onToken;
 // connects gets one value per connect event. The test's cleanup shuts it
@@ -487,19 +514,8 @@ func TestFrontReportsDelivered(t *testing.T) {
 	grain := system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return batches }))
 	front := startTestFront(t, system, grain, certs)
 
-	got, up := make(chan string, 64), make(chan struct{}, 1)
-	cl, err := actors.NewClient(actors.ClientOptions{
-		Servers: []string{front.srv.Addr().String()}, TLS: certs.ClientOptions(),
-		Runtime:   actors.Runtime{System: actors.NewQuietSystem()},
-		OnConnect: func() { up <- struct{}{} },
-		OnToken:   func(tok []byte, _ *actors.Connection) { got <- string(tok) },
-	})
-	require.NoError(t, err)
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), deadline)
-		defer cancel()
-		require.NoError(t, cl.Shutdown(ctx))
-	}()
+	got := make(chan string, 64)
+	cl := connectFrontClient(t, certs, front, nil, func(tok []byte) { got <- string(tok) })
 	next := func() *clusterpb.TokenBatch {
 		t.Helper()
 		select {
@@ -510,7 +526,6 @@ func TestFrontReportsDelivered(t *testing.T) {
 			return nil
 		}
 	}
-	waitFor(t, up, "no connection")
 	announce := next()
 	require.Empty(t, announce.Tokens, "a token/2 connection's first batch")
 	require.Zero(t, announce.Delivered)

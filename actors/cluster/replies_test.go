@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -46,20 +45,8 @@ func TestFrontSkipsRepliesWrittenAlready(t *testing.T) {
 	grain := system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return &repeatingGrain{} }))
 	front := startTestFrontWith(t, system, grain, certs, FrontOptions{MaxBatch: 1})
 
-	got, up := make(chan string, 4*rounds), make(chan struct{}, 1)
-	cl, err := actors.NewClient(actors.ClientOptions{
-		Servers: []string{front.srv.Addr().String()}, TLS: certs.ClientOptions(),
-		Runtime:   actors.Runtime{System: actors.NewQuietSystem()},
-		OnConnect: func() { up <- struct{}{} },
-		OnToken:   func(tok []byte, _ *actors.Connection) { got <- string(tok) },
-	})
-	require.NoError(t, err)
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), deadline)
-		defer cancel()
-		require.NoError(t, cl.Shutdown(ctx))
-	}()
-	waitFor(t, up, "no connection")
+	got := make(chan string, 4*rounds)
+	cl := connectFrontClient(t, certs, front, nil, func(tok []byte) { got <- string(tok) })
 	require.Equal(t, "token/2", cl.Connection().Protocol())
 	for round := range rounds {
 		tok := fmt.Sprint("t", round)

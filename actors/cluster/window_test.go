@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -64,20 +63,8 @@ func TestFrontWindowBoundsBatchesInFlight(t *testing.T) {
 	// only Window holds them.
 	front := startTestFrontWith(t, system, grain, certs, FrontOptions{MaxBatch: 1, Window: window, GrainWindow: tokens})
 
-	up := make(chan struct{}, 1)
-	cl, err := actors.NewClient(actors.ClientOptions{
-		Servers: []string{front.srv.Addr().String()}, TLS: certs.ClientOptions(),
-		Protocols: []string{wire.ProtocolToken1}, // no session: every batch carries tokens
-		Runtime:   actors.Runtime{System: actors.NewQuietSystem()},
-		OnConnect: func() { up <- struct{}{} },
-	})
-	require.NoError(t, err)
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), deadline)
-		defer cancel()
-		require.NoError(t, cl.Shutdown(ctx))
-	}()
-	waitFor(t, up, "no connection")
+	// token/1: no session, so every batch carries tokens.
+	cl := connectFrontClient(t, certs, front, []string{wire.ProtocolToken1}, nil)
 	for i := range tokens {
 		require.True(t, cl.Send([]byte(fmt.Sprint("t", i))))
 	}
