@@ -191,3 +191,21 @@ func TestWritePumpReportsBytesWrittenBeforeFailure(t *testing.T) {
 	}
 	pumpWait(t, p.Done(), "pump exit")
 }
+
+// Recycle keeps a chunk as small as the smallest read buffer (a pump whose
+// BufferSize is the minimum reads into those), and drops a smaller one (a
+// short read's copy).
+func TestRecycleKeepsTheSmallestReadBuffer(t *testing.T) {
+	p := &ReadPump{spare: make(chan []byte, 2)}
+	p.Recycle(make([]byte, minReadBufferSize-1))
+	if n := len(p.spare); n != 0 {
+		t.Fatalf("a chunk under %d bytes kept (%d spare)", minReadBufferSize, n)
+	}
+	p.Recycle(make([]byte, 10, minReadBufferSize))
+	if n := len(p.spare); n != 1 {
+		t.Fatalf("a chunk of %d bytes' capacity dropped", minReadBufferSize)
+	}
+	if c := <-p.spare; len(c) != minReadBufferSize {
+		t.Fatalf("the spare chunk has %d bytes, want its whole capacity %d", len(c), minReadBufferSize)
+	}
+}
