@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -75,13 +76,23 @@ func TestLentTokensKeepOrderOverTLS(t *testing.T) {
 // detector drops a quarter of what it is given (60,057 bytes lent against
 // 106,070 given, 64 KiB over token/1, in a -race -count=3 run). Without
 // the reuse, lent is given or more.
+//
+// Each figure is the least of three runs, alternated: the count is the
+// whole process's, and a run where the read pump read ahead of a busy
+// consumer (a loaded machine, or another package's tests beside it)
+// allocates fresh read buffers while the lent ones are still out (lent
+// 965 and 1,077 bytes per 1 KiB token in single runs, against about 120).
 func TestLentTokensReuseReadBuffers(t *testing.T) {
 	for _, proto := range []string{ProtocolToken1, ProtocolToken2} {
 		for _, size := range []int{1 << 10, 64 << 10} {
 			t.Run(fmt.Sprintf("%s/%d", proto, size), func(t *testing.T) {
 				count := max(3000*1024/size, 200)
 				lentAllocs(t, proto, size, count, false) // the first server and client of a test allocate more
-				kept, lent := lentAllocs(t, proto, size, count, false), lentAllocs(t, proto, size, count, true)
+				kept, lent := math.Inf(1), math.Inf(1)
+				for range 3 {
+					kept = min(kept, lentAllocs(t, proto, size, count, false))
+					lent = min(lent, lentAllocs(t, proto, size, count, true))
+				}
 				t.Logf("bytes allocated per %d-byte token: %.0f given, %.0f lent", size, kept, lent)
 				if lent > kept*2/3 {
 					t.Errorf("lending saved too little: %.0f bytes per token lent, %.0f given", lent, kept)
