@@ -124,12 +124,13 @@ soak:
 
 ## mutate: mutation testing with gremlins (pinned in go.mod as a tool; not
 ## part of `make test`: it takes hours on 2 cores; run it by hand and before
-## a release): wire/, tlsio/ and supervisor/ whole, and actors/ on the lines
-## changed since MUTATE_BASE (the last release tag, or this round's first
-## commit while there is none), each of those mutants tested by the
-## MUTATE_TESTS packages, the first that fails killing it (only the tests
-## that run the mutant's line, mapped first; MUTATE_FLAGS=-per-test=false
-## runs every test of those packages on each mutant). The report, with
+## a release): wire/, tlsio/ and supervisor/ whole, each mutant tested by
+## its own packages' tests, and actors/ on the lines changed since
+## MUTATE_BASE (the last release tag, or this round's first commit while
+## there is none), each of those mutants tested by the MUTATE_TESTS
+## packages, the first that fails killing it. A mutant runs only the tests
+## that run its line, mapped first (MUTATE_FLAGS=-per-test=false runs
+## every test of those packages on each mutant). The report, with
 ## every package's efficacy, goes to stdout and $(MUTATE_OUT)/report.txt;
 ## the survivors accepted with a reason in test/mutate/survivors.txt are not
 ## reported again. For example

@@ -6,7 +6,9 @@
 // Two kinds of target, one gremlins run each, one after the other:
 //
 //   - a directory mutated whole (-whole: wire, tlsio and supervisor), each
-//     mutant tested by its own package's tests, as gremlins does by default;
+//     mutant tested by the tests of that directory's packages, as gremlins
+//     does by default (run here in its integration mode, so that the
+//     wrapper can pick among them: see -per-test);
 //   - a directory mutated only on the lines changed since a commit (-diff-dir
 //     actors, -base: gremlins' --diff), each mutant tested by the tests of
 //     the packages -tests lists, the test/ packages that exercise actors
@@ -28,14 +30,16 @@
 // turn such a timeout into "timed out" mutants that hang nowhere. And the
 // tests run with -count=1, so that the test cache answers no coverage run.
 //
-// A mutant of -diff-dir runs only the tests that run its line (-per-test,
-// the default): before gremlins starts, every test of -tests runs alone
-// with coverage, and the wrapper, which finds the mutated line by comparing
+// A mutant runs only the tests that run its line (-per-test, the default):
+// before gremlins starts on a target, every test of its packages (-tests
+// for -diff-dir) runs alone with coverage, and the wrapper, which finds the mutated line by comparing
 // gremlins' copy of the module with the source, runs `go test -run` with
 // the tests that ran it, package by package. A surviving mutant costs the
 // few tests that could see it instead of every package's, several times
 // less on actors/. A test whose coverage depends on timing may be left out
-// of a line's tests: check a survivor with -per-test=false.
+// of a line's tests: check a survivor with -per-test=false. On wire,
+// tlsio and supervisor a run took 18, 20 and 4 minutes this way, against
+// 24, 34 and 6 with every test of the package on each mutant.
 //
 // Go's coverage counts the expressions of a switch's case clauses in no
 // block, so gremlins, which looks a mutant's line and column up in the

@@ -43,6 +43,9 @@ type target struct {
 	name string   // the directory mutated
 	args []string // gremlins unleash's arguments, without -o
 	env  []string // added to the environment
+	// tests are the packages whose tests a mutant runs, in order; with
+	// -per-test, only those of its line, from a map built first.
+	tests []string
 }
 
 // file is the name of one of t's result files in the output directory: a
@@ -133,21 +136,37 @@ func (cfg config) targets() ([]target, error) {
 		}
 		return args
 	}
+	// integration is a target that mutates dir's files (those files
+	// matches, if not nil) with more: gremlins from the module root, in
+	// integration mode, its `go test ./...` standing for tests (see
+	// wrapGo). gremlins halves --workers in integration mode (one mutant's
+	// tests may be several packages): ask for twice as many, so that
+	// -workers mutants are tested at once here too.
+	integration := func(dir string, files *regexp.Regexp, tests []string, more ...string) (target, error) {
+		exclude, err := excludeOthers(dir, files)
+		if err != nil {
+			return target{}, err
+		}
+		args := append(common(2*cfg.workers), "--integration", "--coverpkg", "./"+dir+"/...")
+		args = append(append(args, more...), "-E", exclude, "-E", `\.pb\.go$`, ".")
+		return target{name: dir, args: args, env: []string{envTests + "=" + strings.Join(tests, " ")}, tests: tests}, nil
+	}
 	var ts []target
 	for _, dir := range cfg.whole {
-		ts = append(ts, target{name: dir, args: append(common(cfg.workers), "./"+dir)})
-	}
-	if cfg.base != "" {
-		exclude, err := excludeOthers(cfg.diffDir, cfg.diffFiles)
+		// Its own packages' tests, as gremlins runs a directory by default,
+		// in integration mode so that -per-test can pick among them.
+		t, err := integration(dir, nil, []string{"./" + dir + "/..."})
 		if err != nil {
 			return nil, err
 		}
-		// gremlins halves --workers in integration mode (one mutant's
-		// tests are several packages): ask for twice as many, so that
-		// -workers mutants are tested at once here too.
-		args := append(common(2*cfg.workers), "--integration", "--coverpkg", "./"+cfg.diffDir+"/...",
-			"--diff", cfg.base, "-E", exclude, "-E", `\.pb\.go$`, ".")
-		ts = append(ts, target{name: cfg.diffDir, args: args, env: []string{envTests + "=" + strings.Join(cfg.tests, " ")}})
+		ts = append(ts, t)
+	}
+	if cfg.base != "" {
+		t, err := integration(cfg.diffDir, cfg.diffFiles, cfg.tests, "--diff", cfg.base)
+		if err != nil {
+			return nil, err
+		}
+		ts = append(ts, t)
 	}
 	if len(cfg.only) == 0 {
 		return ts, nil
@@ -168,20 +187,33 @@ func (cfg config) targets() ([]target, error) {
 }
 
 // excludeOthers returns a pattern for gremlins' --exclude-files that matches
-// every Go file of the module outside dir, and those inside it that files,
-// if not nil, does not match: gremlins mutates the whole module when it
-// runs from its root, as it must for --diff (its diff's file names are
+// every Go file of the module outside dir (which may be nested, as
+// actors/internal/timer), and those inside it that files, if not nil, does
+// not match: gremlins mutates the whole module when it runs from its root,
+// as it must in integration mode and for --diff (whose file names are
 // relative to the root).
 func excludeOthers(dir string, files *regexp.Regexp) (string, error) {
-	entries, err := os.ReadDir(".")
+	// The Go files directly in the root and in each directory on the way
+	// to dir, and every other directory whole.
+	others := []string{`[^/]+\.go$`}
+	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || !d.IsDir() || path == "." {
+			return err
+		}
+		path = filepath.ToSlash(path)
+		switch {
+		case path == dir:
+			return fs.SkipDir
+		case strings.HasPrefix(dir, path+"/"):
+			others = append(others, regexp.QuoteMeta(path)+`/[^/]+\.go$`)
+			return nil
+		default:
+			others = append(others, regexp.QuoteMeta(path)+"/")
+			return fs.SkipDir
+		}
+	})
 	if err != nil {
 		return "", err
-	}
-	var others []string
-	for _, e := range entries {
-		if e.IsDir() && e.Name() != dir {
-			others = append(others, regexp.QuoteMeta(e.Name())+"/")
-		}
 	}
 	if files != nil {
 		err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
@@ -194,8 +226,6 @@ func excludeOthers(dir string, files *regexp.Regexp) (string, error) {
 			return "", err
 		}
 	}
-	// Go files at the root, and in every other directory.
-	others = append(others, `[^/]+\.go$`)
 	return "^(?:" + strings.Join(others, "|") + ")", nil
 }
 
@@ -329,9 +359,10 @@ func runTarget(ctx context.Context, cfg config, t target, gremlins, goCmd, wrapD
 	load := startLoadSampler(30 * time.Second)
 	start := time.Now()
 	var mapNote string
-	if t.name == cfg.diffDir && cfg.base != "" && cfg.perTest && !cfg.dryRun {
+	if cfg.perTest && !cfg.dryRun {
 		runLog := filepath.Join(cfg.out, t.file(".runs.log"))
-		env, note, err := prepareTestMap(ctx, cfg, goCmd, filepath.Join(filepath.Dir(wrapDir), "testmap"), runLog, logFile)
+		mapDir := filepath.Join(filepath.Dir(wrapDir), "testmap-"+t.file(""))
+		env, note, err := prepareTestMap(ctx, cfg, t, goCmd, mapDir, runLog, logFile)
 		if err != nil {
 			return err
 		}

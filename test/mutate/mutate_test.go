@@ -174,11 +174,12 @@ func TestTargetFiles(t *testing.T) {
 	}
 }
 
-// The diff target mutates only the files of its directory that -diff-files
-// matches: gremlins is told to leave out every other Go file of the module.
+// A target mutates only the files of its directory (those -diff-files
+// matches, for the diff target): gremlins is told to leave out every other
+// Go file of the module.
 func TestExcludeOthers(t *testing.T) {
 	root := t.TempDir()
-	for _, f := range []string{"actors/conn_session.go", "actors/client.go", "actors/internal/timer/timer.go", "wire/codec.go", "main.go"} {
+	for _, f := range []string{"actors/conn_session.go", "actors/client.go", "actors/internal/timer/timer.go", "actors/internal/other/other.go", "wire/codec.go", "main.go"} {
 		path := filepath.Join(root, f)
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			t.Fatal(err)
@@ -189,18 +190,22 @@ func TestExcludeOthers(t *testing.T) {
 	}
 	t.Chdir(root)
 	for _, tc := range []struct {
-		files    string
-		mutated  []string
-		excluded []string
+		dir, files string
+		mutated    []string
+		excluded   []string
 	}{
-		{"", []string{"actors/conn_session.go", "actors/client.go", "actors/internal/timer/timer.go"}, []string{"wire/codec.go", "main.go"}},
-		{`^actors/conn_`, []string{"actors/conn_session.go"}, []string{"actors/client.go", "actors/internal/timer/timer.go", "wire/codec.go", "main.go"}},
+		{"actors", "", []string{"actors/conn_session.go", "actors/client.go", "actors/internal/timer/timer.go"}, []string{"wire/codec.go", "main.go"}},
+		{"actors", `^actors/conn_`, []string{"actors/conn_session.go"}, []string{"actors/client.go", "actors/internal/timer/timer.go", "wire/codec.go", "main.go"}},
+		// A nested directory mutated whole: its parents' own files and
+		// their other subdirectories are left out.
+		{"actors/internal/timer", "", []string{"actors/internal/timer/timer.go"},
+			[]string{"actors/conn_session.go", "actors/client.go", "actors/internal/other/other.go", "wire/codec.go", "main.go"}},
 	} {
 		var files *regexp.Regexp
 		if tc.files != "" {
 			files = regexp.MustCompile(tc.files)
 		}
-		pattern, err := excludeOthers("actors", files)
+		pattern, err := excludeOthers(tc.dir, files)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -219,15 +224,22 @@ func TestExcludeOthers(t *testing.T) {
 }
 
 // -workers is the number of mutants tested at once on both kinds of target:
-// gremlins halves its --workers in integration mode, so the diff target
-// asks for twice as many.
+// gremlins halves its --workers in integration mode, in which both run, so
+// they ask for twice as many. A whole target's mutants run its own
+// packages' tests.
 func TestTargetWorkers(t *testing.T) {
 	cfg := config{whole: []string{"wire"}, diffDir: "actors", base: "main", tests: []string{"./actors"}, workers: 2, coefficient: 8}
 	ts, err := cfg.targets()
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{"wire": "2", "actors": "4"}
+	want := map[string]string{"wire": "4", "actors": "4"}
+	wantTests := map[string][]string{"wire": {"./wire/..."}, "actors": {"./actors"}}
+	for _, tg := range ts {
+		if !slices.Equal(tg.tests, wantTests[tg.name]) || !slices.Contains(tg.args, "--integration") {
+			t.Errorf("%s: tests %q, gremlins %q; want tests %q in integration mode", tg.name, tg.tests, tg.args, wantTests[tg.name])
+		}
+	}
 	for _, tg := range ts {
 		i := slices.Index(tg.args, "--workers")
 		if i < 0 || i+1 >= len(tg.args) || tg.args[i+1] != want[tg.name] {

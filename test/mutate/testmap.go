@@ -322,10 +322,10 @@ func firstTokenDiff(a, b []byte) int {
 	}
 }
 
-// prepareTestMap builds the test map of cfg's -tests for the diff
-// directory into dir, and returns the wrapper's environment that points to
-// it and a note for the report.
-func prepareTestMap(ctx context.Context, cfg config, goCmd, dir, runLog string, log io.Writer) ([]string, string, error) {
+// prepareTestMap builds the test map of t's tests for t's directory into
+// dir, and returns the wrapper's environment that points to it and a note
+// for the report.
+func prepareTestMap(ctx context.Context, cfg config, t target, goCmd, dir, runLog string, log io.Writer) ([]string, string, error) {
 	start := time.Now()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, "", err
@@ -335,12 +335,12 @@ func prepareTestMap(ctx context.Context, cfg config, goCmd, dir, runLog string, 
 		return nil, "", fmt.Errorf("go list -m: %w", err)
 	}
 	module := strings.TrimSpace(string(out))
-	pkgs, err := listTestPkgs(goCmd, cfg.tests)
+	pkgs, err := listTestPkgs(goCmd, t.tests)
 	if err != nil {
 		return nil, "", err
 	}
-	fmt.Printf("mutate: %s: mapping which tests run each line (%d packages, each test alone)\n", cfg.diffDir, len(pkgs))
-	m, err := buildTestMap(ctx, goCmd, module, "./"+cfg.diffDir+"/...", pkgs, dir, cfg.workers, log)
+	fmt.Printf("mutate: %s: mapping which tests run each line (%d packages, each test alone)\n", t.name, len(pkgs))
+	m, err := buildTestMap(ctx, goCmd, module, "./"+t.name+"/...", pkgs, dir, cfg.workers, log)
 	if err != nil {
 		return nil, "", fmt.Errorf("test map: %w", err)
 	}
@@ -353,11 +353,11 @@ func prepareTestMap(ctx context.Context, cfg config, goCmd, dir, runLog string, 
 		return nil, "", err
 	}
 	note := fmt.Sprintf("%d tests of %d packages, mapped in %s", len(m.Tests), len(m.Pkgs), time.Since(start).Round(time.Second))
-	fmt.Printf("mutate: %s: test map: %s\n", cfg.diffDir, note)
+	fmt.Printf("mutate: %s: test map: %s\n", t.name, note)
 	if runLog, err = filepath.Abs(runLog); err != nil {
 		return nil, "", err
 	}
 	_ = os.Remove(runLog)
-	env := []string{envTestMap + "=" + path, envSource + "=" + src, envDiffDir + "=" + cfg.diffDir, envRunLog + "=" + runLog}
+	env := []string{envTestMap + "=" + path, envSource + "=" + src, envDiffDir + "=" + t.name, envRunLog + "=" + runLog}
 	return env, note, nil
 }
