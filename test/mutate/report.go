@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -156,7 +157,7 @@ func (r *report) String() string {
 	}
 	tw.Flush()
 	fmt.Fprintf(&b, "\nTotal time %s", time.Duration(total*float64(time.Second)).Round(time.Second))
-	if r.cfg.base != "" {
+	if i := slices.IndexFunc(r.targets, func(s summary) bool { return s.Name == r.cfg.diffDir }); r.cfg.base != "" && i >= 0 && r.targets[i].Ran {
 		fmt.Fprintf(&b, "; %s on the lines changed since %s, tested by %s", r.cfg.diffDir, r.cfg.base, strings.Join(r.cfg.tests, " "))
 	}
 	b.WriteString(".\n")
