@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -79,14 +80,18 @@ func (p *program) build(t *testing.T) string {
 }
 
 // freePorts returns n distinct free TCP ports on 127.0.0.1, none of them
-// one it returned before in this test process: a port is free only until
-// the node given it binds it, and the system hands a port just closed out
-// again (a front once got the remote port of a handler started a moment
-// before, and failed with "address already in use").
+// one it returned before in this test process. A port is free only until
+// the node given it binds it, so they are taken below the system's
+// ephemeral range (ip_local_port_range): there no other socket gets one
+// meanwhile, as a listener on port 0 or a connection's local port would in
+// the ephemeral range (a front once got the remote port of a handler
+// started a moment before, another once a port another test process had
+// taken, and each failed with "address already in use").
 func freePorts(t *testing.T, n int) []int {
 	t.Helper()
 	givenPorts.Lock()
 	defer givenPorts.Unlock()
+	low, high := fixedPortRange()
 	var ports []int
 	var lns []net.Listener
 	defer func() {
@@ -96,21 +101,40 @@ func freePorts(t *testing.T, n int) []int {
 	}()
 	for tries := 0; len(ports) < n; tries++ {
 		if tries == 1000 {
-			t.Fatalf("no %d free ports on 127.0.0.1 not given before", n)
+			t.Fatalf("no %d free ports on 127.0.0.1 in [%d, %d) not given before", n, low, high)
 		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		port := low + rand.IntN(high-low)
+		if givenPorts.m[port] {
+			continue
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
 		if err != nil {
-			t.Fatal(err)
+			continue // taken
 		}
 		lns = append(lns, ln) // held until all n are found: no repeats among them
-		if port := ln.Addr().(*net.TCPAddr).Port; !givenPorts.m[port] {
-			ports = append(ports, port)
-		}
+		ports = append(ports, port)
 	}
 	for _, p := range ports {
 		givenPorts.m[p] = true
 	}
 	return ports
+}
+
+// fixedPortRange is where freePorts takes ports: from 20000 up to the
+// start of the ephemeral range, or [20000, 32768) (Linux's default start)
+// when the range cannot be read or leaves too little below it.
+func fixedPortRange() (low, high int) {
+	low, high = 20000, 32768
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return low, high
+	}
+	if f := strings.Fields(string(b)); len(f) == 2 {
+		if start, err := strconv.Atoi(f[0]); err == nil && start-low >= 4096 {
+			high = start
+		}
+	}
+	return low, high
 }
 
 // givenPorts are the ports freePorts returned.
@@ -365,6 +389,36 @@ func stop(t *testing.T, nodes []*node) {
 		}
 		if t.Failed() {
 			t.Logf("node %s stderr (end):\n%s", n.name, n.tail())
+		}
+	}
+}
+
+// TestFreePortsOutsideTheEphemeralRange: the ports handed to nodes are
+// distinct, free, and below the range the system takes ports from for
+// port 0 and outgoing connections.
+func TestFreePortsOutsideTheEphemeralRange(t *testing.T) {
+	low, high := fixedPortRange()
+	ports := freePorts(t, 8)
+	seen := map[int]bool{}
+	for _, p := range ports {
+		if p < low || p >= high {
+			t.Errorf("port %d is outside [%d, %d)", p, low, high)
+		}
+		if seen[p] {
+			t.Errorf("port %d given twice", p)
+		}
+		seen[p] = true
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+		if err != nil {
+			t.Errorf("port %d is not free: %v", p, err)
+			continue
+		}
+		_ = ln.Close()
+	}
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		var start, end int
+		if _, err := fmt.Sscan(string(b), &start, &end); err == nil && start-20000 >= 4096 && high != start {
+			t.Errorf("range [%d, %d), want it to end where the ephemeral range %d-%d starts", low, high, start, end)
 		}
 	}
 }
