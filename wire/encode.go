@@ -24,6 +24,12 @@ var escapeTable = [256]byte{escapeChar: escapeChar, frameEnd: 'n'}
 // enough for vectorised searches and bulk copies to win.
 const denseRatio = 16
 
+// shortToken is the token length up to which AppendToken escapes in one
+// table-driven pass, without counting the special bytes first, when dst has
+// room for the worst case: for short tokens the two counts cost as much as
+// the pass itself.
+const shortToken = 32
+
 // EncodedLen returns the exact length of the frame that [AppendToken] appends
 // for token: the escaped body plus the terminating newline.
 func EncodedLen(token []byte) int {
@@ -34,6 +40,14 @@ func EncodedLen(token []byte) int {
 // by a newline) to dst and returns the extended slice. It grows dst at most
 // once. A token without backslashes or newlines is appended in one bulk copy.
 func AppendToken(dst, token []byte) []byte {
+	if len(token) <= shortToken && cap(dst)-len(dst) > 2*len(token) {
+		// One pass: room for every byte escaped is there already.
+		n := len(dst)
+		out := dst[n : n+2*len(token)+1]
+		w := escapeDense(out, token)
+		out[w] = frameEnd
+		return dst[:n+w+1]
+	}
 	nb := bytes.Count(token, escapeSep)
 	nn := bytes.Count(token, endSep)
 	if nb+nn == 0 {

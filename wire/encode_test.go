@@ -78,3 +78,29 @@ func TestEncodedLenWorstCase(t *testing.T) {
 		check.Equal(t, n+1, EncodedLen(bytes.Repeat([]byte{'n'}, n)))
 	}
 }
+
+// TestAppendTokenShortWithRoom: a short token appended where the buffer has
+// room for every byte escaped takes the one-pass path; its frame is the
+// reference's, the prefix is kept, and nothing past the frame is written.
+func TestAppendTokenShortWithRoom(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 14))
+	for range 5000 {
+		tok := randomToken(r, r.IntN(shortToken+1))
+		for range r.IntN(4) {
+			if len(tok) > 0 {
+				tok[r.IntN(len(tok))] = []byte{'\\', '\n'}[r.IntN(2)]
+			}
+		}
+		want := refEncode(tok)
+		buf := bytes.Repeat([]byte{0xEE}, 3+2*len(tok)+1+8)
+		copy(buf, "pre")
+		got := AppendToken(buf[:3], tok)
+		check.Equal(t, append([]byte("pre"), want...), got)
+		check.Equal(t, &buf[0], &got[0], "appended in place")
+		for i := 3 + len(want); i < len(buf); i++ {
+			if buf[i] != 0xEE {
+				t.Fatalf("token %q: byte %d past the frame was written", tok, i)
+			}
+		}
+	}
+}
