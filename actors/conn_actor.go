@@ -147,10 +147,24 @@ type connActor struct {
 }
 
 // connProps returns the props of a connection actor for h over conn (nil
-// when cfg.dial is set).
+// when cfg.dial is set). The props hand conn to the first incarnation only:
+// Proto.Actor keeps the props, and with them their producer, for the
+// actor's life, and a token/2 session that waits for its client would keep
+// its broken socket alive with it (its TLS buffers and cipher state, about
+// 6 KiB). An incarnation after a panic gets no socket and ends
+// (errRestarted).
 func connProps(h *Connection, conn net.Conn, cfg connConfig) *actor.Props {
-	return actor.PropsFromProducer(func() actor.Actor { return newConnActor(h, conn, cfg) }, actor.WithDispatcher(dispatch.Inline))
+	seed := &conn
+	return actor.PropsFromProducer(func() actor.Actor {
+		c := *seed
+		*seed = nil
+		return newConnActor(h, c, cfg)
+	}, actor.WithDispatcher(dispatch.Inline))
 }
+
+// errRestarted ends a connection actor started again after a panic: its
+// socket went with the incarnation that panicked.
+var errRestarted = fmt.Errorf("%w: connection actor restarted after a panic", ErrConnection)
 
 // dialingConnProps returns the props of a client's connection actor, which
 // dials first. Each incarnation (a supervisor restarts them) gets a handle of
@@ -246,7 +260,25 @@ func (a *connActor) Receive(ctx actor.Context) {
 		}
 	case *actor.Stopping:
 		a.stopped(ctx)
+	case *actor.Restarting:
+		a.letGo()
 	}
+}
+
+// letGo: Proto.Actor starts this actor again after a panic, and the next
+// incarnation ends at once (errRestarted). This one lets its socket, its
+// pumps and its dial go, or they would outlive it.
+func (a *connActor) letGo() {
+	if a.cancelDial != nil {
+		a.cancelDial()
+	}
+	if a.conn != nil {
+		abortConn(a.conn)
+	}
+	if a.reader != nil {
+		a.reader.Stop()
+	}
+	a.closeWriter()
 }
 
 // post returns a function that sends a message to this actor from another
@@ -267,6 +299,10 @@ func (a *connActor) start(ctx actor.Context) {
 			return
 		}
 		a.startDial(ctx)
+		return
+	}
+	if a.conn == nil {
+		a.die(ctx, errRestarted)
 		return
 	}
 	a.startPumps(ctx)

@@ -124,7 +124,7 @@ func serverMemory() uint64 {
 // TestIdleConnectionMemory measures what 1,000 idle mutually authenticated
 // connections cost the server: at most 64 KiB each (heap plus stacks), over
 // token/1 and over token/2; and, over token/2, what 1,000 sessions whose
-// sockets broke cost while they wait for their clients.
+// sockets broke cost while they wait for their clients: at most 16 KiB.
 func TestIdleConnectionMemory(t *testing.T) {
 	for _, p := range []string{wire.ProtocolToken1, wire.ProtocolToken2} {
 		t.Run(p, func(t *testing.T) { idleConnectionMemory(t, p) })
@@ -134,6 +134,10 @@ func TestIdleConnectionMemory(t *testing.T) {
 func idleConnectionMemory(t *testing.T, protocol string) {
 	const n = 1000
 	const perConnLimit = 64 << 10
+	// waitingLimit: a session that waits for its client keeps its actor,
+	// its handle and the TLS state TLSState returns, not its socket (11.2
+	// KiB measured; 20 KiB while the actor's props kept the broken socket).
+	const waitingLimit = 16 << 10
 	certs, err := tlsio.GenerateDevCerts()
 	if err != nil {
 		t.Fatal(err)
@@ -199,8 +203,8 @@ func idleConnectionMemory(t *testing.T, protocol string) {
 		waiting := serverMemory()
 		per := (int64(waiting) - int64(before)) / n
 		t.Logf("%d token/2 sessions waiting for their clients: %.1f KiB each (heap+stacks %d bytes)", n, float64(per)/1024, waiting)
-		if per > perConnLimit {
-			t.Errorf("a waiting session costs %d bytes, over the %d limit", per, perConnLimit)
+		if per > waitingLimit {
+			t.Errorf("a waiting session costs %d bytes, over the %d limit", per, waitingLimit)
 		}
 	}
 	stdin.Close()
