@@ -375,6 +375,14 @@ func TestEncryptedKeyMalformed(t *testing.T) {
 // FuzzEncryptedKey checks that no encrypted key, however malformed, makes
 // building a config panic.
 func FuzzEncryptedKey(f *testing.F) {
+	// At the full cost limits one key takes up to 1.6 s to derive, and a
+	// fuzz worker still busy a second after the run's end is reported as
+	// hung (scrypt with N 1024, r 8, p 6401 was, before N·r·p had a limit):
+	// fuzz within limits of a few milliseconds. The limits themselves have
+	// tests of their own.
+	iterations, memory, work := maxPBKDF2Iterations, maxScryptMemory, maxScryptWork
+	maxPBKDF2Iterations, maxScryptMemory, maxScryptWork = 20_000, 16<<20, 1<<15
+	f.Cleanup(func() { maxPBKDF2Iterations, maxScryptMemory, maxScryptWork = iterations, memory, work })
 	f.Add([]byte{0x30, 0x03, 0x02, 0x01, 0x00}, "x")
 	for _, c := range pbes2Cases {
 		b, _ := pem.Decode(tlsTestEncryptPKCS8(f, tlsTestKey(f, false), "p", c))

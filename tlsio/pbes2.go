@@ -196,9 +196,15 @@ func decryptPKCS8(der []byte, passphrase string) ([]byte, error) {
 // configuration hang or exhaust memory. They are well above what openssl and
 // Node write (PBKDF2: 2048 to 600,000 iterations; scrypt: N 16384, r 8, p 1,
 // 16 MiB), and OpenSSL itself refuses scrypt above 32 MiB by default.
-const (
-	maxPBKDF2Iterations = 10_000_000
-	maxScryptMemory     = 256 << 20 // bytes, see scryptMemory
+// scrypt's time goes with N·r·p, its memory with r·(N+p): a large p costs
+// time and next to no memory (N 1024, r 8, p 6401 took 10 s in 9 MiB), so
+// both are bounded. The largest of each takes about 1.6 s (PBKDF2) and
+// 1.3 s (scrypt) on a 2-core VM. They are variables only so that
+// FuzzEncryptedKey can fuzz within smaller ones.
+var (
+	maxPBKDF2Iterations        = 10_000_000
+	maxScryptMemory     int64  = 256 << 20 // bytes, see scryptMemory
+	maxScryptWork       uint64 = 1 << 21   // N·r·p: N 2^18 with r 8 and p 1
 )
 
 // scryptMemory is the work memory of scrypt with parameters n, r, p, all
@@ -214,8 +220,9 @@ func scryptMemory(n, r, p int) int64 {
 	return int64(128 * uint64(r) * sum)
 }
 
-// checkScryptCost refuses scrypt parameters that are not positive or whose
-// work memory is over maxScryptMemory.
+// checkScryptCost refuses scrypt parameters that are not positive, whose
+// work memory is over maxScryptMemory, or whose work N·r·p is over
+// maxScryptWork.
 func checkScryptCost(n, r, p int) error {
 	if n <= 0 || r <= 0 || p <= 0 {
 		return fmt.Errorf("scrypt: parameters N=%d r=%d p=%d must be positive", n, r, p)
@@ -223,6 +230,12 @@ func checkScryptCost(n, r, p int) error {
 	if m := scryptMemory(n, r, p); m > maxScryptMemory {
 		return fmt.Errorf("scrypt: parameters N=%d r=%d p=%d need %d MiB of work memory, more than the %d MiB allowed",
 			n, r, p, (m+1<<20-1)>>20, maxScryptMemory>>20)
+	}
+	// Under a memory limit of 2^28 bytes or less, r·N and p are each at
+	// most 2^21: no overflow.
+	if w := uint64(n) * uint64(r) * uint64(p); w > maxScryptWork {
+		return fmt.Errorf("scrypt: parameters N=%d r=%d p=%d need N·r·p = %d, more than the %d allowed",
+			n, r, p, w, maxScryptWork)
 	}
 	return nil
 }

@@ -51,8 +51,13 @@ func TestScryptMemoryCap(t *testing.T) {
 		}{
 			{1<<21 - 3, 1, 1, true},        // exactly 256 MiB
 			{1<<21 - 2, 1, 1, false},       // 128 bytes over
-			{1 << 17, 8, 1<<17 - 2, true},  // 256 MiB with p large
+			{1 << 17, 8, 1<<17 - 2, false}, // 256 MiB with p large: N·r·p 2^37
 			{1 << 17, 8, 1<<17 - 1, false}, // 1 KiB over
+			{1 << 17, 8, 2, true},          // N·r·p exactly 2^21
+			{1 << 17, 8, 3, false},         // N·r·p over, in 128 MiB
+			{1 << 20, 1, 2, true},
+			{1 << 20, 1, 3, false},
+			{1024, 8, 6401, false}, // 10 s in 9 MiB (found by FuzzEncryptedKey)
 			{2, 1 << 20, 1, false},
 			{16384, 8, 1, true}, // openssl's default
 			{1 << 20, 1 << 20, 1 << 20, false},
