@@ -33,10 +33,11 @@ func tlsTestScryptKey(t *testing.T, n, r, p int) []byte {
 	return tlsTestPBES2PEM(t, kdf, oidAES256CBC, iv, data)
 }
 
-// TestScryptMemoryCap: scrypt's work memory is 128·r·(N+p+2) bytes, not
-// 128·N·r·p; parameters over the cap are refused before anything is
-// allocated (issue 30).
-func TestScryptMemoryCap(t *testing.T) {
+// TestScryptCostCaps: scrypt's work memory is 128·r·(N+p+2) bytes, not
+// 128·N·r·p, and its time goes with N·r·p; parameters over either cap are
+// refused before anything is derived (issue 30, and a key FuzzEncryptedKey
+// found that took 10 s in 9 MiB).
+func TestScryptCostCaps(t *testing.T) {
 	t.Run("N=2 r=2^20 p=1 is refused", func(t *testing.T) {
 		// 128·2^20·(2+1+2) = 640 MiB; 128·N·r·p said 256 MiB.
 		_, _, err := parseKey(tlsTestScryptKey(t, 2, 1<<20, 1), tlsTestPassphrase)
