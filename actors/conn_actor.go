@@ -261,24 +261,11 @@ func (a *connActor) Receive(ctx actor.Context) {
 	case *actor.Stopping:
 		a.stopped(ctx)
 	case *actor.Restarting:
-		a.letGo()
+		// Proto.Actor starts this actor again after a panic, and the next
+		// incarnation ends at once (errRestarted): this one lets its socket,
+		// its pumps and its dial go, or they would outlive it.
+		a.dropIO()
 	}
-}
-
-// letGo: Proto.Actor starts this actor again after a panic, and the next
-// incarnation ends at once (errRestarted). This one lets its socket, its
-// pumps and its dial go, or they would outlive it.
-func (a *connActor) letGo() {
-	if a.cancelDial != nil {
-		a.cancelDial()
-	}
-	if a.conn != nil {
-		abortConn(a.conn)
-	}
-	if a.reader != nil {
-		a.reader.Stop()
-	}
-	a.closeWriter()
 }
 
 // post returns a function that sends a message to this actor from another

@@ -188,8 +188,17 @@ func (a *connActor) die(ctx actor.Context, err error) {
 	}
 	a.out.unsendQueue(a.h.shared) // older than what the gate still holds
 	a.closeGate(ctx)
+	a.dropIO()
+	a.reportError(ctx, false)
+	a.finish(ctx)
+}
+
+// dropIO ends what the actor started on its socket: the dial (its
+// dialReady finishes), the socket, and both pumps, whose ends come back as
+// messages.
+func (a *connActor) dropIO() {
 	if a.cancelDial != nil {
-		a.cancelDial() // its dialReady finishes
+		a.cancelDial()
 	}
 	if a.conn != nil {
 		abortConn(a.conn)
@@ -198,8 +207,6 @@ func (a *connActor) die(ctx actor.Context, err error) {
 		a.reader.Stop()
 	}
 	a.closeWriter()
-	a.reportError(ctx, false)
-	a.finish(ctx)
 }
 
 // finish ends the actor once nothing it started runs: it reports the end

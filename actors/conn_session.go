@@ -295,13 +295,7 @@ func (a *connActor) breakSession(ctx actor.Context, err error) {
 	a.phase = phaseSuspended
 	a.in.creditWait.Stop()
 	a.sess.ackTimer.Stop()
-	if a.conn != nil {
-		abortConn(a.conn)
-	}
-	if a.reader != nil {
-		a.reader.Stop()
-	}
-	a.closeWriter()
+	a.dropIO() // a server's connection has no dial
 	a.maybeSuspended(ctx)
 }
 
