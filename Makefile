@@ -111,7 +111,9 @@ compare:
 ## cluster-bench: token round trips through a remote grain (a front and a
 ## handler node, examples/cluster, as processes on loopback) against
 ## Proto.Actor's own request/reply between the same two processes, 1 and 64
-## connections, in the same run, as ratios (test/cluster, -cluster.bench).
+## connections, in the same run, as ratios (test/cluster, -cluster.bench);
+## and a plain crypto/tls echo (tokencat baseline, a third process) with the
+## same load, for the bound that the TLS legs alone set on this machine.
 .PHONY: cluster-bench
 cluster-bench:
 	$(GO) test -count=1 -run TestClusterBench -v ./test/cluster -cluster.bench \

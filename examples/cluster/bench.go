@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"net"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -26,6 +25,19 @@ import (
 // one token to the grain's PID, answered to a future), in the same run,
 // alternating, with the same number of concurrent callers. It prints one
 // "bench" line per measurement and one "ratio" line per concurrency.
+//
+// With --bench-plain it also measures, in turn with the other two, the same
+// clients against a plain crypto/tls echo of token/1 frames (tokencat
+// baseline, a process of its own): no actors and no cluster, only the TLS
+// legs that every token through a front has and the reference has not. A
+// token through the front costs at least both: what the plain echo costs
+// and what the reference costs. So, with x the plain echo's round trips per
+// second over the reference's, the front's can be at most about x/(1+x) of
+// the reference's, whether CPU bounds them (64 connections: costs in CPU
+// add up) or latency does (one connection: round trip times add up), and
+// its p50 at least about 1 + the plain echo's p50 over the reference's. A
+// "bound" line per concurrency prints both bounds and how close the front
+// comes to them.
 
 type benchResult struct {
 	rps float64
@@ -58,29 +70,39 @@ func runBench(ctx context.Context, c config, o *out, cl *pcluster.Cluster, front
 			}
 		}
 	}
-	host, portStr, _ := net.SplitHostPort(front.addr)
-	port, _ := strconv.Atoi(portStr)
 	for _, conns := range c.benchConns {
-		// Warm up both paths (connections, remote streams, pools); not counted.
+		// Warm up every path (connections, remote streams, pools); not counted.
 		_ = benchProto(cl.ActorSystem, grain, conns, c.benchDuration/4)
-		if _, err := benchTokens(host, port, clientTLS, conns, c.benchDuration/4); err != nil {
+		if _, err := benchTokens(front.addr, clientTLS, conns, c.benchDuration/4); err != nil {
 			return err
 		}
-		var proto, tokens []benchResult // pairs, run one after the other
+		plain := c.benchPlain != "" && c.benchWhat == "both"
+		if plain {
+			if _, err := benchTokens(c.benchPlain, clientTLS, conns, c.benchDuration/4); err != nil {
+				return fmt.Errorf("the plain echo: %w", err)
+			}
+		}
+		var proto, tokens, echo []benchResult // measured one after the other, a round at a time
 		for rep := 0; rep < c.benchReps; rep++ {
-			var p, tk benchResult
+			var p, tk, e benchResult
 			if c.benchWhat != "tokens" {
 				p = benchProto(cl.ActorSystem, grain, conns, c.benchDuration)
 				o.printf("bench proto-actor request/reply conns=%d rep=%d: %v", conns, rep+1, p)
 			}
 			if c.benchWhat != "proto" {
-				if tk, err = benchTokens(host, port, clientTLS, conns, c.benchDuration); err != nil {
+				if tk, err = benchTokens(front.addr, clientTLS, conns, c.benchDuration); err != nil {
 					return err
 				}
 				st := front.f.Stats()
 				o.printf("bench tokens through the front conns=%d rep=%d: %v (so far: %d batches in %d messages)", conns, rep+1, tk, st.Batches, st.Messages)
 			}
-			proto, tokens = append(proto, p), append(tokens, tk)
+			if plain {
+				if e, err = benchTokens(c.benchPlain, clientTLS, conns, c.benchDuration); err != nil {
+					return fmt.Errorf("the plain echo: %w", err)
+				}
+				o.printf("bench plain TLS echo (no cluster) conns=%d rep=%d: %v", conns, rep+1, e)
+			}
+			proto, tokens, echo = append(proto, p), append(tokens, tk), append(echo, e)
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -88,21 +110,33 @@ func runBench(ctx context.Context, c config, o *out, cl *pcluster.Cluster, front
 		if c.benchWhat != "both" {
 			continue
 		}
-		// Each ratio is the median of the ratios of runs close in time (a
-		// pair), which a machine whose load changes skews less than a ratio
-		// of medians.
-		var thr, lat []float64
-		for i := range proto {
-			thr = append(thr, tokens[i].rps/proto[i].rps)
-			lat = append(lat, float64(tokens[i].p50)/float64(proto[i].p50))
-		}
-		slices.Sort(thr)
-		slices.Sort(lat)
+		// Each ratio is the median of the ratios of one round's runs, close
+		// in time, which a machine whose load changes skews less than a
+		// ratio of medians.
+		thr := medianRatio(tokens, proto, func(a, b benchResult) float64 { return a.rps / b.rps })
+		lat := medianRatio(tokens, proto, func(a, b benchResult) float64 { return float64(a.p50) / float64(b.p50) })
 		o.printf("ratio conns=%d: throughput %.2f of Proto.Actor's request/reply (target >= 0.7), p50 %.2fx (target <= 1.5x)",
-			conns, thr[len(thr)/2], lat[len(lat)/2])
+			conns, thr, lat)
+		if !plain {
+			continue
+		}
+		x := medianRatio(echo, proto, func(a, b benchResult) float64 { return a.rps / b.rps })
+		y := medianRatio(echo, proto, func(a, b benchResult) float64 { return float64(a.p50) / float64(b.p50) })
+		o.printf("bound conns=%d: the plain TLS echo does %.2f of Proto.Actor's round trips, p50 %.2fx; so through a remote grain at most about %.2f, p50 at least about %.2fx; the front reaches %.2f of that throughput bound",
+			conns, x, y, x/(1+x), 1+y, thr/(x/(1+x)))
 	}
 	o.printf("bench done")
 	return nil
+}
+
+// medianRatio is the median over the rounds of f(a[i], b[i]).
+func medianRatio(a, b []benchResult, f func(a, b benchResult) float64) float64 {
+	var r []float64
+	for i := range a {
+		r = append(r, f(a[i], b[i]))
+	}
+	slices.Sort(r)
+	return r[len(r)/2]
 }
 
 // summarize turns the latencies of every caller into a result.
@@ -154,16 +188,15 @@ func benchProto(system *actor.ActorSystem, grain *actor.PID, conns int, d time.D
 
 var benchSeq atomic.Uint64
 
-// benchTokens: conns clients through the front, each sending one token and
+// benchTokens: conns clients of addr (the front), each sending one token and
 // waiting for its reply, for d. The clients are plain crypto/tls loops with
 // the wire framing (as tokencat bench's), so that the measurement is of the
 // front and the grain, not of a client runtime.
-func benchTokens(host string, port int, tlsOpts tlsio.Options, conns int, d time.Duration) (benchResult, error) {
+func benchTokens(addr string, tlsOpts tlsio.Options, conns int, d time.Duration) (benchResult, error) {
 	cfg, err := tlsio.ClientConfig(tlsOpts)
 	if err != nil {
 		return benchResult{}, err
 	}
-	addr := net.JoinHostPort(host, strconv.Itoa(port))
 	var socks []*tls.Conn
 	defer func() {
 		for _, c := range socks {

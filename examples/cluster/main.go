@@ -107,6 +107,7 @@ type config struct {
 	benchDuration time.Duration
 	cpuProfile    string
 	benchWhat     string
+	benchPlain    string
 	grainWindow   int
 	metrics       string
 	pprof         bool
@@ -143,6 +144,7 @@ func parse(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.benchDuration, "bench-duration", 2*time.Second, "bench: length of one measurement")
 	fs.IntVar(&c.grainWindow, "grain-window", 0, "front: messages to one grain awaiting their answer (0: the default)")
 	fs.StringVar(&c.benchWhat, "bench-what", "both", "bench: both, tokens or proto (one side only, for profiling)")
+	fs.StringVar(&c.benchPlain, "bench-plain", "", "bench: HOST:PORT of a plain crypto/tls echo of token/1 frames (tokencat baseline --protocol token/1, trusting --certs' CA) to measure with the same load, in turn with the others: the bound that TLS alone sets")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
 	fs.StringVar(&c.metrics, "metrics", "", "front: serve the front's metrics at http://HOST:PORT/metrics (Prometheus text format; port 0 picks a free port)")
 	fs.BoolVar(&c.pprof, "pprof", false, "front: with --metrics, also serve Go's profiles (net/http/pprof) at /debug/pprof/")
@@ -159,6 +161,11 @@ func parse(args []string, stderr io.Writer) (config, error) {
 			return c, fmt.Errorf("%w: --bench-conns: %q is not a positive number", errUsage, n)
 		}
 		c.benchConns = append(c.benchConns, v)
+	}
+	if c.benchPlain != "" {
+		if _, _, err := net.SplitHostPort(c.benchPlain); err != nil {
+			return c, fmt.Errorf("%w: --bench-plain: %w", errUsage, err)
+		}
 	}
 	if c.benchReps <= 0 || c.benchDuration <= 0 {
 		return c, fmt.Errorf("%w: --bench-reps and --bench-duration must be positive", errUsage)

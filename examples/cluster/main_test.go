@@ -25,6 +25,7 @@ func TestParse(t *testing.T) {
 		{"--role", "front", "--health-port", "6330", "--peers", "127.0.0.1:6330", "--certs", "certs"},
 		append([]string{"--role", "front", "--plaintext-nodes"}, base...),
 		append([]string{"--role", "bench", "--bench-conns", "1,x"}, base...),
+		append([]string{"--role", "bench", "--bench-plain", "nowhere"}, base...),
 		append([]string{"--role", "handler", "--log-level", "loud"}, base...),
 		append([]string{"--role", "handler", "--metrics", "127.0.0.1:0"}, base...),
 		append([]string{"--role", "front", "--metrics", "nowhere"}, base...),
@@ -43,11 +44,11 @@ func TestParse(t *testing.T) {
 	if err != nil || c.metrics != "127.0.0.1:0" || !c.pprof {
 		t.Errorf("front --metrics --pprof: parsed %+v, %v", c, err)
 	}
-	c, err = parse(append([]string{"--role", "bench", "--bench-conns", "1,64"}, base...), io.Discard)
+	c, err = parse(append([]string{"--role", "bench", "--bench-conns", "1,64", "--bench-plain", "127.0.0.1:7001"}, base...), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.benchConns) != 2 || c.benchConns[1] != 64 || len(c.peers) != 1 || c.provider != "automanaged" {
+	if len(c.benchConns) != 2 || c.benchConns[1] != 64 || len(c.peers) != 1 || c.provider != "automanaged" || c.benchPlain != "127.0.0.1:7001" {
 		t.Errorf("parsed %+v", c)
 	}
 	c, err = parse([]string{"--role", "handler", "--provider", "etcd", "--etcd-endpoints", "https://a:2379, https://b:2379",
@@ -85,5 +86,19 @@ func TestNodeCertsNeedTheirOwnCA(t *testing.T) {
 	c.plaintextNodes = true
 	if n, err := loadNodeTLS(c); n != nil || err != nil {
 		t.Errorf("--plaintext-nodes: %+v, %v", n, err)
+	}
+}
+
+// medianRatio pairs the runs of one round, not the medians of each side.
+func TestMedianRatio(t *testing.T) {
+	a := []benchResult{{rps: 10}, {rps: 30}, {rps: 40}}
+	b := []benchResult{{rps: 20}, {rps: 20}, {rps: 10}}
+	got := medianRatio(a, b, func(x, y benchResult) float64 { return x.rps / y.rps })
+	if got != 1.5 { // ratios 0.5, 1.5 and 4
+		t.Errorf("median of 0.5, 1.5 and 4 = %v", got)
+	}
+	b[1].rps = 60 // ratios 0.5, 0.5, 4: median 0.5; medians 30 and 20 would give 1.5
+	if got := medianRatio(a, b, func(x, y benchResult) float64 { return x.rps / y.rps }); got != 0.5 {
+		t.Errorf("median of 0.5, 0.5 and 4 = %v", got)
 	}
 }

@@ -22,8 +22,10 @@ var (
 // TestClusterBench runs the benchmark of examples/cluster (--role bench):
 // token round trips through a front node and a remote grain on a handler
 // node, 1 and 64 connections, against Proto.Actor's own request/reply to the
-// same grain between the same two processes, in the same run. It prints the
-// ratios. Only with -cluster.bench (make bench).
+// same grain between the same two processes, and against a plain crypto/tls
+// echo (tokencat baseline, a third process: the bound that the TLS legs
+// alone set), in the same run. It prints the ratios and the bound. Only with
+// -cluster.bench (make bench).
 func TestClusterBench(t *testing.T) {
 	if !*benchFlag {
 		t.Skip("run with -cluster.bench (make bench)")
@@ -34,15 +36,22 @@ func TestClusterBench(t *testing.T) {
 		hArgs = []string{"--cpuprofile", filepath.Join(dir, "handler.prof")}
 		bArgs = []string{"--cpuprofile", filepath.Join(dir, "bench.prof")}
 	}
+	ports := freePorts(t, 2)
+	plain := "127.0.0.1:" + strconv.Itoa(ports[1])
+	certs := filepath.Join(e.dir, "certs")
+	echo := e.run("plain", tokencat.build(t), "baseline", "--protocol", "token/1", "--listen", plain,
+		"--ca", filepath.Join(certs, "ca.crt"), "--cert", filepath.Join(certs, "server.crt"), "--key", filepath.Join(certs, "server.key"))
+	t.Cleanup(func() { stop(t, []*node{echo}) })
+	echo.waitLine(t, "listening on", 30*time.Second)
 	e.start("handler", "h1", hArgs...)
-	b := e.start("bench", "bench", append([]string{"--listen", "127.0.0.1:" + strconv.Itoa(freePorts(t, 1)[0]),
+	b := e.start("bench", "bench", append([]string{"--listen", "127.0.0.1:" + strconv.Itoa(ports[0]), "--bench-plain", plain,
 		"--bench-duration", benchDuration.String(), "--bench-reps", strconv.Itoa(*benchReps), "--log-level", "warn"},
 		append(bArgs, strings.Fields(*benchArgs)...)...)...)
 	b.waitLine(t, "bench done", 30*time.Second+2*time.Duration(*benchReps)*2**benchDuration*3)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, l := range b.lines {
-		if strings.HasPrefix(l, "bench ") || strings.HasPrefix(l, "ratio ") {
+		if strings.HasPrefix(l, "bench ") || strings.HasPrefix(l, "ratio ") || strings.HasPrefix(l, "bound ") {
 			t.Log(l)
 		}
 	}

@@ -50,6 +50,8 @@ var (
 	binDirErr  error
 	// The example, from this module.
 	example = &program{name: "cluster", dir: ".", pkg: "github.com/tokenserver/tokenserver/examples/cluster"}
+	// tokencat, for its plain TLS echo (TestClusterBench).
+	tokencat = &program{name: "tokencat", dir: ".", pkg: "github.com/tokenserver/tokenserver/examples/tokencat"}
 )
 
 // build builds p once (go build -o) and returns its path.
