@@ -15,12 +15,21 @@
 //     caller of Send), one at a time all the same, which saves a wake-up per
 //     step of every token. A connection actor never blocks and never runs
 //     user code, so this is safe; its owner, which runs user callbacks,
-//     keeps goroutines of its own.
+//     does not run inline: it keeps goroutines of its own;
+//   - but a read pump may offer itself to its owner's pool ([Helper]) while
+//     it posts a chunk, and then runs the owner's mailbox run that the chunk
+//     wakes, after its post has returned (so never inside a connection
+//     actor's message, and never on a user's goroutine). Waking a worker
+//     costs more than the work on a round trip: Go's scheduler wakes an idle
+//     thread whenever a goroutine readies another (golang/go#32113), and on
+//     one connection that was half the server's CPU per round trip.
 package dispatch
 
 import (
+	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -40,6 +49,9 @@ const workerIdle = 5 * time.Second
 type WorkerPool struct {
 	throughput int
 	idleFor    time.Duration // workerIdle, but for tests
+	// offered is the goroutine that runs the next work scheduled, instead
+	// of a worker (Offer), or nil.
+	offered atomic.Pointer[Helper]
 
 	mu      sync.Mutex
 	idle    []*worker // parked, the longest parked first
@@ -58,8 +70,14 @@ var _ actor.Dispatcher = (*WorkerPool)(nil)
 // NewWorkerPool returns a pool with no worker yet.
 func NewWorkerPool() *WorkerPool { return &WorkerPool{throughput: 300, idleFor: workerIdle} }
 
-// Schedule runs fn on a parked worker, or on a new one.
+// Schedule runs fn on the goroutine that offered itself (Offer), if one
+// has, or on a parked worker, or on a new one.
 func (p *WorkerPool) Schedule(fn func()) {
+	if h := p.offered.Swap(nil); h != nil {
+		h.fn = fn
+		h.given.Store(true)
+		return
+	}
 	p.mu.Lock()
 	if n := len(p.idle); n > 0 {
 		w := p.idle[n-1]
@@ -140,3 +158,46 @@ func (p *WorkerPool) Close() {
 
 // Inline is the dispatcher of connection actors.
 var Inline = actor.NewSynchronizedDispatcher(300)
+
+// Helper is a goroutine's offer to run, itself, the next work scheduled on
+// a pool (the mailbox run of an actor that a message it posts wakes),
+// rather than wake a worker for it: a read pump that posts tokens to its
+// owner runs the owner's mailbox itself, and the round trip is spared a
+// wake-up of another thread. Each goroutine that offers has a Helper of
+// its own.
+type Helper struct {
+	open  bool // Offer opened it and Take has not closed it (its goroutine's)
+	fn    func()
+	given atomic.Bool
+}
+
+// Offer opens h's offer, unless another goroutine's is open, and reports
+// whether h's is open. Take closes it, and must follow an Offer that
+// reported true: until then, work scheduled on the pool may wait for h's
+// goroutine.
+func (p *WorkerPool) Offer(h *Helper) bool {
+	if !h.open {
+		h.open = p.offered.CompareAndSwap(nil, h)
+	}
+	return h.open
+}
+
+// Take closes h's offer and returns the work Schedule gave it meanwhile,
+// for the caller to run now, or nil (nil too when h had no offer open).
+func (p *WorkerPool) Take(h *Helper) func() {
+	if !h.open {
+		return nil
+	}
+	h.open = false
+	if p.offered.CompareAndSwap(h, nil) {
+		return nil // nothing was scheduled
+	}
+	// Schedule took the offer: its work is on its way.
+	for !h.given.Load() {
+		runtime.Gosched()
+	}
+	fn := h.fn
+	h.fn = nil
+	h.given.Store(false)
+	return fn
+}
