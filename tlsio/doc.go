@@ -43,5 +43,7 @@
 // socket, and stops reading while the actor has too much unprocessed input, so
 // that TCP pushes back on the peer. A [WritePump] writes the buffers the actor
 // hands it, one at a time, so that many small frames queued while a write is in
-// flight leave in one write call.
+// flight leave in one write call. [WritePump.WriteNow] lets the actor write a
+// small batch itself when that cannot block (the socket's send queue is empty,
+// on Linux), saving the hand-off to the pump's goroutine.
 package tlsio
