@@ -104,7 +104,8 @@ func NewClient(opts ClientOptions) (*Client, error) {
 	a := &clientActor{c: c, opts: opts, log: log}
 	a.connCfg = connConfig{limits: limits, log: log, handlerCredit: opts.Handler != nil, lend: opts.LendTokens,
 		dial:       target,
-		supervised: opts.Reconnect != nil}
+		supervised: opts.Reconnect != nil,
+		ownerPool:  c.pool}
 	if offersToken2(target.protocols) {
 		a.connCfg.sessions = &sessionConfig{}
 		a.session = newSessionState()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -84,6 +85,11 @@ type connConfig struct {
 	// budget: a server's memory budget for unfinished frames
 	// (server_budget.go); nil: none.
 	budget *budgetConfig
+	// ownerPool is the pool the owner's mailbox runs on: the read pump
+	// offers itself to it around each chunk it posts (dispatch.Helper), so
+	// that the owner the chunk's tokens wake runs on the read pump rather
+	// than on a worker woken for it. nil: no offer.
+	ownerPool *dispatch.WorkerPool
 }
 
 // dialTarget is where a client's connection actor dials.
@@ -128,6 +134,12 @@ type connActor struct {
 
 	in  readSide
 	out writeSide
+	// ownerHere: the read pump runs the owner's mailbox now (startReader),
+	// so a batch the owner's Send gives this actor meanwhile may be written
+	// at once, on that pump (WritePump.WriteNow), instead of handed to the
+	// write pump: a round trip without a hand-off. Written by the read
+	// pump, read by the actor.
+	ownerHere atomic.Bool
 
 	// token/2 (conn_session.go): the session, nil for token/1.
 	sess *connSession
@@ -440,8 +452,25 @@ func (a *connActor) startPumps(ctx actor.Context) {
 func (a *connActor) startReader(ctx actor.Context, before func() error) {
 	post := a.post(ctx)
 	rc := tlsio.ReadConfig{BufferSize: a.cfg.limits.ReadBufferSize, Window: a.cfg.limits.ReadWindow, Before: before}
-	a.reader = tlsio.StartReadPump(a.conn, rc,
-		func(b []byte) { post(chunkRead{b}) },
+	onChunk := func(b []byte) { post(chunkRead{b}) }
+	if pool := a.cfg.ownerPool; pool != nil {
+		h := new(dispatch.Helper) // the read pump's own
+		onChunk = func(b []byte) {
+			offered := pool.Offer(h)
+			post(chunkRead{b})
+			if offered {
+				if run := pool.Take(h); run != nil {
+					// The owner's mailbox, here: no worker woken. What
+					// it sends back on this connection is written here
+					// too, when that cannot block (writeHere).
+					a.ownerHere.Store(true)
+					run()
+					a.ownerHere.Store(false)
+				}
+			}
+		}
+	}
+	a.reader = tlsio.StartReadPump(a.conn, rc, onChunk,
 		func(err error) { post(readEnded{err}) })
 }
 

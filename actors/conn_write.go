@@ -158,9 +158,13 @@ func (a *connActor) enqueue(ctx actor.Context, frame []byte, tokens int) {
 
 // frameWriter is how the write side hands batches to the write pump
 // (tlsio.WritePump). Write never blocks: it refuses a batch while the pump
-// still holds one that it has not picked up.
+// still holds one that it has not picked up. WriteNow writes a small batch
+// at once, on the actor's goroutine, when the socket's send queue is empty
+// (so that the write cannot block): no hand-off to the pump, whose wake-up
+// is most of a round trip's cost on one connection.
 type frameWriter interface {
 	Write(batch ...[]byte) bool
+	WriteNow(batch [][]byte) (n int, wrote bool, err error)
 	Close()
 }
 
@@ -186,29 +190,43 @@ func (a *connActor) handToWriterExtra(ctx actor.Context, batch [][]byte, size, t
 			extra += len(ack)
 		}
 	}
-	if !a.out.hand(a.writer, a.h.shared, batch, size, tokens) {
+	taken, now, n := a.out.hand(a.writer, a.h.shared, batch, size, tokens, a.ownerHere.Load())
+	if !taken {
 		a.die(ctx, fmt.Errorf("%w: %w", ErrConnection, errWriterRefused))
 		return false
 	}
 	a.out.inFlightExtra = extra
+	if now {
+		// Written already: settled as the pump's write would be, by the
+		// message that follows this one (a failed write ends the pump,
+		// whose writeEnded settles it).
+		ctx.Send(ctx.Self(), chunkWritten{n})
+	}
 	return true
 }
 
 // hand gives writer a batch of size bytes holding tokens tokens and reports
-// whether it took it. A batch it refuses never reached the socket: it is
-// unsent (and out of the queue count), never lost.
-func (w *writeSide) hand(writer frameWriter, s *connShared, batch [][]byte, size, tokens int) bool {
+// whether it took it, and whether it wrote it at once (now), n bytes of it
+// in full. A batch it refuses never reached the socket: it is unsent (and
+// out of the queue count), never lost.
+func (w *writeSide) hand(writer frameWriter, s *connShared, batch [][]byte, size, tokens int, tryNow bool) (taken, now bool, n int) {
+	if !tryNow {
+	} else if n, wrote, err := writer.WriteNow(batch); wrote {
+		w.writing = true
+		w.inFlight, w.inFlightSize, w.inFlightTokens = batch, size, tokens
+		return true, err == nil, n
+	}
 	if !writer.Write(batch...) {
 		for _, b := range batch {
 			w.unsent = append(w.unsent, b...)
 		}
 		outbox.Release(batch)
 		s.queued.Add(-int64(size))
-		return false
+		return false, false, 0
 	}
 	w.writing = true
 	w.inFlight, w.inFlightSize, w.inFlightTokens = batch, size, tokens
-	return true
+	return true, false, 0
 }
 
 func (a *connActor) onWritten(ctx actor.Context, n int) {

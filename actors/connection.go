@@ -449,7 +449,7 @@ func NewConnection(conn net.Conn, opts ConnectionOptions) (*Connection, error) {
 	name := "tokenserver-conn-" + strconv.FormatUint(h.id, 10)
 	h.pid = actor.NewPID(system.Address(), name)
 	cfg := connConfig{limits: limits, owner: owner, log: log, handshake: opts.Handshake,
-		handlerCredit: opts.Handler != nil}
+		handlerCredit: opts.Handler != nil, ownerPool: pool}
 	if _, err := root.SpawnNamed(connProps(h, conn, cfg), name); err != nil {
 		root.Stop(owner)
 		return nil, fmt.Errorf("tokenserver: spawn connection actor: %w", err)

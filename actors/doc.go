@@ -120,10 +120,23 @@
 // # Inside: where the actors run
 //
 // Server, client and standalone owner actors run on goroutines that live (a
-// worker pool per handle); connection actors run inline, on the goroutine
-// that sends to them (package dispatch says why). A connection actor
-// therefore never blocks: what may block on the network (the shut of our
-// side of a socket) runs on a goroutine of its own.
+// worker pool per handle), or on the read pump whose chunk woke them: a
+// read pump offers itself to the owner's pool around each chunk it posts
+// (dispatch.Helper), so that on a round trip no other thread is woken to
+// run the owner. Connection actors run inline, on the goroutine that sends
+// to them (package dispatch says why). A connection actor therefore never
+// blocks: what may block on the network (the shut of our side of a socket)
+// runs on a goroutine of its own. While its read pump runs the owner, a
+// connection actor writes a small batch on that pump at once when the
+// socket's send queue is empty (tlsio.WritePump.WriteNow: such a write does
+// not block), rather than hand it to the write pump: a round trip on one
+// connection then wakes no other goroutine at all.
+//
+// So user callbacks run on the owner's workers or on read pumps, one at a
+// time as before, never on a goroutine of the user's (Close, Send) and never
+// inside a connection actor's message. A callback that blocks keeps its
+// owner from every other event, as it always did, and now may also keep the
+// connection whose read pump runs it from reading meanwhile.
 //
 // # Inside: the state a handle and its actor share
 //
@@ -160,6 +173,12 @@
 //   - id, pid, the limits: written before the handle is shared, read-only
 //     after. A server's token/2 session keeps its actor, and so its PID,
 //     across its sockets (conn_session.go).
+//
+// A connection actor and its own read pump (not the handle) share one more:
+//
+//   - ownerHere: the read pump runs the owner's mailbox now; the read pump
+//     sets it around that run, the actor reads it when it hands a batch to
+//     be written (conn_write.go).
 //
 // A Server or Client and its actor (lifecycle.go, server.go, client.go):
 //

@@ -363,7 +363,7 @@ func (a *serverActor) onAccepted(ctx actor.Context, raw net.Conn) {
 func (a *serverActor) startHandshake(ctx actor.Context, h *Connection, raw net.Conn, timeout time.Duration) {
 	cfg := connConfig{limits: a.limits, owner: ctx.Self(), log: a.log, handshake: true,
 		handlerCredit: a.opts.Handler != nil, lend: a.opts.LendTokens,
-		sessions: &sessionConfig{server: true, timeout: a.opts.SessionTimeout}}
+		sessions: &sessionConfig{server: true, timeout: a.opts.SessionTimeout}, ownerPool: a.s.pool}
 	if a.budget != nil {
 		cfg.budget = &budgetConfig{wait: a.opts.MemoryWait}
 	}

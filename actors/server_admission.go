@@ -8,6 +8,7 @@ import (
 	"net"
 	"slices"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -314,4 +315,13 @@ func (f *flightConn) Read(b []byte) (int, error) {
 		f.onFlight()
 	}
 	return f.Conn.Read(b)
+}
+
+// SyscallConn is the socket's, so that the write pump can ask the kernel
+// about its send queue (tlsio.WritePump.WriteNow).
+func (f *flightConn) SyscallConn() (syscall.RawConn, error) {
+	if sc, ok := f.Conn.(syscall.Conn); ok {
+		return sc.SyscallConn()
+	}
+	return nil, errors.ErrUnsupported
 }
