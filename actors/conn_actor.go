@@ -462,7 +462,7 @@ func (a *connActor) startReader(ctx actor.Context, before func() error) {
 				if run := pool.Take(h); run != nil {
 					// The owner's mailbox, here: no worker woken. What
 					// it sends back on this connection is written here
-					// too, when that cannot block (writeHere).
+					// too, when that cannot block (ownerHere).
 					a.ownerHere.Store(true)
 					run()
 					a.ownerHere.Store(false)

@@ -210,11 +210,12 @@ func (a *connActor) handToWriterExtra(ctx actor.Context, batch [][]byte, size, t
 // in full. A batch it refuses never reached the socket: it is unsent (and
 // out of the queue count), never lost.
 func (w *writeSide) hand(writer frameWriter, s *connShared, batch [][]byte, size, tokens int, tryNow bool) (taken, now bool, n int) {
-	if !tryNow {
-	} else if n, wrote, err := writer.WriteNow(batch); wrote {
-		w.writing = true
-		w.inFlight, w.inFlightSize, w.inFlightTokens = batch, size, tokens
-		return true, err == nil, n
+	if tryNow {
+		if n, wrote, err := writer.WriteNow(batch); wrote {
+			w.writing = true
+			w.inFlight, w.inFlightSize, w.inFlightTokens = batch, size, tokens
+			return true, err == nil, n
+		}
 	}
 	if !writer.Write(batch...) {
 		for _, b := range batch {
