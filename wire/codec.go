@@ -55,6 +55,19 @@ type Codec interface {
 	WholeFrames(b []byte) (end, tokens int)
 }
 
+// A PieceEncoder is a [Codec] whose data frame can be encoded in pieces, so
+// that the runtime writes a large token's first piece before it has encoded
+// the rest ([Token1] is one: [AppendTokenPiece]). AppendTokenPiece appends
+// the piece of the frame that encodes part of a token: the pieces of the
+// token's consecutive parts, in order and the last one with last set, are
+// the bytes of AppendToken for the whole token. It is safe for concurrent
+// use and keeps no state, as AppendToken. The runtime keeps a frame's pieces
+// together: nothing is written between them, and [Codec.WholeFrames] sees a
+// frame begun but not ended as not whole.
+type PieceEncoder interface {
+	AppendTokenPiece(dst, part []byte, last bool) []byte
+}
+
 // A BufferSource is a [FrameDecoder] whose buffers for tokens that span
 // chunks can come from the caller: both protocols' decoders are. By default
 // a decoder allocates each such buffer; after SetBufferSource it asks get

@@ -4,7 +4,8 @@ import "bytes"
 
 // Token1 is the [Codec] of token/1: escaped tokens ended by a newline
 // ([AppendToken], [Decoder]), and the remoteClose control frame
-// ([AppendRemoteClose]). It has no other control frame.
+// ([AppendRemoteClose]). It has no other control frame. It is a
+// [PieceEncoder].
 var Token1 Codec = token1{}
 
 type token1 struct{}
@@ -20,6 +21,10 @@ func (token1) NewDecoder(maxTokenSize int) (FrameDecoder, error) {
 }
 
 func (token1) AppendToken(dst, token []byte) []byte { return AppendToken(dst, token) }
+
+func (token1) AppendTokenPiece(dst, part []byte, last bool) []byte {
+	return AppendTokenPiece(dst, part, last)
+}
 
 // AppendControl appends remoteClose; token/1's remoteClose carries no
 // reason, so f.Token is left out. Other kinds are ErrUnsupportedFrame.

@@ -69,6 +69,22 @@ func AppendToken(dst, token []byte) []byte {
 	return dst[:n+total]
 }
 
+// AppendTokenPiece appends one piece of the token/1 frame of a token to dst
+// and returns the extended slice: the escaped bytes of part, then the
+// frame's end if last. Escaping works byte by byte, so the pieces of a
+// token's consecutive parts, in order and the last one with last set, are
+// the bytes [AppendToken] gives for the whole token, however it is cut. It
+// lets a large token be escaped a piece at a time, each written while the
+// next is escaped. A piece that is not the last holds no newline, so it is
+// never a whole frame.
+func AppendTokenPiece(dst, part []byte, last bool) []byte {
+	dst = AppendToken(dst, part)
+	if !last {
+		dst = dst[:len(dst)-1]
+	}
+	return dst
+}
+
 // AppendRemoteClose appends the remoteClose control frame (0x5C 0x0A) to dst
 // and returns the extended slice.
 func AppendRemoteClose(dst []byte) []byte {

@@ -110,3 +110,46 @@ func TestAppendTokenShortWithRoom(t *testing.T) {
 		}
 	}
 }
+
+// appendInPieces appends the frame of tok encoded in pieces of size bytes
+// of tok (the last one shorter) with pe, checking that no piece but the
+// last ends a frame.
+func appendInPieces(pe PieceEncoder, dst, tok []byte, size int) []byte {
+	for start := 0; ; start += size {
+		end := min(start+size, len(tok))
+		last := end == len(tok)
+		n := len(dst)
+		dst = pe.AppendTokenPiece(dst, tok[start:end], last)
+		if !last && bytes.IndexByte(dst[n:], frameEnd) >= 0 {
+			panic("a piece that is not the last holds a newline")
+		}
+		if last {
+			return dst
+		}
+	}
+}
+
+// A token escaped in pieces of any size is the frame AppendToken gives, a
+// frame begun is not whole for WholeFrames, and the empty token's one
+// piece is its frame.
+func TestAppendTokenPiece(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 14))
+	pe, ok := Token1.(PieceEncoder)
+	check.True(t, ok, "Token1 is not a PieceEncoder")
+	check.Equal(t, []byte("\n"), AppendTokenPiece(nil, []byte{}, true))
+	check.Empty(t, AppendTokenPiece(nil, nil, false))
+	for iter := range 500 {
+		tok := append(randomToken(r, []int{100, 3000, 70000}[iter%3]), 'z')
+		for range r.IntN(len(tok)/4 + 1) {
+			tok[r.IntN(len(tok))] = []byte{'\\', '\n'}[r.IntN(2)]
+		}
+		want := AppendToken([]byte("x\n"), tok)
+		size := 1 + r.IntN(len(tok))
+		got := appendInPieces(pe, []byte("x\n"), tok, size)
+		check.Equal(t, want, got, "token of %d bytes in pieces of %d", len(tok), size)
+		first := AppendTokenPiece(nil, tok[:size/2], false)
+		end, tokens := Token1.WholeFrames(append([]byte("x\n"), first...))
+		check.Equal(t, 2, end, "a frame begun counted as whole")
+		check.Equal(t, 1, tokens)
+	}
+}

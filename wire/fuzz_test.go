@@ -64,6 +64,11 @@ func FuzzRoundTrip(f *testing.F) {
 			t.Fatalf("EncodedLen %d, frame %d", EncodedLen(tok), len(frame))
 		}
 		cut := int(split % uint32(len(frame)+1))
+		part := int(split % uint32(len(tok)+1))
+		pieces := AppendTokenPiece(AppendTokenPiece(nil, tok[:part], false), tok[part:], true)
+		if !bytes.Equal(pieces, frame) {
+			t.Fatalf("token %q in pieces cut at %d: %q, want %q", tok, part, pieces, frame)
+		}
 		for _, limit := range []int{DefaultMaxTokenSize, max(len(tok), 1)} {
 			d, err := NewDecoder(limit)
 			if err != nil {

@@ -58,6 +58,9 @@ func TestVectorsEscape(t *testing.T) {
 			check.Equal(t, wire, AppendToken(nil, in), "encode")
 			check.Equal(t, len(wire), EncodedLen(in))
 			check.Equal(t, append([]byte("prefix"), wire...), AppendToken([]byte("prefix"), in))
+			for size := 1; size <= len(in); size++ {
+				check.Equal(t, wire, appendInPieces(Token1.(PieceEncoder), nil, in, size), "pieces of %d bytes", size)
+			}
 
 			for _, cuts := range [][]int{nil, everyByte(len(wire))} {
 				frames, err := decodeChunks(t, wire, DefaultMaxTokenSize, cuts)
