@@ -30,6 +30,8 @@ type ledger struct {
 	dropped  []uint64
 	reasons  []error // one per dropped token
 	badToken error
+	// sizeOf is the size of token n (orderSize when nil).
+	sizeOf func(n uint64) int
 }
 
 // read records a token the peer read.
@@ -54,7 +56,11 @@ func (l *ledger) number(tok []byte) uint64 {
 		l.badToken = fmt.Errorf("a token of %d bytes", len(tok))
 		return 1 << 63
 	}
-	n, err := checkNumbered(tok, orderSize(binary.BigEndian.Uint64(tok)))
+	size := orderSize
+	if l.sizeOf != nil {
+		size = l.sizeOf
+	}
+	n, err := checkNumbered(tok, size(binary.BigEndian.Uint64(tok)))
 	if err != nil && l.badToken == nil {
 		l.badToken = err
 	}

@@ -233,6 +233,8 @@ func (a *connActor) Receive(ctx actor.Context) {
 		a.sendFromMessage(ctx, m.Data)
 	case chunkWritten:
 		a.onWritten(ctx, m.n)
+	case pieceReady:
+		a.onPieceReady(ctx, m)
 	case writeEnded:
 		a.onWriteEnded(ctx, m.err)
 	case writeShut:

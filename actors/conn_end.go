@@ -98,7 +98,7 @@ func (a *connActor) drain(ctx actor.Context) {
 	a.phase = phaseDraining
 	a.in.creditWait.Stop()
 	a.closeGate(ctx) // what Send took before the close is flushed too
-	if !a.out.writing {
+	if !a.out.writing && a.out.big == nil {
 		a.flushed(ctx)
 	}
 }
@@ -186,7 +186,7 @@ func (a *connActor) die(ctx actor.Context, err error) {
 		s.endWait.Stop()
 		s.expiry.Stop()
 	}
-	a.out.unsendQueue(a.h.shared) // older than what the gate still holds
+	a.out.unsendQueue(a.h.shared, a.codec) // older than what the gate still holds
 	a.closeGate(ctx)
 	a.dropIO()
 	a.reportError(ctx, false)
@@ -247,7 +247,7 @@ func (a *connActor) finish(ctx actor.Context) {
 		// owner gave comes back.
 		down.session, a.given = a.given, nil
 	}
-	maybe, unsent := a.out.takeDropped(a.h.shared)
+	maybe, unsent := a.out.takeDropped(a.h.shared, a.codec)
 	down.maybeSent = append(down.maybeSent, maybe...)
 	down.unsent = append(down.unsent, unsent...)
 	ctx.Send(a.cfg.owner, down)

@@ -51,6 +51,11 @@ type writeSide struct {
 	// spare is the slice of a batch the writer is done with, for the next.
 	spare [][]byte
 
+	// big is the token going out in pieces (conn_pieces.go), or nil; held
+	// the batches sent after it, oldest first, which wait for it.
+	big  *pieced
+	held []*sendBatch
+
 	maybeSent []byte // frames of the write that failed
 	unsent    []byte // frames never written, in order
 }
@@ -79,6 +84,13 @@ func (a *connActor) sendFromMessage(ctx actor.Context, token []byte) {
 		}
 		return
 	}
+	if sendsInPieces(a.codec, len(token)) && (a.phase == phaseOpen || a.phase == phaseSuspended) && !s.gate.isClosed() {
+		if s.reserve(int64(rawSize(token))) {
+			a.enqueueRaw(ctx, token, false)
+			return
+		}
+		a.die(ctx, errQueueFull(s.max))
+	}
 	frame := a.codec.AppendToken(nil, token)
 	if (a.phase == phaseOpen || a.phase == phaseSuspended) && !s.gate.isClosed() {
 		if s.reserve(int64(len(frame))) {
@@ -103,14 +115,28 @@ func (a *connActor) takeSends(ctx actor.Context) {
 		return
 	}
 	s := a.h.shared
-	for b := s.takeSends(); b != nil; b = b.next {
+	for b := s.takeSends(); b != nil; {
+		next := b.next
+		b.next = nil
 		s.queued.Add(-msgOverhead) // off the stack
-		frames := b.frames
-		if b.early != nil {
-			frames = a.encode(b.early.frames)
-			s.queued.Add(int64(len(frames) - b.early.size))
-		}
+		a.takeBatch(ctx, b)
+		b = next
+	}
+}
+
+// takeBatch takes one batch Send made, counted in the queue: encoded now if
+// it was sent before the protocol was known, in pieces if it is a large
+// token.
+func (a *connActor) takeBatch(ctx actor.Context, b *sendBatch) {
+	switch {
+	case b.raw != nil:
+		a.enqueueRaw(ctx, b.raw, b.rawPooled)
+	case b.early != nil:
+		frames := a.encode(b.early.frames)
+		a.h.shared.queued.Add(int64(len(frames) - b.early.size))
 		a.enqueue(ctx, frames, b.tokens)
+	default:
+		a.enqueue(ctx, b.frames, b.tokens)
 	}
 }
 
@@ -131,6 +157,11 @@ func (a *connActor) encode(frames []wire.Frame) []byte {
 // already counted in the queue.
 func (a *connActor) enqueue(ctx actor.Context, frame []byte, tokens int) {
 	w := &a.out
+	if w.big != nil {
+		// A token going out in pieces: it waits for its last piece.
+		w.held = append(w.held, &sendBatch{frames: frame, tokens: tokens})
+		return
+	}
 	if a.phase == phaseSuspended {
 		// No socket: it waits for the session's next one.
 		w.queue.Push(frame, tokens)
@@ -218,7 +249,12 @@ func (w *writeSide) hand(writer frameWriter, s *connShared, batch [][]byte, size
 		}
 	}
 	if !writer.Write(batch...) {
-		for _, b := range batch {
+		frames := batch
+		if w.big != nil && w.big.handing {
+			// The piece is settled with its frame, whole (dropBig).
+			frames = batch[:len(batch)-1]
+		}
+		for _, b := range frames {
 			w.unsent = append(w.unsent, b...)
 		}
 		outbox.Release(batch)
@@ -232,6 +268,7 @@ func (w *writeSide) hand(writer frameWriter, s *connShared, batch [][]byte, size
 
 func (a *connActor) onWritten(ctx actor.Context, n int) {
 	w := &a.out
+	piece := w.big != nil && w.big.flight
 	if a.sess != nil {
 		// token/2: the batch stays until the peer acknowledges it (an ACK
 		// may have covered it before its write was done).
@@ -241,15 +278,24 @@ func (a *connActor) onWritten(ctx actor.Context, n int) {
 	} else {
 		w.wrote(a.h.shared, a.cfg.stats, n)
 	}
+	if piece {
+		a.pieceWritten(ctx)
+	}
 	if a.phase >= phaseClosing || a.phase == phaseSuspended {
 		return
 	}
 	switch {
+	case w.writing:
+		// What waited for a token sent in pieces went to the writer.
 	case !w.queue.Empty():
 		size, tokens := w.queue.Size(), w.queue.Tokens()
+		w.takingPiece()
 		if !a.handToWriter(ctx, w.queue.Take(), size, tokens) {
 			return
 		}
+		a.pieceAhead(ctx)
+	case w.big != nil:
+		// The next piece is being escaped: pieceReady hands it.
 	case a.phase == phaseDraining:
 		a.flushed(ctx)
 	case a.sess != nil && a.sess.ackDue() && !a.sess.ackTimer.Running():
@@ -355,7 +401,7 @@ func (a *connActor) onWriteEnded(ctx actor.Context, err error) {
 		}
 	}
 	if a.phase != phaseSuspended && !(err != nil && a.resumable()) {
-		w.unsendQueue(s) // a session that breaks keeps its queue
+		w.unsendQueue(s, a.codec) // a session that breaks keeps its queue
 	}
 	switch {
 	case a.phase == phaseSuspended:
@@ -396,6 +442,10 @@ func joinFrames(batch [][]byte) []byte {
 func (w *writeSide) failInFlight(s *connShared, codec wire.Codec, st *stats, written int) {
 	all := joinFrames(w.inFlight)
 	written = min(written, len(all))
+	if w.big != nil && w.big.flight {
+		w.failPiece(s, codec, st, all, written)
+		return
+	}
 	cut, tokens := codec.WholeFrames(all[:written])
 	st.wrote(written, tokens)
 	w.maybeSent = append(w.maybeSent, all[cut:]...)
@@ -403,20 +453,37 @@ func (w *writeSide) failInFlight(s *connShared, codec wire.Codec, st *stats, wri
 	w.writing, w.inFlight, w.inFlightSize = false, nil, 0
 }
 
-// unsendQueue moves what waits in the outbox to the unsent frames.
-func (w *writeSide) unsendQueue(s *connShared) {
+// unsendQueue moves what waits in the outbox to the unsent frames. A token
+// going out in pieces is settled whole (dropBig), unless a piece of it is
+// with the writer: then once the writer's batch is.
+func (w *writeSide) unsendQueue(s *connShared, codec wire.Codec) {
+	w.unqueue(s)
+	if w.big != nil && !w.big.flight {
+		w.dropBig(s, codec)
+	}
+}
+
+// unqueue moves the frames in the outbox to the unsent ones, but a piece
+// waiting there: its frame is settled whole (dropBig).
+func (w *writeSide) unqueue(s *connShared) {
 	if w.queue.Empty() {
 		return
 	}
 	s.queued.Add(-int64(w.queue.Size()))
-	w.unsent = append(w.unsent, w.queue.Flatten()...)
+	q := w.queue.Flatten()
+	if p := w.big; p != nil && p.queued {
+		q = q[:p.queuedAt] // the piece is the last segment
+		p.queued = false
+	}
+	w.unsent = append(w.unsent, q...)
 }
 
 // takeDropped returns the frames that were maybe sent and those never sent,
 // and empties both. Their bytes left the queue count when they became
 // maybe sent or unsent: the count is only ever added to and subtracted
 // from, never stored, since a handle may add to it at any time.
-func (w *writeSide) takeDropped(_ *connShared) (maybe, unsent []byte) {
+func (w *writeSide) takeDropped(s *connShared, codec wire.Codec) (maybe, unsent []byte) {
+	w.dropBig(s, codec) // the writer has ended: nothing of it is with the writer
 	maybe, unsent = w.maybeSent, w.unsent
 	w.maybeSent, w.unsent = nil, nil
 	return maybe, unsent

@@ -136,7 +136,10 @@ func (c *Connection) ReadPaused() bool { return c.shared.paused.Load() }
 // meanwhile); a producer that is not driven by reads waits with WaitDrain or
 // the drain event. A token Send took is written, or reported dropped. A
 // single token is always taken by an empty queue, whatever its size. Send
-// copies token: the caller may reuse it at once.
+// copies token: the caller may reuse it at once. On token/1 a token of 256
+// KiB or more is copied as it is and escaped by the connection's actor, a
+// piece at a time, each piece written while the next is escaped: Send
+// returns sooner, and the escaped frame never exists whole.
 func (c *Connection) Send(token []byte) bool {
 	if c.shared.gate.isClosed() {
 		return false
@@ -144,6 +147,10 @@ func (c *Connection) Send(token []byte) bool {
 	codec := c.codec()
 	if codec == nil {
 		return c.postEarly([]wire.Frame{{Kind: wire.KindToken, Token: token}})
+	}
+	if sendsInPieces(codec, len(token)) {
+		// Escaped by the actor a piece at a time (conn_pieces.go).
+		return c.post(&sendBatch{raw: append(framepool.Get(len(token)), token...), rawPooled: true, tokens: 1})
 	}
 	return c.post(&sendBatch{frames: codec.AppendToken(framepool.Get(codec.FrameSizeHint(len(token))), token), tokens: 1})
 }
@@ -239,7 +246,7 @@ const msgOverhead = 64
 func (c *Connection) post(batch *sendBatch) bool {
 	s := c.shared
 	if !s.gate.enter() {
-		framepool.Put(batch.frames)
+		batch.release()
 		return false
 	}
 	taken := s.claim(int64(batch.size() + msgOverhead))
@@ -250,7 +257,7 @@ func (c *Connection) post(batch *sendBatch) bool {
 	s.gate.leave()
 	switch {
 	case !taken:
-		framepool.Put(batch.frames)
+		batch.release()
 		c.root.Send(c.PID(), overCap{})
 	case first:
 		c.root.Send(c.PID(), sendsWaiting{})
@@ -259,13 +266,18 @@ func (c *Connection) post(batch *sendBatch) bool {
 }
 
 // sendBatch is the frames of one Send, SendBatch or RemoteClose, waiting on
-// the sends stack for the actor: encoded, or (early) not yet. It is kept
-// small: one is allocated per Send.
+// the sends stack for the actor: encoded, or (early) not yet, or a large
+// token that the actor encodes in pieces (raw). It is kept small: one is
+// allocated per Send.
 type sendBatch struct {
 	frames []byte
 	tokens int          // how many of the frames are tokens (a remoteClose is not)
 	early  *earlyFrames // frames to encode once the protocol is known, or nil
-	next   *sendBatch
+	// raw is a token to encode in pieces, or nil; rawPooled: a frame pool
+	// buffer (Send's copy).
+	raw       []byte
+	rawPooled bool
+	next      *sendBatch
 }
 
 // earlyFrames are frames sent before the protocol was known.
@@ -276,10 +288,22 @@ type earlyFrames struct {
 
 // size is what the batch counts for in the queue.
 func (b *sendBatch) size() int {
-	if b.early != nil {
+	switch {
+	case b.raw != nil:
+		return rawSize(b.raw)
+	case b.early != nil:
 		return b.early.size
 	}
 	return len(b.frames)
+}
+
+// release gives the batch's buffers back to the frame pool: it was not
+// taken.
+func (b *sendBatch) release() {
+	framepool.Put(b.frames)
+	if b.rawPooled {
+		framepool.Put(b.raw)
+	}
 }
 
 // push puts b on the sends stack and reports whether the stack was empty.

@@ -103,6 +103,11 @@
 // a client's session goes from one connection actor to the next through the
 // client actor (session.go).
 //
+// On token/1 a large token is escaped and written in pieces
+// (conn_pieces.go): the actor escapes the next piece while the write pump
+// writes the last, and the frames sent after it wait until its last piece
+// is written, so that nothing comes between its pieces.
+//
 // A token takes two hops to the user: connection actor, then its owner. The
 // server's listener is a listener actor (listener.go), under a supervisor
 // when ServerOptions.ListenRetry is set; a client's connection actor dials

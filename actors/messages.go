@@ -38,6 +38,15 @@ type (
 	writeEnded   struct{ err error }
 	// writeShut: our side is shut (close_notify, or FIN), or failed to be.
 	writeShut struct{ err error }
+	// pieceReady: the next piece of a token going out in pieces
+	// (conn_pieces.go), escaped on a goroutine: part bytes of the token of
+	// of, the last piece or not.
+	pieceReady struct {
+		piece []byte
+		part  int
+		last  bool
+		of    *pieced
+	}
 )
 
 // From handles and owners to the connection actor.

@@ -1,6 +1,10 @@
 package actors
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/tokenserver/tokenserver/wire"
+)
 
 // The queue count (connShared.queued) is a counter: handles add what Send
 // takes, the actor subtracts what leaves. The end of a connection hands
@@ -18,7 +22,7 @@ func TestEndAccountingKeepsConcurrentAdds(t *testing.T) {
 			s.queued.Add(100)
 			close(added)
 		}()
-		w.takeDropped(s)
+		w.takeDropped(s, wire.Token1)
 		<-added
 		if got := s.queued.Load(); got != base+100 {
 			t.Fatalf("try %d: the count is %d after an add of 100 to %d", try, got, base)
