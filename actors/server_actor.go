@@ -120,7 +120,7 @@ func (a *serverActor) Receive(ctx actor.Context) {
 	case connSuspended:
 		a.onConnSuspended(ctx, m.c)
 	case connResumed:
-		a.onConnResumed(m.c)
+		a.onConnResumed(ctx, m.c)
 	case sessionWaitOver:
 		a.onSessionWaitOver(ctx, m)
 	case memoryAsk:
@@ -151,7 +151,7 @@ func (a *serverActor) onConnDown(ctx actor.Context, m connDown) {
 		// One that handed its socket over is the session's business now:
 		// its end may come before the session's connResumed, and must not
 		// mark the resuming session as waiting again.
-		a.greetingGone(m.c)
+		a.greetingGone(ctx, m.c)
 	}
 	a.sessionDown(ctx, m.c)
 	if a.budget != nil {

@@ -74,14 +74,19 @@ func (a *serverActor) onSessionHello(ctx actor.Context, m sessionHello) {
 	default:
 		// Its actor still has a socket, which its client has left (a NAT
 		// or a proxy dropped it without a word): it drops it, and the new
-		// one goes to it once it waits (connSuspended).
+		// one goes to it once it waits (connSuspended). Or its actor is
+		// about to get the socket of another new connection (handingTo):
+		// it drops that one once it has it (connResumed), or, should that
+		// connection die first, it gets this one (greetingGone).
 		if s.waiting != nil {
 			delete(a.sessions.greeters, s.waiting.c)
 			ctx.Send(s.waiting.c.PID(), sessionDecision{refuse: "superseded by a newer connection"})
 		}
 		s.waiting = &m
 		a.sessions.greeters[m.c] = m.hello.Session
-		ctx.Send(s.c.PID(), supersede{})
+		if s.handingTo == nil {
+			ctx.Send(s.c.PID(), supersede{})
+		}
 	}
 }
 
@@ -95,17 +100,22 @@ func (a *serverActor) resumeSession(ctx actor.Context, s *sessionEntry, m sessio
 	ctx.Send(m.c.PID(), sessionDecision{to: s.c.PID()})
 }
 
-// onConnResumed: a session's actor took its new socket.
-func (a *serverActor) onConnResumed(c *Connection) {
+// onConnResumed: a session's actor took its new socket. A newer
+// connection that came meanwhile supersedes it.
+func (a *serverActor) onConnResumed(ctx actor.Context, c *Connection) {
 	if s := a.sessions.of(c); s != nil && s.handingTo != nil {
 		delete(a.sessions.greeters, s.handingTo)
 		s.handingTo = nil
+		if s.waiting != nil {
+			ctx.Send(s.c.PID(), supersede{})
+		}
 	}
 }
 
 // greetingGone: a new connection ended in its greeting (c never opened):
-// a session that waited for it, or was to get its socket, waits on.
-func (a *serverActor) greetingGone(c *Connection) {
+// a session that waited for it, or was to get its socket, waits on, or
+// gets the socket of a newer connection that waited meanwhile.
+func (a *serverActor) greetingGone(ctx actor.Context, c *Connection) {
 	id, ok := a.sessions.greeters[c]
 	if !ok {
 		return
@@ -116,6 +126,9 @@ func (a *serverActor) greetingGone(c *Connection) {
 	case s == nil:
 	case s.waiting != nil && s.waiting.c == c:
 		s.waiting = nil
+	case s.handingTo == c && s.waiting != nil:
+		s.handingTo = nil
+		a.resumeSession(ctx, s, *s.waiting)
 	case s.handingTo == c:
 		s.handingTo = nil
 		a.setSuspended(s, true)
