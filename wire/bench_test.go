@@ -17,14 +17,24 @@ var benchSizes = []struct {
 }
 
 // benchToken returns a token of n bytes: "text" has no special bytes,
-// "binary" is uniformly random (about one byte in 128 needs escaping).
+// "binary" is uniformly random (about one byte in 128 needs escaping);
+// "lines" is text with one byte in 16 a newline or a backslash, and
+// "dense" one byte in two.
 func benchToken(kind string, n int) []byte {
 	r := rand.New(rand.NewPCG(uint64(n), 42))
 	tok := make([]byte, n)
 	for i := range tok {
-		if kind == "text" {
+		switch kind {
+		case "text":
 			tok[i] = " abcdefghijklmnopqrstuvwxyz.,ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"[r.IntN(65)]
-		} else {
+		case "lines":
+			tok[i] = " abcdefghijklmnopqrstuvwxyz.,ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"[r.IntN(65)]
+			if r.IntN(16) == 0 {
+				tok[i] = "\n\\"[r.IntN(2)]
+			}
+		case "dense":
+			tok[i] = "ab\n\\"[r.IntN(4)]
+		default:
 			tok[i] = byte(r.Uint32())
 		}
 	}
@@ -34,7 +44,7 @@ func benchToken(kind string, n int) []byte {
 // BenchmarkEncode measures AppendToken into a reused buffer. Throughput is
 // counted in token (unescaped) bytes.
 func BenchmarkEncode(b *testing.B) {
-	for _, kind := range []string{"text", "binary"} {
+	for _, kind := range []string{"text", "binary", "lines", "dense"} {
 		for _, size := range benchSizes {
 			b.Run(fmt.Sprintf("%s/%s", kind, size.name), func(b *testing.B) {
 				tok := benchToken(kind, size.n)
@@ -53,7 +63,7 @@ func BenchmarkEncode(b *testing.B) {
 // call, with a reused decoder and frame slice. Throughput is counted in token
 // (unescaped) bytes.
 func BenchmarkDecode(b *testing.B) {
-	for _, kind := range []string{"text", "binary"} {
+	for _, kind := range []string{"text", "binary", "lines", "dense"} {
 		for _, size := range benchSizes {
 			b.Run(fmt.Sprintf("%s/%s", kind, size.name), func(b *testing.B) {
 				tok := benchToken(kind, size.n)

@@ -231,7 +231,9 @@ func (d *Decoder) tooLarge(offset int64) error {
 // newlines that starts at stream offset off, to out and returns it. It
 // completes a backslash left pending by an earlier piece and leaves d.pending
 // set when src ends in an unpaired backslash. Clean runs are found with
-// bytes.IndexByte and copied in bulk.
+// bytes.IndexByte and copied in bulk, unless src starts dense (at least one
+// escape in denseDecode bytes of its first denseProbe): then it is decoded
+// byte by byte.
 //
 // The frame in progress may never hold more than d.limit bytes, counting a
 // pending backslash as one: going over is a [*TokenTooLargeError] at the
@@ -252,6 +254,15 @@ func (d *Decoder) unescape(out, src []byte, off int64, grow bool) ([]byte, error
 		}
 		out = append(out, c)
 		i = 1
+	}
+	if rest := src[i:]; len(rest) >= denseProbe && len(out)+len(rest) <= d.limit &&
+		bytes.Count(rest[:denseProbe], escapeSep)*denseDecode >= denseProbe {
+		// Dense: a search per escape would cost more than a byte loop. The
+		// limit cannot be passed: unescaping never grows the bytes.
+		if grow {
+			out = d.ensure(out, len(rest))
+		}
+		return d.unescapeDense(out, rest, off+int64(i))
 	}
 	for i < len(src) {
 		j := bytes.IndexByte(src[i:], escapeChar)
@@ -295,6 +306,18 @@ func (d *Decoder) unescape(out, src []byte, off int64, grow bool) ([]byte, error
 // vectorised searches outweighs what they save.
 const shortFrame = 32
 
+// denseProbe is how many bytes of a piece of a frame body [Decoder.unescape]
+// looks at to tell a dense one, with at least one escape in denseDecode
+// bytes, which it decodes with unescapeDense. That loop costs about 1.5 ns
+// a byte, a search and a copy about 14 ns an escape: with an escape every
+// few bytes the loop is five times faster (BenchmarkDecode/dense), with one
+// in 16 the searches are faster (BenchmarkDecode/lines), and the crossing
+// is near one in 9. A probe of 64 bytes took a piece of the lines for dense.
+const (
+	denseProbe  = 256
+	denseDecode = 6
+)
+
 // unescapeShort is [Decoder.unescape] for a short piece of a frame body that
 // starts a frame, with no pending backslash on entry and no limit checks: the
 // caller guarantees that the whole body fits the limit, and neither the
@@ -319,6 +342,55 @@ func (d *Decoder) unescapeShort(out, src []byte, off int64) ([]byte, error) {
 		i++
 	}
 	return out, nil
+}
+
+// unescapeDense is [Decoder.unescape] for a dense piece of a frame body,
+// with no pending backslash on entry and no limit checks: the caller
+// guarantees that out and src together fit the limit, and neither the
+// decoded bytes nor a trailing pending backslash can outgrow src. out must
+// have room for the result.
+//
+// Its loop has no branch on the bytes but the one for an invalid escape,
+// never taken on valid input (with escapes every few bytes, a branch on
+// them is mispredicted every few bytes): tables give each byte's output and
+// whether it starts an escape. In place (src is out's room) each byte is
+// written at or before where it is read.
+func (d *Decoder) unescapeDense(out, src []byte, off int64) ([]byte, error) {
+	n := len(out)
+	dst := out[n : n+len(src)] // room for src unescaped, which is no longer
+	w, esc := 0, 0
+	for i, c := range src {
+		if badEscape[esc][c] != 0 {
+			return out[:n+w], &InvalidEscapeError{Offset: off + int64(i), Byte: c}
+		}
+		dst[w] = unescapeTable[esc][c] // written over unless w moves on
+		starts := int(startsEscape[c]) &^ esc
+		w += 1 - starts
+		esc = starts
+	}
+	d.pending = esc == 1
+	return out[:n+w], nil
+}
+
+// The tables of unescapeDense, by whether the byte before started an escape
+// (1) or not (0): what a byte is written as (a backslash that starts an
+// escape is written as itself, then over), whether it ends an invalid
+// escape, and whether a byte starts an escape when the one before did not.
+var (
+	unescapeTable, badEscape [2][256]byte
+	startsEscape             [256]byte
+)
+
+func init() {
+	for c := range 256 {
+		unescapeTable[0][c] = byte(c)
+		u, ok := unescapeByte(byte(c))
+		unescapeTable[1][c] = u
+		if !ok {
+			badEscape[1][c] = 1
+		}
+	}
+	startsEscape[escapeChar] = 1
 }
 
 // unescapeByte returns the byte that the escape pair backslash+c stands for.

@@ -450,3 +450,36 @@ func TestChunkKept(t *testing.T) {
 		})
 	}
 }
+
+// Dense bodies (an escape every few bytes, decoded byte by byte) decode as
+// the reference decoder does, whatever the chunking, in place or not, with
+// limits around the tokens' sizes: the same frames, the same error at the
+// same offset.
+func TestDecodeDenseMatchesReference(t *testing.T) {
+	r := rand.New(rand.NewPCG(21, 22))
+	for iter := range 300 {
+		var stream []byte
+		for range 1 + r.IntN(4) {
+			tok := make([]byte, 1+r.IntN(3000))
+			for i := range tok {
+				tok[i] = "ab\n\\"[r.IntN(4)]
+			}
+			stream = AppendToken(stream, tok)
+		}
+		switch iter % 5 {
+		case 1: // an invalid escape inside a dense body
+			stream[r.IntN(len(stream)-1)] = '\\'
+			stream = append(stream[:len(stream)-1], 'x', '\n')
+		case 2: // a frame cut short, ending in a backslash
+			stream = append(stream, bytes.Repeat([]byte("\\n"), 40)...)
+			stream = append(stream, '\\')
+		}
+		limit := 1 + r.IntN(3000)
+		want, wantErr := refDecode(stream, limit)
+		for _, inPlace := range []bool{false, true} {
+			got, err := decodeChunksMode(t, stream, limit, randomCuts(r, len(stream)), inPlace, false)
+			check.Equal(t, wantErr, err, "iteration %d, limit %d, in place %v", iter, limit, inPlace)
+			requireFramesEqual(t, want, got)
+		}
+	}
+}

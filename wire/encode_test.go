@@ -22,6 +22,8 @@ func TestAppendTokenMatchesReference(t *testing.T) {
 		check.Equal(t, len(want), EncodedLen(tok))
 		check.Equal(t, want, escapeWith(tok, false))
 		check.Equal(t, want, escapeWith(tok, true))
+		short := make([]byte, len(want))
+		check.Equal(t, want[:len(want)-1], short[:escapeShort(short, tok)])
 	}
 }
 

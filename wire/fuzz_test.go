@@ -19,6 +19,10 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte("\\"), uint16(1), uint64(5))
 	f.Add([]byte("0123456789\\n\n"), uint16(10), uint64(6))
 	f.Add([]byte("0123456789\\n\n"), uint16(11), uint64(7))
+	dense := bytes.Repeat([]byte("a\\nb\\\\"), 60) // decoded by unescapeDense (denseProbe)
+	f.Add(append(append([]byte{}, dense...), '\n'), uint16(60), uint64(8))
+	f.Add(append(append([]byte{}, dense...), "\\x\n"...), uint16(4095), uint64(9))
+	f.Add(append(append([]byte{}, dense...), '\\'), uint16(4095), uint64(10))
 	f.Fuzz(func(t *testing.T, data []byte, limit16 uint16, seed uint64) {
 		limit := int(limit16%4096) + 1
 		r := rand.New(rand.NewPCG(seed, seed>>32))
