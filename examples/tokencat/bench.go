@@ -20,6 +20,7 @@ type benchOptions struct {
 	baseline bool
 	mode     string
 	size     int
+	escapes  int
 	count    int64
 	conns    int
 	duration time.Duration
@@ -36,8 +37,9 @@ func newBenchCommand(e *env) *cobra.Command {
 		Use:   "bench (--addr HOST:PORT --ca FILE (--cert FILE --key FILE | --pfx FILE) | --self | --baseline) [flags]",
 		Short: "measure a server's throughput and latency (or of a built-in one, or a plain TLS baseline)",
 		Long: `Load generator. Opens --conns TLS connections (with a client certificate) and
-sends tokens of --size random bytes, each with newlines and backslashes in it,
-and verifies every reply byte for byte and in order per connection: a reply
+sends tokens of --size random bytes, each with newlines and backslashes in it
+(one byte in --escapes of them, at random, to measure text that escapes
+densely), and verifies every reply byte for byte and in order per connection: a reply
 that differs, is missing, or takes longer than --timeout is an error (exit 1,
 naming the connection and the token).
 
@@ -75,6 +77,7 @@ are both terminals, and not with --json.`,
 	f.BoolVar(&o.baseline, "baseline", false, "measure a plain crypto/tls echo loop (no actors), started in this process")
 	f.StringVar(&o.mode, "mode", modeRoundtrip, "`MODE`: roundtrip or pipeline")
 	f.IntVar(&o.size, "size", 64, "payload size of each token in `BYTES`")
+	f.IntVar(&o.escapes, "escapes", 0, "make one payload byte in `N` a newline or a backslash, at random (0: random bytes, about one in 128)")
 	f.Int64Var(&o.count, "count", 0, "stop after `N` tokens in total (0: no limit)")
 	f.IntVar(&o.conns, "conns", 1, "number of connections `N`")
 	f.DurationVar(&o.duration, "duration", 0, "stop after `D` (0: no limit, or 10s when --count is not given either)")
@@ -122,6 +125,8 @@ func runBenchCommand(e *env, f *pflag.FlagSet, o *benchOptions) error {
 		return usageErrorf("--mode %q: want roundtrip or pipeline", o.mode)
 	case o.size < 0:
 		return usageErrorf("--size must not be negative")
+	case o.escapes < 0:
+		return usageErrorf("--escapes must not be negative")
 	case o.count < 0:
 		return usageErrorf("--count must not be negative")
 	case o.conns <= 0:
@@ -135,7 +140,7 @@ func runBenchCommand(e *env, f *pflag.FlagSet, o *benchOptions) error {
 	}
 
 	cfg := benchConfig{
-		addr: o.addr, mode: o.mode, size: o.size, count: o.count, conns: o.conns,
+		addr: o.addr, mode: o.mode, size: o.size, escapes: o.escapes, count: o.count, conns: o.conns,
 		duration: o.duration, window: o.window, timeout: o.timeout, protocols: o.protocol.protocols,
 	}
 	if showProgress(e, o.asJSON) {

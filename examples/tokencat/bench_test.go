@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -331,4 +332,32 @@ func TestHistogramPercentiles(t *testing.T) {
 	if empty.percentile(0.5) != 0 {
 		t.Error("empty histogram")
 	}
+}
+
+// --escapes makes payloads that escape densely: the load generator makes
+// one byte in N a newline or a backslash, and a server echoes them intact
+// (bench verifies each reply) in token/1 and token/2. A negative N is a
+// usage error.
+func TestBenchEscapes(t *testing.T) {
+	t.Parallel()
+	b := &bench{cfg: benchConfig{size: 1 << 16, escapes: 3}, prefix: 8}
+	b.makePayloads()
+	for k, p := range b.payloads {
+		specials := bytes.Count(p, []byte{'\n'}) + bytes.Count(p, []byte{'\\'})
+		if specials < len(p)/4 || specials > len(p)/2 {
+			t.Errorf("payload %d: %d newlines and backslashes in %d bytes, want about a third", k, specials, len(p))
+		}
+	}
+	for _, proto := range []string{"token/1", "token/2"} {
+		r := mustRun(t, 0, 2*time.Minute, "", "bench", "--self", "--mode", "pipeline", "--protocol", proto,
+			"--escapes", "3", "--size", "3000", "--count", "200", "--json")
+		var res benchJSON
+		if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
+			t.Fatalf("%s: bad JSON %q: %v", proto, r.stdout, err)
+		}
+		if res.Tokens != 200 || res.StoppedBy != "count" || res.Protocol != proto {
+			t.Errorf("%s: %+v", proto, res)
+		}
+	}
+	mustRun(t, exitUsage, time.Minute, "", "bench", "--self", "--escapes", "-1")
 }

@@ -42,6 +42,7 @@ type benchConfig struct {
 	target   string      // description for the report
 	mode     string      // modeRoundtrip or modePipeline
 	size     int         // payload bytes per token
+	escapes  int         // one payload byte in escapes is a newline or a backslash (0: random bytes)
 	count    int64       // total tokens across connections; 0: no limit
 	conns    int         // connections
 	duration time.Duration
@@ -250,7 +251,7 @@ func (b *bench) now() int64 { return int64(time.Since(b.start)) }
 
 // makePayloads makes the random payload bodies. Each contains at least one
 // newline and one backslash (when the size allows), so that every token
-// exercises escaping.
+// exercises escaping; with escapes, one byte in escapes is one of them.
 func (b *bench) makePayloads() {
 	rng := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	size := b.cfg.size
@@ -258,6 +259,9 @@ func (b *bench) makePayloads() {
 		p := make([]byte, size)
 		for i := range p {
 			p[i] = byte(rng.Uint32())
+			if b.cfg.escapes > 0 && rng.IntN(b.cfg.escapes) == 0 {
+				p[i] = "\n\\"[rng.IntN(2)]
+			}
 		}
 		body := p[b.prefix:]
 		switch {
