@@ -44,10 +44,10 @@ type pieced struct {
 	// encoding: the next piece is being escaped on a goroutine.
 	encoding bool
 
-	// A piece waits in the outbox: at queuedAt, queuedLen bytes long.
-	queued              bool
-	queuedAt, queuedLen int
-	queuedLast          bool
+	// A piece waits in the outbox, at queuedAt.
+	queued     bool
+	queuedAt   int
+	queuedLast bool
 
 	// A piece is with the writer: at flightAt in its batch.
 	flight     bool
@@ -136,7 +136,7 @@ func (a *connActor) addPiece(ctx actor.Context, r pieceReady) {
 	a.h.shared.queued.Add(int64(len(piece) - counted))
 	p.done += r.part
 	if w.writing {
-		p.queued, p.queuedAt, p.queuedLen, p.queuedLast = true, w.queue.Size(), len(piece), last
+		p.queued, p.queuedAt, p.queuedLast = true, w.queue.Size(), last
 		w.queue.Push(piece, tokens)
 		return
 	}
@@ -230,6 +230,12 @@ func (w *writeSide) dropBig(s *connShared, codec wire.Codec) {
 		w.unsent = codec.AppendToken(w.unsent, p.token)
 	}
 	p.release()
+	w.unsendHeld(s, codec)
+}
+
+// unsendHeld moves what waited for a token going out in pieces to the
+// unsent frames.
+func (w *writeSide) unsendHeld(s *connShared, codec wire.Codec) {
 	for _, b := range w.held {
 		s.queued.Add(-int64(b.size()))
 		w.unsent = b.appendEncoded(w.unsent, codec)
@@ -249,6 +255,7 @@ func (w *writeSide) failPiece(s *connShared, codec wire.Codec, st *stats, all []
 		st.wrote(written, tokens)
 		w.big = nil
 		p.release()
+		w.unsendHeld(s, codec)
 	} else {
 		before := all[:p.flightAt]
 		cut, tokens := codec.WholeFrames(before[:min(written, len(before))])

@@ -222,3 +222,29 @@ func TestPiecesDroppedWhole(t *testing.T) {
 		})
 	}
 }
+
+// The write that holds a token's last piece fails: if it wrote the piece in
+// full, the token was sent (neither maybe sent nor unsent); if not, the
+// whole token is maybe sent. Either way what waited for it is unsent, and
+// the queue count is empty.
+func TestFailedWriteOfTheLastPiece(t *testing.T) {
+	token := bytes.Repeat([]byte("a\n"), 10)
+	last := wire.AppendTokenPiece(nil, token[10:], true)
+	for _, written := range []int{len(last), len(last) - 1} {
+		s := &connShared{}
+		w := newWriteSide(Limits{HighWaterMark: 1 << 20, LowWaterMark: 1 << 19})
+		w.big = &pieced{token: token, done: len(token), begun: true, flight: true, flightLast: true}
+		w.held = []*sendBatch{{frames: []byte("h\n"), tokens: 1}}
+		w.writing, w.inFlight, w.inFlightSize = true, [][]byte{last}, len(last)
+		s.queued.Add(int64(len(last) + 2))
+		w.failInFlight(s, wire.Token1, nil, written)
+		wantMaybe := ""
+		if written < len(last) {
+			wantMaybe = string(wire.AppendToken(nil, token))
+		}
+		if string(w.maybeSent) != wantMaybe || string(w.unsent) != "h\n" || w.big != nil || w.held != nil || s.queued.Load() != 0 {
+			t.Errorf("written %d of %d: maybe sent %q, unsent %q, big %v, held %d, queued %d; want maybe sent %q, unsent %q, nothing left",
+				written, len(last), w.maybeSent, w.unsent, w.big != nil, len(w.held), s.queued.Load(), wantMaybe, "h\n")
+		}
+	}
+}
