@@ -115,6 +115,21 @@ func (l *ledger) check(t *testing.T, accepted int, exact bool) {
 	}
 }
 
+// connection is a standalone connection over conn whose dropped tokens go
+// to l, and the channel its close event goes to.
+func (l *ledger) connection(t *testing.T, conn net.Conn) (*Connection, chan bool) {
+	t.Helper()
+	closes := make(chan bool, 1)
+	c, err := NewConnection(conn, ConnectionOptions{
+		OnDropped: l.drop,
+		OnClose:   func(had bool) { put(t, closes, had) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, closes
+}
+
 // sendAll sends tokens 0..acctTokens-1 until send refuses one, and returns
 // how many it took. A refusal is allowed only once dead says so.
 func sendAll(t *testing.T, send func([]byte) bool, dead func() bool) int {
@@ -157,14 +172,7 @@ func TestConnectionAccountingPeerClosesMidway(t *testing.T) {
 		t.Run(strconv.Itoa(limit), func(t *testing.T) {
 			a, b := net.Pipe()
 			var l ledger
-			closes := make(chan bool, 1)
-			c, err := NewConnection(a, ConnectionOptions{
-				OnDropped: l.drop,
-				OnClose:   func(had bool) { put(t, closes, had) },
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
+			c, closes := l.connection(t, a)
 			peerDone := make(chan struct{})
 			go func() { defer close(peerDone); readThenClose(b, limit, &l) }()
 			accepted := sendAll(t, c.Send, c.IsDead)

@@ -135,14 +135,7 @@ func TestPiecesAccountingPeerClosesMidway(t *testing.T) {
 		t.Run(strconv.Itoa(limit), func(t *testing.T) {
 			a, b := net.Pipe()
 			l := ledger{sizeOf: pieceSize}
-			closes := make(chan bool, 1)
-			c, err := NewConnection(a, ConnectionOptions{
-				OnDropped: l.drop,
-				OnClose:   func(had bool) { put(t, closes, had) },
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
+			c, closes := l.connection(t, a)
 			peerDone := make(chan struct{})
 			go func() { defer close(peerDone); readThenClose(b, limit, &l) }()
 			accepted := 0
@@ -180,14 +173,7 @@ func TestPiecesDroppedWhole(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			a, b := net.Pipe()
 			l := ledger{sizeOf: func(n uint64) int { return len(tc.send[n]) }}
-			closes := make(chan bool, 1)
-			c, err := NewConnection(a, ConnectionOptions{
-				OnDropped: l.drop,
-				OnClose:   func(had bool) { put(t, closes, had) },
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
+			c, closes := l.connection(t, a)
 			for i, tok := range tc.send {
 				if !c.Send(tok) {
 					t.Fatalf("Send refused token %d", i)
