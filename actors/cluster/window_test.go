@@ -63,11 +63,16 @@ func TestFrontWindowBoundsBatchesInFlight(t *testing.T) {
 	// only Window holds them.
 	front := startTestFrontWith(t, system, grain, certs, FrontOptions{MaxBatch: 1, Window: window, GrainWindow: tokens})
 
-	// token/1: no session, so every batch carries tokens.
+	// token/1: no session, so every batch carries tokens. One SendBatch,
+	// so that the tokens arrive in one read: the front reads at most
+	// ReadWindow chunks while it holds tokens, and 16 Sends could come in
+	// more (one run in ten or twenty under -race did).
 	cl := connectFrontClient(t, certs, front, []string{wire.ProtocolToken1}, nil)
-	for i := range tokens {
-		require.True(t, cl.Send([]byte(fmt.Sprint("t", i))))
+	toks := make([][]byte, tokens)
+	for i := range toks {
+		toks[i] = []byte(fmt.Sprint("t", i))
 	}
+	require.True(t, cl.Connection().SendBatch(toks))
 	require.Eventually(t, func() bool { return front.srv.Stats().TokensReceived == tokens }, deadline, time.Millisecond,
 		"the front read every token")
 	next := func(i int) {
