@@ -277,14 +277,7 @@ func (b *sendBatch) appendEncoded(dst []byte, codec wire.Codec) []byte {
 		}
 		return dst
 	case b.early != nil:
-		for _, f := range b.early.frames {
-			if f.Kind == wire.KindToken {
-				dst = codec.AppendToken(dst, f.Token)
-				continue
-			}
-			dst, _ = codec.AppendControl(dst, f)
-		}
-		return dst
+		return appendFrames(dst, codec, b.early.frames)
 	}
 	dst = append(dst, b.frames...)
 	framepool.Put(b.frames)

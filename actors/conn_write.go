@@ -84,15 +84,17 @@ func (a *connActor) sendFromMessage(ctx actor.Context, token []byte) {
 		}
 		return
 	}
-	if sendsInPieces(a.codec, len(token)) && (a.phase == phaseOpen || a.phase == phaseSuspended) && !s.gate.isClosed() {
+	open := (a.phase == phaseOpen || a.phase == phaseSuspended) && !s.gate.isClosed()
+	if open && sendsInPieces(a.codec, len(token)) {
 		if s.reserve(int64(rawSize(token))) {
 			a.enqueueRaw(ctx, token, false)
 			return
 		}
 		a.die(ctx, errQueueFull(s.max))
+		open = false
 	}
 	frame := a.codec.AppendToken(nil, token)
-	if (a.phase == phaseOpen || a.phase == phaseSuspended) && !s.gate.isClosed() {
+	if open {
 		if s.reserve(int64(len(frame))) {
 			a.enqueue(ctx, frame, 1)
 			return
@@ -142,15 +144,19 @@ func (a *connActor) takeBatch(ctx actor.Context, b *sendBatch) {
 
 // encode encodes frames with the connection's protocol.
 func (a *connActor) encode(frames []wire.Frame) []byte {
-	var out []byte
+	return appendFrames(nil, a.codec, frames)
+}
+
+// appendFrames appends frames, encoded with codec, to dst.
+func appendFrames(dst []byte, codec wire.Codec, frames []wire.Frame) []byte {
 	for _, f := range frames {
 		if f.Kind == wire.KindToken {
-			out = a.codec.AppendToken(out, f.Token)
+			dst = codec.AppendToken(dst, f.Token)
 			continue
 		}
-		out, _ = a.codec.AppendControl(out, f) // remoteClose: every protocol has it
+		dst, _ = codec.AppendControl(dst, f) // remoteClose: every protocol has it
 	}
-	return out
+	return dst
 }
 
 // enqueue takes one frame (or a batch of frames, tokens of them tokens)
