@@ -97,6 +97,7 @@ func (a *connActor) enqueueRaw(ctx actor.Context, token []byte, pooled bool) {
 	switch {
 	case w.big != nil:
 		w.held = append(w.held, &sendBatch{raw: token, rawPooled: pooled, tokens: 1})
+		a.checkFlow(ctx)
 		return
 	case a.phase == phaseSuspended || a.phase >= phaseClosing || w.writerClosed:
 		frame := a.codec.AppendToken(framepool.Get(a.codec.FrameSizeHint(len(token))), token)

@@ -164,8 +164,11 @@ func appendFrames(dst []byte, codec wire.Codec, frames []wire.Frame) []byte {
 func (a *connActor) enqueue(ctx actor.Context, frame []byte, tokens int) {
 	w := &a.out
 	if w.big != nil {
-		// A token going out in pieces: it waits for its last piece.
+		// A token going out in pieces: it waits for its last piece,
+		// counted in the queue all the same (reading pauses past the
+		// high-water mark).
 		w.held = append(w.held, &sendBatch{frames: frame, tokens: tokens})
+		a.checkFlow(ctx)
 		return
 	}
 	if a.phase == phaseSuspended {

@@ -78,20 +78,23 @@ func slowEcho(t *testing.T, hwm, n, size, readSize int, pause time.Duration) chi
 // many times the bound, and the live heap must stay within 4 MiB of the
 // high-water mark plus the read window.
 func TestSlowReaderRawClient(t *testing.T) {
-	const n, size = 300, 64 << 10
 	for _, tc := range []struct {
-		name  string
-		hwm   int
-		slack uint64
-		pause time.Duration // before each read of 16 KiB
+		name    string
+		hwm     int
+		n, size int
+		slack   uint64
+		pause   time.Duration // before each read of 16 KiB
 	}{
 		// At most 8 MB/s read back: the 19.7 MB of echoes outrun the
 		// socket buffers (a few MiB) and the 8 MiB high-water mark.
-		{"default limits", 0, 16 << 20, 2 * time.Millisecond},
-		{"HighWaterMark 1 MiB", 1 << 20, 4 << 20, time.Millisecond},
+		{"default limits", 0, 300, 64 << 10, 16 << 20, 2 * time.Millisecond},
+		{"HighWaterMark 1 MiB", 1 << 20, 300, 64 << 10, 4 << 20, time.Millisecond},
+		// Echoes of 512 KiB go out in pieces (actors/conn_pieces.go).
+		{"tokens in pieces", 0, 40, 512 << 10, 16 << 20, 2 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := slowEcho(t, tc.hwm, n, size, 16<<10, tc.pause)
+			size := tc.size
+			r := slowEcho(t, tc.hwm, tc.n, size, 16<<10, tc.pause)
 			window := r.ReadWindow * r.ReadBufferSize
 			if !r.Paused {
 				t.Errorf("the server never stopped reading: the test did not push it past its high-water mark")
